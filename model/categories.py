@@ -1,0 +1,19 @@
+"""Category labels of firm attributes; arrays on the model hold the index into these tuples."""
+
+from __future__ import annotations
+
+START_YEAR = 2015  # EMP 2015 survey state (facts.md, sources)
+
+INDUSTRIES = ("food", "paper", "chemicals", "metal", "electronics", "machinery", "other")
+SIZE_CLASSES = ("20-49", "50-99", "100-249", "250-499")
+BATCH_TYPES = ("single", "small_medium", "large")
+COMPLEXITIES = ("simple", "medium", "complex")
+POSITIONS = ("final", "system", "parts", "job_shop")
+MARKET_POSITIONS = ("leader", "few_competitors", "many_competitors")
+ENGAGEMENT_LEVELS = ("watching", "internal", "partners", "experts")
+DT_ITEMS = ("internet", "mobile", "sensors", "vr_ar")
+STAGES = (1, 2, 3)
+REGIONS = ("stuttgart", "nord", "muenchen", "rhein-ruhr", "germany")
+
+# Reference categories of the structural propensity models (coefficient 0).
+REFERENCE = {"industry": "metal", "size": "20-49", "batch": "small_medium", "complexity": "medium"}

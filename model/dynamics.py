@@ -1,0 +1,155 @@
+"""The annual step, vectorised over firms. One step is one year.
+
+Order within a year (all hazards read the state at the start of the year, so the update is
+synchronous and independent of any firm order):
+1. exposures: adoption shares among network partners, customers and industry peers;
+2. exit of firms (market pressure on stage-1 firms with simple products and a threatened BM);
+3. capability change of survivors: DT adoption/loss, BM adoption/loss (with its motive);
+4. competence learning and engagement drift;
+5. entry: each exit is replaced by an entrant drawn from the region's structure, taking over
+   the exiting firm's place in the value chain and its customer–supplier ties.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from mittelbau.population import FirmTable, draw_dt_items
+from mittelbau.propensities import Propensities
+
+REF_BM_SHARE = 0.46  # facts.md §2.2: Stuttgart BM share, the setting of the IHK 2016 motives
+REF_DT_SHARE = 0.58  # facts.md §2.14: Stuttgart any-DT share (reading)
+REF_TECHNIQUES = 3.0  # reference firm's digital techniques (lower bound of the modal band, §4.4)
+REF_ENGAGEMENT = 1  # reference engagement level: 'internal'
+MAX_TECHNIQUES = 10.0
+MOTIVES = ("intrinsic", "peers", "customers", "competition")  # facts.md §4.2
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What each firm sees of others at the start of the year."""
+
+    peer_bm: np.ndarray  # BM share among firms of its industry
+    peer_dt: np.ndarray
+    network_dt: np.ndarray  # DT share among its customers and suppliers
+    customer_bm: np.ndarray  # BM share among its customers
+
+
+def structural_log_hazards(state: FirmTable, props: Propensities, shift: float) -> tuple:
+    """The structural parts of the DT and BM log-hazards: the same effects that shape the
+    initial cross-section (calibration/initial_propensities.toml), relative to the reference firm."""
+    args = (state.industry, state.size, state.batch, state.complexity, state.service_strategy)
+    x_dt = props.dt.structural(*args) + props.dt.innovation * shift
+    x_bm = props.bm.structural(*args) + props.bm.innovation * shift
+    return x_dt, x_bm
+
+
+def hazard_to_probability(h: np.ndarray) -> np.ndarray:
+    """Annual event probability of a constant hazard h (per year)."""
+    return -np.expm1(-h)
+
+
+def dt_hazard(state: FirmTable, x_dt: np.ndarray, exposure: Exposure, p) -> np.ndarray:
+    """Annual DT adoption hazard (firms without DT use the result)."""
+    social = 0.5 * (exposure.network_dt + exposure.peer_dt) / REF_DT_SHARE
+    return (
+        p.dt_adoption_rate
+        * np.exp(x_dt)
+        * np.where(state.bm, p.capability_coupling, 1.0)
+        * np.where(state.financing_constraint, p.dt_finance_factor, 1.0)
+        * np.exp(p.dt_competence_effect * (state.techniques - REF_TECHNIQUES))
+        * np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
+        * ((1.0 - p.dt_social_weight) + p.dt_social_weight * social)
+    )
+
+
+def bm_channels(exposure: Exposure, pressure: float, p) -> np.ndarray:
+    """Relative BM hazard per motive channel (columns in MOTIVES order); at reference social
+    conditions and pressure 1 the columns are the motive shares of facts.md §4.2."""
+    n = len(exposure.peer_bm)
+    return np.column_stack(
+        [
+            np.full(n, p.bm_weight_intrinsic),
+            p.bm_weight_peers * exposure.peer_bm / REF_BM_SHARE,
+            p.bm_weight_customers * exposure.customer_bm / REF_BM_SHARE,
+            np.full(n, p.bm_weight_competition * pressure),
+        ]
+    )
+
+
+def bm_hazard(state: FirmTable, x_bm: np.ndarray, channels: np.ndarray, p) -> np.ndarray:
+    """Annual BM adoption hazard: no size or finance term (facts.md §2.10)."""
+    return (
+        p.bm_adoption_rate
+        * np.exp(x_bm)
+        * np.where(state.dt, p.capability_coupling, 1.0)
+        * np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
+        * channels.sum(axis=1)
+    )
+
+
+def exit_hazard(state: FirmTable, pressure: float, p, simple_code: int) -> np.ndarray:
+    exposed = (~state.bm & ~state.dt) & (state.complexity == simple_code) & state.threatened
+    return p.exit_rate * (1.0 + p.pressure_exit_factor * pressure * exposed)
+
+
+def choose_motive(channels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Which channel triggered each adoption, in proportion to the channel hazards."""
+    cum = np.cumsum(channels, axis=1)
+    u = rng.random(len(channels)) * cum[:, -1]
+    return (u[:, None] >= cum).sum(axis=1)
+
+
+@dataclass
+class YearResult:
+    exits: np.ndarray  # row indices of exiting firms
+    bm_motives: np.ndarray  # counts of BM introductions per motive (MOTIVES order)
+
+
+def change_capabilities(
+    state: FirmTable,
+    x_dt: np.ndarray,
+    x_bm: np.ndarray,
+    exposure: Exposure,
+    pressure: float,
+    survivors: np.ndarray,
+    p,
+    item_draw: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Adopt and lose BM and DT for surviving firms, in place; returns BM motive counts."""
+    n = len(state)
+    u = rng.random((4, n))
+    had_bm, had_dt = state.bm.copy(), state.dt.copy()
+
+    p_dt = hazard_to_probability(dt_hazard(state, x_dt, exposure, p))
+    channels = bm_channels(exposure, pressure, p)
+    p_bm = hazard_to_probability(bm_hazard(state, x_bm, channels, p))
+    loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0)
+
+    gain_dt = survivors & ~had_dt & (u[0] < p_dt)
+    lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(n, p.dt_loss_rate)))
+    gain_bm = survivors & ~had_bm & (u[2] < p_bm)
+    lose_bm = survivors & had_bm & (u[3] < hazard_to_probability(loss_bm))
+
+    state.dt = (had_dt | gain_dt) & ~lose_dt
+    state.bm = (had_bm | gain_bm) & ~lose_bm
+    state.dt_items[gain_dt] = draw_dt_items(np.ones(int(gain_dt.sum()), bool), item_draw, rng)
+    state.dt_items[lose_dt] = False
+    motives = choose_motive(channels[gain_bm], rng)
+    return np.bincount(motives, minlength=len(MOTIVES))
+
+
+def learn_and_engage(state: FirmTable, pressure: float, p, rng: np.random.Generator) -> None:
+    """Digital techniques grow with DT use; watching and internal-only firms move outward."""
+    state.techniques = np.where(
+        state.dt,
+        np.minimum(state.techniques + p.competence_learning, MAX_TECHNIQUES),
+        state.techniques,
+    )
+    drift = (state.engagement <= REF_ENGAGEMENT) & (
+        rng.random(len(state)) < min(1.0, p.engagement_drift_rate * pressure)
+    )
+    state.engagement = (state.engagement + drift).astype(np.int8)

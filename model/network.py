@@ -1,0 +1,67 @@
+"""The customer–supplier network within the region (imitation and demand run along it)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from mittelbau.categories import INDUSTRIES, POSITIONS
+
+# Which value-chain positions a supplier of each position sells to (assumption: goods flow
+# from job shops and parts suppliers through system suppliers to final-product makers).
+CUSTOMER_POSITIONS = {
+    "final": (),
+    "system": ("final",),
+    "parts": ("final", "system"),
+    "job_shop": ("final", "system", "parts"),
+}
+
+
+def supplier_network(
+    industry: np.ndarray,
+    position: np.ndarray,
+    customers_per_supplier: int,
+    same_industry: float,
+    rng: np.random.Generator,
+) -> sparse.csr_array:
+    """Binary n × n matrix C with C[i, j] = 1 when firm j is a customer of supplier i.
+
+    Each supplier draws `customers_per_supplier` customers among the positions it sells to,
+    from its own industry with probability `same_industry` (when that industry has any),
+    otherwise from all industries. Loops run over position × industry groups, not firms.
+    """
+    n = len(industry)
+    rows: list[np.ndarray] = []
+    cols: list[np.ndarray] = []
+    for pos_label, targets in CUSTOMER_POSITIONS.items():
+        suppliers = np.flatnonzero(position == POSITIONS.index(pos_label))
+        if not targets or len(suppliers) == 0:
+            continue
+        eligible = np.isin(position, [POSITIONS.index(t) for t in targets])
+        pool_all = np.flatnonzero(eligible)
+        if len(pool_all) == 0:
+            continue
+        sup = np.repeat(suppliers, customers_per_supplier)
+        chosen = pool_all[rng.integers(len(pool_all), size=len(sup))]
+        local = rng.random(len(sup)) < same_industry
+        for k in range(len(INDUSTRIES)):
+            pool = np.flatnonzero(eligible & (industry == k))
+            pick = local & (industry[sup] == k)
+            if len(pool) and pick.any():
+                chosen[pick] = pool[rng.integers(len(pool), size=int(pick.sum()))]
+        rows.append(sup)
+        cols.append(chosen)
+    r = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+    matrix = sparse.csr_array((np.ones(len(r)), (r, c)), shape=(n, n))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return matrix
+
+
+def neighbour_share(
+    adjacency: sparse.csr_array, degree: np.ndarray, x: np.ndarray, fallback: np.ndarray
+) -> np.ndarray:
+    """Share of each firm's neighbours with property `x`; `fallback` where a firm has none."""
+    counts = adjacency @ x.astype(float)
+    return np.where(degree > 0, counts / np.maximum(degree, 1), fallback)

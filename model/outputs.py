@@ -1,0 +1,164 @@
+"""Tables, summary and figure of a run, and writing them to a folder all at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mittelbau import __version__
+from mittelbau.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
+from mittelbau.dynamics import MOTIVES
+from mittelbau.indicators import hollowing_ratio, is_hollowed, polarisation_index
+from mittelbau.model import MittelbauModel
+from mittelbau.plots import plot_stage_shares
+from mittelbau.scenario import Scenario
+
+GROUPS = ["all"] + [f"size:{c}" for c in SIZE_CLASSES] + [f"industry:{i}" for i in INDUSTRIES]
+DEFINITIONS = {
+    "middle_share": "s2, the share of firms in stage 2",
+    "polarisation_index": "2 · Σ_i Σ_j s_i² s_j |i − j| over stages 1–3 (Esteban–Ray, alpha 1, "
+    "scaled to [0, 1])",
+    "hollowing_ratio": "s2 / min(s1, s3)",
+    "hollowed": "hollowing_ratio < hollowing_threshold",
+    "upward_rate": "share of stage-1 firms at the start of a year in stage 2 or 3 at its end",
+}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scenario: Scenario
+    stage_shares: pd.DataFrame
+    transitions: pd.DataFrame
+    indicators: pd.DataFrame
+    summary: dict[str, Any]
+
+
+def collect(model: MittelbauModel, scenario: Scenario) -> RunResult:
+    """Turn a finished model into its tables and summary."""
+    counts = np.stack(model.stage_counts)  # years × groups × 3
+    years = START_YEAR + np.arange(counts.shape[0])
+    totals = counts.sum(axis=2, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    y, g, s = np.meshgrid(np.arange(len(years)), np.arange(len(GROUPS)), np.arange(3), indexing="ij")
+    stage_shares = pd.DataFrame(
+        {
+            "year": years[y.ravel()],
+            "group": np.array(GROUPS)[g.ravel()],
+            "stage": s.ravel() + 1,
+            "share": shares.ravel(),
+        }
+    )[np.repeat(totals.ravel() > 0, 3)].reset_index(drop=True)
+
+    rows = []
+    for k, matrix in enumerate(model.transitions):
+        for a in range(4):
+            for b in range(4):
+                if a or b:
+                    rows.append((START_YEAR + k + 1, a, b, int(matrix[a, b])))
+    transitions = pd.DataFrame(rows, columns=["year", "from_stage", "to_stage", "firms"])
+    indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    return RunResult(scenario, stage_shares, transitions, indicators, summarise(model, scenario, indicators))
+
+
+def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
+    """First year the middle is hollowed out, and the sentence that says so."""
+    s = indicators[["stage1", "stage2", "stage3"]].to_numpy()
+    hollow = [is_hollowed(row, threshold) for row in s]
+    first = next((int(y) for y, h in zip(indicators["year"], hollow, strict=True) if h), None)
+    start, end = int(indicators["year"].iloc[0]), int(indicators["year"].iloc[-1])
+    change = (
+        f"stage 2 {100 * s[0, 1]:.1f} % in {start} → {100 * s[-1, 1]:.1f} % in {end}; "
+        f"hollowing ratio {hollowing_ratio(s[0]):.2f} → {hollowing_ratio(s[-1]):.2f}"
+    )
+    rule = f"hollowed = stage 2 below {threshold:g} × the smaller of stages 1 and 3"
+    if start == end:
+        state = "hollowed out" if first is not None else "not hollowed out"
+        return first, (
+            f"Initial state {start} only: the middle tier is {state} (stage 2 "
+            f"{100 * s[0, 1]:.1f} %, hollowing ratio {hollowing_ratio(s[0]):.2f}; {rule})."
+        )
+    if first is None:
+        return None, f"The middle tier does not hollow out by {end} ({change}; {rule})."
+    return first, f"The middle tier hollows out by {first} ({change}; {rule})."
+
+
+def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> dict[str, Any]:
+    p = model.params
+    first, sentence = verdict(ind, p.hollowing_threshold)
+    start, end = ind.iloc[0], ind.iloc[-1]
+    motives = model.motive_totals
+    n_intro = sum(motives.values())
+
+    def shares(row: pd.Series) -> dict[str, float]:
+        return {f"stage{k}": round(float(row[f"stage{k}"]), 6) for k in (1, 2, 3)}
+
+    return {
+        "scenario": {
+            "name": scenario.name,
+            "description": scenario.description,
+            "file": None if scenario.path is None else Path(scenario.path).name,
+            "overrides": scenario.overrides,
+        },
+        "parameters": p.model_dump(),
+        "seed": p.seed,
+        "mittelbau_version": __version__,
+        "region": model.region.name,
+        "years": [int(start["year"]), int(end["year"])],
+        "headline": {
+            "verdict": sentence,
+            "hollowed": first is not None,
+            "year_hollowed": first,
+            "stage_shares_start": shares(start),
+            "stage_shares_end": shares(end),
+            "middle_share_change_pp": round(100 * float(end["stage2"] - start["stage2"]), 3),
+            "polarisation_index": [
+                round(polarisation_index(start[["stage1", "stage2", "stage3"]].to_numpy(float)), 6),
+                round(polarisation_index(end[["stage1", "stage2", "stage3"]].to_numpy(float)), 6),
+            ],
+            "hollowing_ratio": [
+                round(float(start["hollowing_ratio"]), 6),
+                round(float(end["hollowing_ratio"]), 6),
+            ],
+            "mean_upward_rate": (
+                round(float(ind["upward_rate"].dropna().mean()), 6) if len(ind) > 1 else None
+            ),
+            "bm_introductions_by_motive": {
+                m: round(motives[m] / n_intro, 6) if n_intro else None for m in MOTIVES
+            },
+        },
+        "definitions": DEFINITIONS,
+    }
+
+
+def write_run(result: RunResult, out: Path) -> list[Path]:
+    """Write all files into a fresh temporary folder beside `out`, then move them into `out`,
+    so an interrupted or failed write leaves nothing half-written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        result.stage_shares.to_csv(tmp / "stage_shares.csv", index=False, float_format="%.6f")
+        result.transitions.to_csv(tmp / "transitions.csv", index=False)
+        result.indicators.to_csv(tmp / "indicators.csv", index=False, float_format="%.6f")
+        (tmp / "summary.json").write_text(
+            json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        plot_stage_shares(result.stage_shares, result.summary, tmp / "stage_shares.png")
+        if not out.exists():
+            os.replace(tmp, out)
+        else:
+            for f in sorted(tmp.iterdir()):
+                os.replace(f, out / f.name)
+            tmp.rmdir()
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return sorted(out.iterdir())

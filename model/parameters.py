@@ -1,0 +1,304 @@
+"""The one parameter registry: every parameter with unit, default, range and source.
+
+Scenario files, the command line and (later) calibration and sensitivity analysis read it.
+A `source` that starts with "facts.md" cites the studies; "assumption:" names the reason.
+Until the dynamics are calibrated against facts.md §4.1–4.2 and §2.13, their defaults are
+stated assumptions chosen to give plausible annual rates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from mittelbau.categories import REGIONS
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: int | float | str
+    unit: str
+    description: str
+    source: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    group: str = "dynamics"
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def allowed(self) -> str:
+        """What a value must be, in words, for error messages and documentation."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        noun = "an integer" if self.kind is int else "a number"
+        return f"{noun} from {_num(self.low)} to {_num(self.high)}"
+
+    def annotation(self) -> object:
+        if self.choices:
+            return Literal[self.choices]  # type: ignore[valid-type]
+        return self.kind
+
+
+def _num(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
+
+
+P = Parameter
+REGISTRY: tuple[Parameter, ...] = (
+    # ---- run -----------------------------------------------------------------------------
+    P(
+        "region",
+        "stuttgart",
+        "-",
+        "Region whose firm population is synthesised",
+        "facts.md §3.1 (regions of the study)",
+        choices=REGIONS,
+        group="run",
+    ),
+    P(
+        "firms",
+        4000,
+        "firms",
+        "Number of firm agents",
+        "assumption: order of magnitude of manufacturing SMEs with 20–499 employees in a "
+        "metropolitan region; the studies give no count (shares are scale-free)",
+        100,
+        1_000_000,
+        group="run",
+    ),
+    P(
+        "years",
+        20,
+        "years",
+        "Projection horizon; 0 writes the 2015 initial state only",
+        "model brief (10–20 years ahead)",
+        0,
+        60,
+        group="run",
+    ),
+    P(
+        "seed",
+        20170501,
+        "-",
+        "Root seed of the run's random generator",
+        "assumption: any fixed integer; one seed reproduces a run exactly",
+        0,
+        2**32 - 1,
+        group="run",
+    ),
+    # ---- DT adoption -------------------------------------------------------------------
+    P(
+        "dt_adoption_rate",
+        0.01,
+        "1/year",
+        "Annual DT adoption hazard of a reference firm (metal, 20–49 employees, small/medium "
+        "series, medium complexity, unconstrained, 3 techniques, engagement 'internal')",
+        "assumption: about one non-user in twenty adopts per year; to be calibrated",
+        0.0,
+        0.5,
+    ),
+    P(
+        "dt_social_weight",
+        0.5,
+        "share",
+        "Share of the DT hazard driven by adoption among network partners and industry peers "
+        "at reference adoption levels",
+        "assumption: facts.md §4.3 (exchange with partners "
+        "matters in all groups) gives the direction, not the size",
+        0.0,
+        0.95,
+    ),
+    P(
+        "dt_finance_factor",
+        0.6,
+        "factor",
+        "Multiplier of the DT hazard for financially constrained firms",
+        "facts.md §4.5 (financing named by 46 %, more by smaller firms); size assumed",
+        0.1,
+        1.0,
+    ),
+    P(
+        "dt_competence_effect",
+        0.15,
+        "log-hazard per technique",
+        "Change of the DT log-hazard per digital technique used beyond three",
+        "facts.md §4.5 (lacking prerequisites: 28 % of low- vs 4 % of high-digital firms); size assumed",
+        0.0,
+        0.5,
+    ),
+    P(
+        "engagement_effect",
+        0.3,
+        "log-hazard per level",
+        "Change of the DT and BM log-hazards per engagement level beyond 'internal'",
+        "facts.md §4.3 (cooperating firms are at a markedly higher level); size assumed",
+        0.0,
+        1.0,
+    ),
+    P(
+        "capability_coupling",
+        2.0,
+        "factor",
+        "Multiplier of the DT hazard for BM firms and of the BM hazard for DT firms",
+        "assumption: facts.md §2.1–2.2, §2.14 (BM and DT go together far more often than by "
+        "chance: the cross-section's DT-on-BM log-odds effect is fitted in calibration/); the "
+        "dynamic size of the effect is assumed",
+        1.0,
+        10.0,
+    ),
+    P(
+        "dt_loss_rate",
+        0.01,
+        "1/year",
+        "Annual hazard of giving up digital service technology",
+        "assumption: DT is rarely abandoned once used",
+        0.0,
+        0.1,
+    ),
+    # ---- BM adoption -------------------------------------------------------------------
+    P(
+        "bm_adoption_rate",
+        0.01,
+        "1/year",
+        "Annual hazard of introducing a service-based BM for a reference firm (metal, small/"
+        "medium series, medium complexity, no service strategy) at reference social conditions",
+        "assumption: below the 13 %/year rate of any new complementary BM implied by facts.md "
+        "§4.1 (34 % within 3 years), since only service-based BMs count; to be calibrated",
+        0.0,
+        0.5,
+    ),
+    P(
+        "bm_weight_peers",
+        0.28,
+        "share",
+        "Share of BM introductions reacting to innovators in the industry (peers)",
+        "facts.md §4.2 (28 %)",
+        0.0,
+        1.0,
+    ),
+    P(
+        "bm_weight_customers",
+        0.20,
+        "share",
+        "Share of BM introductions at the main customer's wish (network customers)",
+        "facts.md §4.2 (20 %)",
+        0.0,
+        1.0,
+    ),
+    P(
+        "bm_weight_competition",
+        0.18,
+        "share",
+        "Share of BM introductions under competitive pressure (digital pressure trend)",
+        "facts.md §4.2 (18 %); the intrinsic share is the remainder (34 %)",
+        0.0,
+        1.0,
+    ),
+    P(
+        "bm_loss_rate",
+        0.03,
+        "1/year",
+        "Annual hazard of dropping a service-based BM for a firm without a service strategy",
+        "assumption: facts.md §2.12–2.13 (weak service revenue leads to neglect of services)",
+        0.0,
+        0.2,
+    ),
+    P(
+        "bm_loss_strategy_factor",
+        0.5,
+        "factor",
+        "Multiplier of the BM loss hazard for firms that treat services as a competitive factor",
+        "assumption: facts.md §2.11–2.13 (strategic anchoring keeps services alive)",
+        0.0,
+        1.0,
+    ),
+    # ---- competence and engagement ----------------------------------------------------
+    P(
+        "competence_learning",
+        0.3,
+        "techniques/year",
+        "Digital techniques a DT user adds per year (up to 10)",
+        "assumption: facts.md §4.4 (users of more techniques are DT users)",
+        0.0,
+        2.0,
+    ),
+    P(
+        "engagement_drift_rate",
+        0.04,
+        "1/year",
+        "Annual probability that a watching or internal-only firm moves one engagement level "
+        "outward, scaled by the digital pressure index",
+        "assumption: facts.md §4.3 (about 40 % not yet engaged in 2016)",
+        0.0,
+        0.3,
+    ),
+    # ---- market pressure, exit, entry --------------------------------------------------
+    P(
+        "digital_pressure_growth",
+        0.04,
+        "1/year",
+        "Linear growth of the digital pressure index (2015 = 1) from platform entrants",
+        "assumption: facts.md §4.9 (21 % expect a threat in future, 7 % now)",
+        0.0,
+        0.2,
+    ),
+    P(
+        "exit_rate",
+        0.02,
+        "1/year",
+        "Base annual exit hazard of a firm",
+        "assumption: typical annual exit rate of established manufacturing SMEs",
+        0.0,
+        0.1,
+    ),
+    P(
+        "pressure_exit_factor",
+        1.0,
+        "factor per pressure unit",
+        "Extra relative exit hazard of stage-1 firms with simple products and a threatened main "
+        "BM, per unit of the digital pressure index",
+        "assumption: facts.md §2.13, §4.9 (platform entrants take value added)",
+        0.0,
+        5.0,
+    ),
+    # ---- network -----------------------------------------------------------------------
+    P(
+        "customers_per_supplier",
+        3,
+        "ties",
+        "Customers each supplier firm (system, parts, job shop) has in the region",
+        "assumption: SMEs serve a few main customers (facts.md §4.8: two thirds earn 75–100 % "
+        "with their main BM)",
+        1,
+        10,
+        group="network",
+    ),
+    P(
+        "same_industry_ties",
+        0.5,
+        "share",
+        "Probability that a customer tie stays within the supplier's industry",
+        "assumption",
+        0.0,
+        1.0,
+        group="network",
+    ),
+    # ---- indicators --------------------------------------------------------------------
+    P(
+        "hollowing_threshold",
+        0.5,
+        "ratio",
+        "The middle has hollowed out when stage 2 falls below this fraction of the smaller pole "
+        "(stage 1 or 3)",
+        "assumption: 'two worlds' (facts.md §2.13) read as a middle less than half the size of either pole",
+        0.1,
+        1.0,
+        group="indicators",
+    ),
+)
+
+BY_NAME: dict[str, Parameter] = {p.name: p for p in REGISTRY}

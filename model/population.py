@@ -1,0 +1,256 @@
+"""Population synthesis: draw a region's firms from its structure (facts.md §3) and the shared
+traits (facts.md §4), then their initial capabilities from the fitted propensities."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import logit
+from scipy.stats import norm, rankdata
+
+from mittelbau.categories import (
+    BATCH_TYPES,
+    COMPLEXITIES,
+    ENGAGEMENT_LEVELS,
+    INDUSTRIES,
+    MARKET_POSITIONS,
+    POSITIONS,
+    SIZE_CLASSES,
+)
+from mittelbau.propensities import Propensities, load_propensities, logistic
+from mittelbau.region_data import Region, load_region, load_traits, normalised
+
+MAX_TECHNIQUES = 10  # IHK 2016 asked about 10 digital techniques (facts.md §4.4)
+
+
+@dataclass
+class FirmTable:
+    """Column arrays of a set of firms, one row per firm."""
+
+    industry: np.ndarray
+    size: np.ndarray
+    batch: np.ndarray
+    complexity: np.ndarray
+    position: np.ndarray
+    market: np.ndarray
+    financing_constraint: np.ndarray
+    service_strategy: np.ndarray
+    threatened: np.ndarray
+    techniques: np.ndarray
+    engagement: np.ndarray
+    bm: np.ndarray
+    dt: np.ndarray
+    dt_items: np.ndarray  # (n, 4) booleans, order DT_ITEMS
+
+    def __len__(self) -> int:
+        return len(self.industry)
+
+    @property
+    def stage(self) -> np.ndarray:
+        """1 + BM + DT (facts.md §1): 1 product maker, 2 product-service, 3 digital BM."""
+        return (1 + self.bm.astype(np.int8) + self.dt.astype(np.int8)).astype(np.int8)
+
+    def replace_rows(self, rows: np.ndarray, other: FirmTable, keep: tuple[str, ...] = ()) -> None:
+        """Overwrite `rows` with the firms of `other` (same length), except the fields in `keep`."""
+        for name in self.__dataclass_fields__:
+            if name not in keep:
+                getattr(self, name)[rows] = getattr(other, name)
+
+
+def service_strategy_logit(
+    industry: np.ndarray, size: np.ndarray, batch: np.ndarray, complexity: np.ndarray
+) -> np.ndarray:
+    """Structural log-odds of treating services as a competitive factor (facts.md §2.11),
+    relative to the reference share; the regional level is added by `solve_intercept`."""
+    eff = load_traits()["service_strategy_effects"]
+    by_industry = logit(rates_in_order(eff["industry_shares"], INDUSTRIES)) - logit(eff["reference_share"])
+    return (
+        by_industry[industry]
+        + eff["per_size_class"] * size
+        + eff["single_unit"] * (batch == BATCH_TYPES.index("single"))
+        + eff["simple_product"] * (complexity == COMPLEXITIES.index("simple"))
+    )
+
+
+def rates_in_order(table: dict[str, float], labels: tuple[str, ...]) -> np.ndarray:
+    """Values in label order, not normalised (rates rather than shares)."""
+    return np.array([float(table[k]) for k in labels])
+
+
+def solve_intercept(log_odds: np.ndarray, share: float, weights: np.ndarray | None = None) -> float:
+    """The intercept that makes the (weighted) mean probability equal `share`."""
+    w = np.ones_like(log_odds) if weights is None else weights
+
+    def gap(a: float) -> float:
+        return float(np.average(logistic(a + log_odds), weights=w)) - share
+
+    return brentq(gap, -30.0, 30.0, xtol=1e-12)
+
+
+@dataclass(frozen=True)
+class StructureCells:
+    """Every combination of industry × size × batch × complexity × service strategy, with its
+    expected population weight in a region (attributes are drawn independently)."""
+
+    codes: dict[str, np.ndarray]
+    weight: np.ndarray
+    service_strategy_intercept: float
+
+
+def structure_cells(region: Region) -> StructureCells:
+    grid = np.array(
+        list(
+            itertools.product(
+                range(len(INDUSTRIES)),
+                range(len(SIZE_CLASSES)),
+                range(len(BATCH_TYPES)),
+                range(len(COMPLEXITIES)),
+            )
+        )
+    )
+    ind, size, batch, cplx = grid.T
+    w = region.industry[ind] * region.size[size] * region.batch[batch] * region.complexity[cplx]
+    ss_logit = service_strategy_logit(ind, size, batch, cplx)
+    a = solve_intercept(ss_logit, region.service_strategy_share, weights=w)
+    p_ss = logistic(a + ss_logit)
+
+    def twice(x: np.ndarray) -> np.ndarray:
+        return np.concatenate([x, x])
+
+    codes = {
+        "industry": twice(ind),
+        "size": twice(size),
+        "batch": twice(batch),
+        "complexity": twice(cplx),
+        "service_strategy": np.repeat([0, 1], len(ind)),
+    }
+    return StructureCells(codes, np.concatenate([w * (1 - p_ss), w * p_ss]), a)
+
+
+def normal_scores(score: np.ndarray) -> np.ndarray:
+    """Rank-based standard-normal scores (ties share a rank)."""
+    n = len(score)
+    return norm.ppf((rankdata(score) - 0.5) / n) if n > 1 else np.zeros(n)
+
+
+def correlated_category(
+    score: np.ndarray, shares: np.ndarray, correlation: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Categories 0..k-1 with the given shares, rank-correlated with `score` (Gaussian copula);
+    higher scores tend to higher categories."""
+    latent = correlation * normal_scores(score) + np.sqrt(1 - correlation**2) * rng.standard_normal(
+        len(score)
+    )
+    thresholds = norm.ppf(np.cumsum(shares)[:-1])
+    return np.searchsorted(thresholds, latent).astype(np.int8)
+
+
+def draw_dt_items(dt: np.ndarray, draw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Which of the four DT items (facts.md §2.3) each DT firm uses; an empty draw uses internet."""
+    items = (rng.random((len(dt), len(draw))) < draw) & dt[:, None]
+    empty = dt & ~items.any(axis=1)
+    items[empty, 0] = True
+    return items
+
+
+def draw_capabilities(
+    table_structure: dict[str, np.ndarray],
+    props: Propensities,
+    shift: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """BM, then DT given BM, then DT items, from the structural propensities; `shift` is the
+    region's innovation shift (Region.innovation_shift)."""
+    s = table_structure
+    args = (s["industry"], s["size"], s["batch"], s["complexity"], s["service_strategy"])
+    p_bm = logistic(props.bm.intercept + props.bm.innovation * shift + props.bm.structural(*args))
+    bm = rng.random(len(p_bm)) < p_bm
+    dt_lo = props.dt.intercept + props.dt.innovation * shift + props.dt.structural(*args)
+    p_dt = logistic(dt_lo + props.dt.bm * bm)
+    dt = rng.random(len(p_dt)) < p_dt
+    return bm, dt, draw_dt_items(dt, props.dt_item_draw, rng)
+
+
+@cache
+def _service_strategy_intercept(code: str) -> float:
+    return structure_cells(load_region(code)).service_strategy_intercept
+
+
+def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
+    """Draw `n` firms of `region`: structure, traits, then initial capabilities. Also used for
+    entrants, so any `n` ≥ 1 gives the region's expected shares."""
+    traits = load_traits()
+    props = load_propensities()
+
+    def pick(shares: np.ndarray) -> np.ndarray:
+        return rng.choice(len(shares), size=n, p=shares).astype(np.int8)
+
+    industry = pick(region.industry)
+    size = pick(region.size)
+    batch = pick(region.batch)
+    complexity = pick(region.complexity)
+    position = pick(normalised(traits["value_chain_position"]["shares"], POSITIONS))
+
+    mp = traits["market_position"]
+    market_shares = normalised(mp["shares"], MARKET_POSITIONS)
+    # latent ordered from many competitors (low) to leader (high): reverse the label order
+    market = (len(MARKET_POSITIONS) - 1) - correlated_category(
+        size.astype(float), market_shares[::-1], mp["size_correlation"], rng
+    )
+
+    fin_rate = rates_in_order(traits["financing_constraint"]["by_size"], SIZE_CLASSES)
+    financing_constraint = rng.random(n) < fin_rate[size]
+    threatened = rng.random(n) < traits["threatened"]["share"]
+
+    ss_logit = service_strategy_logit(industry, size, batch, complexity)
+    service_strategy = rng.random(n) < logistic(_service_strategy_intercept(region.code) + ss_logit)
+
+    structure = {
+        "industry": industry,
+        "size": size,
+        "batch": batch,
+        "complexity": complexity,
+        "service_strategy": service_strategy,
+    }
+    bm, dt, dt_items = draw_capabilities(structure, props, region.innovation_shift, rng)
+
+    techniques = draw_techniques(dt, size, rng)
+    eng = traits["engagement"]
+    engagement = correlated_category(
+        techniques.astype(float),
+        normalised(eng["shares"], ENGAGEMENT_LEVELS),
+        eng["correlation"],
+        rng,
+    )
+    return FirmTable(
+        industry=industry,
+        size=size,
+        batch=batch,
+        complexity=complexity,
+        position=position,
+        market=market.astype(np.int8),
+        financing_constraint=financing_constraint,
+        service_strategy=service_strategy,
+        threatened=threatened,
+        techniques=techniques,
+        engagement=engagement,
+        bm=bm,
+        dt=dt,
+        dt_items=dt_items,
+    )
+
+
+def draw_techniques(dt: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Number of the 10 digital techniques used (facts.md §4.4), rank-correlated with DT and size."""
+    spec = load_traits()["digital_techniques"]
+    bands = np.array(spec["bands"], dtype=float)
+    band = correlated_category(
+        2.0 * dt + 0.5 * size, bands[:, 2] / bands[:, 2].sum(), spec["correlation"], rng
+    )
+    low, high = bands[band, 0], bands[band, 1]
+    count = low + np.floor(rng.random(len(dt)) * (high - low + 1))
+    return count.astype(np.float64)

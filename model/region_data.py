@@ -1,0 +1,80 @@
+"""Region files (structure per region) and the trait file (traits shared by all regions)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+from scipy.special import logit
+
+from mittelbau.categories import BATCH_TYPES, COMPLEXITIES, INDUSTRIES, REGIONS, SIZE_CLASSES
+
+GERMANY_SERVICE_INNOVATORS = 0.15  # facts.md §2.12 (text value)
+DATA_DIR = Path(__file__).resolve().parent
+
+
+def _read_toml(path: Path) -> dict:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+def normalised(shares: dict[str, float], labels: tuple[str, ...]) -> np.ndarray:
+    """Shares in the order of `labels`, divided by their sum (survey rounding)."""
+    missing = set(labels) - set(shares)
+    extra = set(shares) - set(labels)
+    if missing or extra:
+        raise ValueError(f"share table must have exactly {labels}; missing {missing}, extra {extra}")
+    values = np.array([shares[k] for k in labels], dtype=float)
+    return values / values.sum()
+
+
+@dataclass(frozen=True)
+class Region:
+    """The structure of one region's manufacturing SMEs (facts.md §3) and its regional data."""
+
+    code: str
+    name: str
+    industry: np.ndarray
+    size: np.ndarray
+    batch: np.ndarray
+    complexity: np.ndarray
+    service_strategy_share: float
+    service_innovator_share: float
+
+    @property
+    def innovation_shift(self) -> float:
+        """Log-odds shift of the BM and DT propensities: the region's share of service innovators
+        against Germany's (facts.md §2.12), read as a head start in digital BM innovation
+        (facts.md §2.13: 'a high share of SMEs began early')."""
+        return float(logit(self.service_innovator_share) - logit(GERMANY_SERVICE_INNOVATORS))
+
+
+@cache
+def load_region(code: str) -> Region:
+    """Read `regions/<code>.toml` into normalised share vectors."""
+    if code not in REGIONS:
+        raise ValueError(f"unknown region {code!r}; allowed: {', '.join(REGIONS)}")
+    data = _read_toml(DATA_DIR / "regions" / f"{code}.toml")
+    return Region(
+        code=code,
+        name=data["name"],
+        industry=normalised(data["industry"]["shares"], INDUSTRIES),
+        size=normalised(data["size"]["shares"], SIZE_CLASSES),
+        batch=normalised(data["batch"]["shares"], BATCH_TYPES),
+        complexity=normalised(data["complexity"]["shares"], COMPLEXITIES),
+        service_strategy_share=float(data["service_strategy"]["share"]),
+        service_innovator_share=float(data["service_innovators"]["share"]),
+    )
+
+
+@cache
+def load_traits() -> dict:
+    """The shared trait table `traits.toml` (facts.md §4 and named assumptions)."""
+    return _read_toml(DATA_DIR / "traits.toml")
+
+
+def raw_region_file(code: str) -> dict:
+    """The region file as written, for documentation and tests."""
+    return _read_toml(DATA_DIR / "regions" / f"{code}.toml")

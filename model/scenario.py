@@ -1,0 +1,177 @@
+"""Scenario files (TOML overrides of the registry defaults) and their validation.
+
+A scenario file holds `name`, `description` and a `[parameters]` table whose keys are registry
+names. Every problem is reported as one `ScenarioError` naming the key, the value given and
+what is allowed, before anything runs or is written.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+
+from mittelbau.parameters import BY_NAME, REGISTRY
+
+SCENARIO_KEYS = {"name": str, "description": str, "parameters": dict}
+
+
+class ScenarioError(ValueError):
+    """Invalid scenario input; `key`, `value` and `allowed` say what and how to fix it."""
+
+    def __init__(
+        self, where: str, problem: str, key: str | None = None, value: Any = None, allowed: str | None = None
+    ) -> None:
+        self.where, self.key, self.value, self.allowed = where, key, value, allowed
+        parts = [f"{where}: {problem}"]
+        if allowed:
+            parts.append(f"allowed: {allowed}")
+        super().__init__("; ".join(parts))
+
+
+class _ParamsBase(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="after")
+    def _motives_sum_to_at_most_one(self) -> _ParamsBase:
+        social = self.bm_weight_peers + self.bm_weight_customers + self.bm_weight_competition
+        if social > 1.0 + 1e-12:
+            raise ValueError(
+                f"bm_weight_peers + bm_weight_customers + bm_weight_competition = {social:g} "
+                "exceeds 1 (the intrinsic share is the remainder)"
+            )
+        return self
+
+    @property
+    def bm_weight_intrinsic(self) -> float:
+        """Share of BM introductions on the firm's own initiative (facts.md §4.2: 34 %)."""
+        return 1.0 - self.bm_weight_peers - self.bm_weight_customers - self.bm_weight_competition
+
+    def with_overrides(self, overrides: Mapping[str, Any], where: str = "override") -> Params:
+        return make_params({**self.model_dump(), **overrides}, where)
+
+
+def _field(p: Any) -> tuple[object, Any]:
+    if p.choices:
+        return (p.annotation(), Field(p.default, description=p.description))
+    return (p.annotation(), Field(p.default, ge=p.low, le=p.high, description=p.description))
+
+
+Params = create_model(  # type: ignore[call-overload]
+    "Params", __base__=_ParamsBase, **{p.name: _field(p) for p in REGISTRY}
+)
+
+
+def _allowed_for(key: str) -> str:
+    if key in BY_NAME:
+        return BY_NAME[key].allowed()
+    close = difflib.get_close_matches(key, BY_NAME, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return hint + "registry parameters: " + ", ".join(sorted(BY_NAME))
+
+
+def make_params(values: Mapping[str, Any], where: str = "parameters") -> Params:
+    """Validate a mapping of registry names to values (missing names take their defaults)."""
+    for key, value in values.items():
+        if key not in BY_NAME:
+            raise ScenarioError(
+                where, f"unknown parameter {key!r} = {value!r}", key, value, _allowed_for(key)
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ScenarioError(
+                where, f"parameter {key!r} = {value!r} is not finite", key, value, _allowed_for(key)
+            )
+    try:
+        return Params(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        if not err["loc"]:  # cross-field rule
+            raise ScenarioError(
+                where, err["msg"].removeprefix("Value error, "), allowed="shares that sum to at most 1"
+            ) from None
+        key = str(err["loc"][0])
+        value = err["input"]
+        raise ScenarioError(
+            where, f"parameter {key!r} = {value!r} is invalid", key, value, _allowed_for(key)
+        ) from None
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line; the value is read as a TOML value (numbers, booleans,
+    quoted strings), falling back to a bare string such as `nord`."""
+    key, sep, raw = text.partition("=")
+    key, raw = key.strip(), raw.strip()
+    if not sep or not key:
+        raise ScenarioError("--set", f"{text!r} is not of the form key=value", allowed="key=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    params: Params
+    overrides: dict[str, Any] = field(default_factory=dict)
+    path: str | None = None
+
+
+def load_scenario(
+    path: str | Path | None, assignments: Iterable[str] = (), seed: int | None = None
+) -> Scenario:
+    """Read a scenario file (or the defaults when `path` is None), apply `--set` assignments and
+    a seed, and validate everything."""
+    data: dict[str, Any] = {"name": "defaults", "description": "registry defaults"}
+    where = "defaults"
+    if path is not None:
+        where = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ScenarioError(
+                where, "scenario file not found", allowed="a path to a readable TOML file"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ScenarioError(
+                where,
+                f"cannot read scenario file ({exc.__class__.__name__})",
+                allowed="a readable UTF-8 TOML file",
+            ) from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(where, f"malformed TOML: {exc}", allowed="valid TOML") from None
+        for key, value in data.items():
+            if key not in SCENARIO_KEYS:
+                raise ScenarioError(
+                    where, f"unknown top-level key {key!r}", key, value, "name, description, [parameters]"
+                )
+            if not isinstance(value, SCENARIO_KEYS[key]):
+                kind = "a table" if SCENARIO_KEYS[key] is dict else "a string"
+                raise ScenarioError(where, f"{key!r} = {value!r} has the wrong type", key, value, kind)
+        data.setdefault("name", Path(path).stem)
+        data.setdefault("description", "")
+    overrides = dict(data.get("parameters", {}))
+    params = make_params(overrides, where)
+    cli: dict[str, Any] = dict(parse_assignment(a) for a in assignments)
+    if seed is not None:
+        cli["seed"] = seed
+    if cli:
+        overrides.update(cli)
+        params = make_params(overrides, "--set" if path is None else f"{where} with --set")
+    return Scenario(
+        name=data["name"],
+        description=data["description"],
+        params=params,
+        overrides=overrides,
+        path=None if path is None else str(path),
+    )

@@ -1,0 +1,185 @@
+"""The command line end to end: outputs, reproducibility, and invalid input."""
+
+import json
+import os
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from mittelbau.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, ["run", *args])
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory, root):
+    out = tmp_path_factory.mktemp("runs") / "baseline"
+    res = run(
+        str(root / "scenarios" / "baseline.toml"),
+        "--set",
+        "firms=1500",
+        "--set",
+        "years=6",
+        "--out",
+        str(out),
+    )
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_output_files_and_columns(small_run):
+    out, output = small_run
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "indicators.csv",
+        "stage_shares.csv",
+        "stage_shares.png",
+        "summary.json",
+        "transitions.csv",
+    ]
+    shares = pd.read_csv(out / "stage_shares.csv")
+    assert list(shares.columns) == ["year", "group", "stage", "share"]
+    assert set(shares["year"]) == set(range(2015, 2022))
+    assert {"all", "size:20-49", "size:250-499", "industry:machinery"} <= set(shares["group"])
+    sums = shares.groupby(["year", "group"])["share"].sum()
+    assert ((sums - 1).abs() < 1e-5).all()
+    assert (shares.groupby(["year", "group"]).size() == 3).all()
+    trans = pd.read_csv(out / "transitions.csv")
+    assert list(trans.columns) == ["year", "from_stage", "to_stage", "firms"]
+    assert set(trans["year"]) == set(range(2016, 2022))
+    assert (
+        trans.groupby("year")["firms"].sum()
+        == 1500 + trans[trans.from_stage == 0].groupby("year")["firms"].sum()
+    ).all()
+    assert (out / "stage_shares.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "hollow" in output
+
+
+def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
+    out, _ = small_run
+    s = json.loads((out / "summary.json").read_text())
+    assert s["scenario"]["name"] == "baseline"
+    assert s["parameters"]["firms"] == 1500 and s["parameters"]["region"] == "stuttgart"
+    assert s["seed"] == s["parameters"]["seed"]
+    assert s["mittelbau_version"]
+    h = s["headline"]
+    shares = pd.read_csv(out / "stage_shares.csv").query("group == 'all' and year == 2021")
+    assert h["stage_shares_end"]["stage2"] == pytest.approx(shares["share"].iloc[1], abs=1e-6)
+    assert h["hollowed"] == (h["year_hollowed"] is not None)
+    assert set(h["bm_introductions_by_motive"]) == {"intrinsic", "peers", "customers", "competition"}
+
+
+def test_years_zero_writes_the_initial_state_only(tmp_path, root):
+    out = tmp_path / "nord"
+    res = run(
+        str(root / "scenarios" / "baseline.toml"),
+        "--set",
+        "region=nord",
+        "--set",
+        "firms=2000",
+        "--set",
+        "years=0",
+        "--seed",
+        "7",
+        "--out",
+        str(out),
+    )
+    assert res.exit_code == 0, res.output
+    shares = pd.read_csv(out / "stage_shares.csv")
+    assert set(shares["year"]) == {2015}
+    assert pd.read_csv(out / "transitions.csv").empty
+    s = json.loads((out / "summary.json").read_text())
+    assert s["region"] == "Nord" and s["seed"] == 7 and "Initial state" in s["headline"]["verdict"]
+
+
+def test_same_seed_gives_byte_identical_files_other_seed_differs(tmp_path, root):
+    base = str(root / "scenarios" / "baseline.toml")
+    for name, seed in (("a", "3"), ("b", "3"), ("c", "4")):
+        res = run(
+            base,
+            "--set",
+            "firms=800",
+            "--set",
+            "years=4",
+            "--seed",
+            seed,
+            "--out",
+            str(tmp_path / name),
+            "--quiet",
+        )
+        assert res.exit_code == 0 and res.output == ""
+    for f in ("stage_shares.csv", "transitions.csv", "indicators.csv", "summary.json", "stage_shares.png"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    assert (tmp_path / "a" / "transitions.csv").read_bytes() != (
+        tmp_path / "c" / "transitions.csv"
+    ).read_bytes()
+
+
+def _scenario(tmp_path, text: str, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+INVALID = {
+    "unknown key": ("[parameters]\nfirmz = 10\n", ["'firmz'", "did you mean 'firms'"]),
+    "wrong type": ('[parameters]\nfirms = "many"\n', ["'firms'", "'many'", "an integer"]),
+    "out of range": (
+        "[parameters]\ndt_adoption_rate = 2.5\n",
+        ["'dt_adoption_rate'", "2.5", "from 0 to 0.5"],
+    ),
+    "bad choice": ('[parameters]\nregion = "bavaria"\n', ["'region'", "'bavaria'", "'nord'"]),
+    "malformed": ("[parameters\nfirms = 10\n", ["malformed TOML"]),
+    "top-level key": ('nmae = "x"\n', ["'nmae'", "name, description, [parameters]"]),
+    "motives over one": ("[parameters]\nbm_weight_peers = 0.7\n", ["exceeds 1"]),
+    "bool for number": ("[parameters]\nexit_rate = true\n", ["'exit_rate'", "True"]),
+}
+
+
+@pytest.mark.parametrize("case", INVALID)
+def test_invalid_scenario_stops_with_one_message_and_writes_nothing(tmp_path, case):
+    text, fragments = INVALID[case]
+    out = tmp_path / "out"
+    res = run(_scenario(tmp_path, text), "--out", str(out))
+    assert res.exit_code == 2
+    message = res.stderr if hasattr(res, "stderr") else res.output
+    assert message.startswith("error: ") and message.count("error:") == 1
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+    assert not out.exists() and sorted(os.listdir(tmp_path)) == ["s.toml"]
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    out = tmp_path / "out"
+    res = run(str(tmp_path / "nope.toml"), "--out", str(out))
+    assert res.exit_code == 2 and "scenario file not found" in res.output
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe\x00garbage")
+    res = run(str(bad), "--out", str(out))
+    assert res.exit_code == 2 and "cannot read scenario file" in res.output
+    res = run(str(tmp_path), "--out", str(out))  # a folder
+    assert res.exit_code == 2 and "cannot read" in res.output
+    assert not out.exists()
+
+
+def test_bad_set_assignments(tmp_path, root):
+    base = str(root / "scenarios" / "baseline.toml")
+    out = tmp_path / "out"
+    res = run(base, "--set", "firms", "--out", str(out))
+    assert res.exit_code == 2 and "key=value" in res.output
+    res = run(base, "--set", "years=-1", "--out", str(out))
+    assert res.exit_code == 2 and "'years' = -1" in res.output and "from 0 to 60" in res.output
+    assert not out.exists()
+
+
+def test_params_command_lists_the_registry():
+    res = runner.invoke(app, ["params", "--format", "csv"])
+    assert res.exit_code == 0
+    lines = res.output.strip().splitlines()
+    assert lines[0] == "name,group,unit,default,range,description,source"
+    assert any(line.startswith("bm_weight_peers,") and "facts.md §4.2" in line for line in lines)

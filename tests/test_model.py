@@ -1,0 +1,126 @@
+"""The vectorised model: stage rule, bookkeeping, reproducibility, mechanisms in isolation."""
+
+import numpy as np
+import pytest
+
+from mittelbau.dynamics import MOTIVES
+from mittelbau.firm import Firm
+from mittelbau.indicators import stage_shares
+from mittelbau.model import MittelbauModel
+
+STILL = dict(dt_adoption_rate=0.0, bm_adoption_rate=0.0, bm_loss_rate=0.0, dt_loss_rate=0.0, exit_rate=0.0)
+
+
+def test_stage_rule_and_agents_every_step():
+    m = MittelbauModel(firms=1500, seed=5, years=6)
+    for _ in range(6):
+        m.step()
+        s = m.state
+        assert np.array_equal(s.stage, 1 + s.bm.astype(int) + s.dt.astype(int))
+        assert len(m.agents) == 1500 and all(isinstance(a, Firm) for a in m.agents)
+        rows = sorted(a.row for a in m.agents)
+        assert rows == list(range(1500))
+        sample = list(m.firm_at[::97])
+        assert all(f.stage == 1 + f.bm + f.dt == s.stage[f.row] for f in sample)
+        assert not s.dt_items[~s.dt].any() and s.dt_items[s.dt].any(axis=1).all()
+    assert m.year == 2021 and m.time == 6
+
+
+def test_transitions_conserve_firms_and_reproduce_shares():
+    m = MittelbauModel(firms=3000, seed=9, years=8).run()
+    counts = [np.bincount(m.state.stage, minlength=4)]  # only final state is kept; rebuild all
+    shares = m.datacollector.get_model_vars_dataframe()[["stage1", "stage2", "stage3"]].to_numpy()
+    for k, t in enumerate(m.transitions):
+        assert t[0, 0] == 0
+        assert t[0].sum() == t[1:, 0].sum()  # every exit is replaced by one entrant
+        start = t.sum(axis=1)[1:]  # firms by stage at the start of the year
+        end = t.sum(axis=0)[1:] - 0  # by stage at the end, entrants included, exits excluded
+        assert np.allclose(start / 3000, shares[k])
+        assert np.allclose(end / 3000, shares[k + 1])
+    assert counts[0].sum() == 3000
+
+
+def test_nothing_moves_when_all_rates_are_zero():
+    m = MittelbauModel(firms=2000, seed=1, years=5, **STILL).run()
+    df = m.datacollector.get_model_vars_dataframe()
+    assert (df[["stage1", "stage2", "stage3"]].nunique() == 1).all()
+    assert sum(t[0].sum() for t in m.transitions) == 0
+
+
+def test_only_losses_move_firms_down():
+    m = MittelbauModel(
+        firms=3000, seed=2, years=5, **{**STILL, "bm_loss_rate": 0.1, "dt_loss_rate": 0.1}
+    ).run()
+    total = np.sum(m.transitions, axis=0)
+    assert total[1, 2] == total[1, 3] == total[2, 3] == 0
+    assert total[3, 2] > 0 and total[2, 1] > 0
+
+
+def test_bm_loss_rate_matches_hazard():
+    """Without service strategy the annual BM loss probability is 1 − exp(−bm_loss_rate)."""
+    m = MittelbauModel(
+        firms=20000, seed=4, years=1, **{**STILL, "bm_loss_rate": 0.2, "bm_loss_strategy_factor": 1.0}
+    )
+    had = m.state.bm.copy()
+    m.step()
+    lost = (had & ~m.state.bm).sum() / had.sum()
+    expected = 1 - np.exp(-0.2)
+    assert abs(lost - expected) < 4 * np.sqrt(expected * (1 - expected) / had.sum())
+
+
+def test_bm_motives_follow_facts_4_2():
+    """At the start (social exposures near their reference values, pressure 1) the motives of
+    new BMs split as 34/28/20/18 (facts.md §4.2) within a few points."""
+    m = MittelbauModel(firms=100_000, seed=3, years=1, bm_adoption_rate=0.05)
+    m.step()
+    counts = np.array([m.motive_totals[k] for k in MOTIVES])
+    shares = counts / counts.sum()
+    assert np.allclose(shares, [0.34, 0.28, 0.20, 0.18], atol=0.04), shares
+
+
+def test_coupling_speeds_the_step_from_two_to_three():
+    weak = MittelbauModel(firms=20000, seed=6, years=3, capability_coupling=1.0).run()
+    strong = MittelbauModel(firms=20000, seed=6, years=3, capability_coupling=5.0).run()
+
+    def up23(m):
+        t = np.sum(m.transitions, axis=0)
+        return t[2, 3] / t[2].sum()
+
+    assert up23(strong) > 1.5 * up23(weak)
+
+
+def test_pressure_raises_exits_of_exposed_stage1_firms():
+    """Exposed = stage 1, simple products, threatened main BM (≈ 0.8 % of firms): with factor 5
+    their exit hazard is 6–8× the base rate, adding ≈ 500 exits from stage 1 over 5 years at
+    100,000 firms; the Poisson noise of the difference is ≈ 80."""
+    calm = MittelbauModel(firms=100_000, seed=8, years=5, pressure_exit_factor=0.0).run()
+    hard = MittelbauModel(firms=100_000, seed=8, years=5, pressure_exit_factor=5.0).run()
+    exits = [sum(t[1, 0] for t in m.transitions) for m in (calm, hard)]
+    others = [sum(t[3, 0] for t in m.transitions) for m in (calm, hard)]
+    assert exits[1] - exits[0] > 300, exits
+    assert abs(others[1] - others[0]) < 4 * np.sqrt(others[0] + others[1])  # stage 3 untouched
+
+
+def test_same_seed_same_run_other_seed_other_run():
+    a = MittelbauModel(firms=2000, seed=42, years=5).run()
+    b = MittelbauModel(firms=2000, seed=42, years=5).run()
+    c = MittelbauModel(firms=2000, seed=43, years=5).run()
+    assert np.array_equal(np.stack(a.stage_counts), np.stack(b.stage_counts))
+    assert not np.array_equal(np.stack(a.stage_counts), np.stack(c.stage_counts))
+
+
+def test_network_wires_suppliers_to_downstream_customers():
+    m = MittelbauModel(firms=5000, seed=1, same_industry_ties=1.0, customers_per_supplier=2)
+    pos, ind = m.state.position, m.state.industry
+    rows, cols = m.customers.nonzero()
+    assert not (pos[rows] == 0).any()  # final-product makers supply no one in the region
+    assert (pos[cols] < pos[rows]).all()  # customers sit downstream
+    assert (ind[rows] == ind[cols]).mean() > 0.99
+    supplier = m.firm_at[rows[0]]
+    assert m.firm_at[cols[0]] in supplier.customers and supplier in m.firm_at[cols[0]].suppliers
+
+
+@pytest.mark.parametrize("region", ["nord", "muenchen", "rhein-ruhr", "germany"])
+def test_every_region_runs(region):
+    m = MittelbauModel(firms=500, seed=1, years=2, region=region).run()
+    assert m.region.code == region and np.isclose(stage_shares(m.state.stage).sum(), 1)
