@@ -162,7 +162,8 @@ class MittelbauModel(mesa.Model):
         self.state.replace_rows(rows, entrants, keep=("position",))
         x_dt, x_bm = structural_log_hazards(entrants, self.props, self.region.innovation_shift)
         self.x_dt[rows], self.x_bm[rows] = x_dt, x_bm
-        self._add_firms(rows)
+        # entrants one by one: create_agents would also build a throw-away AgentSet
+        self.firm_at[rows] = [Firm(self, r) for r in rows]
 
     # ---- records ------------------------------------------------------------------------------
     def _record(self) -> None:
