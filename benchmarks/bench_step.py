@@ -10,14 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-if sys.version_info < (3, 12):
-    sys.exit(f"mittelbau needs Python 3.12 or newer; this is {sys.version.split()[0]}")
+from mittelbau.model import MittelbauModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from reference_model import ReferenceModel  # noqa: E402
-
-from mittelbau.model import MittelbauModel  # noqa: E402
+TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 YEARS = 20
 
@@ -36,6 +31,9 @@ def vectorised(firms: int) -> tuple[float, float]:
 
 
 def reference_step(firms: int, years: int) -> float:
+    sys.path.insert(0, str(TESTS))
+    from reference_model import ReferenceModel
+
     r = ReferenceModel(firms=firms, seed=1, years=years)
     t0 = time.perf_counter()
     r.run_for(years)
@@ -52,8 +50,10 @@ def main() -> None:
     _, run = min((vectorised(firms) for _ in range(3)), key=sum)
     vec_step = run / YEARS
     ref_step = reference_step(firms, 3)
-    print(f"\nper-firm reference at {firms} firms: {ref_step:.3f} s/year; vectorised "
-          f"{vec_step:.4f} s/year; speed ratio {ref_step / vec_step:.0f}x")
+    print(
+        f"\nper-firm reference at {firms} firms: {ref_step:.3f} s/year; vectorised "
+        f"{vec_step:.4f} s/year; speed ratio {ref_step / vec_step:.0f}x"
+    )
 
 
 if __name__ == "__main__":
