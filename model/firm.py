@@ -20,6 +20,14 @@ if TYPE_CHECKING:
     from mittelbau.model import MittelbauModel
 
 
+def _category(column: str, labels: tuple[str, ...], doc: str) -> property:
+    return property(lambda self: labels[getattr(self.model.state, column)[self.row]], doc=doc)
+
+
+def _flag(column: str, doc: str) -> property:
+    return property(lambda self: bool(getattr(self.model.state, column)[self.row]), doc=doc)
+
+
 class Firm(mesa.Agent):
     """A manufacturing SME (20–499 employees). Its state lives in `model.state` at `row`; the
     step is vectorised over all rows in `mittelbau.dynamics`, so firms have no `step` of their own."""
@@ -30,56 +38,19 @@ class Firm(mesa.Agent):
         super().__init__(model)
         self.row = int(row)
 
-    def _get(self, name: str):
-        return getattr(self.model.state, name)[self.row]
-
-    @property
-    def region(self) -> str:
-        return self.model.region.code
-
-    @property
-    def industry(self) -> str:
-        return INDUSTRIES[self._get("industry")]
-
-    @property
-    def size_class(self) -> str:
-        return SIZE_CLASSES[self._get("size")]
-
-    @property
-    def batch_type(self) -> str:
-        return BATCH_TYPES[self._get("batch")]
-
-    @property
-    def complexity(self) -> str:
-        return COMPLEXITIES[self._get("complexity")]
-
-    @property
-    def position(self) -> str:
-        return POSITIONS[self._get("position")]
-
-    @property
-    def market_position(self) -> str:
-        return MARKET_POSITIONS[self._get("market")]
-
-    @property
-    def engagement(self) -> str:
-        return ENGAGEMENT_LEVELS[self._get("engagement")]
-
-    @property
-    def service_strategy(self) -> bool:
-        return bool(self._get("service_strategy"))
-
-    @property
-    def financing_constraint(self) -> bool:
-        return bool(self._get("financing_constraint"))
-
-    @property
-    def bm(self) -> bool:
-        return bool(self._get("bm"))
-
-    @property
-    def dt(self) -> bool:
-        return bool(self._get("dt"))
+    region = property(lambda self: self.model.region.code, doc="Region code")
+    industry = _category("industry", INDUSTRIES, "Industry group (facts.md §3.1)")
+    size_class = _category("size", SIZE_CLASSES, "Employees (facts.md §3.2)")
+    batch_type = _category("batch", BATCH_TYPES, "Batch type (facts.md §3.3)")
+    complexity = _category("complexity", COMPLEXITIES, "Product complexity (facts.md §3.4)")
+    position = _category("position", POSITIONS, "Value-chain position")
+    market_position = _category("market", MARKET_POSITIONS, "Market position (facts.md §4.6)")
+    engagement = _category("engagement", ENGAGEMENT_LEVELS, "Engagement (facts.md §4.3)")
+    service_strategy = _flag("service_strategy", "Services a competitive factor (facts.md §2.11)")
+    financing_constraint = _flag("financing_constraint", "Financing an obstacle (facts.md §4.5)")
+    threatened = _flag("threatened", "Main BM felt threatened (facts.md §4.7)")
+    bm = _flag("bm", "Offers a service-based business model (facts.md §1)")
+    dt = _flag("dt", "Uses digital technology in its service business (facts.md §1)")
 
     @property
     def stage(self) -> int:
@@ -89,7 +60,7 @@ class Firm(mesa.Agent):
     @property
     def digital_competence(self) -> float:
         """Share of the 10 digital techniques of IHK 2016 in use (facts.md §4.4)."""
-        return float(self._get("techniques")) / 10.0
+        return float(self.model.state.techniques[self.row]) / 10.0
 
     @property
     def customers(self) -> list[Firm]:
