@@ -10,6 +10,7 @@ import numpy as np
 from mittelbau.categories import COMPLEXITIES, INDUSTRIES, SIZE_CLASSES, START_YEAR
 from mittelbau.dynamics import (
     MOTIVES,
+    REF_BM_SHARE,
     Exposure,
     change_capabilities,
     exit_hazard,
@@ -103,7 +104,9 @@ class MittelbauModel(mesa.Model):
             network_dt=neighbour_share(self.ties, self.tie_degree, s.dt, peer_dt),
             # final-product makers sell outside the region: their customers are taken as
             # neutral (reference share), so the customer channel keeps its §4.2 weight
-            customer_bm=neighbour_share(self.customers, self.customer_degree, s.bm, np.full(len(s), 0.46)),
+            customer_bm=neighbour_share(
+                self.customers, self.customer_degree, s.bm, np.full(len(s), REF_BM_SHARE)
+            ),
         )
 
     # ---- the step -----------------------------------------------------------------------------
