@@ -23,7 +23,7 @@ REF_BM_SHARE = 0.46  # facts.md §2.2: Stuttgart BM share, the setting of the IH
 REF_DT_SHARE = 0.58  # facts.md §2.14: Stuttgart any-DT share (reading)
 REF_TECHNIQUES = 3.0  # reference firm's digital techniques (lower bound of the modal band, §4.4)
 REF_ENGAGEMENT = 1  # reference engagement level: 'internal'
-MAX_TECHNIQUES = 10.0
+MAX_TECHNIQUES = 10.0  # IHK 2016 asked about 10 digital techniques (facts.md §4.4)
 MOTIVES = ("intrinsic", "peers", "customers", "competition")  # facts.md §4.2
 
 

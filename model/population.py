@@ -24,8 +24,6 @@ from mittelbau.categories import (
 from mittelbau.propensities import Propensities, load_propensities, logistic
 from mittelbau.region_data import Region, load_region, load_traits, normalised
 
-MAX_TECHNIQUES = 10  # IHK 2016 asked about 10 digital techniques (facts.md §4.4)
-
 
 @dataclass
 class FirmTable:

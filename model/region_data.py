@@ -73,8 +73,3 @@ def load_region(code: str) -> Region:
 def load_traits() -> dict:
     """The shared trait table `traits.toml` (facts.md §4 and named assumptions)."""
     return _read_toml(DATA_DIR / "traits.toml")
-
-
-def raw_region_file(code: str) -> dict:
-    """The region file as written, for documentation and tests."""
-    return _read_toml(DATA_DIR / "regions" / f"{code}.toml")
