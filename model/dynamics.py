@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mittelbau.categories import COMPLEXITIES
 from mittelbau.population import FirmTable, draw_dt_items
 from mittelbau.propensities import Propensities
 
@@ -24,6 +25,7 @@ REF_DT_SHARE = 0.58  # facts.md §2.14: Stuttgart any-DT share (reading)
 REF_TECHNIQUES = 3.0  # reference firm's digital techniques (lower bound of the modal band, §4.4)
 REF_ENGAGEMENT = 1  # reference engagement level: 'internal'
 MAX_TECHNIQUES = 10.0  # IHK 2016 asked about 10 digital techniques (facts.md §4.4)
+SIMPLE = COMPLEXITIES.index("simple")
 MOTIVES = ("intrinsic", "peers", "customers", "competition")  # facts.md §4.2
 
 
@@ -90,8 +92,10 @@ def bm_hazard(state: FirmTable, x_bm: np.ndarray, channels: np.ndarray, p) -> np
     )
 
 
-def exit_hazard(state: FirmTable, pressure: float, p, simple_code: int) -> np.ndarray:
-    exposed = (~state.bm & ~state.dt) & (state.complexity == simple_code) & state.threatened
+def exit_hazard(state: FirmTable, pressure: float, p) -> np.ndarray:
+    """Annual exit hazard; stage-1 firms with simple products and a threatened main BM are
+    exposed to the digital pressure (facts.md §2.13, §4.9)."""
+    exposed = (~state.bm & ~state.dt) & (state.complexity == SIMPLE) & state.threatened
     return p.exit_rate * (1.0 + p.pressure_exit_factor * pressure * exposed)
 
 

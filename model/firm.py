@@ -15,6 +15,7 @@ from mittelbau.categories import (
     POSITIONS,
     SIZE_CLASSES,
 )
+from mittelbau.dynamics import MAX_TECHNIQUES
 
 if TYPE_CHECKING:
     from mittelbau.model import MittelbauModel
@@ -60,7 +61,7 @@ class Firm(mesa.Agent):
     @property
     def digital_competence(self) -> float:
         """Share of the 10 digital techniques of IHK 2016 in use (facts.md §4.4)."""
-        return float(self.model.state.techniques[self.row]) / 10.0
+        return float(self.model.state.techniques[self.row]) / MAX_TECHNIQUES
 
     @property
     def customers(self) -> list[Firm]:

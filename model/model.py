@@ -7,7 +7,7 @@ from typing import Any
 import mesa
 import numpy as np
 
-from mittelbau.categories import COMPLEXITIES, INDUSTRIES, SIZE_CLASSES, START_YEAR
+from mittelbau.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
 from mittelbau.dynamics import (
     MOTIVES,
     REF_BM_SHARE,
@@ -69,12 +69,12 @@ class MittelbauModel(mesa.Model):
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "year": "year",
-                "stage1": lambda m: m.shares[0],
-                "stage2": lambda m: m.shares[1],
-                "stage3": lambda m: m.shares[2],
-                "middle_share": lambda m: middle_share(m.shares),
-                "polarisation_index": lambda m: polarisation_index(m.shares),
-                "hollowing_ratio": lambda m: hollowing_ratio(m.shares),
+                "stage1": lambda m: m.recorded_shares[0],
+                "stage2": lambda m: m.recorded_shares[1],
+                "stage3": lambda m: m.recorded_shares[2],
+                "middle_share": lambda m: middle_share(m.recorded_shares),
+                "polarisation_index": lambda m: polarisation_index(m.recorded_shares),
+                "hollowing_ratio": lambda m: hollowing_ratio(m.recorded_shares),
                 "upward_rate": lambda m: upward_rate(m.transitions[-1]) if m.transitions else None,
             }
         )
@@ -87,6 +87,7 @@ class MittelbauModel(mesa.Model):
 
     @property
     def shares(self) -> np.ndarray:
+        """Stage shares of all firms now."""
         return stage_shares(self.state.stage)
 
     @property
@@ -116,9 +117,7 @@ class MittelbauModel(mesa.Model):
         pressure = self.pressure
         exposure = self.exposure()
         before = s.stage
-        exits = self.rng.random(len(s)) < hazard_to_probability(
-            exit_hazard(s, pressure, p, COMPLEXITIES.index("simple"))
-        )
+        exits = self.rng.random(len(s)) < hazard_to_probability(exit_hazard(s, pressure, p))
         motives = change_capabilities(
             s,
             self.x_dt,
@@ -176,6 +175,7 @@ class MittelbauModel(mesa.Model):
         for codes, k in ((s.size, len(SIZE_CLASSES)), (s.industry, len(INDUSTRIES))):
             counts.append(np.bincount(codes * 3 + stage, minlength=k * 3).reshape(k, 3))
         self.stage_counts.append(np.vstack(counts))
+        self.recorded_shares = counts[0][0] / len(s)  # read by the reporters: computed once
         self.datacollector.collect(self)
 
     @property

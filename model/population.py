@@ -22,7 +22,7 @@ from mittelbau.categories import (
     SIZE_CLASSES,
 )
 from mittelbau.propensities import Propensities, load_propensities, logistic
-from mittelbau.region_data import Region, load_region, load_traits, normalised
+from mittelbau.region_data import Region, in_order, load_region, load_traits, normalised
 
 
 @dataclass
@@ -65,18 +65,13 @@ def service_strategy_logit(
     """Structural log-odds of treating services as a competitive factor (facts.md §2.11),
     relative to the reference share; the regional level is added by `solve_intercept`."""
     eff = load_traits()["service_strategy_effects"]
-    by_industry = logit(rates_in_order(eff["industry_shares"], INDUSTRIES)) - logit(eff["reference_share"])
+    by_industry = logit(in_order(eff["industry_shares"], INDUSTRIES)) - logit(eff["reference_share"])
     return (
         by_industry[industry]
         + eff["per_size_class"] * size
         + eff["single_unit"] * (batch == BATCH_TYPES.index("single"))
         + eff["simple_product"] * (complexity == COMPLEXITIES.index("simple"))
     )
-
-
-def rates_in_order(table: dict[str, float], labels: tuple[str, ...]) -> np.ndarray:
-    """Values in label order, not normalised (rates rather than shares)."""
-    return np.array([float(table[k]) for k in labels])
 
 
 def solve_intercept(log_odds: np.ndarray, share: float, weights: np.ndarray | None = None) -> float:
@@ -200,7 +195,7 @@ def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
         size.astype(float), market_shares[::-1], mp["size_correlation"], rng
     )
 
-    fin_rate = rates_in_order(traits["financing_constraint"]["by_size"], SIZE_CLASSES)
+    fin_rate = in_order(traits["financing_constraint"]["by_size"], SIZE_CLASSES)
     financing_constraint = rng.random(n) < fin_rate[size]
     threatened = rng.random(n) < traits["threatened"]["share"]
 

@@ -20,13 +20,18 @@ def _read_toml(path: Path) -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8"))
 
 
+def in_order(table: dict[str, float], labels: tuple[str, ...]) -> np.ndarray:
+    """The table's values in the order of `labels`; the keys must be exactly the labels."""
+    missing = set(labels) - set(table)
+    extra = set(table) - set(labels)
+    if missing or extra:
+        raise ValueError(f"table must have exactly {labels}; missing {missing}, extra {extra}")
+    return np.array([table[k] for k in labels], dtype=float)
+
+
 def normalised(shares: dict[str, float], labels: tuple[str, ...]) -> np.ndarray:
     """Shares in the order of `labels`, divided by their sum (survey rounding)."""
-    missing = set(labels) - set(shares)
-    extra = set(shares) - set(labels)
-    if missing or extra:
-        raise ValueError(f"share table must have exactly {labels}; missing {missing}, extra {extra}")
-    values = np.array([shares[k] for k in labels], dtype=float)
+    values = in_order(shares, labels)
     return values / values.sum()
 
 
