@@ -34,11 +34,11 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
 ) -> None:
     """Run one scenario and write stage_shares.csv, transitions.csv, indicators.csv,
-    summary.json and stage_shares.png."""
+    levers.csv, summary.json and stage_shares.png."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mittelbau.outputs import write_run
-    from mittelbau.simulate import simulate
+    from mittelbau.simulate import runs_needed, simulate
 
     try:
         scen = load_scenario(scenario, set_ or [], seed)
@@ -49,12 +49,12 @@ def run(
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} years"),
+        TextColumn("{task.completed}/{task.total} simulated years"),
         TimeRemainingColumn(),
         disable=quiet,
         transient=True,
     ) as progress:
-        task = progress.add_task(f"{scen.name}: {p.firms} firms, {p.region}", total=p.years)
+        task = progress.add_task(f"{scen.name}: {p.firms} firms, {p.region}", total=p.years * runs_needed(p))
         result = simulate(scen, on_year=lambda _m: progress.advance(task))
     write_run(result, folder)
     if not quiet:
@@ -66,6 +66,15 @@ def run(
         if y1 != y0:
             typer.echo(f"  stage shares {y1}: {b['stage1']:.1%} / {b['stage2']:.1%} / {b['stage3']:.1%}")
         typer.echo(f"  {h['verdict']}")
+        for name, lv in result.summary["levers"].items():
+            cpm = lv["cost_per_additional_upward_move_eur"]
+            dws = lv["deadweight_share"]
+            typer.echo(
+                f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached']} firms reached, "
+                f"{lv['additional_upward_moves']:+d} upward moves against no programme, "
+                + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
+                + (f", deadweight {dws:.0%}" if dws is not None else "")
+            )
         typer.echo(f"  written to {folder}/")
 
 

@@ -53,14 +53,37 @@ def hazard_to_probability(h: np.ndarray) -> np.ndarray:
     return -np.expm1(-h)
 
 
-def dt_hazard(state: FirmTable, x_dt: np.ndarray, exposure: Exposure, p) -> np.ndarray:
-    """Annual DT adoption hazard (firms without DT use the result)."""
+@dataclass(frozen=True)
+class Boost:
+    """What the policy levers do to each firm's hazards this year (all ones / False: nothing)."""
+
+    dt: np.ndarray  # multiplier of the DT adoption hazard
+    bm: np.ndarray  # multiplier of the BM adoption hazard
+    finance_relief: np.ndarray  # financing constraint lifted (funded firms)
+
+    @classmethod
+    def none(cls, n: int) -> Boost:
+        return cls(np.ones(n), np.ones(n), np.zeros(n, dtype=bool))
+
+
+def dt_hazard(
+    state: FirmTable,
+    x_dt: np.ndarray,
+    exposure: Exposure,
+    p,
+    factor: np.ndarray | float = 1.0,
+    finance_relief: np.ndarray | bool = False,
+) -> np.ndarray:
+    """Annual DT adoption hazard (firms without DT use the result); `factor` and
+    `finance_relief` carry the policy levers."""
     social = 0.5 * (exposure.network_dt + exposure.peer_dt) / REF_DT_SHARE
+    constrained = state.financing_constraint & ~np.asarray(finance_relief)
     return (
         p.dt_adoption_rate
+        * factor
         * np.exp(x_dt)
         * np.where(state.bm, p.capability_coupling, 1.0)
-        * np.where(state.financing_constraint, p.dt_finance_factor, 1.0)
+        * np.where(constrained, p.dt_finance_factor, 1.0)
         * np.exp(p.dt_competence_effect * (state.techniques - REF_TECHNIQUES))
         * np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
         * ((1.0 - p.dt_social_weight) + p.dt_social_weight * social)
@@ -99,51 +122,69 @@ def exit_hazard(state: FirmTable, pressure: float, p) -> np.ndarray:
     return p.exit_rate * (1.0 + p.pressure_exit_factor * pressure * exposed)
 
 
-def choose_motive(channels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Which channel triggered each adoption, in proportion to the channel hazards."""
+def choose_motive(channels: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Which channel triggered each adoption, in proportion to the channel hazards
+    (`u` uniform on [0, 1), one per row)."""
     cum = np.cumsum(channels, axis=1)
-    u = rng.random(len(channels)) * cum[:, -1]
-    return (u[:, None] >= cum).sum(axis=1)
+    return ((u * cum[:, -1])[:, None] >= cum).sum(axis=1)
 
 
-@dataclass
-class YearResult:
-    exits: np.ndarray  # row indices of exiting firms
+@dataclass(frozen=True)
+class CapabilityChange:
+    gain_dt: np.ndarray
+    gain_bm: np.ndarray
+    anyway: np.ndarray  # every gain of the firm would also have happened without the levers
     bm_motives: np.ndarray  # counts of BM introductions per motive (MOTIVES order)
 
 
 def change_capabilities(
     state: FirmTable,
-    x_dt: np.ndarray,
-    x_bm: np.ndarray,
+    x: tuple[np.ndarray, np.ndarray],
     exposure: Exposure,
     pressure: float,
     survivors: np.ndarray,
     p,
     item_draw: np.ndarray,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """Adopt and lose BM and DT for surviving firms, in place; returns BM motive counts."""
+    boost: Boost | None = None,
+) -> CapabilityChange:
+    """Adopt and lose BM and DT for surviving firms, in place.
+
+    The draws that decide events have a fixed size (one per firm and event), so a run with
+    levers and the same-seed run without them see the same random numbers (common random
+    numbers); `boost` None means no lever acts. A lever-reached firm's
+    gain is counted as happening 'anyway' when the same draw also falls below the hazard
+    without the lever — the in-model counterfactual behind deadweight.
+    """
     n = len(state)
+    x_dt, x_bm = x
     u = rng.random((4, n))
+    side = rng.spawn(1)[0]  # DT items and motives: drawn per gain, never shifting `u`
     had_bm, had_dt = state.bm.copy(), state.dt.copy()
 
-    p_dt = hazard_to_probability(dt_hazard(state, x_dt, exposure, p))
+    h_dt0 = dt_hazard(state, x_dt, exposure, p)
     channels = bm_channels(exposure, pressure, p)
-    p_bm = hazard_to_probability(bm_hazard(state, x_bm, channels, p))
+    h_bm0 = bm_hazard(state, x_bm, channels, p)
+    p_dt0, p_bm0 = hazard_to_probability(h_dt0), hazard_to_probability(h_bm0)
+    if boost is None:
+        p_dt, p_bm = p_dt0, p_bm0
+    else:
+        p_dt = hazard_to_probability(dt_hazard(state, x_dt, exposure, p, boost.dt, boost.finance_relief))
+        p_bm = hazard_to_probability(boost.bm * h_bm0)
     loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0)
 
     gain_dt = survivors & ~had_dt & (u[0] < p_dt)
     lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(n, p.dt_loss_rate)))
     gain_bm = survivors & ~had_bm & (u[2] < p_bm)
     lose_bm = survivors & had_bm & (u[3] < hazard_to_probability(loss_bm))
+    anyway = (~gain_dt | (u[0] < p_dt0)) & (~gain_bm | (u[2] < p_bm0))
 
     state.dt = (had_dt | gain_dt) & ~lose_dt
     state.bm = (had_bm | gain_bm) & ~lose_bm
-    state.dt_items[gain_dt] = draw_dt_items(np.ones(int(gain_dt.sum()), bool), item_draw, rng)
+    state.dt_items[gain_dt] = draw_dt_items(np.ones(int(gain_dt.sum()), bool), item_draw, side)
     state.dt_items[lose_dt] = False
-    motives = choose_motive(channels[gain_bm], rng)
-    return np.bincount(motives, minlength=len(MOTIVES))
+    motives = choose_motive(channels[gain_bm], side.random(int(gain_bm.sum())))
+    return CapabilityChange(gain_dt, gain_bm, anyway, np.bincount(motives, minlength=len(MOTIVES)))
 
 
 def learn_and_engage(state: FirmTable, pressure: float, p, rng: np.random.Generator) -> None:

@@ -30,8 +30,10 @@ def _flag(column: str, doc: str) -> property:
 
 
 class Firm(mesa.Agent):
-    """A manufacturing SME (20–499 employees). Its state lives in `model.state` at `row`; the
-    step is vectorised over all rows in `mittelbau.dynamics`, so firms have no `step` of their own."""
+    """A manufacturing SME (20–499 employees): the handle of one row of `model.state`. The step
+    is vectorised over all rows in `mittelbau.dynamics`, so firms have no `step` of their own.
+    The row is a market slot: when its firm exits, an entrant takes it over, and `firm_id`
+    and `entry_year` say which firm occupies it now."""
 
     model: MittelbauModel
 
@@ -39,6 +41,8 @@ class Firm(mesa.Agent):
         super().__init__(model)
         self.row = int(row)
 
+    firm_id = property(lambda self: int(self.model.firm_id[self.row]), doc="Occupant's id")
+    entry_year = property(lambda self: int(self.model.entry_year[self.row]), doc="Year of entry")
     region = property(lambda self: self.model.region.code, doc="Region code")
     industry = _category("industry", INDUSTRIES, "Industry group (facts.md §3.1)")
     size_class = _category("size", SIZE_CLASSES, "Employees (facts.md §3.2)")

@@ -6,11 +6,13 @@ from typing import Any
 
 import mesa
 import numpy as np
+from scipy import sparse
 
 from mittelbau.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
 from mittelbau.dynamics import (
     MOTIVES,
     REF_BM_SHARE,
+    Boost,
     Exposure,
     change_capabilities,
     exit_hazard,
@@ -26,6 +28,7 @@ from mittelbau.indicators import (
     stage_shares,
     upward_rate,
 )
+from mittelbau.levers import LeverYear, build_levers
 from mittelbau.network import neighbour_share, supplier_network
 from mittelbau.population import synthesise
 from mittelbau.propensities import load_propensities
@@ -60,8 +63,16 @@ class MittelbauModel(mesa.Model):
         self.tie_degree = np.asarray(self.ties.sum(axis=1)).ravel()
         self.customer_degree = np.asarray(self.customers.sum(axis=1)).ravel()
         self.x_dt, self.x_bm = structural_log_hazards(self.state, self.props, self.region.innovation_shift)
+        # a Firm agent is the handle of one row (a market slot); the firm occupying the row is
+        # identified by firm_id and changes on exit and entry
+        self.firm_id = np.arange(params.firms)
+        self.entry_year = np.full(params.firms, START_YEAR)
         self.firm_at = np.empty(params.firms, dtype=object)
-        self._add_firms(np.arange(params.firms))
+        for firm in Firm.create_agents(self, params.firms, row=np.arange(params.firms)):
+            self.firm_at[firm.row] = firm
+        # spawned in every run, levers or not, so the yearly streams stay aligned across runs
+        self.levers = build_levers(params, params.firms, self.rng.spawn(1)[0])
+        self.lever_records: list[tuple] = []  # year, lever, spent, reached, upward, deadweight
 
         self.stage_counts: list[np.ndarray] = []  # per year: (groups × 3) counts
         self.transitions: list[np.ndarray] = []  # per year from 2016: 4 × 4 from/to (0 = outside)
@@ -83,6 +94,8 @@ class MittelbauModel(mesa.Model):
     # ---- state views ------------------------------------------------------------------------
     @property
     def year(self) -> int:
+        """The year of the current state; inside `step` (Mesa advances time first) the year
+        being simulated, whose end state the step produces."""
         return START_YEAR + int(self.time)
 
     @property
@@ -90,10 +103,10 @@ class MittelbauModel(mesa.Model):
         """Stage shares of all firms now."""
         return stage_shares(self.state.stage)
 
-    @property
-    def pressure(self) -> float:
-        """Digital pressure index at the start of the current year (2015 = 1)."""
-        return 1.0 + self.params.digital_pressure_growth * (self.year - START_YEAR)
+    def pressure_in(self, year: int) -> float:
+        """Digital pressure index at the start of simulated `year` (1 at the start of 2016, the
+        end of the 2015 survey year)."""
+        return 1.0 + self.params.digital_pressure_growth * (year - 1 - START_YEAR)
 
     def exposure(self) -> Exposure:
         s = self.state
@@ -112,26 +125,46 @@ class MittelbauModel(mesa.Model):
 
     # ---- the step -----------------------------------------------------------------------------
     def step(self) -> None:
-        """One year: exposures, exits, capability change, learning, entry, records."""
+        """One year: levers, exposures, exits, capability change, learning, entry, records."""
         p, s = self.params, self.state
-        pressure = self.pressure
-        exposure = self.exposure()
+        pressure = self.pressure_in(self.year)
+        # one stream each for the core dynamics, the entrants and the levers, spawned anew every
+        # year, so that a lever's own draws never shift the draws of the same-seed run without it
+        core, entry, lever_rng = self.rng.spawn(3)
         before = s.stage
-        exits = self.rng.random(len(s)) < hazard_to_probability(exit_hazard(s, pressure, p))
-        motives = change_capabilities(
+        actions = [(lever, lever.act(self, self.year, lever_rng)) for lever in self.levers]
+        for lever, act in actions:
+            lever.note_reach(act.reached, s)
+        exposure = self.exposure()  # after the levers: cooperation adds ties
+        exits = core.random(len(s)) < hazard_to_probability(exit_hazard(s, pressure, p))
+        change = change_capabilities(
             s,
-            self.x_dt,
-            self.x_bm,
+            (self.x_dt, self.x_bm),
             exposure,
             pressure,
             ~exits,
             p,
             self.props.dt_item_draw,
-            self.rng,
+            core,
+            boost=combined_boost(len(s), [act for _, act in actions]) if actions else None,
         )
-        learn_and_engage(s, pressure, p, self.rng)
+        motives = change.bm_motives
+        learn_and_engage(s, pressure, p, core)
+        moved_up = ~exits & (s.stage > before)
+        for lever, act in actions:
+            up = act.reached & moved_up
+            self.lever_records.append(
+                (
+                    self.year,
+                    lever.name,
+                    act.spent_eur,
+                    int(act.reached.sum()),
+                    int(up.sum()),
+                    int((up & change.anyway).sum()),
+                )
+            )
         rows = np.flatnonzero(exits)
-        self._replace(rows)
+        self._replace(rows, entry)
         after = s.stage
         matrix = np.zeros((4, 4), dtype=np.int64)
         np.add.at(matrix, (before[~exits], after[~exits]), 1)
@@ -149,23 +182,32 @@ class MittelbauModel(mesa.Model):
         return self
 
     # ---- entry and exit -----------------------------------------------------------------------
-    def _add_firms(self, rows: np.ndarray) -> None:
-        for firm in Firm.create_agents(self, len(rows), row=rows):
-            self.firm_at[firm.row] = firm
-
-    def _replace(self, rows: np.ndarray) -> None:
+    def _replace(self, rows: np.ndarray, rng: np.random.Generator) -> None:
         """Exiting firms leave; entrants of the region's structure take their rows, keeping the
-        row's value-chain position and customer–supplier ties (the market slot)."""
+        row's value-chain position and customer–supplier ties (the market slot). The row's
+        agent handle stays; the occupant gets a new firm_id and entry year."""
         if len(rows) == 0:
             return
-        for firm in self.firm_at[rows]:
-            firm.remove()
-        entrants = synthesise(self.region, len(rows), self.rng)
+        self.firm_id[rows] = self.firm_id.max() + 1 + np.arange(len(rows))
+        self.entry_year[rows] = self.year
+        for lever in self.levers:
+            lever.drop_rows(rows)
+        entrants = synthesise(self.region, len(rows), rng)
         self.state.replace_rows(rows, entrants, keep=("position",))
         x_dt, x_bm = structural_log_hazards(entrants, self.props, self.region.innovation_shift)
         self.x_dt[rows], self.x_bm[rows] = x_dt, x_bm
-        # entrants one by one: create_agents would also build a throw-away AgentSet
-        self.firm_at[rows] = [Firm(self, r) for r in rows]
+
+    def add_ties(self, groups: list[np.ndarray]) -> None:
+        """Tie the firms of each group to one another (cooperation projects)."""
+        if not groups:
+            return
+        pairs = [np.array(np.meshgrid(g, g)).reshape(2, -1) for g in groups]
+        r, c = np.concatenate(pairs, axis=1)
+        keep = r != c
+        extra = sparse.csr_array((np.ones(keep.sum()), (r[keep], c[keep])), shape=self.ties.shape)
+        self.ties = (self.ties + extra).tocsr()
+        self.ties.data[:] = 1.0
+        self.tie_degree = np.asarray(self.ties.sum(axis=1)).ravel()
 
     # ---- records ------------------------------------------------------------------------------
     def _record(self) -> None:
@@ -182,6 +224,20 @@ class MittelbauModel(mesa.Model):
     def motive_totals(self) -> dict[str, int]:
         total = np.sum(self.bm_motives, axis=0) if self.bm_motives else np.zeros(len(MOTIVES))
         return {m: int(c) for m, c in zip(MOTIVES, total, strict=True)}
+
+
+def combined_boost(n: int, actions: list[LeverYear]) -> Boost:
+    """The levers' hazard multipliers multiply; any funding lifts the financing constraint."""
+    boost = Boost.none(n)
+    dt, bm, relief = boost.dt, boost.bm, boost.finance_relief
+    for act in actions:
+        if act.dt is not None:
+            dt = dt * act.dt
+        if act.bm is not None:
+            bm = bm * act.bm
+        if act.finance_relief is not None:
+            relief = relief | act.finance_relief
+    return Boost(dt, bm, relief)
 
 
 def _group_mean(x: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:

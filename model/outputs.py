@@ -17,6 +17,7 @@ from mittelbau import __version__
 from mittelbau.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
 from mittelbau.dynamics import MOTIVES
 from mittelbau.indicators import hollowing_ratio, is_hollowed, polarisation_index
+from mittelbau.levers import planned_public_cost
 from mittelbau.model import MittelbauModel
 from mittelbau.plots import plot_stage_shares
 from mittelbau.scenario import Scenario
@@ -32,17 +33,90 @@ DEFINITIONS = {
 }
 
 
+LEVER_COLUMNS = ["year", "lever", "spent_eur", "firms_reached", "upward_moves", "deadweight"]
+
+
 @dataclass(frozen=True)
 class RunResult:
     scenario: Scenario
     stage_shares: pd.DataFrame
     transitions: pd.DataFrame
     indicators: pd.DataFrame
+    levers: pd.DataFrame
     summary: dict[str, Any]
 
 
-def collect(model: MittelbauModel, scenario: Scenario) -> RunResult:
-    """Turn a finished model into its tables and summary."""
+def upward_moves(model: MittelbauModel) -> int:
+    """All moves to a higher stage (1→2, 1→3, 2→3) over the run."""
+    if not model.transitions:
+        return 0
+    t = np.sum(model.transitions, axis=0)
+    return int(t[1, 2] + t[1, 3] + t[2, 3])
+
+
+def lever_summary(
+    model: MittelbauModel,
+    levers: pd.DataFrame,
+    no_policy: MittelbauModel | None,
+    alone: dict[str, MittelbauModel],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Per lever: cost, reach (by size class and starting stage), upward moves and deadweight
+    of reached firms, and additional upward moves against the same-seed run without any
+    programme (the lever run alone, so that levers of a mix are credited separately)."""
+    if no_policy is None:
+        return {}, None
+    base_up = upward_moves(no_policy)
+
+    def per_move(cost: float, extra: int) -> float | None:
+        return round(cost / extra, 2) if extra > 0 else None
+
+    out: dict[str, Any] = {}
+    for lever in model.levers:
+        rows = levers[levers["lever"] == lever.name]
+        cost = float(rows["spent_eur"].sum())
+        ups, dead = int(rows["upward_moves"].sum()), int(rows["deadweight"].sum())
+        extra = upward_moves(alone[lever.name]) - base_up
+        out[lever.name] = {
+            "total_cost_eur": round(cost, 2),
+            "firm_cost_eur": round(lever.firm_cost_eur, 2),
+            "firms_reached": int(lever.reached_by.sum()),
+            "firms_reached_by_size": {
+                c: int(v) for c, v in zip(SIZE_CLASSES, lever.reached_by.sum(axis=1), strict=True)
+            },
+            "firms_reached_by_start_stage": {
+                str(k + 1): int(v) for k, v in enumerate(lever.reached_by.sum(axis=0))
+            },
+            "upward_moves_of_reached": ups,
+            "deadweight_moves": dead,
+            "deadweight_share": round(dead / ups, 6) if ups else None,
+            "additional_upward_moves": extra,
+            "cost_per_additional_upward_move_eur": per_move(cost, extra),
+        }
+    total = float(levers["spent_eur"].sum())
+    extra = upward_moves(model) - base_up
+    policy = {
+        "levers": [lever.name for lever in model.levers],
+        "total_cost_eur": round(total, 2),
+        "planned_cost_eur": round(planned_public_cost(model.params), 2),
+        "upward_moves": upward_moves(model),
+        "upward_moves_without_programmes": base_up,
+        "additional_upward_moves": extra,
+        "cost_per_additional_upward_move_eur": per_move(total, extra),
+        "stage_shares_end_without_programmes": {
+            f"stage{k + 1}": round(float(v), 6) for k, v in enumerate(no_policy.shares)
+        },
+    }
+    return out, policy
+
+
+def collect(
+    model: MittelbauModel,
+    scenario: Scenario,
+    no_policy: MittelbauModel | None = None,
+    alone: dict[str, MittelbauModel] | None = None,
+) -> RunResult:
+    """Turn a finished model (and, with levers, its same-seed counterfactual runs) into its
+    tables and summary."""
     counts = np.stack(model.stage_counts)  # years × groups × 3
     years = START_YEAR + np.arange(counts.shape[0])
     totals = counts.sum(axis=2, keepdims=True)
@@ -65,7 +139,10 @@ def collect(model: MittelbauModel, scenario: Scenario) -> RunResult:
                     rows.append((START_YEAR + k + 1, a, b, int(matrix[a, b])))
     transitions = pd.DataFrame(rows, columns=["year", "from_stage", "to_stage", "firms"])
     indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    return RunResult(scenario, stage_shares, transitions, indicators, summarise(model, scenario, indicators))
+    levers = pd.DataFrame(model.lever_records, columns=LEVER_COLUMNS)
+    summary = summarise(model, scenario, indicators)
+    summary["levers"], summary["policy"] = lever_summary(model, levers, no_policy, alone or {})
+    return RunResult(scenario, stage_shares, transitions, indicators, levers, summary)
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
@@ -148,6 +225,7 @@ def write_run(result: RunResult, out: Path) -> list[Path]:
         result.stage_shares.to_csv(tmp / "stage_shares.csv", index=False, float_format="%.6f")
         result.transitions.to_csv(tmp / "transitions.csv", index=False)
         result.indicators.to_csv(tmp / "indicators.csv", index=False, float_format="%.6f")
+        result.levers.to_csv(tmp / "levers.csv", index=False, float_format="%.2f")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )

@@ -44,8 +44,15 @@ class _ParamsBase(BaseModel):
         if social > 1.0 + 1e-12:
             raise ValueError(
                 f"bm_weight_peers + bm_weight_customers + bm_weight_competition = {social:g} "
-                "exceeds 1 (the intrinsic share is the remainder)"
+                "exceeds 1 (the intrinsic share is the remainder); allowed: shares that sum to at most 1"
             )
+        for lever in ("funding", "coop", "centres"):
+            start, end = getattr(self, f"{lever}_start_year"), getattr(self, f"{lever}_end_year")
+            if end < start:
+                raise ValueError(
+                    f"{lever}_end_year = {end} is before {lever}_start_year = {start}; "
+                    "allowed: an end year not before the start year"
+                )
         return self
 
     @property
@@ -92,9 +99,7 @@ def make_params(values: Mapping[str, Any], where: str = "parameters") -> Params:
     except ValidationError as exc:
         err = exc.errors()[0]
         if not err["loc"]:  # cross-field rule
-            raise ScenarioError(
-                where, err["msg"].removeprefix("Value error, "), allowed="shares that sum to at most 1"
-            ) from None
+            raise ScenarioError(where, err["msg"].removeprefix("Value error, ")) from None
         key = str(err["loc"][0])
         value = err["input"]
         raise ScenarioError(

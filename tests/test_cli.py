@@ -37,6 +37,7 @@ def test_output_files_and_columns(small_run):
     names = sorted(p.name for p in out.iterdir())
     assert names == [
         "indicators.csv",
+        "levers.csv",
         "stage_shares.csv",
         "stage_shares.png",
         "summary.json",
@@ -183,3 +184,46 @@ def test_params_command_lists_the_registry():
     lines = res.output.strip().splitlines()
     assert lines[0] == "name,group,unit,default,range,description,source"
     assert any(line.startswith("bm_weight_peers,") and "facts.md §4.2" in line for line in lines)
+
+
+def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
+    out = tmp_path / "mix"
+    res = run(
+        str(root / "scenarios" / "policy-mix.toml"),
+        "--set",
+        "firms=2000",
+        "--set",
+        "years=5",
+        "--out",
+        str(out),
+    )
+    assert res.exit_code == 0, res.output
+    levers = pd.read_csv(out / "levers.csv")
+    assert list(levers.columns) == [
+        "year",
+        "lever",
+        "spent_eur",
+        "firms_reached",
+        "upward_moves",
+        "deadweight",
+    ]
+    assert set(levers["lever"]) == {"funding", "cooperation", "application_centres"}
+    assert set(levers["year"]) == set(range(2016, 2021))
+    s = json.loads((out / "summary.json").read_text())
+    for name, lv in s["levers"].items():
+        rows = levers[levers["lever"] == name]
+        assert lv["total_cost_eur"] == pytest.approx(rows["spent_eur"].sum())
+        assert lv["deadweight_moves"] == rows["deadweight"].sum()
+        assert sum(lv["firms_reached_by_size"].values()) == lv["firms_reached"]
+        assert sum(lv["firms_reached_by_start_stage"].values()) == lv["firms_reached"]
+        if lv["additional_upward_moves"] > 0:
+            assert lv["cost_per_additional_upward_move_eur"] == pytest.approx(
+                lv["total_cost_eur"] / lv["additional_upward_moves"], abs=0.01
+            )
+        assert f"{name}: €" in res.output
+    policy = s["policy"]
+    assert policy["total_cost_eur"] == pytest.approx(levers["spent_eur"].sum())
+    assert policy["additional_upward_moves"] == (
+        policy["upward_moves"] - policy["upward_moves_without_programmes"]
+    )
+    assert pd.read_csv(out / "levers.csv").shape[0] == 15

@@ -13,8 +13,14 @@ STILL = dict(dt_adoption_rate=0.0, bm_adoption_rate=0.0, bm_loss_rate=0.0, dt_lo
 
 def test_stage_rule_and_agents_every_step():
     m = MittelbauModel(firms=1500, seed=5, years=6)
+    handles = set(m.agents)
     for _ in range(6):
+        ids_before = m.firm_id.copy()
         m.step()
+        replaced = m.firm_id != ids_before
+        assert replaced.sum() == m.transitions[-1][0].sum()  # one new firm per entry
+        assert (m.entry_year[replaced] == m.year).all() and len(set(m.firm_id)) == 1500
+        assert set(m.agents) == handles
         s = m.state
         assert np.array_equal(s.stage, 1 + s.bm.astype(int) + s.dt.astype(int))
         assert len(m.agents) == 1500 and all(isinstance(a, Firm) for a in m.agents)

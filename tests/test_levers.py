@@ -1,0 +1,206 @@
+"""Policy levers: off is a no-op, budgets and capacities hold, effects, deadweight, targeting."""
+
+import tomllib
+
+import numpy as np
+import pytest
+
+from mittelbau.levers import SWITCH, in_target, planned_public_cost, without_levers
+from mittelbau.model import MittelbauModel
+from mittelbau.outputs import upward_moves
+from mittelbau.scenario import load_scenario, make_params
+
+FUNDING = dict(funding_budget_eur=1_000_000.0)
+COOP = dict(coop_projects_per_year=8)
+CENTRES = dict(centres_number=3)
+ALL_ON = {**FUNDING, **COOP, **CENTRES}
+
+
+def run(**kw):
+    return MittelbauModel(**{"firms": 2000, "years": 8, "seed": 1, **kw}).run()
+
+
+def same_run(a, b) -> bool:
+    return np.array_equal(np.stack(a.stage_counts), np.stack(b.stage_counts)) and np.array_equal(
+        np.stack(a.transitions), np.stack(b.transitions)
+    )
+
+
+def test_switched_off_levers_are_exactly_no_ops():
+    base = run()
+    tweaked = run(
+        funding_grant_eur=10_000.0,
+        funding_target="stage1",
+        coop_hazard_factor=9.0,
+        centres_reach=1.0,
+        centre_hazard_factor=9.0,
+    )
+    assert same_run(base, tweaked) and tweaked.levers == []
+    assert not same_run(base, run(**FUNDING))  # and a lever that is on does change the run
+
+
+def test_levers_outside_their_years_change_nothing():
+    base = run()
+    late = run(
+        **ALL_ON,
+        funding_start_year=2030,
+        funding_end_year=2040,
+        coop_start_year=2030,
+        coop_end_year=2040,
+        centres_start_year=2030,
+        centres_end_year=2040,
+    )
+    assert same_run(base, late)
+    assert sum(r[2] for r in late.lever_records) == 0
+
+
+def test_without_levers_switches_every_programme_off():
+    p = without_levers(make_params(ALL_ON), keep=("cooperation",))
+    assert p.funding_budget_eur == 0 and p.centres_number == 0 and p.coop_projects_per_year == 8
+    assert set(SWITCH) == {"funding", "cooperation", "application_centres"}
+
+
+def test_spending_within_budget_and_capacity_and_costs_add_up():
+    m = run(firms=4000, years=12, **ALL_ON, funding_application_rate=1.0, centre_capacity=40)
+    recs = m.lever_records
+    funding = [r for r in recs if r[1] == "funding"]
+    assert all(r[2] <= 1_000_000.0 + 1e-6 for r in funding)
+    # with ample applicants the budget is used up to less than one instalment (€25,000)
+    assert all(r[2] > 1_000_000.0 - 25_000.0 for r in funding)
+    centres = [r for r in recs if r[1] == "application_centres"]
+    assert all(r[3] <= 3 * 40 for r in centres) and max(r[3] for r in centres) == 120
+    assert all(r[2] == 3 * 500_000.0 for r in centres)
+    coop = [r for r in recs if r[1] == "cooperation"]
+    assert all(r[2] == 8 * 250_000.0 for r in coop)  # projects booked when they start
+    assert all(r[3] <= 8 * 5 * 2 for r in coop)  # two cohorts of 8 projects × 5 firms
+    total = sum(r[2] for r in recs)
+    assert total == pytest.approx(planned_public_cost(m.params))
+    assert all(r[4] >= r[5] >= 0 for r in recs)  # deadweight is part of the upward moves
+
+
+def paired_gain(lever: dict, seeds=range(6), group=None, **kw) -> np.ndarray:
+    """Per seed: (upward moves or end share of stages 2–3 in `group`) with the lever minus without."""
+    gains = []
+    for seed in seeds:
+        pair = [run(seed=seed, firms=4000, years=10, **kw, **extra) for extra in ({}, lever)]
+        if group is None:
+            gains.append(upward_moves(pair[1]) - upward_moves(pair[0]))
+        else:
+            rows = [1 + g for g in group]  # stage_counts rows: all, 4 size classes, industries
+            shares = [1 - m.stage_counts[-1][rows, 0].sum() / m.stage_counts[-1][rows].sum() for m in pair]
+            gains.append(shares[1] - shares[0])
+    return np.array(gains)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("lever", "group"),
+    [
+        (dict(funding_budget_eur=2e6, funding_target="small"), [0, 1]),
+        (dict(coop_projects_per_year=20, coop_target="very_small"), [0]),
+        (dict(centres_number=4, centres_target="small"), [0, 1]),
+    ],
+)
+def test_each_lever_lifts_its_target_group(lever, group):
+    gain = paired_gain(lever, group=group)
+    assert gain.mean() > 3 * gain.std(ddof=1) / np.sqrt(len(gain)), gain
+
+
+@pytest.mark.slow
+def test_a_larger_budget_never_does_less():
+    small = paired_gain(dict(funding_budget_eur=1e6))
+    large = paired_gain(dict(funding_budget_eur=3e6))
+    diff = large - small
+    assert diff.mean() > -2 * diff.std(ddof=1) / np.sqrt(len(diff))
+    assert large.mean() > small.mean()
+
+
+def deadweight_share(**kw) -> float:
+    m = MittelbauModel(
+        firms=4000,
+        years=8,
+        seed=3,
+        funding_budget_eur=2e6,
+        funding_purpose="dt",
+        bm_adoption_rate=0.0,
+        funding_application_rate=1.0,
+        **kw,
+    )
+    m.state.financing_constraint[:] = True
+    m.run()
+    ups = sum(r[4] for r in m.lever_records)
+    assert ups > 0
+    return sum(r[5] for r in m.lever_records) / ups
+
+
+def test_deadweight_is_zero_when_funded_firms_could_not_move_unfunded():
+    """Every firm is financially constrained and a constraint stops DT adoption entirely
+    (dt_finance_factor = 0): funded firms move only because funding lifts the constraint."""
+    assert deadweight_share(dt_finance_factor=0.0, funding_hazard_factor=1.0) == 0.0
+
+
+def test_deadweight_rises_as_funding_goes_to_firms_about_to_move():
+    """With no constraint to lift, a funded firm's unfunded hazard is 1/factor of its funded
+    one: at factor 1 every funded move would have happened anyway."""
+    shares = [deadweight_share(dt_finance_factor=1.0, funding_hazard_factor=f) for f in (10.0, 2.0, 1.0)]
+    assert shares[0] < shares[1] < shares[2] == 1.0, shares
+
+
+@pytest.mark.parametrize(
+    ("lever", "target"),
+    [
+        ("funding", "very_small"),
+        ("funding", "stage1"),
+        ("cooperation", "small"),
+        ("cooperation", "stage2"),
+        ("application_centres", "stage1"),
+        ("application_centres", "very_small"),
+    ],
+)
+def test_firms_outside_the_target_never_receive_the_lever(lever, target):
+    key = {
+        "funding": "funding_target",
+        "cooperation": "coop_target",
+        "application_centres": "centres_target",
+    }[lever]
+    m = MittelbauModel(firms=3000, years=6, seed=2, **ALL_ON, **{key: target})
+    (lv,) = [x for x in m.levers if x.name == lever]
+    admitted = []
+    original = lv.note_reach
+
+    def check(reached, state):  # called with the state at the start of the year
+        new = reached & ~lv.seen if lever != "application_centres" else reached
+        assert not (new & ~in_target(target, state)).any()
+        admitted.append(int(new.sum()))
+        original(reached, state)
+
+    lv.note_reach = check
+    m.run()
+    assert sum(admitted) > 0
+
+
+def test_cooperation_ties_members_and_moves_engagement_out():
+    m = MittelbauModel(
+        firms=2000, years=1, seed=4, coop_projects_per_year=10, coop_partner="research", exit_rate=0.0
+    )
+    ties_before = m.ties.nnz
+    m.step()
+    (coop,) = m.levers
+    members = np.flatnonzero(coop.years_left > 0)
+    assert len(members) == 50
+    assert m.ties.nnz > ties_before
+    assert (m.state.engagement[members] == 3).all()  # research partner: 'experts'
+
+
+def test_equal_budget_scenarios_plan_equal_public_money(root):
+    folder = root / "scenarios" / "equal-budget"
+    costs = {f.stem: planned_public_cost(load_scenario(f).params) for f in folder.glob("*.toml")}
+    assert set(costs) == {"funding", "cooperation", "application-centres", "mix"}
+    assert len(set(costs.values())) == 1 and next(iter(costs.values())) == 30_000_000.0
+
+
+def test_every_scenario_file_loads_and_describes_itself(root):
+    for f in list((root / "scenarios").rglob("*.toml")):
+        scen = load_scenario(f)
+        data = tomllib.loads(f.read_text())
+        assert (len(scen.description) > 80 and "facts.md" in data["description"]) or (f.stem == "baseline"), f
