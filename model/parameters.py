@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mittelbau.categories import REGIONS
+from mittelbau.categories import REGIONS, TARGETS
 
 
 @dataclass(frozen=True)
@@ -324,7 +324,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "-",
         "Who may apply: all, small (< 100 employees), very_small (< 50), stage1, stage2",
         "facts.md §5.1 (reach industrial SMEs); choice of scenario",
-        choices=("all", "small", "very_small", "stage1", "stage2"),
+        choices=TARGETS,
         group="funding",
     ),
     P(
@@ -427,7 +427,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "-",
         "Who may join: all, small (< 100), very_small (< 50), stage1, stage2",
         "facts.md §5.2 (very small manufacturers)",
-        choices=("all", "small", "very_small", "stage1", "stage2"),
+        choices=TARGETS,
         group="cooperation",
     ),
     P(
@@ -542,7 +542,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "Who may use them: all (front-runners seek access most, "
         "facts.md §4.10), small, very_small, stage1, stage2",
         "facts.md §4.10, §5.3",
-        choices=("all", "small", "very_small", "stage1", "stage2"),
+        choices=TARGETS,
         group="centres",
     ),
     P(
