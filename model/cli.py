@@ -23,27 +23,44 @@ def _fail(message: str) -> None:
 
 @app.command()
 def run(
-    scenario: Annotated[
-        Path | None, typer.Argument(help="Scenario TOML file (default: the registry defaults)")
+    scenarios: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Scenario TOML files (default: the registry defaults)"),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a registry parameter, key=value (repeatable)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Root seed (same as --set seed=N)")] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: results/<name>)")] = None,
+    replications: Annotated[
+        int, typer.Option(help="Runs per scenario, seeds spawned from the scenario seed")
+    ] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="Parallel workers for an ensemble (default: all cores)")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="local (processes) or dask")] = "local",
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
 ) -> None:
-    """Run one scenario and write stage_shares.csv, transitions.csv, indicators.csv,
-    levers.csv, summary.json and stage_shares.png."""
+    """Run scenarios. One scenario once writes stage_shares.csv, transitions.csv,
+    indicators.csv, levers.csv, summary.json and stage_shares.png; several scenarios or
+    --replications > 1 run an ensemble (resumable) and write its comparison report."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mittelbau.outputs import write_run
     from mittelbau.simulate import runs_needed, simulate
 
+    paths: list[Path | None] = list(scenarios) if scenarios else [None]
     try:
-        scen = load_scenario(scenario, set_ or [], seed)
+        scens = [load_scenario(path, set_ or [], seed) for path in paths]
     except ScenarioError as exc:
         _fail(str(exc))
+    if len(scens) > 1 or replications != 1:
+        _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
+        return
+    scen = scens[0]
     folder = out or Path("results") / scen.name
     p = scen.params
     with Progress(
@@ -78,6 +95,77 @@ def run(
         typer.echo(f"  written to {folder}/")
 
 
+def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet) -> None:
+    import os
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from mittelbau.ensemble import EnsembleError, run_ensemble
+    from mittelbau.report import write_report
+
+    folder = out or Path("results") / "-".join(s.name for s in scens)
+    workers = workers or os.cpu_count() or 1
+    total = len(scens) * replications
+    try:
+        with Progress(
+            TextColumn("[bold]runs"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            disable=quiet,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("runs", total=total, rate="")
+
+            def advance(_spec, _ok) -> None:
+                progress.advance(task)
+                t = progress.tasks[0]
+                if t.elapsed:
+                    progress.update(task, rate=f"{60 * t.completed / t.elapsed:.1f} runs/min")
+
+            counts = run_ensemble(scens, replications, folder, executor, workers, scheduler, advance)
+            progress.update(task, completed=total)
+        report = write_report(folder)
+    except EnsembleError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    if not quiet:
+        typer.echo(
+            f"{counts['ran']} runs done, {counts['skipped']} already in {folder}/ "
+            f"({len(scens)} scenarios × {replications} replications, {executor}, {workers} workers)"
+        )
+        verdicts = [
+            line[2:] for line in report.read_text(encoding="utf-8").splitlines() if line.startswith("- **")
+        ]
+        for line in verdicts:
+            typer.echo("  " + line.replace("**", ""))
+        typer.echo(f"  report: {report}")
+
+
+@app.command()
+def report(
+    folder: Annotated[Path, typer.Argument(help="An ensemble folder written by mittelbau run")],
+) -> None:
+    """Write the comparison report (report.md and figures) of an ensemble folder."""
+    from mittelbau.ensemble import EnsembleError
+    from mittelbau.report import write_report
+
+    try:
+        path = write_report(folder)
+    except EnsembleError as exc:
+        _fail(str(exc))
+    typer.echo(f"report: {path}")
+
+
 @app.command()
 def params(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",
@@ -101,3 +189,7 @@ def fit_initial_state() -> None:
 
 def main() -> None:  # pragma: no cover
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m mittelbau.cli`
+    main()

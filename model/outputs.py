@@ -215,7 +215,7 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
     }
 
 
-def write_run(result: RunResult, out: Path) -> list[Path]:
+def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
     """Write all files into a fresh temporary folder beside `out`, then move them into `out`,
     so an interrupted or failed write leaves nothing half-written."""
     out = Path(out)
@@ -229,7 +229,8 @@ def write_run(result: RunResult, out: Path) -> list[Path]:
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
-        plot_stage_shares(result.stage_shares, result.summary, tmp / "stage_shares.png")
+        if figure:
+            plot_stage_shares(result.stage_shares, result.summary, tmp / "stage_shares.png")
         if not out.exists():
             os.replace(tmp, out)
         else:

@@ -1,0 +1,299 @@
+"""The comparison report of an ensemble folder: figures and a Markdown page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
+
+from mittelbau.categories import SIZE_CLASSES
+from mittelbau.ensemble import load_ensemble
+from mittelbau.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
+from mittelbau.plots import STAGE_COLOURS, STAGE_NAMES
+
+REFERENCE_NAMES = ("baseline",)
+
+
+def _wide(table: pd.DataFrame, scenario: str, value: str) -> pd.DataFrame:
+    """Replicates × years of one column of `indicators`."""
+    part = table[table["scenario"] == scenario]
+    return part.pivot(index="replicate", columns="year", values=value)
+
+
+def reference_scenario(names: list[str]) -> str:
+    """The scenario others are compared with: 'baseline' if present, otherwise the first."""
+    return next((n for n in names if n in REFERENCE_NAMES), names[0])
+
+
+def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
+    """Per scenario: share of runs whose middle hollows out by the horizon, with its interval,
+    and the median year of hollowing among those runs."""
+    rows = []
+    for name in ens["manifest"]["scenarios"]:
+        runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
+        years = [s["headline"]["year_hollowed"] for s in runs]
+        hollow = [y for y in years if y is not None]
+        p, lo, hi = wilson_interval(len(hollow), len(runs))
+        horizon = runs[0]["years"][1] if runs else None
+        rows.append(
+            {
+                "scenario": name,
+                "runs": len(runs),
+                "horizon": horizon,
+                "p_hollowed": p,
+                "p_low": lo,
+                "p_high": hi,
+                "median_year": int(np.median(hollow)) if hollow else None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def verdict_sentence(row: pd.Series) -> str:
+    interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
+    if row.p_hollowed == 0:
+        return (
+            f"**{row.scenario}**: the middle does not hollow out by {row.horizon} in any of "
+            f"{row.runs} runs ({interval} for the share of runs)."
+        )
+    return (
+        f"**{row.scenario}**: the middle hollows out by {row.horizon} in {row.p_hollowed:.0%} "
+        f"of {row.runs} runs ({interval}); median year {row.median_year}."
+    )
+
+
+def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
+    """Each scenario minus the reference, paired by replicate (common random numbers where the
+    scenarios share their seed): end stage-2 share (pp) and upward moves over the horizon."""
+    ind, trans = ens["indicators"], ens["transitions"]
+    names = list(ens["manifest"]["scenarios"])
+    ref = reference_scenario(names)
+    end = ind[ind["year"] == ind["year"].max()].set_index(["scenario", "replicate"])["stage2"]
+    up = trans[
+        ((trans.from_stage == 1) & (trans.to_stage >= 2)) | ((trans.from_stage == 2) & (trans.to_stage == 3))
+    ]
+    moves = up.groupby(["scenario", "replicate"])["firms"].sum()
+    seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
+    rows = []
+    for name in names:
+        if name == ref:
+            continue
+        d2 = (end.loc[name] - end.loc[ref]).dropna() * 100
+        dm = (moves.loc[name] - moves.loc[ref]).dropna()
+        m2, l2, h2 = mean_interval(d2.to_numpy())
+        mm, lm, hm = mean_interval(dm.to_numpy())
+        rows.append(
+            {
+                "scenario": name,
+                "reference": ref,
+                "pairs": len(d2),
+                "common_random_numbers": seeds[name] == seeds[ref],
+                "stage2_end_pp": m2,
+                "stage2_low": l2,
+                "stage2_high": h2,
+                "upward_moves": mm,
+                "upward_low": lm,
+                "upward_high": hm,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
+    """Per scenario and lever: median and 5–95 % band over runs of cost, reach, additional
+    upward moves, cost per additional move and deadweight share."""
+    rows = []
+    keys = [
+        "total_cost_eur",
+        "firms_reached",
+        "additional_upward_moves",
+        "cost_per_additional_upward_move_eur",
+        "deadweight_share",
+    ]
+    for name in ens["manifest"]["scenarios"]:
+        runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
+        for lever in runs[0]["levers"] if runs else {}:
+            row: dict[str, Any] = {"scenario": name, "lever": lever}
+            for k in keys:
+                vals = np.array(
+                    [r["levers"][lever][k] for r in runs if r["levers"][lever][k] is not None], dtype=float
+                )
+                med, lo, hi = band(vals) if len(vals) else (np.nan,) * 3
+                row |= {k: med, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(vals)}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fan(ax, years, values: np.ndarray, colour: str, label: str, scale: float = 100.0) -> None:
+    med, lo, hi = band(values)
+    ax.fill_between(years, scale * lo, scale * hi, color=colour, alpha=0.25, lw=0)
+    ax.plot(years, scale * med, color=colour, label=label, lw=1.8)
+
+
+def figures(ens: dict[str, Any], folder: Path) -> list[Path]:
+    ind = ens["indicators"]
+    names = list(ens["manifest"]["scenarios"])
+    years = sorted(ind["year"].unique())
+    paths = []
+
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(4.2 * len(names), 3.6), sharey=True, squeeze=False, constrained_layout=True
+    )
+    for ax, name in zip(axes[0], names, strict=True):
+        for k in (1, 2, 3):
+            _fan(ax, years, _wide(ind, name, f"stage{k}").to_numpy(), STAGE_COLOURS[k], STAGE_NAMES[k])
+        ax.set(title=name, xlabel="year")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].set_ylabel("share of firms (%)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"Stage shares: median and {BAND[0]:g}–{BAND[1]:g} % band over runs")
+    paths.append(folder / "fan_stage_shares.png")
+    fig.savefig(paths[-1], dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
+    colours = plt.cm.tab10.colors
+    for i, name in enumerate(names):
+        _fan(ax1, years, _wide(ind, name, "stage2").to_numpy(), colours[i % 10], name)
+        hr = _wide(ind, name, "hollowing_ratio").to_numpy()
+        _fan(ax2, years, hr, colours[i % 10], name, scale=1.0)
+    threshold = ens["summaries"][0]["summary"]["parameters"]["hollowing_threshold"]
+    ax2.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax1.set(title="Middle tier (stage 2)", ylabel="share of firms (%)", xlabel="year")
+    ax2.set(title="Hollowing ratio s2 / min(s1, s3)", ylabel="ratio", xlabel="year")
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    paths.append(folder / "middle_and_hollowing.png")
+    fig.savefig(paths[-1], dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+    shares = ens["stage_shares"]
+    last = shares[(shares["year"] == shares["year"].max()) & shares["group"].str.startswith("size:")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True, constrained_layout=True)
+    width = 0.8 / len(names)
+    for k, ax in zip((1, 2, 3), axes, strict=True):
+        for i, name in enumerate(names):
+            part = last[(last["scenario"] == name) & (last["stage"] == k)]
+            wide = part.pivot(index="replicate", columns="group", values="share")
+            wide = wide[[f"size:{c}" for c in SIZE_CLASSES]].to_numpy()
+            med, lo, hi = band(wide)
+            x = np.arange(len(SIZE_CLASSES)) + (i - (len(names) - 1) / 2) * width
+            ax.bar(
+                x,
+                100 * med,
+                width,
+                yerr=[100 * (med - lo), 100 * (hi - med)],
+                color=colours[i % 10],
+                label=name,
+                capsize=2,
+            )
+        ax.set_xticks(np.arange(len(SIZE_CLASSES)), SIZE_CLASSES)
+        ax.set(title=STAGE_NAMES[k], xlabel="employees")
+    axes[0].set_ylabel(f"share at {int(shares['year'].max())} (%)")
+    axes[0].legend(fontsize=8)
+    paths.append(folder / "size_classes_at_horizon.png")
+    fig.savefig(paths[-1], dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return paths
+
+
+def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
+    if row[f"{key}_runs"] == 0:
+        return "–"
+    v, lo, hi = (row[key] * scale, row[f"{key}_low"] * scale, row[f"{key}_high"] * scale)
+    return f"{fmt.format(v)} [{fmt.format(lo)}–{fmt.format(hi)}]"
+
+
+def write_report(folder: str | Path) -> Path:
+    """Write report.md and its figures into the ensemble folder; return the report's path."""
+    folder = Path(folder)
+    ens = load_ensemble(folder)
+    if not ens["summaries"]:
+        from mittelbau.ensemble import EnsembleError
+
+        raise EnsembleError(f"{folder} has no finished runs to report on")
+    figs = figures(ens, folder)
+    ver = verdicts(ens)
+    diffs = paired_differences(ens)
+    levers = lever_table(ens)
+    ind = ens["indicators"]
+    end_year = int(ind["year"].max())
+    lines = [
+        "# mittelbau ensemble report",
+        "",
+        f"{len(ens['summaries'])} runs; bands are the {BAND[0]:g}–{BAND[1]:g} % range of outcomes "
+        f"over runs; intervals for shares of runs, means and differences are {LEVEL:.0%} "
+        "intervals (Wilson for shares of runs, t for means).",
+        "",
+        "## Verdict",
+        "",
+        "Hollowed = stage 2 below `hollowing_threshold` × the smaller of stages 1 and 3.",
+        "",
+        *[f"- {verdict_sentence(r)}" for r in ver.itertuples()],
+        "",
+        f"## Stage shares at {end_year}",
+        "",
+        "| scenario | stage 1 (%) | stage 2 (%) | stage 3 (%) |",
+        "|---|---|---|---|",
+    ]
+    for name in ens["manifest"]["scenarios"]:
+        end = ind[(ind["scenario"] == name) & (ind["year"] == end_year)]
+        cells = []
+        for k in (1, 2, 3):
+            med, lo, hi = band(end[f"stage{k}"].to_numpy())
+            cells.append(f"{100 * med:.1f} [{100 * lo:.1f}–{100 * hi:.1f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"![stage shares]({figs[0].name})",
+        "",
+        f"![middle tier]({figs[1].name})",
+        "",
+        f"![size classes]({figs[2].name})",
+        "",
+    ]
+    if len(diffs):
+        lines += [
+            f"## Differences from '{diffs['reference'].iloc[0]}' (paired by replicate)",
+            "",
+            "| scenario | pairs | common random numbers | stage 2 at horizon (pp) | upward moves |",
+            "|---|---|---|---|---|",
+        ]
+        for r in diffs.itertuples():
+            lines.append(
+                f"| {r.scenario} | {r.pairs} | {'yes' if r.common_random_numbers else 'no'} | "
+                f"{r.stage2_end_pp:+.2f} [{r.stage2_low:+.2f}, {r.stage2_high:+.2f}] | "
+                f"{r.upward_moves:+.1f} [{r.upward_low:+.1f}, {r.upward_high:+.1f}] |"
+            )
+        lines.append("")
+    if len(levers):
+        lines += [
+            "## Levers (median [5–95 %] over runs)",
+            "",
+            "Cost per additional move is taken over the runs in which the lever added moves; "
+            "additional moves are counted against the same-seed run without any programme, "
+            "for each lever run alone.",
+            "",
+            "| scenario | lever | public cost (€ M) | firms reached | additional upward moves | "
+            "€ per additional move | deadweight share |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, r in levers.iterrows():
+            lines.append(
+                f"| {r.scenario} | {r.lever} | {_fmt_band(r, 'total_cost_eur', 1e-6, '{:.1f}')} | "
+                f"{_fmt_band(r, 'firms_reached')} | {_fmt_band(r, 'additional_upward_moves')} | "
+                f"{_fmt_band(r, 'cost_per_additional_upward_move_eur')} | "
+                f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
+            )
+        lines.append("")
+    path = folder / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,219 @@
+"""Ensembles: same results whatever the executor, nothing lost, failures reported, report."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mittelbau.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
+from mittelbau.intervals import band, mean_interval, wilson_interval
+from mittelbau.report import paired_differences, write_report
+from mittelbau.scenario import load_scenario
+
+TABLES = ("stage_shares", "transitions", "indicators", "levers")
+
+
+@pytest.fixture(scope="module")
+def scenarios(root):
+    small = ["firms=800", "years=5"]
+    return [
+        load_scenario(root / "scenarios" / "baseline.toml", small),
+        load_scenario(root / "scenarios" / "policy-mix.toml", small),
+    ]
+
+
+def same_tables(a, b) -> bool:
+    return all(a[t].equals(b[t]) for t in TABLES)
+
+
+def test_replicate_seeds_are_spawned_and_stable():
+    seeds = replicate_seeds(7, 5)
+    assert seeds[:3] == replicate_seeds(7, 3) and len(set(seeds)) == 5
+    assert seeds != replicate_seeds(8, 5)
+
+
+@pytest.mark.slow
+def test_one_worker_two_processes_and_dask_give_identical_tables(tmp_path, scenarios):
+    runs = {}
+    for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
+        out = tmp_path / f"{executor}-{workers}"
+        counts = run_ensemble(scenarios, 3, out, executor=executor, workers=workers)
+        assert counts == {"planned": 6, "skipped": 0, "ran": 6, "failed": 0}
+        runs[(executor, workers)] = load_ensemble(out)
+    first = runs[("local", 1)]
+    assert len(first["indicators"]["replicate"].unique()) == 3
+    assert not first["levers"].empty and set(first["levers"]["scenario"]) == {"policy-mix"}
+    for key, other in runs.items():
+        assert same_tables(first, other), key
+
+
+def test_rerun_resumes_with_exactly_the_missing_runs(tmp_path, scenarios):
+    full = tmp_path / "full"
+    run_ensemble(scenarios, 4, full)
+    part = tmp_path / "part"
+    run_ensemble(scenarios, 4, part)
+    for rep in ("rep-0001", "rep-0003"):  # as if these had not finished
+        import shutil
+
+        shutil.rmtree(part / "runs" / "baseline" / rep)
+    (part / "runs" / "baseline" / ".rep-0003.tmp123").mkdir()  # a write cut off half-way
+    counts = run_ensemble(scenarios, 4, part, workers=2)
+    assert counts == {"planned": 8, "skipped": 6, "ran": 2, "failed": 0}
+    assert not list((part / "runs").glob("*/.rep-*"))
+    assert same_tables(load_ensemble(full), load_ensemble(part))
+    # more replications extend the ensemble; the first four are kept
+    counts = run_ensemble(scenarios, 5, part)
+    assert counts["skipped"] == 8 and counts["ran"] == 2
+
+
+@pytest.mark.slow
+def test_killed_ensemble_restarts_and_completes(tmp_path, root):
+    args = [
+        sys.executable,
+        "-m",
+        "mittelbau.cli",
+        "run",
+        str(root / "scenarios" / "baseline.toml"),
+        "--set",
+        "firms=1500",
+        "--set",
+        "years=10",
+        "--replications",
+        "24",
+        "--workers",
+        "1",
+        "--quiet",
+    ]
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(out)], start_new_session=True)
+    deadline = time.time() + 120
+    while len(list(out.glob("runs/*/rep-*/summary.json"))) < 4 and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(out.glob("runs/*/rep-*/summary.json")))
+    assert 4 <= done < 24
+    res = subprocess.run([*args[:-1], "--out", str(out)], capture_output=True, text=True, check=True)
+    assert f"{24 - done} runs done, {done} already in" in res.stdout
+    clean = tmp_path / "clean"
+    subprocess.run([*args, "--out", str(clean)], check=True)
+    assert same_tables(load_ensemble(out), load_ensemble(clean))
+
+
+FLAKY = """
+import sys
+import mittelbau.ensemble as ens
+from mittelbau.ensemble import EnsembleError, replicate_seeds, run_ensemble
+from mittelbau.scenario import load_scenario
+
+root, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
+scens = [load_scenario(f"{root}/scenarios/{n}.toml", ["firms=800", "years=5"])
+         for n in ("baseline", "policy-mix")]
+bad = replicate_seeds(scens[0].params.seed, 3)[1]
+real = ens.simulate
+
+def flaky(scenario, on_year=None):
+    if scenario.params.seed == bad and scenario.name == "baseline":
+        raise RuntimeError("worker lost its mind")
+    return real(scenario, on_year)
+
+ens.simulate = flaky
+try:
+    run_ensemble(scens, 3, out, workers=workers)
+except EnsembleError as exc:
+    print(exc)
+print("BAD", bad)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_failing_run_is_reported_and_the_others_are_kept(tmp_path, scenarios, root, workers):
+    """Run in a fresh process, so that the two workers are forked with the failure in place."""
+    out = tmp_path / "flaky"
+    res = subprocess.run(
+        [sys.executable, "-c", FLAKY, str(root), str(out), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    message, bad_seed = res.stdout, res.stdout.split("BAD ")[1].strip()
+    assert "1 of 6 runs failed" in message and f"seed {bad_seed}" in message
+    assert "'baseline', replicate 1" in message and "worker lost its mind" in message
+    assert len(list(out.glob("runs/*/rep-*/summary.json"))) == 5
+    assert run_ensemble(scenarios, 3, out)["ran"] == 1  # a rerun retries only the failed run
+
+
+def test_a_folder_holds_one_ensemble(tmp_path, scenarios, root):
+    out = tmp_path / "e"
+    run_ensemble(scenarios[:1], 2, out)
+    other = load_scenario(root / "scenarios" / "baseline.toml", ["firms=900", "years=5"])
+    with pytest.raises(EnsembleError, match=r"other parameters \(firms\)"):
+        run_ensemble([other], 2, out)
+    with pytest.raises(EnsembleError, match="names must differ"):
+        run_ensemble([scenarios[0], scenarios[0]], 2, tmp_path / "f")
+    with pytest.raises(EnsembleError, match=r"--scheduler goes with"):
+        run_ensemble(scenarios, 2, tmp_path / "g", scheduler="tcp://127.0.0.1:1")
+
+
+def test_report_is_written_with_figures_and_verdicts(tmp_path, scenarios):
+    out = tmp_path / "r"
+    run_ensemble(scenarios, 3, out)
+    text = write_report(out).read_text()
+    for name in ("fan_stage_shares.png", "middle_and_hollowing.png", "size_classes_at_horizon.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG" and name in text
+    assert "**baseline**" in text and "**policy-mix**" in text and "| policy-mix | funding |" in text
+    assert "Differences from 'baseline'" in text
+
+
+# ---- intervals: do they contain the truth in constructed cases of known distribution -------
+def test_mean_and_wilson_intervals_cover_at_their_level():
+    rng = np.random.default_rng(0)
+    trials = 2000
+    hit_mean = sum(
+        lo <= 0.3 <= hi for _, lo, hi in (mean_interval(rng.normal(0.3, 0.05, 20)) for _ in range(trials))
+    )
+    hit_share = sum(
+        lo <= 0.2 <= hi
+        for _, lo, hi in (wilson_interval(int(rng.binomial(40, 0.2)), 40) for _ in range(trials))
+    )
+    # 90 % intervals: coverage within ±3 binomial standard errors of 0.90
+    tol = 3 * np.sqrt(0.9 * 0.1 / trials)
+    assert abs(hit_mean / trials - 0.90) < tol
+    assert abs(hit_share / trials - 0.90) < tol + 0.02  # Wilson is slightly conservative
+    med, lo, hi = band(rng.normal(0, 1, 100_000))
+    assert abs(lo + 1.645) < 0.03 and abs(hi - 1.645) < 0.03 and abs(med) < 0.02
+
+
+def test_paired_difference_interval_contains_a_known_effect():
+    """Two scenarios whose end stage-2 shares differ by exactly 1.5 pp plus noise shared per
+    replicate: the paired interval contains 1.5 pp and is far narrower than the noise."""
+    rng = np.random.default_rng(1)
+    n = 30
+    common = rng.normal(0.30, 0.02, n)  # replicate effect shared by both scenarios (CRN)
+    rows = []
+    for name, shift in (("baseline", 0.0), ("policy", 0.015)):
+        s2 = common + shift + rng.normal(0, 0.002, n)
+        for r in range(n):
+            rows.append({"scenario": name, "replicate": r, "year": 2035, "stage2": s2[r]})
+    ind = pd.DataFrame(rows)
+    trans = pd.DataFrame(
+        [
+            {"scenario": s, "replicate": r, "from_stage": 1, "to_stage": 2, "firms": 10 + (s == "policy") * 3}
+            for s in ("baseline", "policy")
+            for r in range(n)
+        ]
+    )
+    seeds = list(range(n))
+    ens = {
+        "indicators": ind,
+        "transitions": trans,
+        "manifest": {"scenarios": {"baseline": {"seeds": seeds}, "policy": {"seeds": seeds}}},
+    }
+    d = paired_differences(ens).iloc[0]
+    assert d.stage2_low < 1.5 < d.stage2_high and d.stage2_high - d.stage2_low < 0.3
+    assert d.upward_moves == 3 and d.common_random_numbers
