@@ -107,7 +107,8 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
         TimeRemainingColumn,
     )
 
-    from mittelbau.ensemble import EnsembleError, run_ensemble
+    from mittelbau.ensemble import run_ensemble
+    from mittelbau.executors import ExecutionError
     from mittelbau.report import write_report
 
     folder = out or Path("results") / "-".join(s.name for s in scens)
@@ -135,7 +136,7 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
             counts = run_ensemble(scens, replications, folder, executor, workers, scheduler, advance)
             progress.update(task, completed=total)
         report = write_report(folder)
-    except EnsembleError as exc:
+    except ExecutionError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from None
     if not quiet:

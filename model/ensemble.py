@@ -15,27 +15,23 @@ scenarios that share a seed share their replication seeds (common random numbers
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
-import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mittelbau.executors import ExecutionError, check, dask_workers, execute
 from mittelbau.outputs import RunResult, write_run
 from mittelbau.scenario import Scenario, make_params
 from mittelbau.simulate import simulate
 
 MANIFEST = "ensemble.json"
-EXECUTORS = ("local", "dask")
 
 
-class EnsembleError(RuntimeError):
+class EnsembleError(ExecutionError):
     """An ensemble could not run as asked, or some of its runs failed (those are listed)."""
 
 
@@ -124,28 +120,6 @@ def completed(out: Path, spec: RunSpec) -> bool:
     return (out / spec.folder / "summary.json").exists()
 
 
-def _results(
-    specs: list[RunSpec], executor: str, workers: int, scheduler: str | None
-) -> Iterator[tuple[RunSpec, RunResult | BaseException]]:
-    """Yield each run's result (or its exception) as it finishes."""
-    if executor == "dask":
-        yield from _dask_results(specs, workers, scheduler)
-        return
-    if workers == 1:
-        yield from _each(specs)
-        return
-    # fork starts workers fastest. Python warns about forking whenever the process has other
-    # threads, which numpy's OpenBLAS pool always has (it is fork-safe: it re-initialises in
-    # the child); once Python threads run here (a Dask client, say), forkserver is used instead.
-    _warm_caches(specs)  # forked workers inherit the loaded data and imports
-    forking = threading.active_count() == 1
-    context = multiprocessing.get_context("fork" if forking else "forkserver")
-    with warnings.catch_warnings():
-        if forking:
-            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-        yield from _pool_results(specs, workers, context)
-
-
 def _warm_caches(specs: list[RunSpec]) -> None:
     """Load the region data, traits and fitted propensities each run needs, once, here."""
     from mittelbau.population import synthesise
@@ -155,66 +129,35 @@ def _warm_caches(specs: list[RunSpec]) -> None:
         synthesise(load_region(region), 2, np.random.default_rng(0))
 
 
-def _pool_results(
-    specs: list[RunSpec], workers: int, context
-) -> Iterator[tuple[RunSpec, RunResult | BaseException]]:
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = {pool.submit(run_replicate, spec): spec for spec in specs}
-        try:
-            for future in as_completed(futures):
-                exc = future.exception()
-                yield futures[future], exc if exc is not None else future.result()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-
-
-def _each(specs: list[RunSpec]) -> Iterator[tuple[RunSpec, RunResult | BaseException]]:
-    """Run replicates one after another; a failing run yields its exception."""
+def run_batch(specs: list[RunSpec]) -> list[tuple[RunSpec, RunResult | BaseException]]:
+    """Run several replicates in one task; a failing run is returned as its exception."""
+    out: list[tuple[RunSpec, RunResult | BaseException]] = []
     for spec in specs:
         try:
-            yield spec, run_replicate(spec)
+            out.append((spec, run_replicate(spec)))
         except Exception as exc:  # reported with the run's parameters by run_ensemble
-            yield spec, exc
+            out.append((spec, exc))
+    return out
 
 
-def run_batch(specs: list[RunSpec]) -> list[tuple[RunSpec, RunResult | BaseException]]:
-    """Run several replicates in one (Dask) task."""
-    return list(_each(specs))
-
-
-def _dask_results(
-    specs: list[RunSpec], workers: int, scheduler: str | None
+def _results(
+    specs: list[RunSpec], executor: str, workers: int, scheduler: str | None
 ) -> Iterator[tuple[RunSpec, RunResult | BaseException]]:
-    """Runs go to Dask in batches of about an eighth of a worker's share, so that task overhead
-    stays small against runs of a fraction of a second; each batch is persisted as it returns,
-    and a batch lost with its worker is recomputed by Dask."""
-    try:
-        from distributed import Client, LocalCluster
-        from distributed import as_completed as dask_completed
-    except ImportError:
-        raise EnsembleError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+    """Each run's result (or exception) as it finishes. On Dask, runs travel in batches of
+    about an eighth of a worker's share, so task overhead stays small against runs of a
+    fraction of a second; a batch lost with its worker is recomputed by Dask."""
+    if executor != "dask":
+        yield from execute(
+            run_replicate, specs, executor, workers, scheduler, warm=lambda: _warm_caches(specs)
         )
-    client = Client(scheduler or cluster)
-    try:
-        n_workers = max(1, len(client.scheduler_info()["workers"]))
-        size = max(1, len(specs) // (8 * n_workers))
-        batches = [specs[i : i + size] for i in range(0, len(specs), size)]
-        futures = {client.submit(run_batch, batch, pure=False): batch for batch in batches}
-        for future in dask_completed(futures):
-            if future.status == "error":
-                for spec in futures[future]:
-                    yield spec, future.exception()
-            else:
-                yield from future.result()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        return
+    size = max(1, len(specs) // (8 * dask_workers(scheduler, workers)))
+    batches = [specs[i : i + size] for i in range(0, len(specs), size)]
+    for batch, result in execute(run_batch, batches, executor, workers, scheduler):
+        if isinstance(result, BaseException):
+            yield from ((spec, result) for spec in batch)
+        else:
+            yield from result
 
 
 def run_ensemble(
@@ -232,12 +175,7 @@ def run_ensemble(
     if any failed, naming each failed run's scenario, replicate, seed and overrides.
     `on_run(spec, ok)` is called after each finished run (for progress).
     """
-    if executor not in EXECUTORS:
-        raise EnsembleError(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
-    if workers < 1:
-        raise EnsembleError(f"--workers = {workers} is invalid; allowed: 1 or more")
-    if scheduler is not None and executor != "dask":
-        raise EnsembleError("--scheduler goes with --executor dask")
+    check(executor, workers, scheduler)
     out = Path(out)
     specs = plan(scenarios, replications)
     manifest = _manifest(scenarios, replications)

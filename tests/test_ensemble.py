@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from mittelbau.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
+from mittelbau.executors import ExecutionError
 from mittelbau.intervals import band, mean_interval, wilson_interval
 from mittelbau.report import paired_differences, write_report
 from mittelbau.scenario import load_scenario
@@ -156,7 +157,7 @@ def test_a_folder_holds_one_ensemble(tmp_path, scenarios, root):
         run_ensemble([other], 2, out)
     with pytest.raises(EnsembleError, match="names must differ"):
         run_ensemble([scenarios[0], scenarios[0]], 2, tmp_path / "f")
-    with pytest.raises(EnsembleError, match=r"--scheduler goes with"):
+    with pytest.raises(ExecutionError, match=r"--scheduler goes with"):
         run_ensemble(scenarios, 2, tmp_path / "g", scheduler="tcp://127.0.0.1:1")
 
 

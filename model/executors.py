@@ -1,0 +1,110 @@
+"""Where runs execute: in this process, in a local process pool, or on a Dask cluster.
+
+`execute(fn, items, ...)` calls `fn(item)` for every item and yields `(item, result)` as each
+finishes, with the exception in place of the result when `fn` raised, so callers persist what
+finished and report what failed. `fn` must be a module-level function (workers import it).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Any
+
+EXECUTORS = ("local", "dask")
+
+
+class ExecutionError(RuntimeError):
+    """Runs could not be executed as asked, or some of them failed (those are listed)."""
+
+
+def check(executor: str, workers: int, scheduler: str | None) -> None:
+    if executor not in EXECUTORS:
+        raise ExecutionError(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
+    if workers < 1:
+        raise ExecutionError(f"--workers = {workers} is invalid; allowed: 1 or more")
+    if scheduler is not None and executor != "dask":
+        raise ExecutionError("--scheduler goes with --executor dask")
+
+
+def execute(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    executor: str = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    warm: Callable[[], None] | None = None,
+) -> Iterator[tuple[Any, Any]]:
+    """Yield `(item, fn(item) or its exception)` in order of completion. `warm` is called in
+    this process before a local pool forks, so workers inherit loaded data."""
+    check(executor, workers, scheduler)
+    if not items:
+        return
+    if executor == "dask":
+        yield from _dask(fn, items, workers, scheduler)
+    elif workers == 1:
+        for item in items:
+            try:
+                yield item, fn(item)
+            except Exception as exc:
+                yield item, exc
+    else:
+        if warm is not None:
+            warm()
+        yield from _pool(fn, items, workers)
+
+
+def _pool(fn, items, workers) -> Iterator[tuple[Any, Any]]:
+    # fork starts workers fastest. Python warns about forking whenever the process has other
+    # threads, which numpy's OpenBLAS pool always has (it is fork-safe: it re-initialises in
+    # the child); once Python threads run here (a Dask client, say), forkserver is used instead.
+    forking = threading.active_count() == 1
+    context = multiprocessing.get_context("fork" if forking else "forkserver")
+    with warnings.catch_warnings():
+        if forking:
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = {pool.submit(fn, item): item for item in items}
+            try:
+                for future in as_completed(futures):
+                    exc = future.exception()
+                    yield futures[future], exc if exc is not None else future.result()
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
+def dask_workers(scheduler: str | None, workers: int) -> int:
+    """Workers the computation will have: the local cluster's, or the running cluster's."""
+    if scheduler is None:
+        return workers
+    from distributed import Client
+
+    with Client(scheduler) as client:
+        return max(1, len(client.scheduler_info()["workers"]))
+
+
+def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
+    try:
+        from distributed import Client, LocalCluster
+        from distributed import as_completed as dask_completed
+    except ImportError:
+        raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    client = Client(scheduler or cluster)
+    try:
+        futures = {client.submit(fn, item, pure=False): item for item in items}
+        for future in dask_completed(futures):
+            item = futures[future]
+            yield item, future.exception() if future.status == "error" else future.result()
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
