@@ -167,6 +167,221 @@ def report(
     typer.echo(f"report: {path}")
 
 
+sensitivity_app = typer.Typer(no_args_is_help=True, help="Global sensitivity analysis (SALib).")
+app.add_typer(sensitivity_app, name="sensitivity")
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a registry parameter")]
+SeedOpt = Annotated[int | None, typer.Option(help="Root seed (same as --set seed=N)")]
+FactorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated registry parameters to vary (default: all "
+        "numeric dynamics and network parameters)"
+    ),
+]
+LeversOpt = Annotated[bool, typer.Option("--levers", help="Vary the lever settings too")]
+RepsOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Replications per point (default: chosen where output variance stabilises over a pilot)"
+    ),
+]
+WorkersOpt = Annotated[int | None, typer.Option(help="Parallel workers (default: all cores)")]
+ExecOpt = Annotated[str, typer.Option(help="local (processes) or dask")]
+SchedOpt = Annotated[str | None, typer.Option(help="Address of a running Dask scheduler")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")]
+
+
+def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
+    import os
+
+    try:
+        scen = load_scenario(scenario, set_ or [], seed)
+    except ScenarioError as exc:
+        _fail(str(exc))
+    names = [f.strip() for f in factors.split(",") if f.strip()] if factors else None
+    run_kw = {"executor": executor, "workers": workers or os.cpu_count() or 1, "scheduler": scheduler}
+    return scen, names, run_kw
+
+
+def _with_progress(quiet: bool, label: str, job):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mittelbau.executors import ExecutionError
+    from mittelbau.sensitivity import FactorError
+
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(pulse_style="cyan"),
+        TextColumn("{task.completed} runs"),
+        TimeElapsedColumn(),
+        disable=quiet,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(label, total=None)
+        try:
+            return job(lambda n: progress.advance(task, n))
+        except (FactorError, ExecutionError, ImportError) as exc:
+            progress.stop()
+            _fail(str(exc))
+
+
+def _study(
+    method,
+    scenario,
+    size,
+    set_,
+    seed,
+    factors,
+    groups,
+    levers,
+    replications,
+    out,
+    workers,
+    executor,
+    scheduler,
+    quiet,
+) -> None:
+    from mittelbau.sensitivity_study import run_study
+
+    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
+    folder = out or Path("results") / f"{method}-{scen.name}"
+    found = _with_progress(
+        quiet,
+        method,
+        lambda cb: run_study(
+            method,
+            scen,
+            folder,
+            size,
+            names,
+            levers,
+            groups,
+            replications=replications,
+            run_kw=run_kw,
+            on_batch=cb,
+        ),
+    )
+    if not quiet:
+        key = "mu_star" if method == "morris" else "ST"
+        typer.echo(f"{method}: {found['runs']} runs, {found['replications']} replications per point")
+        for o, part in found["indices"].groupby("output", sort=False):
+            top = ", ".join(f"{r.factor} {getattr(r, key):.2g}" for r in part.nlargest(3, key).itertuples())
+            typer.echo(f"  {o}: {top}")
+        typer.echo(f"  written to {folder}/ (sensitivity.md)")
+
+
+@sensitivity_app.command("morris")
+def sensitivity_morris(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
+    trajectories: Annotated[int, typer.Option(help="Morris trajectories")] = 20,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    factors: FactorsOpt = None,
+    groups: Annotated[bool, typer.Option("--groups", help="Move factors by registry group")] = False,
+    levers: LeversOpt = False,
+    replications: RepsOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    workers: WorkersOpt = None,
+    executor: ExecOpt = "local",
+    scheduler: SchedOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Morris screening: μ* and σ of every factor's elementary effects per indicator."""
+    _study(
+        "morris",
+        scenario,
+        trajectories,
+        set_,
+        seed,
+        factors,
+        groups,
+        levers,
+        replications,
+        out,
+        workers,
+        executor,
+        scheduler,
+        quiet,
+    )
+
+
+@sensitivity_app.command("sobol")
+def sensitivity_sobol(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
+    samples: Annotated[int, typer.Option(help="Base samples N (a power of two)")] = 1024,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    factors: FactorsOpt = None,
+    groups: Annotated[bool, typer.Option("--groups", help="Move factors by registry group")] = False,
+    levers: LeversOpt = False,
+    replications: RepsOpt = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    workers: WorkersOpt = None,
+    executor: ExecOpt = "local",
+    scheduler: SchedOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Sobol indices (first and total order, bootstrap intervals) and their convergence."""
+    _study(
+        "sobol",
+        scenario,
+        samples,
+        set_,
+        seed,
+        factors,
+        groups,
+        levers,
+        replications,
+        out,
+        workers,
+        executor,
+        scheduler,
+        quiet,
+    )
+
+
+@app.command()
+def discover(
+    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
+    samples: Annotated[int, typer.Option(help="Latin-hypercube points")] = 2000,
+    set_: SetOpt = None,
+    seed: SeedOpt = None,
+    factors: FactorsOpt = None,
+    levers: LeversOpt = False,
+    replications: Annotated[int, typer.Option(help="Replications per point")] = 1,
+    min_density: Annotated[float, typer.Option(help="Least density of the PRIM box")] = 0.8,
+    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    workers: WorkersOpt = None,
+    executor: ExecOpt = "local",
+    scheduler: SchedOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Scenario discovery: sample the factors, label runs whose middle hollows out, and find
+    the boxes of parameter space where it does (PRIM)."""
+    from mittelbau.discovery import discover as run_discovery
+
+    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
+    folder = out or Path("results") / f"prim-{scen.name}"
+    found = _with_progress(
+        quiet,
+        "discover",
+        lambda cb: run_discovery(
+            scen, folder, samples, names, levers, replications, {**run_kw, "on_batch": cb}, min_density
+        ),
+    )
+    if not quiet:
+        if not found["found"]:
+            typer.echo(f"no sampled point hollows out ({samples} points); see {folder}/prim.md")
+            return
+        dims = ", ".join(f"{k} {lo:.3g}–{hi:.3g}" for k, (lo, hi) in found["restricted"].items())
+        typer.echo(
+            f"{found['cases_of_interest']} of {found['n']} points hollow out; PRIM box: "
+            f"coverage {found['coverage']:.0%}, density {found['density']:.0%}; {dims}"
+        )
+        typer.echo(f"  written to {folder}/ (prim.md)")
+
+
 @app.command()
 def params(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",

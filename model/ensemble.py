@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from mittelbau.executors import ExecutionError, check, dask_workers, execute
+from mittelbau.executors import ExecutionError, check, dask_workers, execute, listing
 from mittelbau.outputs import RunResult, write_run
 from mittelbau.scenario import Scenario, make_params
 from mittelbau.simulate import simulate
@@ -203,7 +203,7 @@ def run_ensemble(
     if failures:
         raise EnsembleError(
             f"{len(failures)} of {len(todo)} runs failed (the others are kept; "
-            "rerun the same command to retry them):\n  " + "\n  ".join(failures)
+            "rerun the same command to retry them):\n  " + listing(failures)
         )
     return counts
 

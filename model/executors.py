@@ -21,6 +21,12 @@ class ExecutionError(RuntimeError):
     """Runs could not be executed as asked, or some of them failed (those are listed)."""
 
 
+def listing(failures: list[str], most: int = 10) -> str:
+    """Failure lines for an error message: the first `most`, then how many more."""
+    more = len(failures) - most
+    return "\n  ".join(failures[:most] + ([f"… and {more} more"] if more > 0 else []))
+
+
 def check(executor: str, workers: int, scheduler: str | None) -> None:
     if executor not in EXECUTORS:
         raise ExecutionError(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")

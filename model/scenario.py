@@ -28,11 +28,15 @@ class ScenarioError(ValueError):
     def __init__(
         self, where: str, problem: str, key: str | None = None, value: Any = None, allowed: str | None = None
     ) -> None:
-        self.where, self.key, self.value, self.allowed = where, key, value, allowed
+        self.where, self.problem = where, problem
+        self.key, self.value, self.allowed = key, value, allowed
         parts = [f"{where}: {problem}"]
         if allowed:
             parts.append(f"allowed: {allowed}")
         super().__init__("; ".join(parts))
+
+    def __reduce__(self):  # picklable, so a worker process can report it
+        return (type(self), (self.where, self.problem, self.key, self.value, self.allowed))
 
 
 class _ParamsBase(BaseModel):

@@ -1,0 +1,194 @@
+"""Global sensitivity analysis with SALib: Morris screening and Sobol indices.
+
+Factors and their ranges come from the parameter registry. The analysis functions take any
+evaluator X (n × k, one row per point) → table of outputs (n rows), so the same pipeline runs
+on the model (replicate means of its indicators) and on test functions with known indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from SALib.analyze import morris as morris_analyze
+from SALib.analyze import sobol as sobol_analyze
+from SALib.sample import morris as morris_sample
+from SALib.sample import sobol as sobol_sample
+
+from mittelbau.parameters import BY_NAME, REGISTRY, Parameter
+
+NOT_FACTORS = {"run", "indicators"}  # run settings and indicator definitions are not uncertain
+LEVER_GROUPS = {"funding", "cooperation", "centres"}
+Evaluator = Callable[[np.ndarray], pd.DataFrame]
+
+
+class FactorError(ValueError):
+    """A factor selection names no parameter, or one that cannot vary."""
+
+
+def factors(names: Sequence[str] | None = None, include_levers: bool = False) -> list[Parameter]:
+    """Registry parameters to vary: `names` if given, otherwise every numeric parameter of the
+    dynamics and network (and of the levers with `include_levers`)."""
+    if names:
+        chosen = []
+        for name in names:
+            p = BY_NAME.get(name)
+            if p is None:
+                raise FactorError(f"unknown factor {name!r}; allowed: numeric registry parameters")
+            if p.choices or p.group == "run" or p.low == p.high:
+                raise FactorError(
+                    f"factor {name!r} cannot vary; allowed: numeric registry "
+                    "parameters with a range (not region, firms, years, seed)"
+                )
+            chosen.append(p)
+        return chosen
+    return [
+        p
+        for p in REGISTRY
+        if not p.choices
+        and p.group not in NOT_FACTORS
+        and (include_levers or p.group not in LEVER_GROUPS)
+        and not p.name.endswith(("_start_year", "_end_year"))
+    ]
+
+
+def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
+    """The SALib problem; with `grouped`, factors of one registry group move together."""
+    spec = {
+        "num_vars": len(chosen),
+        "names": [p.name for p in chosen],
+        "bounds": [[float(p.low), float(p.high)] for p in chosen],
+    }
+    if grouped:
+        spec["groups"] = [p.group for p in chosen]
+    return spec
+
+
+def to_overrides(row: np.ndarray, chosen: Sequence[Parameter]) -> dict:
+    """One sample row as registry overrides (integer parameters rounded)."""
+    return {
+        p.name: (round(float(x)) if p.kind is int else float(x)) for p, x in zip(chosen, row, strict=True)
+    }
+
+
+@dataclass
+class Morris:
+    indices: pd.DataFrame  # output, factor, mu_star, mu_star_conf, mu, sigma
+    X: np.ndarray
+    Y: pd.DataFrame
+
+
+def morris(spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels: int = 4) -> Morris:
+    X = morris_sample.sample(spec, trajectories, num_levels=levels, seed=seed)
+    Y = evaluate(X)
+    rows = []
+    for output in Y.columns:
+        y = Y[output].to_numpy(dtype=float)
+        if not np.isfinite(y).all():
+            continue
+        si = morris_analyze.analyze(
+            spec, X, y, num_levels=levels, num_resamples=1000, conf_level=0.95, seed=seed
+        )
+        for k, name in enumerate(si["names"]):
+            rows.append(
+                {
+                    "output": output,
+                    "factor": name,
+                    "mu_star": si["mu_star"][k],
+                    "mu_star_conf": si["mu_star_conf"][k],
+                    "mu": si["mu"][k],
+                    "sigma": si["sigma"][k],
+                }
+            )
+    return Morris(pd.DataFrame(rows), X, Y)
+
+
+@dataclass
+class Sobol:
+    indices: pd.DataFrame  # output, factor, S1, S1_conf, ST, ST_conf
+    convergence: pd.DataFrame  # output, factor, N, S1, ST
+    X: np.ndarray
+    Y: pd.DataFrame
+
+
+def _sobol_table(spec, y, seed, second_order) -> dict:
+    return sobol_analyze.analyze(
+        spec, y, calc_second_order=second_order, num_resamples=500, conf_level=0.95, seed=seed
+    )
+
+
+def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool = False) -> Sobol:
+    """Saltelli sampling with N base samples (a power of two), first- and total-order indices
+    with bootstrap 95 % intervals, and the indices recomputed on the first N/8, N/4, N/2, N
+    base samples (convergence)."""
+    if n < 8 or n & (n - 1):
+        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
+    X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
+    Y = evaluate(X)
+    block = len(X) // n  # rows per base sample
+    names = (spec.get("groups") and list(dict.fromkeys(spec["groups"]))) or spec["names"]
+    rows, conv = [], []
+    for output in Y.columns:
+        y = Y[output].to_numpy(dtype=float)
+        if not np.isfinite(y).all() or np.ptp(y) == 0:
+            continue
+        si = _sobol_table(spec, y, seed, second_order)
+        for k, name in enumerate(names):
+            rows.append(
+                {
+                    "output": output,
+                    "factor": name,
+                    "S1": si["S1"][k],
+                    "S1_conf": si["S1_conf"][k],
+                    "ST": si["ST"][k],
+                    "ST_conf": si["ST_conf"][k],
+                }
+            )
+        for m in (n // 8, n // 4, n // 2, n):
+            part = _sobol_table(spec, y[: m * block], seed, second_order)
+            for k, name in enumerate(names):
+                conv.append(
+                    {"output": output, "factor": name, "N": m, "S1": part["S1"][k], "ST": part["ST"][k]}
+                )
+    return Sobol(pd.DataFrame(rows), pd.DataFrame(conv), X, Y)
+
+
+def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series:
+    """Per output: the mean within-point variance over replicates divided by the total variance
+    of all runs — the share of output variance due to the seeds."""
+    shares = {}
+    for o in outputs:
+        total = runs[o].var(ddof=1)
+        within = runs.groupby("point")[o].var(ddof=1).mean()
+        shares[o] = within / total if total > 0 else np.nan
+    return pd.Series(shares, name="seed_variance_share")
+
+
+def stabilised_replications(
+    runs: pd.DataFrame, outputs: Sequence[str], tol: float = 0.1
+) -> tuple[int, pd.DataFrame]:
+    """Lee et al. (2015): the number of replications after which the coefficient of variation
+    of every output stays within `tol` (relative) of its value at the largest number tried.
+    `runs` holds many replicates of one point. Returns that number and the CV table."""
+    n = len(runs)
+    table = []
+    for r in range(2, n + 1):
+        part = runs.iloc[:r]
+        row = {"replications": r}
+        for o in outputs:
+            mean = part[o].mean()
+            row[o] = part[o].std(ddof=1) / abs(mean) if mean else np.nan
+        table.append(row)
+    cv = pd.DataFrame(table).set_index("replications")
+    final = cv.iloc[-1]
+    stable = ((cv - final).abs() <= tol * final.abs() + 1e-12) | cv.isna()
+    ok = stable.all(axis=1)
+    # smallest r from which every later r is stable
+    chosen = n
+    for r in reversed(cv.index):
+        if not ok.loc[r]:
+            break
+        chosen = r
+    return int(chosen), cv
