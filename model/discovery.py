@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,22 +19,23 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
     """PRIM (EMA Workbench) on a labelled sample: the box on the peeling trajectory with the
     largest coverage among those with density ≥ `min_density` (else the densest), its
     coverage, density, mass and the restricted dimensions with their limits."""
-    try:
-        from ema_workbench.analysis import prim
-    except ImportError:
-        raise ImportError(
-            "scenario discovery needs the 'discovery' extra: pip install -e '.[discovery]'"
-        ) from None
     if not y.any():
         return {"found": False, "cases_of_interest": 0, "n": len(y)}
-    algorithm = prim.Prim(x, y.astype(bool))
-    box = algorithm.find_box()
-    traj = box.peeling_trajectory
-    dense = traj[traj["density"] >= min_density]
-    chosen = int(dense["coverage"].idxmax()) if len(dense) else int(traj["density"].idxmax())
-    box.select(chosen)
-    limits = box.box_lims[chosen]
-    full = box.box_lims[0]
+    # the library's own notices (optional ipyparallel, pandas deprecations) are not the user's
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            from ema_workbench.analysis import prim
+        except ImportError:
+            raise ImportError(
+                "scenario discovery needs the 'discovery' extra: pip install -e '.[discovery]'"
+            ) from None
+        box = prim.Prim(x, y.astype(bool)).find_box()
+        traj = box.peeling_trajectory
+        dense = traj[traj["density"] >= min_density]
+        chosen = int(dense["coverage"].idxmax()) if len(dense) else int(traj["density"].idxmax())
+        box.select(chosen)
+        limits, full = box.box_lims[chosen], box.box_lims[0]
     restricted = [
         c
         for c in x.columns

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
+from pathlib import Path
 
 from mittelbau.parameters import REGISTRY, Parameter
 
@@ -24,3 +26,18 @@ def registry_table(fmt: str = "markdown") -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+START, END = "<!-- registry table: start -->", "<!-- registry table: end -->"
+
+
+def update_document(path: Path) -> None:
+    """Replace the table between the registry-table markers of a Markdown file."""
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{START}\n{registry_table()}{END}{tail}", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    update_document(Path(sys.argv[1]))

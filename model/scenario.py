@@ -43,13 +43,7 @@ class _ParamsBase(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     @model_validator(mode="after")
-    def _motives_sum_to_at_most_one(self) -> _ParamsBase:
-        social = self.bm_weight_peers + self.bm_weight_customers + self.bm_weight_competition
-        if social > 1.0 + 1e-12:
-            raise ValueError(
-                f"bm_weight_peers + bm_weight_customers + bm_weight_competition = {social:g} "
-                "exceeds 1 (the intrinsic share is the remainder); allowed: shares that sum to at most 1"
-            )
+    def _end_years_not_before_start_years(self) -> _ParamsBase:
         for lever in ("funding", "coop", "centres"):
             start, end = getattr(self, f"{lever}_start_year"), getattr(self, f"{lever}_end_year")
             if end < start:

@@ -137,7 +137,10 @@ INVALID = {
     "bad choice": ('[parameters]\nregion = "bavaria"\n', ["'region'", "'bavaria'", "'nord'"]),
     "malformed": ("[parameters\nfirms = 10\n", ["malformed TOML"]),
     "top-level key": ('nmae = "x"\n', ["'nmae'", "name, description, [parameters]"]),
-    "motives over one": ("[parameters]\nbm_weight_peers = 0.7\n", ["exceeds 1"]),
+    "end before start": (
+        "[parameters]\nfunding_start_year = 2030\nfunding_end_year = 2020\n",
+        ["funding_end_year = 2020 is before funding_start_year = 2030", "allowed: an end year"],
+    ),
     "bool for number": ("[parameters]\nexit_rate = true\n", ["'exit_rate'", "True"]),
 }
 

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from mittelbau.parameters import REGISTRY
+from mittelbau.parameters import BY_NAME, REGISTRY
 from mittelbau.registry_table import registry_table
 from mittelbau.scenario import make_params
 
@@ -40,3 +40,13 @@ def test_cited_sections_exist_in_facts(root):
 def test_odd_holds_the_current_parameter_table(root):
     odd = (root / "docs" / "odd.md").read_text()
     assert registry_table("markdown") in odd, "regenerate with: mittelbau params"
+
+
+def test_motive_shares_cannot_exceed_one_anywhere_in_their_ranges():
+    """facts.md §4.2: intrinsic = 1 − peers − customers − competition must stay ≥ 0 for every
+    value a scenario or a sensitivity sample may take."""
+    highest = sum(
+        BY_NAME[n].high for n in ("bm_weight_peers", "bm_weight_customers", "bm_weight_competition")
+    )
+    assert highest <= 1.0
+    assert make_params({}).bm_weight_intrinsic == pytest.approx(0.34)
