@@ -26,16 +26,19 @@ def main() -> None:
     k = len(factors())
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        found = run_study("sobol", scenario, Path(tmp), 16, replications=1,
-                          run_kw={"workers": 2})
+        found = run_study("sobol", scenario, Path(tmp), 16, replications=1, run_kw={"workers": 2})
         elapsed = time.perf_counter() - start
     per_min = 60 * found["runs"] / elapsed
     full = 1024 * (k + 2)
-    print(f"{k} factors; {found['runs']} runs of {firms} firms × 20 years in {elapsed:.1f} s "
-          f"with 2 workers = {per_min:,.0f} runs/min")
+    print(
+        f"{k} factors; {found['runs']} runs of {firms} firms × 20 years in {elapsed:.1f} s "
+        f"with 2 workers = {per_min:,.0f} runs/min"
+    )
     for reps in (1, 4, 13):
-        print(f"N = 1024: {full:,} points × {reps} replication(s) = {full * reps:,} runs "
-              f"≈ {full * reps / per_min:,.0f} min")
+        print(
+            f"N = 1024: {full:,} points × {reps} replication(s) = {full * reps:,} runs "
+            f"≈ {full * reps / per_min:,.0f} min"
+        )
 
 
 if __name__ == "__main__":

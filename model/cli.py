@@ -241,6 +241,7 @@ def _study(
     executor,
     scheduler,
     quiet,
+    second_order=False,
 ) -> None:
     from mittelbau.sensitivity_study import run_study
 
@@ -260,6 +261,7 @@ def _study(
             replications=replications,
             run_kw=run_kw,
             on_batch=cb,
+            second_order=second_order,
         ),
     )
     if not quiet:
@@ -310,6 +312,9 @@ def sensitivity_morris(
 def sensitivity_sobol(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
     samples: Annotated[int, typer.Option(help="Base samples N (a power of two)")] = 1024,
+    second_order: Annotated[
+        bool, typer.Option("--second-order", help="Also second-order indices (more runs)")
+    ] = False,
     set_: SetOpt = None,
     seed: SeedOpt = None,
     factors: FactorsOpt = None,
@@ -338,6 +343,7 @@ def sensitivity_sobol(
         executor,
         scheduler,
         quiet,
+        second_order,
     )
 
 

@@ -109,6 +109,7 @@ def morris(spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels
 class Sobol:
     indices: pd.DataFrame  # output, factor, S1, S1_conf, ST, ST_conf
     convergence: pd.DataFrame  # output, factor, N, S1, ST
+    second_order: pd.DataFrame  # output, factor, other, S2, S2_conf (empty unless asked for)
     X: np.ndarray
     Y: pd.DataFrame
 
@@ -129,7 +130,7 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
     Y = evaluate(X)
     block = len(X) // n  # rows per base sample
     names = (spec.get("groups") and list(dict.fromkeys(spec["groups"]))) or spec["names"]
-    rows, conv = [], []
+    rows, conv, pairs = [], [], []
     for output in Y.columns:
         y = Y[output].to_numpy(dtype=float)
         if not np.isfinite(y).all() or np.ptp(y) == 0:
@@ -146,13 +147,25 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
                     "ST_conf": si["ST_conf"][k],
                 }
             )
+        if second_order:
+            for i, a in enumerate(names):
+                for j in range(i + 1, len(names)):
+                    pairs.append(
+                        {
+                            "output": output,
+                            "factor": a,
+                            "other": names[j],
+                            "S2": si["S2"][i, j],
+                            "S2_conf": si["S2_conf"][i, j],
+                        }
+                    )
         for m in (n // 8, n // 4, n // 2, n):
             part = _sobol_table(spec, y[: m * block], seed, second_order)
             for k, name in enumerate(names):
                 conv.append(
                     {"output": output, "factor": name, "N": m, "S1": part["S1"][k], "ST": part["ST"][k]}
                 )
-    return Sobol(pd.DataFrame(rows), pd.DataFrame(conv), X, Y)
+    return Sobol(pd.DataFrame(rows), pd.DataFrame(conv), pd.DataFrame(pairs), X, Y)
 
 
 def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series:

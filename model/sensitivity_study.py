@@ -60,6 +60,7 @@ def run_study(
     replications: int | None = None,
     run_kw: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
+    second_order: bool = False,
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
     indices.csv, figures and sensitivity.md into `out` and returns what it found."""
@@ -86,7 +87,9 @@ def run_study(
         figure = plot_morris(result.indices, out / "morris.png")
         convergence = None
     else:
-        result = sobol(spec, evaluate, size, seed)
+        result = sobol(spec, evaluate, size, seed, second_order)
+        if second_order:
+            result.second_order.to_csv(out / "second_order.csv", index=False, float_format="%.6g")
         figure = plot_sobol(result.indices, out / "sobol.png")
         convergence = result.convergence
         convergence.to_csv(out / "convergence.csv", index=False, float_format="%.6g")

@@ -38,6 +38,7 @@ def test_sobol_pipeline_recovers_the_ishigami_indices():
     idx = result.indices.set_index("factor")
     assert np.allclose(idx["S1"], [0.3139, 0.4424, 0.0], atol=0.04), idx["S1"]
     assert np.allclose(idx["ST"], [0.5576, 0.4424, 0.2437], atol=0.04), idx["ST"]
+    assert result.second_order.empty
     conv = result.convergence[result.convergence["factor"] == "x1"]
     assert list(conv["N"]) == [256, 512, 1024, 2048]
     assert abs(conv["ST"].iloc[-1] - 0.5576) <= abs(conv["ST"].iloc[0] - 0.5576) + 0.02
@@ -74,21 +75,22 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
     """hollowing_threshold only defines the verdict: the middle-tier share never reads it, so
     with common random numbers its total index is exactly zero."""
     runs = {}
-    for workers in (1, 2):
-        runs[workers] = run_study(
+    for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
+        runs[executor, workers] = run_study(
             "sobol",
             tiny,
-            tmp_path / f"w{workers}",
+            tmp_path / f"{executor}{workers}",
             8,
             ["dt_adoption_rate", "hollowing_threshold"],
             outputs=("middle_share",),
             replications=2,
-            run_kw={"workers": workers},
+            run_kw={"workers": workers, "executor": executor},
         )
-    idx = runs[1]["indices"].set_index("factor")
+    first = runs["local", 1]["indices"]
+    idx = first.set_index("factor")
     assert idx.loc["hollowing_threshold", "ST"] == 0.0
     assert idx.loc["dt_adoption_rate", "ST"] > 0.5
-    assert runs[1]["indices"].equals(runs[2]["indices"])
+    assert all(r["indices"].equals(first) for r in runs.values())
     for name in (
         "indices.csv",
         "convergence.csv",
@@ -97,7 +99,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
         "seed_variance.csv",
         "sensitivity.md",
     ):
-        assert (tmp_path / "w1" / name).exists(), name
+        assert (tmp_path / "local1" / name).exists(), name
 
 
 def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
@@ -190,3 +192,11 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert bad.exit_code == 2 and "a power of two" in bad.output
     bad = runner.invoke(app, ["sensitivity", "morris", base, "--factors", "nope", *small])
     assert bad.exit_code == 2 and "unknown factor 'nope'" in bad.output
+
+
+def test_second_order_indices_on_ishigami():
+    """Ishigami's only interaction is x1–x3: S13 = 0.244, S12 = S23 = 0."""
+    result = sobol(ISHIGAMI, ishigami, 1024, seed=5, second_order=True)
+    s2 = result.second_order.set_index(["factor", "other"])["S2"]
+    assert abs(s2["x1", "x3"] - 0.2437) < 0.08
+    assert abs(s2["x1", "x2"]) < 0.08 and abs(s2["x2", "x3"]) < 0.08
