@@ -388,6 +388,37 @@ def discover(
         typer.echo(f"  written to {folder}/ (prim.md)")
 
 
+calibrate_app = typer.Typer(no_args_is_help=True, help="Calibration against the surveys.")
+app.add_typer(calibrate_app, name="calibrate")
+
+
+@calibrate_app.command("report")
+def calibrate_report(
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/fit-report"),
+    replications: Annotated[int, typer.Option(help="Replicate runs per population")] = 10,
+    firms: Annotated[int, typer.Option(help="Firms per run")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Root seed of the replicate seeds")] = 20170501,
+) -> None:
+    """Compare the model with every survey target: observed ± SE, simulated mean ± sd, z,
+    within 2 SE (fit_report.md, .csv, .png), and each region's predicted initial stage shares."""
+    from mittelbau.fit_report import write_fit_report
+
+    if replications < 2 or firms < 100:
+        _fail(
+            f"--replications = {replications}, --firms = {firms} are invalid; allowed: "
+            "at least 2 replications and 100 firms"
+        )
+    page, table = write_fit_report(out, replications, firms, seed)
+    met = int(table["within_2se"].sum())
+    typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
+    for r in table[~table["within_2se"]].itertuples():
+        typer.echo(
+            f"  missed: {r.target} ({r.source}): observed {r.observed:.3f}, "
+            f"simulated {r.simulated_mean:.3f}, z {r.z:+.1f}"
+        )
+    typer.echo(f"  report: {page}")
+
+
 @app.command()
 def params(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",

@@ -67,6 +67,9 @@ class MittelbauModel(mesa.Model):
         # identified by firm_id and changes on exit and entry
         self.firm_id = np.arange(params.firms)
         self.entry_year = np.full(params.firms, START_YEAR)
+        # year of each firm's latest BM introduction in the run (0: none since 2015), for the
+        # hazard target of facts.md §4.1
+        self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
         self.firm_at = np.empty(params.firms, dtype=object)
         for firm in Firm.create_agents(self, params.firms, row=np.arange(params.firms)):
             self.firm_at[firm.row] = firm
@@ -149,6 +152,7 @@ class MittelbauModel(mesa.Model):
             boost=combined_boost(len(s), [act for _, act in actions]) if actions else None,
         )
         motives = change.bm_motives
+        self.bm_introduced[change.gain_bm] = self.year
         learn_and_engage(s, pressure, p, core)
         moved_up = ~exits & (s.stage > before)
         for lever, act in actions:
@@ -190,6 +194,7 @@ class MittelbauModel(mesa.Model):
             return
         self.firm_id[rows] = self.firm_id.max() + 1 + np.arange(len(rows))
         self.entry_year[rows] = self.year
+        self.bm_introduced[rows] = 0
         for lever in self.levers:
             lever.drop_rows(rows)
         entrants = synthesise(self.region, len(rows), rng)

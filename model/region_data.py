@@ -78,3 +78,8 @@ def load_region(code: str) -> Region:
 def load_traits() -> dict:
     """The shared trait table `traits.toml` (facts.md §4 and named assumptions)."""
     return _read_toml(DATA_DIR / "traits.toml")
+
+
+def raw_sample_size(code: str) -> int:
+    """The survey sample of a region's SMEs (EMP 2015; `sample_smes` of its region file)."""
+    return int(_read_toml(DATA_DIR / "regions" / f"{code}.toml")["sample_smes"])

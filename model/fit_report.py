@@ -1,0 +1,211 @@
+"""How well the model matches every survey target: the fit report.
+
+Targets come from `calibration/initial_state_targets.toml` (the 2015 stage typology, EMP 2015)
+and `calibration/targets.toml` (firm behaviour, IHK 2016). Each observed share has the binomial
+standard error of its survey sample; the model's value is the mean over replicate runs. A
+target is met when |simulated mean − observed| ≤ 2 × sqrt(SE_obs² + sd_sim² / runs).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from mittelbau.categories import (
+    BATCH_TYPES,
+    COMPLEXITIES,
+    ENGAGEMENT_LEVELS,
+    INDUSTRIES,
+    MARKET_POSITIONS,
+    REGIONS,
+    SIZE_CLASSES,
+    START_YEAR,
+)
+from mittelbau.ensemble import replicate_seeds
+from mittelbau.model import MittelbauModel
+from mittelbau.region_data import raw_sample_size
+
+CALIBRATION = Path(__file__).resolve().parent.parent / "calibration"
+ATTRIBUTES = {"industry": INDUSTRIES, "size": SIZE_CLASSES, "batch": BATCH_TYPES, "complexity": COMPLEXITIES}
+
+
+def _group(model: MittelbauModel, group: str) -> np.ndarray:
+    if group == "all":
+        return np.ones(len(model.state), dtype=bool)
+    attr, labels = group.split(":", 1)
+    codes = [ATTRIBUTES[attr].index(lab) for lab in labels.split("+")]
+    return np.isin(getattr(model.state, attr), codes)
+
+
+def _motive_share(model: MittelbauModel, t: dict) -> float:
+    totals = model.motive_totals
+    n = sum(totals.values())
+    return totals[t["motive"]] / n if n else np.nan
+
+
+STATISTICS: dict[str, Callable[[MittelbauModel, dict], float]] = {
+    "stage_share": lambda m, t: float((m.state.stage[_group(m, t["group"])] == t["stage"]).mean()),
+    "bm_share": lambda m, t: float(m.state.bm[_group(m, t["group"])].mean()),
+    "dt_share": lambda m, t: float(m.state.dt[_group(m, t["group"])].mean()),
+    "bm_introduced_since": lambda m, t: float((m.bm_introduced >= t["since"]).mean()),
+    "bm_motive_share": _motive_share,
+    "engagement_share": lambda m, t: float(
+        (m.state.engagement == ENGAGEMENT_LEVELS.index(t["level"])).mean()
+    ),
+    "techniques_share": lambda m, t: float(  # whole techniques: learning adds fractions
+        ((np.floor(m.state.techniques) >= t["low"]) & (np.floor(m.state.techniques) <= t["high"])).mean()
+    ),
+    "market_share": lambda m, t: float((m.state.market == MARKET_POSITIONS.index(t["position"])).mean()),
+    "threatened_share": lambda m, t: float(m.state.threatened.mean()),
+}
+
+
+def load_targets() -> list[dict]:
+    """Every target of both files, with id, year and survey sample size n."""
+    static = tomllib.loads((CALIBRATION / "initial_state_targets.toml").read_text("utf-8"))
+    behaviour = tomllib.loads((CALIBRATION / "targets.toml").read_text("utf-8"))
+    targets = []
+    for t in static["target"]:
+        stage = f"{t['stage']}" if "stage" in t else ""
+        targets.append(
+            {
+                **t,
+                "id": f"{t['population']}:{t['statistic']}{stage}:{t['group']}",
+                "year": START_YEAR,
+                "n": raw_sample_size(t["population"]),
+            }
+        )
+    targets += behaviour["target"]
+    for t in targets:
+        if t["statistic"] not in STATISTICS:
+            raise ValueError(f"target {t['id']!r}: unknown statistic {t['statistic']!r}")
+    return targets
+
+
+def simulated(targets: list[dict], replications: int, firms: int, seed: int) -> pd.DataFrame:
+    """Replicates × targets: the model's value of each target."""
+    rows: list[dict] = []
+    for r, rep_seed in enumerate(replicate_seeds(seed, replications)):
+        row: dict = {"replicate": r}
+        for population in sorted({t["population"] for t in targets}):
+            mine = [t for t in targets if t["population"] == population]
+            last = max(t["year"] for t in mine)
+            model = MittelbauModel(region=population, firms=firms, seed=rep_seed, years=last - START_YEAR)
+            while True:
+                for t in (t for t in mine if t["year"] == model.year):
+                    row[t["id"]] = STATISTICS[t["statistic"]](model, t)
+                if model.year >= last:
+                    break
+                model.step()
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("replicate")
+
+
+def fit_table(replications: int = 10, firms: int = 20_000, seed: int = 20170501) -> pd.DataFrame:
+    targets = load_targets()
+    sims = simulated(targets, replications, firms, seed)
+    rows = []
+    for t in targets:
+        obs, n = t["value"], t["n"]
+        se = float(np.sqrt(obs * (1 - obs) / n))
+        x = sims[t["id"]].to_numpy(dtype=float)
+        mean, sd = float(np.nanmean(x)), float(np.nanstd(x, ddof=1))
+        spread = float(np.sqrt(se**2 + sd**2 / len(x)))
+        z = (mean - obs) / spread
+        rows.append(
+            {
+                "target": t["id"],
+                "population": t["population"],
+                "year": t["year"],
+                "source": t["source"],
+                "observed": obs,
+                "observed_se": se,
+                "n": n,
+                "simulated_mean": mean,
+                "simulated_sd": sd,
+                "z": z,
+                "within_2se": bool(abs(z) <= 2),
+                "note": t.get("note", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def region_predictions(replications: int, firms: int, seed: int) -> pd.DataFrame:
+    """Initial stage shares of every region as predicted from its structure (no refitting)."""
+    rows = []
+    for region in REGIONS:
+        shares = np.mean(
+            [
+                MittelbauModel(region=region, firms=firms, seed=s, years=0).shares
+                for s in replicate_seeds(seed, replications)
+            ],
+            axis=0,
+        )
+        rows.append({"region": region, "stage1": shares[0], "stage2": shares[1], "stage3": shares[2]})
+    return pd.DataFrame(rows)
+
+
+def write_fit_report(
+    out: str | Path, replications: int = 10, firms: int = 20_000, seed: int = 20170501
+) -> tuple[Path, pd.DataFrame]:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    table = fit_table(replications, firms, seed)
+    regions = region_predictions(replications, firms, seed)
+    table.to_csv(out / "fit_report.csv", index=False, float_format="%.6g")
+    regions.to_csv(out / "region_predictions.csv", index=False, float_format="%.6g")
+
+    fig, ax = plt.subplots(figsize=(8, 0.22 * len(table) + 1.2), constrained_layout=True)
+    colours = np.where(table["within_2se"], "#0072b2", "#d55e00")
+    ax.barh(np.arange(len(table)), table["z"].clip(-10, 10), color=colours)
+    ax.axvline(-2, color="k", ls="--", lw=0.8)
+    ax.axvline(2, color="k", ls="--", lw=0.8)
+    ax.set_yticks(np.arange(len(table)), table["target"], fontsize=6)
+    ax.invert_yaxis()
+    ax.set(xlabel="z = (simulated − observed) / SE (clipped at ±10)", title="Fit to every target")
+    fig.savefig(out / "fit_report.png", dpi=100, metadata={"Software": None})
+    plt.close(fig)
+
+    met = int(table["within_2se"].sum())
+    lines = [
+        "# Fit report",
+        "",
+        f"**{met} of {len(table)} targets within 2 standard errors** "
+        f"({replications} replicate runs of {firms:,} firms per population). SE combines the "
+        "survey's binomial standard error with the simulation's standard error.",
+        "",
+        "![z-scores](fit_report.png)",
+        "",
+        "| target | source | observed ± SE | simulated mean ± sd | z | within 2 SE |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in table.itertuples():
+        lines.append(
+            f"| {r.target} | {r.source} | {r.observed:.3f} ± {r.observed_se:.3f} | "
+            f"{r.simulated_mean:.3f} ± {r.simulated_sd:.3f} | {r.z:+.1f} | "
+            f"{'yes' if r.within_2se else '**no**'} |"
+        )
+    lines += [
+        "",
+        "## Initial stage shares of every region, predicted from its structure",
+        "",
+        "| region | stage 1 | stage 2 | stage 3 |",
+        "|---|---|---|---|",
+    ]
+    for r in regions.itertuples():
+        lines.append(f"| {r.region} | {r.stage1:.3f} | {r.stage2:.3f} | {r.stage3:.3f} |")
+    notes = [r for r in table.itertuples() if r.note]
+    if notes:
+        lines += ["", "## Readings", "", *[f"- {r.target}: {r.note}" for r in notes]]
+    page = out / "fit_report.md"
+    page.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return page, table
