@@ -419,6 +419,73 @@ def calibrate_report(
     typer.echo(f"  report: {page}")
 
 
+@calibrate_app.command("fit")
+def calibrate_fit(
+    out: Annotated[Path, typer.Option(help="Folder of the fit (pyabc history)")] = Path(
+        "results/calibration"
+    ),
+    population: Annotated[int, typer.Option(help="Particles per generation")] = 200,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 8,
+    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 4000,
+    seed: Annotated[int, typer.Option(help="Seed of the fit")] = 20170501,
+    write: Annotated[
+        bool, typer.Option("--write", help="Commit the result as calibration/dynamic_parameters.toml")
+    ] = False,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
+) -> None:
+    """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
+    resumes an interrupted fit from its history."""
+    from mittelbau.dynamic_fit import fit, write_parameter_set
+
+    try:
+        result = fit(
+            out, population_size=population, generations=generations, firms=firms, seed=seed, resume=not fresh
+        )
+    except ImportError as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{result.generations} generations, {result.evaluations} simulations, "
+        f"final epsilon {result.epsilon:.3g}"
+    )
+    for r in result.posterior.itertuples():
+        typer.echo(
+            f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
+            f"sd/prior sd {r.sd_ratio:.2f}"
+        )
+    result.posterior.to_csv(out / "posterior.csv", index=False, float_format="%.6g")
+    if write:
+        settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
+        write_parameter_set(result, settings)
+        typer.echo("  written to calibration/dynamic_parameters.toml")
+
+
+@calibrate_app.command("identify")
+def calibrate_identify(
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/identifiability"),
+    population: Annotated[int, typer.Option(help="Particles per generation")] = 100,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 6,
+    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 4000,
+    seed: Annotated[int, typer.Option(help="Seed")] = 2,
+) -> None:
+    """Re-estimate the dynamic parameters from synthetic targets made at the current defaults:
+    which are recovered, and which do the targets identify at all?"""
+    from mittelbau.dynamic_fit import FITTED, identify
+    from mittelbau.parameters import BY_NAME
+
+    truth = {n: float(BY_NAME[n].default) for n in FITTED}
+    try:
+        table = identify(out, truth, population, generations, firms, seed)
+    except ImportError as exc:
+        _fail(str(exc))
+    for r in table.itertuples():
+        typer.echo(
+            f"  {r.parameter}: truth {r.truth:.4g}, median {r.median:.4g} "
+            f"(90 % {r.q05:.4g}–{r.q95:.4g}); recovered: {'yes' if r.recovered else 'no'}"
+            f", identified: {'yes' if r.identified else 'no'}"
+        )
+    typer.echo(f"  written to {out}/identifiability.md")
+
+
 @app.command()
 def params(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",

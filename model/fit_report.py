@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from mittelbau import calibration
 from mittelbau.categories import (
     BATCH_TYPES,
     COMPLEXITIES,
@@ -33,7 +34,7 @@ from mittelbau.ensemble import replicate_seeds
 from mittelbau.model import MittelbauModel
 from mittelbau.region_data import raw_sample_size
 
-CALIBRATION = Path(__file__).resolve().parent.parent / "calibration"
+CALIBRATION = Path(calibration.__file__).resolve().parent
 ATTRIBUTES = {"industry": INDUSTRIES, "size": SIZE_CLASSES, "batch": BATCH_TYPES, "complexity": COMPLEXITIES}
 
 
@@ -90,23 +91,38 @@ def load_targets() -> list[dict]:
     return targets
 
 
+def run_statistics(
+    population: str, targets: list[dict], seed: int, firms: int, overrides: dict | None = None
+) -> dict[str, float]:
+    """One run of `population` with `seed`, reading each target's statistic in its year."""
+    mine = [t for t in targets if t["population"] == population]
+    last = max(t["year"] for t in mine)
+    model = MittelbauModel(
+        region=population, firms=firms, seed=seed, years=last - START_YEAR, **(overrides or {})
+    )
+    values: dict[str, float] = {}
+    while True:
+        for t in (t for t in mine if t["year"] == model.year):
+            values[t["id"]] = STATISTICS[t["statistic"]](model, t)
+        if model.year >= last:
+            return values
+        model.step()
+
+
 def simulated(targets: list[dict], replications: int, firms: int, seed: int) -> pd.DataFrame:
     """Replicates × targets: the model's value of each target."""
     rows: list[dict] = []
     for r, rep_seed in enumerate(replicate_seeds(seed, replications)):
         row: dict = {"replicate": r}
         for population in sorted({t["population"] for t in targets}):
-            mine = [t for t in targets if t["population"] == population]
-            last = max(t["year"] for t in mine)
-            model = MittelbauModel(region=population, firms=firms, seed=rep_seed, years=last - START_YEAR)
-            while True:
-                for t in (t for t in mine if t["year"] == model.year):
-                    row[t["id"]] = STATISTICS[t["statistic"]](model, t)
-                if model.year >= last:
-                    break
-                model.step()
+            row |= run_statistics(population, targets, rep_seed, firms)
         rows.append(row)
     return pd.DataFrame(rows).set_index("replicate")
+
+
+def standard_error(target: dict) -> float:
+    """Binomial standard error of an observed share."""
+    return float(np.sqrt(target["value"] * (1 - target["value"]) / target["n"]))
 
 
 def fit_table(replications: int = 10, firms: int = 20_000, seed: int = 20170501) -> pd.DataFrame:
@@ -115,7 +131,7 @@ def fit_table(replications: int = 10, firms: int = 20_000, seed: int = 20170501)
     rows = []
     for t in targets:
         obs, n = t["value"], t["n"]
-        se = float(np.sqrt(obs * (1 - obs) / n))
+        se = standard_error(t)
         x = sims[t["id"]].to_numpy(dtype=float)
         mean, sd = float(np.nanmean(x)), float(np.nanstd(x, ddof=1))
         spread = float(np.sqrt(se**2 + sd**2 / len(x)))

@@ -70,9 +70,11 @@ class MittelbauModel(mesa.Model):
         # year of each firm's latest BM introduction in the run (0: none since 2015), for the
         # hazard target of facts.md §4.1
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
-        self.firm_at = np.empty(params.firms, dtype=object)
-        for firm in Firm.create_agents(self, params.firms, row=np.arange(params.firms)):
-            self.firm_at[firm.row] = firm
+        # a list, not a numpy object array: the garbage collector cannot see through the
+        # latter, and the agent ↔ model cycle would keep every finished model alive
+        self.firm_at: list[Firm] = list(
+            Firm.create_agents(self, params.firms, row=np.arange(params.firms))
+        )
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         self.levers = build_levers(params, params.firms, self.rng.spawn(1)[0])
         self.lever_records: list[tuple] = []  # year, lever, spent, reached, upward, deadweight

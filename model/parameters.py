@@ -8,9 +8,12 @@ stated assumptions chosen to give plausible annual rates.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from mittelbau import calibration
 from mittelbau.categories import REGIONS, TARGETS
 
 
@@ -43,11 +46,37 @@ class Parameter:
         return self.kind
 
 
+_FIT_FILE = Path(calibration.__file__).resolve().parent / "dynamic_parameters.toml"
+_FIT = tomllib.loads(_FIT_FILE.read_text("utf-8")) if _FIT_FILE.exists() else {}
+
+
+def calibrated(name: str, assumed: float, reason: str) -> tuple[float, str]:
+    """The default of a dynamic parameter: its posterior median in the committed fit
+    (calibration/dynamic_parameters.toml) when there is one, otherwise the stated assumption."""
+    if name in _FIT:
+        f = _FIT[name]
+        return float(f["median"]), (
+            f"calibrated: calibration/dynamic_parameters.toml v{_FIT['version']} (ABC-SMC to "
+            f"facts.md §4.1–4.4; posterior median, 90 % interval {f['q05']:.3g}–{f['q95']:.3g})"
+        )
+    return assumed, reason
+
+
 def _num(x: float | None) -> str:
     return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
 
 
 P = Parameter
+
+
+def P_fit(
+    name: str, assumed: float, unit: str, description: str, reason: str, low: float, high: float
+) -> Parameter:
+    """A dynamic parameter whose default comes from the committed fit when there is one."""
+    default, source = calibrated(name, assumed, reason)
+    return Parameter(name, default, unit, description, source, low, high)
+
+
 REGISTRY: tuple[Parameter, ...] = (
     # ---- run -----------------------------------------------------------------------------
     P(
@@ -91,13 +120,13 @@ REGISTRY: tuple[Parameter, ...] = (
         group="run",
     ),
     # ---- DT adoption -------------------------------------------------------------------
-    P(
+    P_fit(
         "dt_adoption_rate",
         0.01,
         "1/year",
         "Annual DT adoption hazard of a reference firm (metal, 20–49 employees, small/medium "
         "series, medium complexity, unconstrained, 3 techniques, engagement 'internal')",
-        "assumption: about one non-user in twenty adopts per year; to be calibrated",
+        "assumption: a low reference rate (the survey targets say little about DT adoption)",
         0.0,
         0.5,
     ),
@@ -160,7 +189,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.1,
     ),
     # ---- BM adoption -------------------------------------------------------------------
-    P(
+    P_fit(
         "bm_adoption_rate",
         0.01,
         "1/year",
@@ -217,7 +246,7 @@ REGISTRY: tuple[Parameter, ...] = (
         1.0,
     ),
     # ---- competence and engagement ----------------------------------------------------
-    P(
+    P_fit(
         "competence_learning",
         0.3,
         "techniques/year",
@@ -226,7 +255,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.0,
         2.0,
     ),
-    P(
+    P_fit(
         "engagement_drift_rate",
         0.04,
         "1/year",

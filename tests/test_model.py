@@ -129,3 +129,14 @@ def test_network_wires_suppliers_to_downstream_customers():
 def test_every_region_runs(region):
     m = MittelbauModel(firms=500, seed=1, years=2, region=region).run()
     assert m.region.code == region and np.isclose(stage_shares(m.state.stage).sum(), 1)
+
+
+def test_finished_models_are_freed():
+    """Agents and model refer to each other; the cycle must stay visible to the garbage
+    collector (a numpy object array of agents hid it), or long fits and ensembles leak."""
+    import gc
+
+    for seed in range(3):
+        MittelbauModel(firms=300, seed=seed, years=2).run()
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, MittelbauModel)]
