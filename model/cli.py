@@ -435,7 +435,7 @@ def calibrate_fit(
 ) -> None:
     """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
     resumes an interrupted fit from its history."""
-    from mittelbau.dynamic_fit import fit, write_parameter_set
+    from mittelbau.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
 
     try:
         result = fit(
@@ -453,9 +453,33 @@ def calibrate_fit(
             f"sd/prior sd {r.sd_ratio:.2f}"
         )
     result.posterior.to_csv(out / "posterior.csv", index=False, float_format="%.6g")
+    post = result.posterior
+    weak = post[post["sd_ratio"] >= IDENTIFIED_SD_RATIO]
+    not_identified = dict(zip(weak["parameter"], weak["sd_ratio"], strict=True))
+    if not_identified:
+        typer.echo(
+            f"  not identified by the targets: {', '.join(not_identified)} "
+            "(they keep their stated assumptions)"
+        )
+        keep = tuple(post.loc[post["sd_ratio"] < IDENTIFIED_SD_RATIO, "parameter"])
+        if not keep:
+            _fail("no parameter is identified by the targets; nothing to commit")
+        result = fit(
+            out / "identified",
+            keep,
+            population_size=population,
+            generations=generations,
+            firms=firms,
+            seed=seed,
+            resume=not fresh,
+        )
+        result.posterior.to_csv(out / "posterior_identified.csv", index=False, float_format="%.6g")
+        typer.echo(f"  refitted {', '.join(keep)} with the others fixed:")
+        for r in result.posterior.itertuples():
+            typer.echo(f"    {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g})")
     if write:
         settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
-        write_parameter_set(result, settings)
+        write_parameter_set(result, settings, not_identified=not_identified)
         typer.echo("  written to calibration/dynamic_parameters.toml")
 
 

@@ -48,13 +48,15 @@ def particle_seed(par: dict, seed: int) -> int:
 
 
 def distance(simulated: dict, observed: dict, targets: list[dict]) -> float:
-    """Σ z² over the targets, with the survey's standard errors."""
+    """Σ z² over the targets, with the survey's standard errors; an upper-bound target adds
+    only when the simulation exceeds it."""
     total = 0.0
     for t in targets:
         x = simulated[t["id"]]
-        total += (
-            1e6 if (x is None or not math.isfinite(x)) else ((x - observed[t["id"]]) / standard_error(t)) ** 2
-        )
+        if x is None or not math.isfinite(x):
+            return 1e6
+        z = (x - observed[t["id"]]) / standard_error(t)
+        total += max(z, 0.0) ** 2 if t.get("bound") == "upper" else z**2
     return total
 
 
@@ -155,8 +157,17 @@ def fit(
     )
 
 
-def write_parameter_set(result: FitResult, settings: dict, path: Path = PARAMETER_FILE) -> None:
-    """Commit a fit as the versioned parameter set the registry defaults read."""
+IDENTIFIED_SD_RATIO = 0.5  # identified: posterior sd below half the prior sd
+
+
+def write_parameter_set(
+    result: FitResult,
+    settings: dict,
+    path: Path = PARAMETER_FILE,
+    not_identified: dict[str, float] | None = None,
+) -> None:
+    """Commit a fit as the versioned parameter set the registry defaults read; parameters the
+    targets did not identify are listed with their sd ratio and keep their assumptions."""
     old = tomllib.loads(path.read_text("utf-8")) if path.exists() else {"version": 0}
     lines = [
         "# Written by `mittelbau calibrate fit --write` (model/dynamic_fit.py). Do not edit by hand.",
@@ -168,6 +179,9 @@ def write_parameter_set(result: FitResult, settings: dict, path: Path = PARAMETE
         f"generations = {result.generations}",
         f"final_epsilon = {result.epsilon:.6g}",
         f"evaluations = {result.evaluations}",
+        "# not identified by the targets (posterior sd / prior sd): these keep their stated",
+        "# assumptions and are left to sensitivity analysis",
+        "not_identified = { " + ", ".join(f"{k} = {v:.3g}" for k, v in (not_identified or {}).items()) + " }",
         "",
     ]
     for r in result.posterior.itertuples():

@@ -23,6 +23,7 @@ from mittelbau import calibration
 from mittelbau.categories import (
     BATCH_TYPES,
     COMPLEXITIES,
+    DT_ITEMS,
     ENGAGEMENT_LEVELS,
     INDUSTRIES,
     MARKET_POSITIONS,
@@ -66,6 +67,8 @@ STATISTICS: dict[str, Callable[[MittelbauModel, dict], float]] = {
     ),
     "market_share": lambda m, t: float((m.state.market == MARKET_POSITIONS.index(t["position"])).mean()),
     "threatened_share": lambda m, t: float(m.state.threatened.mean()),
+    "dt_item_share": lambda m, t: float(m.state.dt_items[:, DT_ITEMS.index(t["item"])].mean()),
+    "service_strategy_share": lambda m, t: float(m.state.service_strategy.mean()),
 }
 
 
@@ -136,6 +139,7 @@ def fit_table(replications: int = 10, firms: int = 20_000, seed: int = 20170501)
         mean, sd = float(np.nanmean(x)), float(np.nanstd(x, ddof=1))
         spread = float(np.sqrt(se**2 + sd**2 / len(x)))
         z = (mean - obs) / spread
+        upper = t.get("bound") == "upper"
         rows.append(
             {
                 "target": t["id"],
@@ -145,10 +149,12 @@ def fit_table(replications: int = 10, firms: int = 20_000, seed: int = 20170501)
                 "observed": obs,
                 "observed_se": se,
                 "n": n,
+                "unit": "share",
+                "bound": "upper" if upper else "",
                 "simulated_mean": mean,
                 "simulated_sd": sd,
                 "z": z,
-                "within_2se": bool(abs(z) <= 2),
+                "within_2se": bool(z <= 2 if upper else abs(z) <= 2),
                 "note": t.get("note", ""),
             }
         )

@@ -72,9 +72,7 @@ class MittelbauModel(mesa.Model):
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
         # a list, not a numpy object array: the garbage collector cannot see through the
         # latter, and the agent ↔ model cycle would keep every finished model alive
-        self.firm_at: list[Firm] = list(
-            Firm.create_agents(self, params.firms, row=np.arange(params.firms))
-        )
+        self.firm_at: list[Firm] = list(Firm.create_agents(self, params.firms, row=np.arange(params.firms)))
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         self.levers = build_levers(params, params.firms, self.rng.spawn(1)[0])
         self.lever_records: list[tuple] = []  # year, lever, spent, reached, upward, deadweight

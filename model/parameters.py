@@ -1,9 +1,9 @@
 """The one parameter registry: every parameter with unit, default, range and source.
 
-Scenario files, the command line and (later) calibration and sensitivity analysis read it.
-A `source` that starts with "facts.md" cites the studies; "assumption:" names the reason.
-Until the dynamics are calibrated against facts.md §4.1–4.2 and §2.13, their defaults are
-stated assumptions chosen to give plausible annual rates.
+Scenario files, the command line, calibration and sensitivity analysis read it. A `source`
+that starts with "facts.md" cites the studies, "calibrated:" names the committed fit
+(calibration/dynamic_parameters.toml) the default comes from, and "assumption:" names the
+reason for a value the studies do not give.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mittelbau.model import MittelbauModel
+from mittelbau.parameters import BY_NAME
 
 from reference_model import ReferenceModel
 
@@ -33,9 +34,10 @@ def test_vectorised_step_docks_with_per_firm_reference():
 @pytest.mark.slow
 def test_docking_detects_a_different_mechanism():
     """The same comparison separates a model with twice the BM adoption rate."""
+    doubled = 2 * BY_NAME["bm_adoption_rate"].default
     ref, vec = [], []
     for seed in range(8):
-        r = ReferenceModel(firms=FIRMS, seed=seed, years=YEARS, bm_adoption_rate=0.02)
+        r = ReferenceModel(firms=FIRMS, seed=seed, years=YEARS, bm_adoption_rate=doubled)
         r.run_for(YEARS)
         ref.append(r.history[-1])
         m = MittelbauModel(firms=FIRMS, seed=seed, years=YEARS).run()

@@ -46,7 +46,10 @@ def test_fit_table_scores_each_target_by_its_standard_error():
     table = fit_table(replications=3, firms=1500, seed=5)
     se = np.sqrt(table.observed_se**2 + table.simulated_sd**2 / 3)
     assert np.allclose(table.z, (table.simulated_mean - table.observed) / se)
-    assert (table.within_2se == (table.z.abs() <= 2)).all()
+    upper = table.bound == "upper"
+    assert upper.sum() == 1  # facts.md §4.1, a one-sided reading
+    assert (table.within_2se[~upper] == (table.z[~upper].abs() <= 2)).all()
+    assert (table.within_2se[upper] == (table.z[upper] <= 2)).all()
     assert np.allclose(table.observed_se, np.sqrt(table.observed * (1 - table.observed) / table.n))
 
 

@@ -124,6 +124,7 @@ def deadweight_share(**kw) -> float:
         funding_purpose="dt",
         bm_adoption_rate=0.0,
         funding_application_rate=1.0,
+        exit_rate=0.0,  # no entrants, which would arrive without the constraint set below
         **kw,
     )
     m.state.financing_constraint[:] = True

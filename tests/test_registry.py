@@ -12,7 +12,7 @@ from mittelbau.scenario import make_params
 def test_every_parameter_has_unit_range_and_source():
     for p in REGISTRY:
         assert p.unit and p.description and p.source, p.name
-        assert p.source.startswith(("facts.md", "assumption", "model brief")), p.name
+        assert p.source.startswith(("facts.md", "assumption", "model brief", "calibrated:")), p.name
         if not p.choices:
             assert p.low <= p.default <= p.high, p.name
     make_params({})  # defaults validate

@@ -89,7 +89,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
     first = runs["local", 1]["indices"]
     idx = first.set_index("factor")
     assert idx.loc["hollowing_threshold", "ST"] == 0.0
-    assert idx.loc["dt_adoption_rate", "ST"] > 0.5
+    assert idx.loc["dt_adoption_rate", "ST"] > 0.2
     assert all(r["indices"].equals(first) for r in runs.values())
     for name in (
         "indices.csv",
