@@ -441,7 +441,7 @@ def calibrate_fit(
         result = fit(
             out, population_size=population, generations=generations, firms=firms, seed=seed, resume=not fresh
         )
-    except ImportError as exc:
+    except (ImportError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(
         f"{result.generations} generations, {result.evaluations} simulations, "

@@ -15,6 +15,7 @@ only in distribution).
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 from dataclasses import dataclass
@@ -117,6 +118,24 @@ def fit(
         sampler=pyabc.sampler.SingleCoreSampler(),
     )
     db = f"sqlite:///{(out / 'abc.db').resolve()}"
+    design = json.dumps(
+        {
+            "names": list(names),
+            "observed": obs,
+            "targets": targets,
+            "population_size": population_size,
+            "firms": firms,
+            "seed": seed,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    stamp = out / "fit.json"
+    if resume and (out / "abc.db").exists() and stamp.exists() and stamp.read_text() != design:
+        raise ValueError(
+            f"{out} holds a fit of another design (parameters, targets or "
+            "settings); allowed: the same command to resume, --fresh, or another --out"
+        )
     done = 0
     if resume and (out / "abc.db").exists():
         history = abc.load(db, 1, obs)
@@ -124,6 +143,7 @@ def fit(
     else:
         (out / "abc.db").unlink(missing_ok=True)
         history = abc.new(db, obs)
+        stamp.write_text(design)
     if done < generations:
         history = abc.run(max_nr_populations=generations - done)
     frame, weights = history.get_distribution(m=0, t=history.max_t)

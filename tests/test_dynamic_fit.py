@@ -79,6 +79,17 @@ def test_fit_recovers_a_known_parameter_on_a_reduced_problem(tmp_path):
         resume=True,
     )  # finished: nothing reruns
     assert again.evaluations == result.evaluations
+    with pytest.raises(ValueError, match="another design"):
+        fit(
+            tmp_path,
+            ("engagement_drift_rate",),
+            observed,
+            population_size=40,
+            generations=4,
+            firms=2000,
+            seed=3,
+            resume=True,
+        )
 
 
 def test_parameter_set_is_versioned_and_round_trips(tmp_path):
