@@ -511,6 +511,51 @@ def calibrate_identify(
 
 
 @app.command()
+def dashboard(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario TOML file to start from (default: the registry defaults)")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (localhost unless told otherwise)")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one")] = 8765,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the page in a web browser")
+    ] = True,
+) -> None:
+    """Open the interactive dashboard: controls for region, size, seed and the levers, live
+    charts, the firm network and a comparison with the same seed without programmes."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    from mittelbau.dashboard.app_server import server_command, server_environment
+
+    if importlib.util.find_spec("solara") is None:
+        _fail("the dashboard needs the 'dashboard' extra: pip install -e '.[dashboard]'")
+    from mittelbau.dashboard import assets
+
+    if absent := assets.missing():
+        _fail(
+            "the dashboard's page scripts are not installed (" + ", ".join(absent) + "): run "
+            "`make dashboard-assets` or `python -m mittelbau.dashboard.assets` once"
+        )
+    if scenario is not None:
+        try:
+            load_scenario(scenario)
+        except ScenarioError as exc:
+            _fail(str(exc))
+    command = server_command(host, port, open_browser)
+    typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
+    try:
+        code = subprocess.call(command, env={**os.environ, **server_environment(scenario)})
+    except KeyboardInterrupt:
+        code = 0
+    sys.exit(code)
+
+
+@app.command()
 def params(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",
 ) -> None:

@@ -28,6 +28,10 @@ class Parameter:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     group: str = "dynamics"
+    # shown as a dashboard control; control_high caps its slider where the allowed range is
+    # wider than is useful interactively
+    control: bool = False
+    control_high: float | None = None
 
     @property
     def kind(self) -> type:
@@ -87,6 +91,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "facts.md §3.1 (regions of the study)",
         choices=REGIONS,
         group="run",
+        control=True,
     ),
     P(
         "firms",
@@ -98,6 +103,8 @@ REGISTRY: tuple[Parameter, ...] = (
         100,
         1_000_000,
         group="run",
+        control=True,
+        control_high=20_000,
     ),
     P(
         "years",
@@ -108,6 +115,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0,
         60,
         group="run",
+        control=True,
     ),
     P(
         "seed",
@@ -118,6 +126,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0,
         2**32 - 1,
         group="run",
+        control=True,
     ),
     # ---- DT adoption -------------------------------------------------------------------
     P_fit(
@@ -326,6 +335,8 @@ REGISTRY: tuple[Parameter, ...] = (
         0.0,
         1e8,
         group="funding",
+        control=True,
+        control_high=5_000_000,
     ),
     P(
         "funding_grant_eur",
@@ -355,6 +366,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "facts.md §5.1 (reach industrial SMEs); choice of scenario",
         choices=TARGETS,
         group="funding",
+        control=True,
     ),
     P(
         "funding_purpose",
@@ -365,6 +377,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "facts.md §5.1",
         choices=("dt", "bm", "coupled"),
         group="funding",
+        control=True,
     ),
     P(
         "funding_application_rate",
@@ -418,6 +431,8 @@ REGISTRY: tuple[Parameter, ...] = (
         0,
         1000,
         group="cooperation",
+        control=True,
+        control_high=50,
     ),
     P(
         "coop_firms_per_project",
@@ -449,6 +464,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "facts.md §5.2",
         choices=("digital", "research"),
         group="cooperation",
+        control=True,
     ),
     P(
         "coop_target",
@@ -458,6 +474,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "facts.md §5.2 (very small manufacturers)",
         choices=TARGETS,
         group="cooperation",
+        control=True,
     ),
     P(
         "coop_application_rate",
@@ -522,6 +539,8 @@ REGISTRY: tuple[Parameter, ...] = (
         0,
         50,
         group="centres",
+        control=True,
+        control_high=10,
     ),
     P(
         "centre_capacity",
@@ -532,6 +551,8 @@ REGISTRY: tuple[Parameter, ...] = (
         1,
         1000,
         group="centres",
+        control=True,
+        control_high=200,
     ),
     P(
         "centres_reach",
@@ -573,6 +594,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "facts.md §4.10, §5.3",
         choices=TARGETS,
         group="centres",
+        control=True,
     ),
     P(
         "centres_demand_rate",

@@ -1,0 +1,39 @@
+"""The dashboard's sentences: the state now, and what the programmes have added so far."""
+
+from __future__ import annotations
+
+from mittelbau.dashboard.paired import PairedModel
+from mittelbau.indicators import hollowing_ratio, is_hollowed
+
+
+def status(model: PairedModel) -> str:
+    s = model.recorded_shares
+    threshold = model.params.hollowing_threshold
+    verdict = "hollowed out" if is_hollowed(s, threshold) else "not hollowed out"
+    notice = f"**Note: {model.notice}.** " if model.notice else ""
+    return notice + (
+        f"**Year {model.year}** ({model.params.region}, {len(model.state):,} firms, seed "
+        f"{model.params.seed}): stage 1 {100 * s[0]:.1f} %, stage 2 {100 * s[1]:.1f} %, "
+        f"stage 3 {100 * s[2]:.1f} %. Hollowing ratio {hollowing_ratio(s):.2f} "
+        f"(hollowed below {threshold:g}): the middle is **{verdict}**."
+    )
+
+
+def comparison(model: PairedModel) -> str:
+    if not model.levers_on:
+        return (
+            "**No programme is switched on**: this run is the baseline. Set a funding budget, "
+            "cooperation projects or application centres, then press Reset."
+        )
+    e = model.programme_effect()
+    extra = e["additional_moves"]
+    per_move = (
+        f"€{e['spent_eur'] / extra:,.0f} per additional move" if extra > 0 else "no additional move yet"
+    )
+    return (
+        f"**Programmes: {', '.join(model.levers_on)}.** Spent so far: €{e['spent_eur']:,.0f}. "
+        f"Upward moves {e['upward_moves']:,} against {e['upward_moves_baseline']:,} without "
+        f"programmes: **{extra:+,} additional**, {per_move}. Middle tier "
+        f"{round(e['middle_pp'], 1) + 0.0:+.1f} percentage points against the baseline "
+        f"(year {model.year}, one seed; ensembles give the uncertainty)."
+    )

@@ -1,0 +1,161 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by Playwright): the page
+loads with nothing fetched from outside, a lever control changes, the model steps and the
+charts and sentences show the new data. Screenshots go to test-artifacts/.
+
+`make test` installs chromium and sets MITTELBAU_REQUIRE_BROWSER=1, so a missing browser
+fails there; elsewhere the test is skipped without one."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("solara")
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = os.environ.get("MITTELBAU_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+# no background traffic from the browser itself: the check below is about the page
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+pytestmark = pytest.mark.slow
+
+
+def _browser_or_skip() -> str:
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    message = f"no chromium at {CHROMIUM} (install Debian's chromium, or set MITTELBAU_CHROMIUM)"
+    if os.environ.get("MITTELBAU_REQUIRE_BROWSER") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(root, tmp_path_factory):
+    """`mittelbau dashboard` itself, on a free localhost port."""
+    _browser_or_skip()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("dashboard") / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mittelbau.cli", "dashboard", "--no-open", "--port", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+        )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(240):
+            if proc.poll() is not None:
+                pytest.fail(f"dashboard exited with {proc.returncode}:\n{log.read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            pytest.fail(f"dashboard did not answer at {url}:\n{log.read_text()}")
+        yield url, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _percent(text: str, stage: int) -> float:
+    return float(re.search(rf"stage {stage} ([\d.]+) %", text).group(1))
+
+
+def test_dashboard_lever_step_and_compare(server, root):
+    url, log = server
+    artifacts = root / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    outside, failed = [], []
+    with playwright.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=_browser_or_skip(), args=FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.on(
+            "request",
+            lambda r: (
+                None if r.url.startswith((url, "data:", "blob:", "ws://127.0.0.1")) else outside.append(r.url)
+            ),
+        )
+        page.on("requestfailed", lambda r: failed.append(r.url))
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        try:
+            page.goto(url)
+            status = page.get_by_test_id("status")
+            status.wait_for(timeout=60_000)
+            assert "Year 2015" in status.inner_text()
+            charts = page.locator(".vue-grid-item img")
+            charts.first.wait_for(timeout=30_000)
+            assert charts.count() == 3  # stage shares, middle tier and hollowing, size classes
+            before = charts.first.get_attribute("src")
+
+            # a lever control: cooperation projects per year, 0 → 10 with the keyboard
+            slider = page.locator(".v-input", has_text="cooperation projects").locator("[role=slider]")
+            assert slider.get_attribute("aria-valuenow") == "0"
+            slider.focus()
+            for _ in range(10):
+                slider.press("ArrowRight")
+            page.wait_for_function(
+                "el => el.getAttribute('aria-valuenow') === '10'", arg=slider.element_handle(), timeout=10_000
+            )
+            page.get_by_role("button", name="Reset").click()
+            page.wait_for_timeout(1500)  # the new model is built on the server
+            for _ in range(3):
+                page.get_by_role("button", name="Step").click()
+                page.wait_for_timeout(400)
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=status]').innerText.includes('Year 2018')",
+                timeout=60_000,
+            )
+            text = status.inner_text()
+            shares = [_percent(text, k) for k in (1, 2, 3)]
+            assert abs(sum(shares) - 100) < 0.2
+            assert shares[0] < 33.8  # stage 1 shrinks from its 2015 level (facts.md §3.1 calibration)
+            page.wait_for_function(
+                "src => document.querySelector('.vue-grid-item img').getAttribute('src') !== src",
+                arg=before,
+                timeout=30_000,
+            )
+            page.screenshot(path=str(artifacts / "dashboard.png"))
+
+            # the network view and the comparison with the same seed without programmes
+            page.get_by_role("tab", name="Page 1").click()
+            page.locator(".vue-grid-item img").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(artifacts / "dashboard-network.png"))
+            page.get_by_role("tab", name="Page 2").click()
+            comparison = page.get_by_test_id("comparison")
+            comparison.wait_for(timeout=30_000)
+            said = comparison.inner_text()
+            assert "Programmes: cooperation" in said, said
+            spent = float(re.search(r"Spent so far: €([\d,]+)", said).group(1).replace(",", ""))
+            # 10 projects a year at the registry's default cost, three years
+            assert spent == pytest.approx(3 * 10 * 250_000)
+            page.screenshot(path=str(artifacts / "dashboard-compare.png"))
+        finally:
+            browser.close()
+    assert not outside, f"the page fetched from outside localhost: {outside}"
+    assert not failed, f"failed requests: {failed}"
+    assert "Could not load URL" not in log.read_text()
