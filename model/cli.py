@@ -50,7 +50,7 @@ def run(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from mittelbau.outputs import write_run
-    from mittelbau.simulate import runs_needed, simulate
+    from mittelbau.runs import runs_needed, simulate
 
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
     try:
@@ -357,32 +357,54 @@ def discover(
     levers: LeversOpt = False,
     replications: Annotated[int, typer.Option(help="Replications per point")] = 1,
     min_density: Annotated[float, typer.Option(help="Least density of the PRIM box")] = 0.8,
+    case: Annotated[
+        str,
+        typer.Option(
+            help="Case of interest: 'hollowed' (the middle hollows out) or '<output> <op> <number>', "
+            "e.g. 'middle_share < 0.2'"
+        ),
+    ] = "hollowed",
     out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
     workers: WorkersOpt = None,
     executor: ExecOpt = "local",
     scheduler: SchedOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Scenario discovery: sample the factors, label runs whose middle hollows out, and find
-    the boxes of parameter space where it does (PRIM)."""
+    """Scenario discovery: sample the factors, label the points where the case of interest
+    occurs (by default: the middle hollows out), and find the boxes of parameter space where it
+    does (PRIM)."""
     from mittelbau.discovery import discover as run_discovery
+    from mittelbau.discovery import parse_case
+    from mittelbau.sensitivity import FactorError
 
+    try:
+        chosen_case = parse_case(case)
+    except FactorError as exc:
+        _fail(str(exc))
     scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
     folder = out or Path("results") / f"prim-{scen.name}"
     found = _with_progress(
         quiet,
         "discover",
         lambda cb: run_discovery(
-            scen, folder, samples, names, levers, replications, {**run_kw, "on_batch": cb}, min_density
+            scen,
+            folder,
+            samples,
+            names,
+            levers,
+            replications,
+            {**run_kw, "on_batch": cb},
+            min_density,
+            chosen_case,
         ),
     )
     if not quiet:
         if not found["found"]:
-            typer.echo(f"no sampled point hollows out ({samples} points); see {folder}/prim.md")
+            typer.echo(f"no sampled point has {chosen_case} ({samples} points); see {folder}/prim.md")
             return
         dims = ", ".join(f"{k} {lo:.3g}–{hi:.3g}" for k, (lo, hi) in found["restricted"].items())
         typer.echo(
-            f"{found['cases_of_interest']} of {found['n']} points hollow out; PRIM box: "
+            f"{found['cases_of_interest']} of {found['n']} points have {chosen_case}; PRIM box: "
             f"coverage {found['coverage']:.0%}, density {found['density']:.0%}; {dims}"
         )
         typer.echo(f"  written to {folder}/ (prim.md)")

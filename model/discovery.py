@@ -1,18 +1,57 @@
-"""Scenario discovery: where in parameter space the middle hollows out (PRIM, EMA Workbench)."""
+"""Scenario discovery: where in parameter space a case of interest occurs — by default, the
+middle hollowing out — found with PRIM (EMA Workbench)."""
 
 from __future__ import annotations
 
+import operator
+import re
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from SALib.sample import latin
 
-from mittelbau.experiment import evaluate_points
+from mittelbau.experiment import OUTPUTS, evaluate_points
 from mittelbau.scenario import Scenario
 from mittelbau.sensitivity import factors, problem, to_overrides
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+@dataclass(frozen=True)
+class Case:
+    """A case of interest: a run counts when `output op value` holds (e.g. middle_share < 0.2);
+    the default, `hollowed`, is a run whose middle hollows out by the horizon."""
+
+    output: str = "hollowed"
+    op: str = ">="
+    value: float = 1.0
+
+    def __str__(self) -> str:
+        return "hollowed" if self == Case() else f"{self.output} {self.op} {self.value:g}"
+
+    def holds(self, runs: pd.DataFrame) -> np.ndarray:
+        return _OPS[self.op](runs[self.output].to_numpy(dtype=float), self.value)
+
+
+def parse_case(text: str) -> Case:
+    """'hollowed' or '<output> <op> <number>' with an output of the experiment's OUTPUTS."""
+    if text.strip() == "hollowed":
+        return Case()
+    m = _CASE.match(text)
+    allowed = (
+        "'hollowed' or '<output> <op> <number>' with op one of <, <=, >, >= and output one of "
+        + ", ".join(o for o in OUTPUTS if o != "hollowed")
+    )
+    if not m or m.group(1) not in OUTPUTS or m.group(1) == "hollowed":
+        from mittelbau.sensitivity import FactorError
+
+        raise FactorError(f"case of interest {text!r} is invalid; allowed: {allowed}")
+    return Case(m.group(1), m.group(2), float(m.group(3)))
 
 
 def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
@@ -63,27 +102,31 @@ def discover(
     replications: int = 1,
     run_kw: dict | None = None,
     min_density: float = 0.8,
+    case: Case | str = "hollowed",
 ) -> dict:
-    """Latin-hypercube sample of the factors, label each point hollowed (in a majority of its
-    replicates), find the boxes with PRIM, and write prim.md, prim_box.csv, sample.csv."""
+    """Latin-hypercube sample of the factors, label each point a case of interest when `case`
+    holds in a majority of its replicates (default: the middle hollows out by the horizon),
+    find the boxes with PRIM, and write prim.md, prim_box.csv, sample.csv."""
+    case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     chosen = factors(factor_names, include_levers)
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
-    hollowed = runs.groupby("point")["hollowed"].mean().to_numpy() > 0.5
+    hollowed = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
-    x.assign(hollowed=hollowed).to_csv(out / "sample.csv", index=False, float_format="%.6g")
+    x.assign(case=hollowed).to_csv(out / "sample.csv", index=False, float_format="%.6g")
     found = prim_box(x, hollowed, min_density)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",
         "",
         f"{samples} points (Latin hypercube over {len(chosen)} registry factors), "
-        f"{replications} replicate(s) each; a point counts as hollowed when the middle "
-        "hollows out by the horizon in most of its replicates.",
+        f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
+        "(at the horizon) in most of its replicates"
+        + (" — `hollowed`: the middle hollows out by the horizon." if case == Case() else "."),
         "",
-        f"Hollowed points: {int(hollowed.sum())} of {samples}.",
+        f"Cases of interest: {int(hollowed.sum())} of {samples} points.",
         "",
     ]
     if found["found"]:
@@ -102,7 +145,8 @@ def discover(
             p = next(q for q in chosen if q.name == name)
             lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.low:g}–{p.high:g} |")
     else:
-        lines.append("No sampled point hollows out, so there is no box to find.")
+        lines.append(f"No sampled point has `{case}`, so there is no box to find.")
     (out / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     found.pop("trajectory", None)
+    found["case"] = str(case)
     return found

@@ -25,8 +25,8 @@ import numpy as np
 
 from mittelbau.executors import ExecutionError, check, dask_workers, execute, listing
 from mittelbau.outputs import RunResult, write_run
+from mittelbau.runs import simulate
 from mittelbau.scenario import Scenario, make_params
-from mittelbau.simulate import simulate
 
 MANIFEST = "ensemble.json"
 

@@ -23,8 +23,8 @@ import pandas as pd
 
 from mittelbau.ensemble import replicate_seeds
 from mittelbau.executors import ExecutionError, execute, listing
+from mittelbau.runs import simulate
 from mittelbau.scenario import Scenario, make_params
-from mittelbau.simulate import simulate
 
 OUTPUTS = {
     "middle_share": "stage-2 share at the horizon",

@@ -33,4 +33,7 @@ def wilson_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float,
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return p, max(0.0, centre - half), min(1.0, centre + half)
+    # at k = 0 and k = n the bound is exactly the share (rounding leaves a few 1e-18 otherwise)
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return p, low, high

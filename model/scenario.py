@@ -129,10 +129,14 @@ class Scenario:
 
 
 def load_scenario(
-    path: str | Path | None, assignments: Iterable[str] = (), seed: int | None = None
+    path: str | Path | None,
+    assignments: Iterable[str] = (),
+    seed: int | None = None,
+    name: str | None = None,
 ) -> Scenario:
     """Read a scenario file (or the defaults when `path` is None), apply `--set` assignments and
-    a seed, and validate everything."""
+    a seed, and validate everything. `name` renames the result (e.g. one file run for several
+    regions in one ensemble)."""
     data: dict[str, Any] = {"name": "defaults", "description": "registry defaults"}
     where = "defaults"
     if path is not None:
@@ -172,7 +176,7 @@ def load_scenario(
         overrides.update(cli)
         params = make_params(overrides, "--set" if path is None else f"{where} with --set")
     return Scenario(
-        name=data["name"],
+        name=name or data["name"],
         description=data["description"],
         params=params,
         overrides=overrides,

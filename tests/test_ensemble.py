@@ -218,3 +218,10 @@ def test_paired_difference_interval_contains_a_known_effect():
     d = paired_differences(ens).iloc[0]
     assert d.stage2_low < 1.5 < d.stage2_high and d.stage2_high - d.stage2_low < 0.3
     assert d.upward_moves == 3 and d.common_random_numbers
+
+
+def test_wilson_interval_contains_the_share_at_the_ends():
+    for n in (1, 7, 30, 1000):
+        assert wilson_interval(0, n)[:2] == (0.0, 0.0)
+        p, lo, hi = wilson_interval(n, n)
+        assert p == 1.0 == hi and lo < 1.0

@@ -50,3 +50,19 @@ def test_motive_shares_cannot_exceed_one_anywhere_in_their_ranges():
     )
     assert highest <= 1.0
     assert make_params({}).bm_weight_intrinsic == pytest.approx(0.34)
+
+
+def test_public_api_resolves_to_the_documented_objects():
+    import types
+
+    import mittelbau
+
+    for name in mittelbau.__all__:
+        value = getattr(mittelbau, name)
+        assert not isinstance(value, types.ModuleType), name  # no submodule shadows a name
+    # importing a submodule must not rebind a public name
+    import mittelbau.runs
+
+    assert callable(mittelbau.simulate) and mittelbau.simulate.__module__ == "mittelbau.runs"
+    with pytest.raises(AttributeError):
+        _ = mittelbau.no_such_name

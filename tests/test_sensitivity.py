@@ -200,3 +200,38 @@ def test_second_order_indices_on_ishigami():
     s2 = result.second_order.set_index(["factor", "other"])["S2"]
     assert abs(s2["x1", "x3"] - 0.2437) < 0.08
     assert abs(s2["x1", "x2"]) < 0.08 and abs(s2["x2", "x3"]) < 0.08
+
+
+def test_case_of_interest_parsing():
+    from mittelbau.discovery import Case, parse_case
+    from mittelbau.sensitivity import FactorError
+
+    assert parse_case("hollowed") == Case()
+    assert parse_case(" middle_share<0.2 ") == Case("middle_share", "<", 0.2)
+    assert parse_case("polarisation_index >= 4e-1") == Case("polarisation_index", ">=", 0.4)
+    runs = pd.DataFrame({"middle_share": [0.1, 0.2, 0.3]})
+    assert parse_case("middle_share < 0.2").holds(runs).tolist() == [True, False, False]
+    assert parse_case("middle_share <= 0.2").holds(runs).tolist() == [True, True, False]
+    for bad in ("middle_share = 0.2", "nope < 1", "hollowed > 0", "middle_share < x"):
+        with pytest.raises(FactorError, match="allowed: 'hollowed' or"):
+            parse_case(bad)
+
+
+def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
+    """The case 'middle_share < median' splits the sample in half; the labels in sample.csv are
+    exactly the majority vote of the runs, and PRIM's box is denser than the sample."""
+    from mittelbau.discovery import discover
+    from mittelbau.scenario import load_scenario
+
+    scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=8"])
+    names = ["bm_adoption_rate", "engagement_drift_rate", "exit_rate"]
+    probe = discover(scen, tmp_path / "probe", 60, names, case="middle_share < 2")
+    assert probe["found"] and probe["cases_of_interest"] == 60  # every share is below 2
+    runs = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "probe" / "runs" / "batches").glob("*.csv")))
+    cut = float(runs["middle_share"].median())
+    found = discover(scen, tmp_path / "half", 60, names, case=f"middle_share < {cut}")
+    sample = pd.read_csv(tmp_path / "half" / "sample.csv")
+    expected = runs.sort_values("point")["middle_share"].to_numpy() < cut
+    assert sample["case"].tolist() == expected.tolist()
+    assert found["case"] == f"middle_share < {cut:g}" and found["cases_of_interest"] == expected.sum()
+    assert found["density"] > expected.mean()
