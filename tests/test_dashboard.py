@@ -157,6 +157,11 @@ def test_sentences_state_the_numbers(paired):
     said = captions.comparison(paired)
     e = paired.programme_effect()
     assert f"{e['additional_moves']:+,} additional" in said and f"€{e['spent_eur']:,.0f}" in said
+    assert captions.settings(paired).startswith(
+        "Programmes of this run: cooperation 6 projects a year (digital partner, for all); "
+        "1 application centre(s) × 50 firms a year (for all)."
+    )
+    assert "Programmes of this run: none." in captions.settings(PairedModel(firms=200, years=1))
     bad = PairedModel(firms=200, years=1, seed="twelve")
     assert captions.status(bad).startswith("**Note: seed 'twelve' is invalid")
 

@@ -107,22 +107,31 @@ def test_dashboard_lever_step_and_compare(server, root):
             status = page.get_by_test_id("status")
             status.wait_for(timeout=60_000)
             assert "Year 2015" in status.inner_text()
+            assert "Programmes of this run: none" in page.get_by_test_id("settings").inner_text()
             charts = page.locator(".vue-grid-item img")
             charts.first.wait_for(timeout=30_000)
             assert charts.count() == 3  # stage shares, middle tier and hollowing, size classes
             before = charts.first.get_attribute("src")
 
-            # a lever control: cooperation projects per year, 0 → 10 with the keyboard
-            slider = page.locator(".v-input", has_text="cooperation projects").locator("[role=slider]")
+            # a lever control: cooperation projects per year, moved from 0 by a click on its track
+            control = page.locator(".v-input", has_text="cooperation projects")
+            slider = control.locator("[role=slider]")
             assert slider.get_attribute("aria-valuenow") == "0"
-            slider.focus()
-            for _ in range(10):
-                slider.press("ArrowRight")
+            control.scroll_into_view_if_needed()
+            track = control.locator(".v-slider").bounding_box()
+            page.mouse.click(track["x"] + track["width"] * 0.2, track["y"] + track["height"] / 2)
             page.wait_for_function(
-                "el => el.getAttribute('aria-valuenow') === '10'", arg=slider.element_handle(), timeout=10_000
+                "el => el.getAttribute('aria-valuenow') !== '0'", arg=slider.element_handle(), timeout=10_000
             )
+            projects = int(slider.get_attribute("aria-valuenow"))
+            assert 5 <= projects <= 15, projects
             page.get_by_role("button", name="Reset").click()
-            page.wait_for_timeout(1500)  # the new model is built on the server
+            page.wait_for_function(  # the new model is built on the server, with the new setting
+                "n => document.querySelector('[data-testid=settings]')"
+                ".innerText.includes(`cooperation ${n} `)",
+                arg=projects,
+                timeout=60_000,
+            )
             for _ in range(3):
                 page.get_by_role("button", name="Step").click()
                 page.wait_for_timeout(400)
@@ -151,8 +160,8 @@ def test_dashboard_lever_step_and_compare(server, root):
             said = comparison.inner_text()
             assert "Programmes: cooperation" in said, said
             spent = float(re.search(r"Spent so far: €([\d,]+)", said).group(1).replace(",", ""))
-            # 10 projects a year at the registry's default cost, three years
-            assert spent == pytest.approx(3 * 10 * 250_000)
+            # the projects a year set on the page, at the registry's default cost, three years
+            assert spent == pytest.approx(3 * projects * 250_000)
             page.screenshot(path=str(artifacts / "dashboard-compare.png"))
         finally:
             browser.close()

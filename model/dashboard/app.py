@@ -43,8 +43,27 @@ def _sentence(text: str, test_id: str):
     )
 
 
+# slider labels on a line of their own above the slider (registry labels are longer than the
+# sidebar leaves beside a slider, which would squeeze the slider to nothing), and every
+# slider's value shown on its thumb
+CSS = """
+.v-input__slider .v-input__slot { flex-wrap: wrap; }
+.v-input__slider .v-input__slot > .v-label {
+    flex-basis: 100%; height: auto; line-height: 1.3; white-space: normal; margin-bottom: 2px;
+}
+.v-input__slider .v-slider { flex: 1 1 100%; margin-top: 30px; }
+.v-input__slider .v-slider__thumb-label-container { display: block !important; }
+"""
+
+
 def Status(model: PairedModel):
-    return _sentence(captions.status(model), "status")
+    return solara.Column(
+        children=[
+            solara.Style(CSS),
+            _sentence(captions.status(model), "status"),
+            _sentence(captions.settings(model), "settings"),
+        ]
+    )
 
 
 def Comparison(model: PairedModel):
