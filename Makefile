@@ -43,4 +43,4 @@ test: venv browser
 	$(BIN)/python -m pip install --quiet -e '.[all]'
 	$(MAKE) dashboard-assets
 	$(BIN)/ruff check .
-	MITTELBAU_REQUIRE_BROWSER=1 $(BIN)/python -m pytest -W error::FutureWarning
+	$(BIN)/python -m pytest -W error::FutureWarning

@@ -2,8 +2,7 @@
 loads with nothing fetched from outside, a lever control changes, the model steps and the
 charts and sentences show the new data. Screenshots go to test-artifacts/.
 
-`make test` installs chromium and sets MITTELBAU_REQUIRE_BROWSER=1, so a missing browser
-fails there; elsewhere the test is skipped without one."""
+`make test` installs chromium first (`make browser`); without it the test fails and says so."""
 
 from __future__ import annotations
 
@@ -36,13 +35,12 @@ FLAGS = [
 pytestmark = pytest.mark.slow
 
 
-def _browser_or_skip() -> str:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    message = f"no chromium at {CHROMIUM} (install Debian's chromium, or set MITTELBAU_CHROMIUM)"
-    if os.environ.get("MITTELBAU_REQUIRE_BROWSER") == "1":
-        pytest.fail(message)
-    pytest.skip(message)
+def _browser() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"no chromium at {CHROMIUM}: run `make browser` (Debian's chromium), or set MITTELBAU_CHROMIUM"
+        )
+    return CHROMIUM
 
 
 def _free_port() -> int:
@@ -54,7 +52,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(root, tmp_path_factory):
     """`mittelbau dashboard` itself, on a free localhost port."""
-    _browser_or_skip()
+    _browser()
     port = _free_port()
     log = tmp_path_factory.mktemp("dashboard") / "server.log"
     with open(log, "w") as out:
@@ -92,7 +90,7 @@ def test_dashboard_lever_step_and_compare(server, root):
     artifacts.mkdir(exist_ok=True)
     outside, failed = [], []
     with playwright.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=_browser_or_skip(), args=FLAGS)
+        browser = pw.chromium.launch(executable_path=_browser(), args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.on(
             "request",

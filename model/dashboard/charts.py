@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -105,8 +106,6 @@ def network_figure(model: PairedModel) -> Figure:
     ax = fig.subplots()
     if len(edges):
         segs = np.stack([xy[edges[:, 0]], xy[edges[:, 1]]], axis=1)
-        from matplotlib.collections import LineCollection
-
         ax.add_collection(LineCollection(segs, colors="#999999", linewidths=0.5, alpha=0.6))
     for k in (1, 2, 3):
         on = stage == k

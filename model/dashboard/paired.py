@@ -15,6 +15,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from mittelbau.categories import SIZE_CLASSES
 from mittelbau.levers import enabled, without_levers
 from mittelbau.model import MittelbauModel
 from mittelbau.outputs import upward_moves
@@ -68,8 +69,6 @@ class PairedModel(MittelbauModel):
 
     def size_shares(self) -> pd.DataFrame:
         """Stage shares (rows: size classes, columns: stages 1–3) now."""
-        from mittelbau.categories import SIZE_CLASSES
-
         counts = self.stage_counts[-1][1 : 1 + len(SIZE_CLASSES)]
         shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
         return pd.DataFrame(shares, index=list(SIZE_CLASSES), columns=[1, 2, 3])
