@@ -114,10 +114,10 @@ def discover(
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
-    hollowed = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
+    cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
-    x.assign(case=hollowed).to_csv(out / "sample.csv", index=False, float_format="%.6g")
-    found = prim_box(x, hollowed, min_density)
+    x.assign(case=cases).to_csv(out / "sample.csv", index=False, float_format="%.6g")
+    found = prim_box(x, cases, min_density)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",
         "",
@@ -126,7 +126,7 @@ def discover(
         "(at the horizon) in most of its replicates"
         + (" — `hollowed`: the middle hollows out by the horizon." if case == Case() else "."),
         "",
-        f"Cases of interest: {int(hollowed.sum())} of {samples} points.",
+        f"Cases of interest: {int(cases.sum())} of {samples} points.",
         "",
     ]
     if found["found"]:

@@ -133,7 +133,7 @@ def test_figures_show_the_model_data(paired):
     h = paired.history()
     fig = charts.stage_shares_figure(paired)
     lines = fig.axes[0].get_lines()
-    for k, line in zip((1, 2, 3), lines, strict=False):
+    for k, line in zip((1, 2, 3), lines, strict=True):
         np.testing.assert_allclose(line.get_ydata(), 100 * h[f"stage{k}"].to_numpy())
     mid = charts.middle_figure(paired)
     np.testing.assert_allclose(mid.axes[0].get_lines()[0].get_ydata(), 100 * h["middle_share"].to_numpy())

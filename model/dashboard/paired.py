@@ -76,13 +76,13 @@ class PairedModel(MittelbauModel):
     def programme_effect(self) -> dict[str, float]:
         """So far: public money spent, upward moves with and without programmes, and the
         difference in the middle-tier share (percentage points)."""
-        spent = float(sum(r[2] for r in self.lever_records))
         twin = self.baseline or self
+        moves, without = upward_moves(self), upward_moves(twin)
         return {
-            "spent_eur": spent,
-            "upward_moves": upward_moves(self),
-            "upward_moves_baseline": upward_moves(twin),
-            "additional_moves": upward_moves(self) - upward_moves(twin),
+            "spent_eur": float(sum(r[2] for r in self.lever_records)),
+            "upward_moves": moves,
+            "upward_moves_baseline": without,
+            "additional_moves": moves - without,
             "middle_pp": 100 * (self.recorded_shares[1] - twin.recorded_shares[1]),
         }
 
