@@ -1,27 +1,50 @@
 # Two entry points (see README):
-#   make baseline   set up .venv with the core install and run the baseline scenario
-#   make test       set up .venv with every extra, the browser and the dashboard's page scripts,
-#                   and run lint and the whole test suite
+#   make baseline   set up .venv with the core install (from requirements/core.txt) and run the
+#                   baseline scenario
+#   make test       set up .venv with every extra (from requirements/all.txt), the browser and the
+#                   dashboard's page scripts; check the lock, lint and run the whole test suite
 #   make dashboard  set up the dashboard extra and open the dashboard on localhost
+#   make lock       rewrite requirements/*.txt after a change of pyproject.toml
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# uv installs the locked requirements; it is itself installed with pip into .tools
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
 
-.PHONY: baseline test dashboard dashboard-assets browser check-python venv
+.PHONY: baseline test dashboard dashboard-assets browser check-python venv lock lock-check
 
 check-python:
 	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(0 if sys.version_info >= (3, 12) else f"mittelbau needs Python 3.12 or newer (Mesa 3.5 requires it); {sys.executable} is {v}. Install 3.12 and keep the .python-version file, or run make PYTHON=python3.12")'
 
-$(BIN)/python: | check-python
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(UV): | check-python
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-venv: check-python $(BIN)/python
+$(BIN)/python: | $(UV)
+	$(UV) venv --quiet --python $(PYTHON) $(VENV)
+
+venv: check-python $(UV) $(BIN)/python
 	@$(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "$(VENV) was made with Python < 3.12: delete it and rerun")'
 
+# sync: exactly the locked packages, nothing else; then the project itself without resolving
+define install
+	$(UV) pip sync --quiet --python $(BIN)/python requirements/$(1).txt
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+endef
+
 baseline: venv
-	$(BIN)/python -m pip install --quiet -e .
+	$(call install,core)
 	$(BIN)/mittelbau run scenarios/baseline.toml --out results/baseline
+
+lock: $(UV)
+	bash requirements/lock.sh $(UV)
+
+lock-check: $(UV)
+	bash requirements/lock.sh $(UV) --check
 
 # the dashboard's page scripts, fetched once with npm into Solara's asset cache (offline page)
 dashboard-assets:
@@ -35,12 +58,12 @@ browser:
 	@chromium --version
 
 dashboard: venv
-	$(BIN)/python -m pip install --quiet -e '.[dashboard]'
+	$(call install,all)
 	$(MAKE) dashboard-assets
 	$(BIN)/mittelbau dashboard
 
-test: venv browser
-	$(BIN)/python -m pip install --quiet -e '.[all]'
+test: venv browser lock-check
+	$(call install,all)
 	$(MAKE) dashboard-assets
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -W error::FutureWarning

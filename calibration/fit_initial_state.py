@@ -7,8 +7,8 @@ its structure (industry × size × batch × complexity × service strategy), who
 product of the region file's marginal shares — the synthesiser draws these attributes
 independently, so the expectation over cells is the population mean a large draw converges to.
 Stuttgart and Germany are fitted jointly with one set of effects: regions differ only through
-their structure and two named regional data — the strategic weight of services (facts.md §2.11)
-and the share of service innovators (facts.md §2.12), whose log-odds against Germany's shifts
+their structure and two named regional data — the strategic weight of services (sources §2.11)
+and the share of service innovators (sources §2.12), whose log-odds against Germany's shifts
 both propensities by one common fitted factor (`innovation`), the only effect that the
 Stuttgart–Germany gap identifies beyond structure. Residuals are scaled by a third of
 each target's acceptance tolerance; a small ridge term keeps effects that no target pins down
@@ -40,7 +40,7 @@ TARGET_FILE = HERE / "initial_state_targets.toml"
 OUTPUT_FILE = HERE / "initial_propensities.toml"
 
 # Assumption: offering services as a competitive factor raises the log-odds of a service-based
-# BM by 1.0 (odds × 2.7). facts.md §2.11 reports the strategic weight but not its link to BMs;
+# BM by 1.0 (odds × 2.7). sources §2.11 reports the strategic weight but not its link to BMs;
 # the EMP targets cannot separate it from industry effects, so it is fixed, not fitted.
 BM_SERVICE_STRATEGY_EFFECT = 1.0
 RIDGE = 0.1  # weight of the ridge residual per coefficient (in units of scaled residuals)
@@ -62,7 +62,7 @@ def _free_labels(attr: str) -> list[str]:
     return [lab for lab in ATTRIBUTES[attr] if lab != REFERENCE[attr]]
 
 
-BM_BLOCKS = ("industry", "batch", "complexity")  # no size term: facts.md §2.10
+BM_BLOCKS = ("industry", "batch", "complexity")  # no size term: sources §2.10
 DT_BLOCKS = ("industry", "size", "batch", "complexity")
 NAMES = (
     ["bm.intercept"]
@@ -73,7 +73,7 @@ NAMES = (
 )
 
 
-# Directions stated by facts.md §2.10 are imposed as bounds: BM and DT fall with batch size and
+# Directions stated by sources §2.10 are imposed as bounds: BM and DT fall with batch size and
 # rise with complexity; DT rises with size. DT size effects are parametrised as non-negative
 # increments from one class to the next, so the size gradient is monotone.
 SIGN = {

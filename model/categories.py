@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-START_YEAR = 2015  # EMP 2015 survey state (facts.md, sources)
+START_YEAR = 2015  # EMP 2015 survey state (sources §2.1)
 
 INDUSTRIES = ("food", "paper", "chemicals", "metal", "electronics", "machinery", "other")
 SIZE_CLASSES = ("20-49", "50-99", "100-249", "250-499")

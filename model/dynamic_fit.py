@@ -194,7 +194,7 @@ def write_parameter_set(
         "# The registry takes each parameter's posterior median as its default.",
         f"version = {int(old['version']) + 1}",
         'method = "ABC-SMC (pyabc), uniform priors over the registry ranges, distance Σ z²"',
-        'targets = "calibration/targets.toml (facts.md §4.1–4.4), Stuttgart"',
+        'targets = "calibration/targets.toml (sources §4.1–4.4), Stuttgart"',
         "settings = { " + ", ".join(f"{k} = {v}" for k, v in settings.items()) + " }",
         f"generations = {result.generations}",
         f"final_epsilon = {result.epsilon:.6g}",

@@ -20,13 +20,13 @@ from mittelbau.categories import COMPLEXITIES
 from mittelbau.population import FirmTable, draw_dt_items
 from mittelbau.propensities import Propensities
 
-REF_BM_SHARE = 0.46  # facts.md §2.2: Stuttgart BM share, the setting of the IHK 2016 motives
-REF_DT_SHARE = 0.58  # facts.md §2.14: Stuttgart any-DT share (reading)
+REF_BM_SHARE = 0.46  # sources §2.2: Stuttgart BM share, the setting of the IHK 2016 motives
+REF_DT_SHARE = 0.58  # sources §2.14: Stuttgart any-DT share (reading)
 REF_TECHNIQUES = 3.0  # reference firm's digital techniques (lower bound of the modal band, §4.4)
 REF_ENGAGEMENT = 1  # reference engagement level: 'internal'
-MAX_TECHNIQUES = 10.0  # IHK 2016 asked about 10 digital techniques (facts.md §4.4)
+MAX_TECHNIQUES = 10.0  # IHK 2016 asked about 10 digital techniques (sources §4.4)
 SIMPLE = COMPLEXITIES.index("simple")
-MOTIVES = ("intrinsic", "peers", "customers", "competition")  # facts.md §4.2
+MOTIVES = ("intrinsic", "peers", "customers", "competition")  # sources §4.2
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def dt_hazard(
 
 def bm_channels(exposure: Exposure, pressure: float, p) -> np.ndarray:
     """Relative BM hazard per motive channel (columns in MOTIVES order); at reference social
-    conditions and pressure 1 the columns are the motive shares of facts.md §4.2."""
+    conditions and pressure 1 the columns are the motive shares of sources §4.2."""
     n = len(exposure.peer_bm)
     return np.column_stack(
         [
@@ -105,7 +105,7 @@ def bm_channels(exposure: Exposure, pressure: float, p) -> np.ndarray:
 
 
 def bm_hazard(state: FirmTable, x_bm: np.ndarray, channels: np.ndarray, p) -> np.ndarray:
-    """Annual BM adoption hazard: no size or finance term (facts.md §2.10)."""
+    """Annual BM adoption hazard: no size or finance term (sources §2.10)."""
     return (
         p.bm_adoption_rate
         * np.exp(x_bm)
@@ -117,7 +117,7 @@ def bm_hazard(state: FirmTable, x_bm: np.ndarray, channels: np.ndarray, p) -> np
 
 def exit_hazard(state: FirmTable, pressure: float, p) -> np.ndarray:
     """Annual exit hazard; stage-1 firms with simple products and a threatened main BM are
-    exposed to the digital pressure (facts.md §2.13, §4.9)."""
+    exposed to the digital pressure (sources §2.13, §4.9)."""
     exposed = (~state.bm & ~state.dt) & (state.complexity == SIMPLE) & state.threatened
     return p.exit_rate * (1.0 + p.pressure_exit_factor * pressure * exposed)
 

@@ -44,27 +44,27 @@ class Firm(mesa.Agent):
     firm_id = property(lambda self: int(self.model.firm_id[self.row]), doc="Occupant's id")
     entry_year = property(lambda self: int(self.model.entry_year[self.row]), doc="Year of entry")
     region = property(lambda self: self.model.region.code, doc="Region code")
-    industry = _category("industry", INDUSTRIES, "Industry group (facts.md §3.1)")
-    size_class = _category("size", SIZE_CLASSES, "Employees (facts.md §3.2)")
-    batch_type = _category("batch", BATCH_TYPES, "Batch type (facts.md §3.3)")
-    complexity = _category("complexity", COMPLEXITIES, "Product complexity (facts.md §3.4)")
+    industry = _category("industry", INDUSTRIES, "Industry group (sources §3.1)")
+    size_class = _category("size", SIZE_CLASSES, "Employees (sources §3.2)")
+    batch_type = _category("batch", BATCH_TYPES, "Batch type (sources §3.3)")
+    complexity = _category("complexity", COMPLEXITIES, "Product complexity (sources §3.4)")
     position = _category("position", POSITIONS, "Value-chain position")
-    market_position = _category("market", MARKET_POSITIONS, "Market position (facts.md §4.6)")
-    engagement = _category("engagement", ENGAGEMENT_LEVELS, "Engagement (facts.md §4.3)")
-    service_strategy = _flag("service_strategy", "Services a competitive factor (facts.md §2.11)")
-    financing_constraint = _flag("financing_constraint", "Financing an obstacle (facts.md §4.5)")
-    threatened = _flag("threatened", "Main BM felt threatened (facts.md §4.7)")
-    bm = _flag("bm", "Offers a service-based business model (facts.md §1)")
-    dt = _flag("dt", "Uses digital technology in its service business (facts.md §1)")
+    market_position = _category("market", MARKET_POSITIONS, "Market position (sources §4.6)")
+    engagement = _category("engagement", ENGAGEMENT_LEVELS, "Engagement (sources §4.3)")
+    service_strategy = _flag("service_strategy", "Services a competitive factor (sources §2.11)")
+    financing_constraint = _flag("financing_constraint", "Financing an obstacle (sources §4.5)")
+    threatened = _flag("threatened", "Main BM felt threatened (sources §4.7)")
+    bm = _flag("bm", "Offers a service-based business model (sources §1)")
+    dt = _flag("dt", "Uses digital technology in its service business (sources §1)")
 
     @property
     def stage(self) -> int:
-        """1 + BM + DT (facts.md §1)."""
+        """1 + BM + DT (sources §1)."""
         return 1 + int(self.bm) + int(self.dt)
 
     @property
     def digital_competence(self) -> float:
-        """Share of the 10 digital techniques of IHK 2016 in use (facts.md §4.4)."""
+        """Share of the 10 digital techniques of IHK 2016 in use (sources §4.4)."""
         return float(self.model.state.techniques[self.row]) / MAX_TECHNIQUES
 
     @property

@@ -26,7 +26,7 @@ def polarisation_index(shares: np.ndarray) -> float:
 
 def hollowing_ratio(shares: np.ndarray) -> float:
     """HR = s2 / min(s1, s3): the middle against the smaller pole. Low when the middle is thin
-    while both poles stay large ('two worlds', facts.md §2.13); inf when a pole is empty."""
+    while both poles stay large ('two worlds', sources §2.13); inf when a pole is empty."""
     pole = min(float(shares[0]), float(shares[2]))
     return float(shares[1]) / pole if pole > 0 else float("inf")
 

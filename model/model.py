@@ -68,7 +68,7 @@ class MittelbauModel(mesa.Model):
         self.firm_id = np.arange(params.firms)
         self.entry_year = np.full(params.firms, START_YEAR)
         # year of each firm's latest BM introduction in the run (0: none since 2015), for the
-        # hazard target of facts.md §4.1
+        # hazard target of sources §4.1
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
         # a list, not a numpy object array: the garbage collector cannot see through the
         # latter, and the agent ↔ model cycle would keep every finished model alive

@@ -1,8 +1,9 @@
 """The one parameter registry: every parameter with unit, default, range and source.
 
 Scenario files, the command line, calibration and sensitivity analysis read it. A `source`
-that starts with "facts.md" cites the studies, "calibrated:" names the committed fit
-(calibration/dynamic_parameters.toml) the default comes from, and "assumption:" names the
+that starts with "sources" cites the record of the studies (calibration/sources.toml),
+"calibrated:" names the committed fit (calibration/dynamic_parameters.toml) the default
+comes from, and "assumption:" names the
 reason for a value the studies do not give.
 """
 
@@ -61,7 +62,7 @@ def calibrated(name: str, assumed: float, reason: str) -> tuple[float, str]:
         f = _FIT[name]
         return float(f["median"]), (
             f"calibrated: calibration/dynamic_parameters.toml v{_FIT['version']} (ABC-SMC to "
-            f"facts.md §4.1–4.4; posterior median, 90 % interval {f['q05']:.3g}–{f['q95']:.3g})"
+            f"sources §4.1–4.4; posterior median, 90 % interval {f['q05']:.3g}–{f['q95']:.3g})"
         )
     return assumed, reason
 
@@ -88,7 +89,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "stuttgart",
         "-",
         "Region whose firm population is synthesised",
-        "facts.md §3.1 (regions of the study)",
+        "sources §3.1 (regions of the study)",
         choices=REGIONS,
         group="run",
         control=True,
@@ -145,7 +146,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "share",
         "Share of the DT hazard driven by adoption among network partners and industry peers "
         "at reference adoption levels",
-        "assumption: facts.md §4.3 (exchange with partners "
+        "assumption: sources §4.3 (exchange with partners "
         "matters in all groups) gives the direction, not the size",
         0.0,
         0.95,
@@ -155,7 +156,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.6,
         "factor",
         "Multiplier of the DT hazard for financially constrained firms",
-        "facts.md §4.5 (financing named by 46 %, more by smaller firms); size assumed",
+        "sources §4.5 (financing named by 46 %, more by smaller firms); size assumed",
         0.0,
         1.0,
     ),
@@ -164,7 +165,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.15,
         "log-hazard per technique",
         "Change of the DT log-hazard per digital technique used beyond three",
-        "facts.md §4.5 (lacking prerequisites: 28 % of low- vs 4 % of high-digital firms); size assumed",
+        "sources §4.5 (lacking prerequisites: 28 % of low- vs 4 % of high-digital firms); size assumed",
         0.0,
         0.5,
     ),
@@ -173,7 +174,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.3,
         "log-hazard per level",
         "Change of the DT and BM log-hazards per engagement level beyond 'internal'",
-        "facts.md §4.3 (cooperating firms are at a markedly higher level); size assumed",
+        "sources §4.3 (cooperating firms are at a markedly higher level); size assumed",
         0.0,
         1.0,
     ),
@@ -182,7 +183,7 @@ REGISTRY: tuple[Parameter, ...] = (
         2.0,
         "factor",
         "Multiplier of the DT hazard for BM firms and of the BM hazard for DT firms",
-        "assumption: facts.md §2.1–2.2, §2.14 (BM and DT go together far more often than by "
+        "assumption: sources §2.1–2.2, §2.14 (BM and DT go together far more often than by "
         "chance: the cross-section's DT-on-BM log-odds effect is fitted in calibration/); the "
         "dynamic size of the effect is assumed",
         1.0,
@@ -204,7 +205,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "1/year",
         "Annual hazard of introducing a service-based BM for a reference firm (metal, small/"
         "medium series, medium complexity, no service strategy) at reference social conditions",
-        "assumption: below the 13 %/year rate of any new complementary BM implied by facts.md "
+        "assumption: below the 13 %/year rate of any new complementary BM implied by sources "
         "§4.1 (34 % within 3 years), since only service-based BMs count; to be calibrated",
         0.0,
         0.5,
@@ -214,7 +215,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.28,
         "share",
         "Share of BM introductions reacting to innovators in the industry (peers)",
-        "facts.md §4.2 (28 %); range ±50 %, so the three motive shares never exceed 1",
+        "sources §4.2 (28 %); range ±50 %, so the three motive shares never exceed 1",
         0.14,
         0.42,
     ),
@@ -223,7 +224,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.20,
         "share",
         "Share of BM introductions at the main customer's wish (network customers)",
-        "facts.md §4.2 (20 %); range ±50 %",
+        "sources §4.2 (20 %); range ±50 %",
         0.10,
         0.30,
     ),
@@ -232,7 +233,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.18,
         "share",
         "Share of BM introductions under competitive pressure (digital pressure trend)",
-        "facts.md §4.2 (18 %); the intrinsic share is the remainder (34 %); range ±50 %",
+        "sources §4.2 (18 %); the intrinsic share is the remainder (34 %); range ±50 %",
         0.09,
         0.27,
     ),
@@ -241,7 +242,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.03,
         "1/year",
         "Annual hazard of dropping a service-based BM for a firm without a service strategy",
-        "assumption: facts.md §2.12–2.13 (weak service revenue leads to neglect of services)",
+        "assumption: sources §2.12–2.13 (weak service revenue leads to neglect of services)",
         0.0,
         0.2,
     ),
@@ -250,7 +251,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.5,
         "factor",
         "Multiplier of the BM loss hazard for firms that treat services as a competitive factor",
-        "assumption: facts.md §2.11–2.13 (strategic anchoring keeps services alive)",
+        "assumption: sources §2.11–2.13 (strategic anchoring keeps services alive)",
         0.0,
         1.0,
     ),
@@ -260,7 +261,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.3,
         "techniques/year",
         "Digital techniques a DT user adds per year (up to 10)",
-        "assumption: facts.md §4.4 (users of more techniques are DT users)",
+        "assumption: sources §4.4 (users of more techniques are DT users)",
         0.0,
         2.0,
     ),
@@ -270,7 +271,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "1/year",
         "Annual probability that a watching or internal-only firm moves one engagement level "
         "outward, scaled by the digital pressure index",
-        "assumption: facts.md §4.3 (about 40 % not yet engaged in 2016)",
+        "assumption: sources §4.3 (about 40 % not yet engaged in 2016)",
         0.0,
         0.3,
     ),
@@ -280,7 +281,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.04,
         "1/year",
         "Linear growth of the digital pressure index (2015 = 1) from platform entrants",
-        "assumption: facts.md §4.9 (21 % expect a threat in future, 7 % now)",
+        "assumption: sources §4.9 (21 % expect a threat in future, 7 % now)",
         0.0,
         0.2,
     ),
@@ -299,7 +300,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "factor per pressure unit",
         "Extra relative exit hazard of stage-1 firms with simple products and a threatened main "
         "BM, per unit of the digital pressure index",
-        "assumption: facts.md §2.13, §4.9 (platform entrants take value added)",
+        "assumption: sources §2.13, §4.9 (platform entrants take value added)",
         0.0,
         5.0,
     ),
@@ -309,7 +310,7 @@ REGISTRY: tuple[Parameter, ...] = (
         3,
         "ties",
         "Customers each supplier firm (system, parts, job shop) has in the region",
-        "assumption: SMEs serve a few main customers (facts.md §4.8: two thirds earn 75–100 % "
+        "assumption: SMEs serve a few main customers (sources §4.8: two thirds earn 75–100 % "
         "with their main BM)",
         1,
         10,
@@ -325,13 +326,13 @@ REGISTRY: tuple[Parameter, ...] = (
         1.0,
         group="network",
     ),
-    # ---- lever: funding (facts.md §5.1) --------------------------------------------------
+    # ---- lever: funding (sources §5.1) --------------------------------------------------
     P(
         "funding_budget_eur",
         0.0,
         "€/year",
         "Annual budget of the funding programme; 0 = no programme",
-        "assumption: programme sizes are scenario choices (facts.md §5.1 names the instrument)",
+        "assumption: programme sizes are scenario choices (sources §5.1 names the instrument)",
         0.0,
         1e8,
         group="funding",
@@ -363,7 +364,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "all",
         "-",
         "Who may apply: all, small (< 100 employees), very_small (< 50), stage1, stage2",
-        "facts.md §5.1 (reach industrial SMEs); choice of scenario",
+        "sources §5.1 (reach industrial SMEs); choice of scenario",
         choices=TARGETS,
         group="funding",
         control=True,
@@ -374,7 +375,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "-",
         "What the grant pays for: dt (digital technology), bm "
         "(business-model development) or coupled (both: the study's recommendation)",
-        "facts.md §5.1",
+        "sources §5.1",
         choices=("dt", "bm", "coupled"),
         group="funding",
         control=True,
@@ -385,7 +386,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "1/year",
         "Annual probability that an eligible firm at engagement 'internal' applies; scaled by "
         "(1 + engagement level)/2 and by 1.5 for financially constrained firms",
-        "assumption: facts.md §4.3 (engaged firms seek help), §4.5 (financing the main obstacle "
+        "assumption: sources §4.3 (engaged firms seek help), §4.5 (financing the main obstacle "
         "of smaller firms)",
         0.0,
         1.0,
@@ -396,7 +397,7 @@ REGISTRY: tuple[Parameter, ...] = (
         2.0,
         "factor",
         "Multiplier of the funded capability's adoption hazard while the grant runs",
-        "assumption: facts.md §4.5 (time and resources the main obstacles, 46 %)",
+        "assumption: sources §4.5 (time and resources the main obstacles, 46 %)",
         1.0,
         10.0,
         group="funding",
@@ -421,13 +422,13 @@ REGISTRY: tuple[Parameter, ...] = (
         2075,
         group="funding",
     ),
-    # ---- lever: cooperation programmes (facts.md §5.2) --------------------------------------
+    # ---- lever: cooperation programmes (sources §5.2) --------------------------------------
     P(
         "coop_projects_per_year",
         0,
         "projects/year",
         "New cooperation projects started per year; 0 = no programme",
-        "assumption: programme sizes are scenario choices (facts.md §5.2)",
+        "assumption: programme sizes are scenario choices (sources §5.2)",
         0,
         1000,
         group="cooperation",
@@ -439,7 +440,7 @@ REGISTRY: tuple[Parameter, ...] = (
         5,
         "firms",
         "SMEs per project (plus one partner)",
-        "assumption: a small joint project along a value chain (facts.md §5.2)",
+        "assumption: a small joint project along a value chain (sources §5.2)",
         2,
         30,
         group="cooperation",
@@ -461,7 +462,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "-",
         "Partner of each project: digital (a firm of the digital "
         "and service economy) or research (an institute)",
-        "facts.md §5.2",
+        "sources §5.2",
         choices=("digital", "research"),
         group="cooperation",
         control=True,
@@ -471,7 +472,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "all",
         "-",
         "Who may join: all, small (< 100), very_small (< 50), stage1, stage2",
-        "facts.md §5.2 (very small manufacturers)",
+        "sources §5.2 (very small manufacturers)",
         choices=TARGETS,
         group="cooperation",
         control=True,
@@ -482,7 +483,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "1/year",
         "Annual probability that an eligible firm at engagement 'internal' asks to join; "
         "scaled by (1 + engagement level)/2",
-        "assumption: facts.md §4.3 (firms ask for help finding cooperation partners)",
+        "assumption: sources §4.3 (firms ask for help finding cooperation partners)",
         0.0,
         1.0,
         group="cooperation",
@@ -492,7 +493,7 @@ REGISTRY: tuple[Parameter, ...] = (
         2.0,
         "factor",
         "Multiplier of the DT and BM adoption hazards of participants while the project runs",
-        "facts.md §4.3 (firms cooperating with research institutes, customers and suppliers are "
+        "sources §4.3 (firms cooperating with research institutes, customers and suppliers are "
         "at a markedly higher level); size assumed",
         1.0,
         10.0,
@@ -503,7 +504,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.25,
         "share",
         "Share of the participants' hazard gain passed to their network partners after the project",
-        "assumption: facts.md §5.2 (horizontal knowledge transfer)",
+        "assumption: sources §5.2 (horizontal knowledge transfer)",
         0.0,
         1.0,
         group="cooperation",
@@ -529,13 +530,13 @@ REGISTRY: tuple[Parameter, ...] = (
         group="cooperation",
     ),
     P("coop_end_year", 2035, "year", "Last year projects run", "assumption", 2016, 2075, group="cooperation"),
-    # ---- lever: application centres (facts.md §5.3) ----------------------------------------
+    # ---- lever: application centres (sources §5.3) ----------------------------------------
     P(
         "centres_number",
         0,
         "centres",
         "Application centres / labs; 0 = none",
-        "assumption: programme sizes are scenario choices (facts.md §5.3)",
+        "assumption: programme sizes are scenario choices (sources §5.3)",
         0,
         50,
         group="centres",
@@ -559,7 +560,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.5,
         "share",
         "Share of the region's firms within reach of a centre",
-        "assumption: facts.md §4.10 (access bad or very bad for 31 %)",
+        "assumption: sources §4.10 (access bad or very bad for 31 %)",
         0.0,
         1.0,
         group="centres",
@@ -590,8 +591,8 @@ REGISTRY: tuple[Parameter, ...] = (
         "all",
         "-",
         "Who may use them: all (front-runners seek access most, "
-        "facts.md §4.10), small, very_small, stage1, stage2",
-        "facts.md §4.10, §5.3",
+        "sources §4.10), small, very_small, stage1, stage2",
+        "sources §4.10, §5.3",
         choices=TARGETS,
         group="centres",
         control=True,
@@ -601,7 +602,7 @@ REGISTRY: tuple[Parameter, ...] = (
         0.1,
         "1/year",
         "Annual probability that a firm within reach seeks access, scaled by (1 + techniques)/4",
-        "assumption: facts.md §4.10 (front-runners criticise access most)",
+        "assumption: sources §4.10 (front-runners criticise access most)",
         0.0,
         1.0,
         group="centres",
@@ -611,7 +612,7 @@ REGISTRY: tuple[Parameter, ...] = (
         2.0,
         "factor",
         "Multiplier of a user's DT adoption hazard in the year of use",
-        "facts.md §4.5 (lacking technological prerequisites 28 % of low- vs 4 % of "
+        "sources §4.5 (lacking technological prerequisites 28 % of low- vs 4 % of "
         "high-digital firms); size assumed",
         1.0,
         10.0,
@@ -654,7 +655,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "ratio",
         "The middle has hollowed out when stage 2 falls below this fraction of the smaller pole "
         "(stage 1 or 3)",
-        "assumption: 'two worlds' (facts.md §2.13) read as a middle less than half the size of either pole",
+        "assumption: 'two worlds' (sources §2.13) read as a middle less than half the size of either pole",
         0.1,
         1.0,
         group="indicators",

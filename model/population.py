@@ -1,5 +1,5 @@
-"""Population synthesis: draw a region's firms from its structure (facts.md §3) and the shared
-traits (facts.md §4), then their initial capabilities from the fitted propensities."""
+"""Population synthesis: draw a region's firms from its structure (sources §3) and the shared
+traits (sources §4), then their initial capabilities from the fitted propensities."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class FirmTable:
 
     @property
     def stage(self) -> np.ndarray:
-        """1 + BM + DT (facts.md §1): 1 product maker, 2 product-service, 3 digital BM."""
+        """1 + BM + DT (sources §1): 1 product maker, 2 product-service, 3 digital BM."""
         return (1 + self.bm.astype(np.int8) + self.dt.astype(np.int8)).astype(np.int8)
 
     def replace_rows(self, rows: np.ndarray, other: FirmTable, keep: tuple[str, ...] = ()) -> None:
@@ -62,7 +62,7 @@ class FirmTable:
 def service_strategy_logit(
     industry: np.ndarray, size: np.ndarray, batch: np.ndarray, complexity: np.ndarray
 ) -> np.ndarray:
-    """Structural log-odds of treating services as a competitive factor (facts.md §2.11),
+    """Structural log-odds of treating services as a competitive factor (sources §2.11),
     relative to the reference share; the regional level is added by `solve_intercept`."""
     eff = load_traits()["service_strategy_effects"]
     by_industry = logit(in_order(eff["industry_shares"], INDUSTRIES)) - logit(eff["reference_share"])
@@ -143,7 +143,7 @@ def correlated_category(
 
 
 def draw_dt_items(dt: np.ndarray, draw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Which of the four DT items (facts.md §2.3) each DT firm uses; an empty draw uses internet."""
+    """Which of the four DT items (sources §2.3) each DT firm uses; an empty draw uses internet."""
     items = (rng.random((len(dt), len(draw))) < draw) & dt[:, None]
     empty = dt & ~items.any(axis=1)
     items[empty, 0] = True
@@ -238,7 +238,7 @@ def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
 
 
 def draw_techniques(dt: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Number of the 10 digital techniques used (facts.md §4.4), rank-correlated with DT and size."""
+    """Number of the 10 digital techniques used (sources §4.4), rank-correlated with DT and size."""
     spec = load_traits()["digital_techniques"]
     bands = np.array(spec["bands"], dtype=float)
     band = correlated_category(

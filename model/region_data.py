@@ -12,7 +12,7 @@ from scipy.special import logit
 
 from mittelbau.categories import BATCH_TYPES, COMPLEXITIES, INDUSTRIES, REGIONS, SIZE_CLASSES
 
-GERMANY_SERVICE_INNOVATORS = 0.15  # facts.md §2.12 (text value)
+GERMANY_SERVICE_INNOVATORS = 0.15  # sources §2.12 (text value)
 DATA_DIR = Path(__file__).resolve().parent
 
 
@@ -37,7 +37,7 @@ def normalised(shares: dict[str, float], labels: tuple[str, ...]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Region:
-    """The structure of one region's manufacturing SMEs (facts.md §3) and its regional data."""
+    """The structure of one region's manufacturing SMEs (sources §3) and its regional data."""
 
     code: str
     name: str
@@ -51,8 +51,8 @@ class Region:
     @property
     def innovation_shift(self) -> float:
         """Log-odds shift of the BM and DT propensities: the region's share of service innovators
-        against Germany's (facts.md §2.12), read as a head start in digital BM innovation
-        (facts.md §2.13: 'a high share of SMEs began early')."""
+        against Germany's (sources §2.12), read as a head start in digital BM innovation
+        (sources §2.13: 'a high share of SMEs began early')."""
         return float(logit(self.service_innovator_share) - logit(GERMANY_SERVICE_INNOVATORS))
 
 
@@ -76,7 +76,7 @@ def load_region(code: str) -> Region:
 
 @cache
 def load_traits() -> dict:
-    """The shared trait table `traits.toml` (facts.md §4 and named assumptions)."""
+    """The shared trait table `traits.toml` (sources §4 and named assumptions)."""
     return _read_toml(DATA_DIR / "traits.toml")
 
 

@@ -55,7 +55,7 @@ class _ParamsBase(BaseModel):
 
     @property
     def bm_weight_intrinsic(self) -> float:
-        """Share of BM introductions on the firm's own initiative (facts.md §4.2: 34 %)."""
+        """Share of BM introductions on the firm's own initiative (sources §4.2: 34 %)."""
         return 1.0 - self.bm_weight_peers - self.bm_weight_customers - self.bm_weight_competition
 
     def with_overrides(self, overrides: Mapping[str, Any], where: str = "override") -> Params:

@@ -186,7 +186,7 @@ def test_params_command_lists_the_registry():
     assert res.exit_code == 0
     lines = res.output.strip().splitlines()
     assert lines[0] == "name,group,unit,default,range,description,source"
-    assert any(line.startswith("bm_weight_peers,") and "facts.md §4.2" in line for line in lines)
+    assert any(line.startswith("bm_weight_peers,") and "sources §4.2" in line for line in lines)
 
 
 def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):

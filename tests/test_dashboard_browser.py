@@ -140,7 +140,7 @@ def test_dashboard_lever_step_and_compare(server, root):
             text = status.inner_text()
             shares = [_percent(text, k) for k in (1, 2, 3)]
             assert abs(sum(shares) - 100) < 0.2
-            assert shares[0] < 33.8  # stage 1 shrinks from its 2015 level (facts.md §3.1 calibration)
+            assert shares[0] < 33.8  # stage 1 shrinks from its 2015 level (sources §3.1 calibration)
             page.wait_for_function(
                 "src => document.querySelector('.vue-grid-item img').getAttribute('src') !== src",
                 arg=before,

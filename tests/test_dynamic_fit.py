@@ -51,7 +51,7 @@ def test_particle_seeds_follow_the_particle():
 
 @pytest.mark.slow
 def test_fit_recovers_a_known_parameter_on_a_reduced_problem(tmp_path):
-    """The 2016 engagement shares (facts.md §4.3) identify the engagement drift."""
+    """The 2016 engagement shares (sources §4.3) identify the engagement drift."""
     targets = dynamic_targets()
     truth = 0.12
     observed = simulate({"engagement_drift_rate": truth}, 5, 3000, targets)

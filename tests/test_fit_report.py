@@ -16,7 +16,7 @@ def test_targets_are_unique_and_complete():
     ids = [t["id"] for t in targets]
     assert len(ids) == len(set(ids))
     for t in targets:
-        assert 0 < t["value"] < 1 and t["n"] > 0 and t["source"].startswith("facts.md §")
+        assert 0 < t["value"] < 1 and t["n"] > 0 and t["source"].startswith("sources §")
     sections = {t["source"].split()[1].rstrip(",") for t in targets}
     assert {"§2.1", "§2.2", "§2.5", "§2.9", "§4.1", "§4.2", "§4.3", "§4.4", "§4.6"} <= sections
 
@@ -47,7 +47,7 @@ def test_fit_table_scores_each_target_by_its_standard_error():
     se = np.sqrt(table.observed_se**2 + table.simulated_sd**2 / 3)
     assert np.allclose(table.z, (table.simulated_mean - table.observed) / se)
     upper = table.bound == "upper"
-    assert upper.sum() == 1  # facts.md §4.1, a one-sided reading
+    assert upper.sum() == 1  # sources §4.1, a one-sided reading
     assert (table.within_2se[~upper] == (table.z[~upper].abs() <= 2)).all()
     assert (table.within_2se[upper] == (table.z[upper] <= 2)).all()
     assert np.allclose(table.observed_se, np.sqrt(table.observed * (1 - table.observed) / table.n))

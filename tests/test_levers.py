@@ -204,4 +204,6 @@ def test_every_scenario_file_loads_and_describes_itself(root):
     for f in list((root / "scenarios").rglob("*.toml")):
         scen = load_scenario(f)
         data = tomllib.loads(f.read_text())
-        assert (len(scen.description) > 80 and "facts.md" in data["description"]) or (f.stem == "baseline"), f
+        assert (len(scen.description) > 80 and "sources §" in data["description"]) or (
+            f.stem == "baseline"
+        ), f

@@ -75,7 +75,7 @@ def test_bm_loss_rate_matches_hazard():
 
 def test_bm_motives_follow_facts_4_2():
     """At the start (social exposures near their reference values, pressure 1) the motives of
-    new BMs split as 34/28/20/18 (facts.md §4.2) within a few points."""
+    new BMs split as 34/28/20/18 (sources §4.2) within a few points."""
     m = MittelbauModel(firms=100_000, seed=3, years=1, bm_adoption_rate=0.05)
     m.step()
     counts = np.array([m.motive_totals[k] for k in MOTIVES])

@@ -91,20 +91,20 @@ def test_initial_state_meets_every_target(target, stuttgart, germany):
 
 def test_stuttgart_dt_items_match_facts_2_3(stuttgart):
     observed = np.mean([t.dt_items.mean(axis=0) for t in stuttgart], axis=0)
-    expected = dict(internet=0.45, mobile=0.42, sensors=0.19, vr_ar=0.12)  # facts.md §2.3
+    expected = dict(internet=0.45, mobile=0.42, sensors=0.19, vr_ar=0.12)  # sources §2.3
     for k, item in enumerate(DT_ITEMS):
         assert abs(observed[k] - expected[item]) < 0.03, (item, observed[k])
 
 
 def test_germany_dt_items_match_facts_2_3(germany):
     observed = np.mean([t.dt_items.mean(axis=0) for t in germany], axis=0)
-    expected = dict(internet=0.38, mobile=0.39, sensors=0.17, vr_ar=0.09)  # facts.md §2.3
+    expected = dict(internet=0.38, mobile=0.39, sensors=0.17, vr_ar=0.09)  # sources §2.3
     for k, item in enumerate(DT_ITEMS):
         assert abs(observed[k] - expected[item]) < 0.03, (item, observed[k])
 
 
 def test_bm_has_no_size_effect_and_dt_rises_with_size(germany):
-    """facts.md §2.10: BM provision shows no size effect; DT use rises with size."""
+    """sources §2.10: BM provision shows no size effect; DT use rises with size."""
     t = germany[0]
     bm = [t.bm[t.size == k].mean() for k in range(4)]
     dt = [t.dt[t.size == k].mean() for k in range(4)]
@@ -113,7 +113,7 @@ def test_bm_has_no_size_effect_and_dt_rises_with_size(germany):
 
 
 def test_stuttgart_gap_over_germany_is_reproduced(stuttgart, germany):
-    """facts.md §2.1: Stuttgart has more stage 3 and less stage 2 than Germany."""
+    """sources §2.1: Stuttgart has more stage 3 and less stage 2 than Germany."""
     s3 = stat(stuttgart, "stage_share", "all", 3) - stat(germany, "stage_share", "all", 3)
     s2 = stat(stuttgart, "stage_share", "all", 2) - stat(germany, "stage_share", "all", 2)
     assert 0.04 < s3 < 0.10 and s2 < 0, (s3, s2)
@@ -122,8 +122,8 @@ def test_stuttgart_gap_over_germany_is_reproduced(stuttgart, germany):
 def test_traits_follow_ihk_2016(stuttgart):
     t = stuttgart[0]
     traits = load_traits()
-    assert abs(t.financing_constraint.mean() - 0.46) < 0.015  # facts.md §4.5
-    assert abs(t.threatened.mean() - 0.16) < 0.015  # facts.md §4.7
+    assert abs(t.financing_constraint.mean() - 0.46) < 0.015  # sources §4.5
+    assert abs(t.threatened.mean() - 0.16) < 0.015  # sources §4.7
     market = np.bincount(t.market, minlength=3) / len(t)
     exp_market = normalised(traits["market_position"]["shares"], MARKET_POSITIONS)
     assert np.allclose(market, exp_market, atol=0.015), market
@@ -134,9 +134,9 @@ def test_traits_follow_ihk_2016(stuttgart):
         ((t.techniques >= 3) & (t.techniques <= 5)).mean(),
         (t.techniques >= 6).mean(),
     ]
-    assert np.allclose(bands, [0.35, 0.48, 0.17], atol=0.015), bands  # facts.md §4.4
+    assert np.allclose(bands, [0.35, 0.48, 0.17], atol=0.015), bands  # sources §4.4
     leaders_by_size = [(t.market[t.size == k] == 0).mean() for k in range(4)]
-    assert leaders_by_size[3] > leaders_by_size[0] + 0.05  # facts.md §4.6: size ~ position
+    assert leaders_by_size[3] > leaders_by_size[0] + 0.05  # sources §4.6: size ~ position
 
 
 def test_committed_fit_is_reproduced_by_the_script():

@@ -1,6 +1,9 @@
 """The registry is complete, sourced and documented."""
 
 import re
+import subprocess
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -12,29 +15,50 @@ from mittelbau.scenario import make_params
 def test_every_parameter_has_unit_range_and_source():
     for p in REGISTRY:
         assert p.unit and p.description and p.source, p.name
-        assert p.source.startswith(("facts.md", "assumption", "model brief", "calibrated:")), p.name
+        assert p.source.startswith(("sources", "assumption", "model brief", "calibrated:")), p.name
         if not p.choices:
             assert p.low <= p.default <= p.high, p.name
     make_params({})  # defaults validate
 
 
-def test_cited_sections_exist_in_facts(root):
-    facts = root.parent / "shared" / "study" / "facts.md"
-    if not facts.exists():
-        pytest.fail("../shared/study/facts.md is missing beside the repository")
-    text = facts.read_text()
-    sections = set(re.findall(r"^## §(\d+)", text, re.M))
-    numbered = set(re.findall(r"^(\d+\.\d+) ", text, re.M))
-    sources = [p.source for p in REGISTRY]
-    for f in (root / "model").rglob("*.toml"):
-        sources.append(f.read_text())
-    sources += [f.read_text() for f in (root / "calibration").glob("*.toml")]
-    cited = set()
-    for s in sources:
-        cited |= set(re.findall(r"facts\.md §(\d+(?:\.\d+)?)", s))
-    assert cited
-    for c in cited:
-        assert c in numbered or c in sections, c
+def test_every_citation_names_an_entry_of_the_sources_record(root):
+    """Code, data, docs and tests cite `sources §N.M`; each must be an entry (or `§N` a
+    section) of the project's own record, calibration/sources.toml."""
+    record = tomllib.loads((root / "calibration" / "sources.toml").read_text("utf-8"))
+    known = set(record["entry"]) | set(record["section"])
+    cited: dict[str, str] = {}
+    for path in _tracked(root):
+        if path.suffix in {".py", ".toml", ".md", ".ipynb"}:
+            for c in re.findall(r"sources §(\d+(?:\.\d+)?)", path.read_text("utf-8")):
+                cited.setdefault(c, str(path.relative_to(root)))
+    assert len(cited) > 30  # the registry, data files and docs cite the record throughout
+    unknown = {c: f for c, f in cited.items() if c not in known}
+    assert not unknown, f"citations of entries the record does not have: {unknown}"
+    for key, entry in record["entry"].items():
+        assert entry["study"] in record["studies"], key
+        for fig in entry["figures"]:
+            assert "value" in fig or "low" in fig or "high" in fig, (key, fig["name"])
+
+
+def test_no_tracked_file_reaches_outside_the_repository(root):
+    """A user's clone has nothing beside it: no file of the project reads or names a path
+    outside the repository."""
+    outside = re.compile(r"\.\./shared|shared/study|shared/design|/work/|/root/|/tmp/")
+    offenders = [
+        str(p.relative_to(root))
+        for p in _tracked(root)
+        if p.suffix not in {".png", ".txt"}
+        and p != Path(__file__).resolve()
+        and outside.search(p.read_text("utf-8", errors="ignore"))
+    ]
+    assert offenders == []
+
+
+def _tracked(root) -> list:
+    files = subprocess.run(
+        ["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return [root / f for f in files if (root / f).is_file()]
 
 
 def test_odd_holds_the_current_parameter_table(root):
@@ -43,7 +67,7 @@ def test_odd_holds_the_current_parameter_table(root):
 
 
 def test_motive_shares_cannot_exceed_one_anywhere_in_their_ranges():
-    """facts.md §4.2: intrinsic = 1 − peers − customers − competition must stay ≥ 0 for every
+    """sources §4.2: intrinsic = 1 − peers − customers − competition must stay ≥ 0 for every
     value a scenario or a sensitivity sample may take."""
     highest = sum(
         BY_NAME[n].high for n in ("bm_weight_peers", "bm_weight_customers", "bm_weight_competition")

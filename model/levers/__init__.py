@@ -1,4 +1,4 @@
-"""Policy levers (facts.md §5): funding, cooperation programmes, application centres.
+"""Policy levers (sources §5): funding, cooperation programmes, application centres.
 
 Each lever is a real mechanism with a budget or capacity, acting on firms through a small
 hook (`Lever.act`, called once a year before the capabilities change). A lever whose size

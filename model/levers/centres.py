@@ -1,4 +1,4 @@
-"""Application centres / labs (facts.md §5.3, §4.10)."""
+"""Application centres / labs (sources §5.3, §4.10)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class ApplicationCentres(Lever):
     """`centres_number` centres serve up to `centre_capacity` firms each per year. A share
     `centres_reach` of firms is within reach (drawn once per firm, entrants included). A firm
     in reach and in the target seeks access with probability `centres_demand_rate` ×
-    (1 + techniques)/4 — digital front-runners most (facts.md §4.10) — times
+    (1 + techniques)/4 — digital front-runners most (sources §4.10) — times
     `dt_finance_factor` for constrained firms when access costs a fee. Seekers are served in
     random order up to capacity. A use adds `centre_technique_gain` techniques and multiplies
     the DT hazard by `centre_hazard_factor` that year. Public cost: running cost per centre

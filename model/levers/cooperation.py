@@ -1,4 +1,4 @@
-"""Cooperation programme (facts.md §5.2): joint projects of a few SMEs with one partner from
+"""Cooperation programme (sources §5.2): joint projects of a few SMEs with one partner from
 the digital economy or research."""
 
 from __future__ import annotations

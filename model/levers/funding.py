@@ -1,4 +1,4 @@
-"""Funding programme (facts.md §5.1): an annual budget pays grants to applying firms."""
+"""Funding programme (sources §5.1): an annual budget pays grants to applying firms."""
 
 from __future__ import annotations
 
