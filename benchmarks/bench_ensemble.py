@@ -11,8 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mittelbau.ensemble import run_ensemble
-from mittelbau.scenario import load_scenario
+from mittelbau.core.scenario import load_scenario
+from mittelbau.experiments.ensemble import run_ensemble
 
 ROOT = Path(__file__).resolve().parents[1]
 

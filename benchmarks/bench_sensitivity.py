@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from mittelbau.scenario import load_scenario
-from mittelbau.sensitivity import factors
-from mittelbau.sensitivity_study import run_study
+from mittelbau.core.scenario import load_scenario
+from mittelbau.experiments.sensitivity import factors
+from mittelbau.experiments.sensitivity_study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 

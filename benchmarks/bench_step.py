@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from mittelbau.model import MittelbauModel
+from mittelbau.core.model import MittelbauModel
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import least_squares
 
-from mittelbau.categories import (
+from mittelbau.core.categories import (
     BATCH_TYPES,
     COMPLEXITIES,
     DT_ITEMS,
@@ -31,9 +31,9 @@ from mittelbau.categories import (
     REFERENCE,
     SIZE_CLASSES,
 )
-from mittelbau.population import StructureCells, structure_cells
-from mittelbau.propensities import logistic
-from mittelbau.region_data import load_region, load_traits
+from mittelbau.core.population import StructureCells, structure_cells
+from mittelbau.core.propensities import logistic
+from mittelbau.core.region_data import load_region, load_traits
 
 HERE = Path(__file__).resolve().parent
 TARGET_FILE = HERE / "initial_state_targets.toml"

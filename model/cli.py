@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mittelbau.scenario import ScenarioError, load_scenario
+from mittelbau.core.scenario import ScenarioError, load_scenario
 
 app = typer.Typer(
     add_completion=False,
@@ -49,8 +49,8 @@ def run(
     --replications > 1 run an ensemble (resumable) and write its comparison report."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from mittelbau.outputs import write_run
-    from mittelbau.runs import runs_needed, simulate
+    from mittelbau.experiments.outputs import write_run
+    from mittelbau.experiments.runs import runs_needed, simulate
 
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
     try:
@@ -107,9 +107,9 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
         TimeRemainingColumn,
     )
 
-    from mittelbau.ensemble import run_ensemble
-    from mittelbau.executors import ExecutionError
-    from mittelbau.report import write_report
+    from mittelbau.experiments.ensemble import run_ensemble
+    from mittelbau.experiments.executors import ExecutionError
+    from mittelbau.experiments.report import write_report
 
     folder = out or Path("results") / "-".join(s.name for s in scens)
     workers = workers or os.cpu_count() or 1
@@ -157,8 +157,8 @@ def report(
     folder: Annotated[Path, typer.Argument(help="An ensemble folder written by mittelbau run")],
 ) -> None:
     """Write the comparison report (report.md and figures) of an ensemble folder."""
-    from mittelbau.ensemble import EnsembleError
-    from mittelbau.report import write_report
+    from mittelbau.experiments.ensemble import EnsembleError
+    from mittelbau.experiments.report import write_report
 
     try:
         path = write_report(folder)
@@ -207,8 +207,8 @@ def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
 def _with_progress(quiet: bool, label: str, job):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mittelbau.executors import ExecutionError
-    from mittelbau.sensitivity import FactorError
+    from mittelbau.experiments.executors import ExecutionError
+    from mittelbau.experiments.sensitivity import FactorError
 
     with Progress(
         TextColumn(f"[bold]{label}"),
@@ -243,7 +243,7 @@ def _study(
     quiet,
     second_order=False,
 ) -> None:
-    from mittelbau.sensitivity_study import run_study
+    from mittelbau.experiments.sensitivity_study import run_study
 
     scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
     folder = out or Path("results") / f"{method}-{scen.name}"
@@ -373,9 +373,9 @@ def discover(
     """Scenario discovery: sample the factors, label the points where the case of interest
     occurs (by default: the middle hollows out), and find the boxes of parameter space where it
     does (PRIM)."""
-    from mittelbau.discovery import discover as run_discovery
-    from mittelbau.discovery import parse_case
-    from mittelbau.sensitivity import FactorError
+    from mittelbau.experiments.discovery import discover as run_discovery
+    from mittelbau.experiments.discovery import parse_case
+    from mittelbau.experiments.sensitivity import FactorError
 
     try:
         chosen_case = parse_case(case)
@@ -423,7 +423,7 @@ def calibrate_report(
 ) -> None:
     """Compare the model with every survey target: observed ± SE, simulated mean ± sd, z,
     within 2 SE (fit_report.md, .csv, .png), and each region's predicted initial stage shares."""
-    from mittelbau.fit_report import write_fit_report
+    from mittelbau.calibration.fit_report import write_fit_report
 
     if replications < 2 or firms < 100:
         _fail(
@@ -457,7 +457,7 @@ def calibrate_fit(
 ) -> None:
     """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
     resumes an interrupted fit from its history."""
-    from mittelbau.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
+    from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
 
     try:
         result = fit(
@@ -515,8 +515,8 @@ def calibrate_identify(
 ) -> None:
     """Re-estimate the dynamic parameters from synthetic targets made at the current defaults:
     which are recovered, and which do the targets identify at all?"""
-    from mittelbau.dynamic_fit import FITTED, identify
-    from mittelbau.parameters import BY_NAME
+    from mittelbau.calibration.dynamic_fit import FITTED, identify
+    from mittelbau.core.parameters import BY_NAME
 
     truth = {n: float(BY_NAME[n].default) for n in FITTED}
     try:
@@ -582,7 +582,7 @@ def params(
     fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",
 ) -> None:
     """Print the parameter registry (name, unit, default, range, source)."""
-    from mittelbau.registry_table import registry_table
+    from mittelbau.core.registry_table import registry_table
 
     if fmt not in ("markdown", "csv"):
         _fail(f"--format {fmt!r} is invalid; allowed: markdown, csv")

@@ -13,10 +13,10 @@ import math
 import mesa
 import numpy as np
 
-from mittelbau.categories import COMPLEXITIES
-from mittelbau.dynamics import structural_log_hazards
-from mittelbau.model import MittelbauModel
-from mittelbau.population import synthesise
+from mittelbau.core.categories import COMPLEXITIES
+from mittelbau.core.dynamics import structural_log_hazards
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.population import synthesise
 
 SIMPLE = COMPLEXITIES.index("simple")
 FIELDS = (

@@ -8,14 +8,14 @@ import pytest
 from typer.testing import CliRunner
 
 from mittelbau.cli import app
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.parameters import BY_NAME, REGISTRY
+from mittelbau.core.scenario import load_scenario
 from mittelbau.dashboard import captions, charts
 from mittelbau.dashboard.controls import control_parameters, model_params, slider_step
 from mittelbau.dashboard.paired import PairedModel, read_seed
+from mittelbau.experiments.outputs import upward_moves
 from mittelbau.levers import without_levers
-from mittelbau.model import MittelbauModel
-from mittelbau.outputs import upward_moves
-from mittelbau.parameters import BY_NAME, REGISTRY
-from mittelbau.scenario import load_scenario
 
 LEVER_MAIN = {
     "funding_budget_eur",

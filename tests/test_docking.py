@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from mittelbau.model import MittelbauModel
-from mittelbau.parameters import BY_NAME
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.parameters import BY_NAME
 
 from reference_model import ReferenceModel
 

@@ -5,7 +5,7 @@ import tomllib
 import pandas as pd
 import pytest
 
-from mittelbau.dynamic_fit import (
+from mittelbau.calibration.dynamic_fit import (
     FITTED,
     PARAMETER_FILE,
     FitResult,
@@ -16,7 +16,7 @@ from mittelbau.dynamic_fit import (
     simulate,
     write_parameter_set,
 )
-from mittelbau.parameters import BY_NAME
+from mittelbau.core.parameters import BY_NAME
 
 
 def test_targets_of_the_fit_are_the_behavioural_ones():

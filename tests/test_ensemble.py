@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mittelbau.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
-from mittelbau.executors import ExecutionError
-from mittelbau.intervals import band, mean_interval, wilson_interval
-from mittelbau.report import paired_differences, write_report
-from mittelbau.scenario import load_scenario
+from mittelbau.core.scenario import load_scenario
+from mittelbau.experiments.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
+from mittelbau.experiments.executors import ExecutionError
+from mittelbau.experiments.intervals import band, mean_interval, wilson_interval
+from mittelbau.experiments.report import paired_differences, write_report
 
 TABLES = ("stage_shares", "transitions", "indicators", "levers")
 
@@ -108,9 +108,9 @@ def test_killed_ensemble_restarts_and_completes(tmp_path, root):
 
 FLAKY = """
 import sys
-import mittelbau.ensemble as ens
-from mittelbau.ensemble import EnsembleError, replicate_seeds, run_ensemble
-from mittelbau.scenario import load_scenario
+import mittelbau.experiments.ensemble as ens
+from mittelbau.experiments.ensemble import EnsembleError, replicate_seeds, run_ensemble
+from mittelbau.core.scenario import load_scenario
 
 root, out, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 scens = [load_scenario(f"{root}/scenarios/{n}.toml", ["firms=800", "years=5"])

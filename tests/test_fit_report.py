@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from mittelbau.calibration.fit_report import STATISTICS, fit_table, load_targets, write_fit_report
 from mittelbau.cli import app
-from mittelbau.fit_report import STATISTICS, fit_table, load_targets, write_fit_report
-from mittelbau.model import MittelbauModel
+from mittelbau.core.model import MittelbauModel
 
 
 def test_targets_are_unique_and_complete():

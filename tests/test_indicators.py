@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from mittelbau.indicators import (
+from mittelbau.core.indicators import (
     hollowing_ratio,
     is_hollowed,
     polarisation_index,

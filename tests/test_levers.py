@@ -5,10 +5,10 @@ import tomllib
 import numpy as np
 import pytest
 
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.scenario import load_scenario, make_params
+from mittelbau.experiments.outputs import upward_moves
 from mittelbau.levers import SWITCH, in_target, planned_public_cost, without_levers
-from mittelbau.model import MittelbauModel
-from mittelbau.outputs import upward_moves
-from mittelbau.scenario import load_scenario, make_params
 
 FUNDING = dict(funding_budget_eur=1_000_000.0)
 COOP = dict(coop_projects_per_year=8)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from mittelbau.dynamics import MOTIVES
-from mittelbau.firm import Firm
-from mittelbau.indicators import stage_shares
-from mittelbau.model import MittelbauModel
+from mittelbau.core.dynamics import MOTIVES
+from mittelbau.core.firm import Firm
+from mittelbau.core.indicators import stage_shares
+from mittelbau.core.model import MittelbauModel
 
 STILL = dict(dt_adoption_rate=0.0, bm_adoption_rate=0.0, bm_loss_rate=0.0, dt_loss_rate=0.0, exit_rate=0.0)
 

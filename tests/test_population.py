@@ -12,10 +12,10 @@ from mittelbau.calibration.fit_initial_state import (
     load_targets,
     unpack,
 )
-from mittelbau.categories import DT_ITEMS, ENGAGEMENT_LEVELS, MARKET_POSITIONS, REGIONS
-from mittelbau.population import synthesise
-from mittelbau.propensities import load_propensities
-from mittelbau.region_data import load_region, load_traits, normalised
+from mittelbau.core.categories import DT_ITEMS, ENGAGEMENT_LEVELS, MARKET_POSITIONS, REGIONS
+from mittelbau.core.population import synthesise
+from mittelbau.core.propensities import load_propensities
+from mittelbau.core.region_data import load_region, load_traits, normalised
 
 N = 20_000
 SEEDS = (11, 12, 13)
@@ -53,7 +53,7 @@ def test_marginals_match_region_file(code):
 
 def test_region_files_hold_raw_shares_with_sources(root):
     for code in REGIONS:
-        data = tomllib.loads((root / "model" / "regions" / f"{code}.toml").read_text())
+        data = tomllib.loads((root / "model" / "core" / "regions" / f"{code}.toml").read_text())
         for block in ("industry", "size", "batch", "complexity"):
             assert data[block]["source"], (code, block)
             if data[block]["source"] == "assumption":

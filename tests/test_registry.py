@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mittelbau.parameters import BY_NAME, REGISTRY
-from mittelbau.registry_table import registry_table
-from mittelbau.scenario import make_params
+from mittelbau.core.parameters import BY_NAME, REGISTRY
+from mittelbau.core.registry_table import registry_table
+from mittelbau.core.scenario import make_params
 
 
 def test_every_parameter_has_unit_range_and_source():
@@ -85,8 +85,8 @@ def test_public_api_resolves_to_the_documented_objects():
         value = getattr(mittelbau, name)
         assert not isinstance(value, types.ModuleType), name  # no submodule shadows a name
     # importing a submodule must not rebind a public name
-    import mittelbau.runs
+    import mittelbau.experiments.runs
 
-    assert callable(mittelbau.simulate) and mittelbau.simulate.__module__ == "mittelbau.runs"
+    assert callable(mittelbau.simulate) and mittelbau.simulate.__module__ == "mittelbau.experiments.runs"
     with pytest.raises(AttributeError):
         _ = mittelbau.no_such_name

@@ -7,11 +7,11 @@ import pytest
 from typer.testing import CliRunner
 
 from mittelbau.cli import app
-from mittelbau.discovery import prim_box
-from mittelbau.executors import ExecutionError
-from mittelbau.experiment import evaluate_points
-from mittelbau.scenario import load_scenario
-from mittelbau.sensitivity import (
+from mittelbau.core.scenario import load_scenario
+from mittelbau.experiments.discovery import prim_box
+from mittelbau.experiments.executors import ExecutionError
+from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.sensitivity import (
     FactorError,
     factors,
     morris,
@@ -20,7 +20,7 @@ from mittelbau.sensitivity import (
     sobol,
     stabilised_replications,
 )
-from mittelbau.sensitivity_study import run_study
+from mittelbau.experiments.sensitivity_study import run_study
 
 ISHIGAMI = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
 
@@ -203,8 +203,8 @@ def test_second_order_indices_on_ishigami():
 
 
 def test_case_of_interest_parsing():
-    from mittelbau.discovery import Case, parse_case
-    from mittelbau.sensitivity import FactorError
+    from mittelbau.experiments.discovery import Case, parse_case
+    from mittelbau.experiments.sensitivity import FactorError
 
     assert parse_case("hollowed") == Case()
     assert parse_case(" middle_share<0.2 ") == Case("middle_share", "<", 0.2)
@@ -220,8 +220,8 @@ def test_case_of_interest_parsing():
 def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     """The case 'middle_share < median' splits the sample in half; the labels in sample.csv are
     exactly the majority vote of the runs, and PRIM's box is denser than the sample."""
-    from mittelbau.discovery import discover
-    from mittelbau.scenario import load_scenario
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments.discovery import discover
 
     scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=8"])
     names = ["bm_adoption_rate", "engagement_drift_rate", "exit_rate"]

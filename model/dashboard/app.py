@@ -17,11 +17,11 @@ matplotlib.use("Agg")
 import solara
 from mesa.visualization import SolaraViz
 
+from mittelbau.core.scenario import load_scenario
 from mittelbau.dashboard import captions, charts
 from mittelbau.dashboard.app_server import SCENARIO_VARIABLE
 from mittelbau.dashboard.controls import model_params
 from mittelbau.dashboard.paired import PairedModel
-from mittelbau.scenario import load_scenario
 
 
 def _figure(build):

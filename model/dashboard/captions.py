@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from mittelbau.core.indicators import hollowing_ratio, is_hollowed
 from mittelbau.dashboard.paired import PairedModel
-from mittelbau.indicators import hollowing_ratio, is_hollowed
 
 
 def status(model: PairedModel) -> str:

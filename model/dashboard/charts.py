@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mittelbau.dashboard.paired import PairedModel
-from mittelbau.plots import STAGE_COLOURS, STAGE_NAMES
+from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES
 
 SIZE = (6.4, 3.6)
 

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from mittelbau.parameters import REGISTRY, Parameter
+from mittelbau.core.parameters import REGISTRY, Parameter
 
 
 def control_parameters() -> list[Parameter]:

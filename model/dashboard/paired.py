@@ -15,11 +15,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from mittelbau.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.parameters import BY_NAME
+from mittelbau.experiments.outputs import upward_moves
 from mittelbau.levers import enabled, without_levers
-from mittelbau.model import MittelbauModel
-from mittelbau.outputs import upward_moves
-from mittelbau.parameters import BY_NAME
 
 NETWORK_SAMPLE = 300  # firms drawn in the network view
 

@@ -49,7 +49,7 @@ def build_levers(params, n: int, rng: np.random.Generator) -> list[Lever]:
 def planned_public_cost(params, years: int | None = None) -> float:
     """Public money the scenario plans over the simulated years (start 2016): funding budget,
     cooperation projects and centres' running costs in their active years."""
-    from mittelbau.categories import START_YEAR
+    from mittelbau.core.categories import START_YEAR
 
     horizon = range(START_YEAR + 1, START_YEAR + 1 + (params.years if years is None else years))
 

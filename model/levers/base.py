@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mittelbau.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES
 
 if TYPE_CHECKING:
-    from mittelbau.model import MittelbauModel
-    from mittelbau.population import FirmTable
+    from mittelbau.core.model import MittelbauModel
+    from mittelbau.core.population import FirmTable
 
 
 def in_target(target: str, state: FirmTable) -> np.ndarray:

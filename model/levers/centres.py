@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mittelbau.dynamics import MAX_TECHNIQUES
+from mittelbau.core.dynamics import MAX_TECHNIQUES
 from mittelbau.levers.base import Lever, LeverYear, first_in_random_order, in_target
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mittelbau.categories import ENGAGEMENT_LEVELS
+from mittelbau.core.categories import ENGAGEMENT_LEVELS
 from mittelbau.levers.base import Lever, LeverYear, first_in_random_order, in_target
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from mittelbau import calibration
-from mittelbau.categories import REGIONS, TARGETS
+from mittelbau.core.categories import REGIONS, TARGETS
 
 
 @dataclass(frozen=True)

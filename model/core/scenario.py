@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from mittelbau.parameters import BY_NAME, REGISTRY
+from mittelbau.core.parameters import BY_NAME, REGISTRY
 
 SCENARIO_KEYS = {"name": str, "description": str, "parameters": dict}
 

@@ -7,7 +7,7 @@ import io
 import sys
 from pathlib import Path
 
-from mittelbau.parameters import REGISTRY, Parameter
+from mittelbau.core.parameters import REGISTRY, Parameter
 
 
 def _range(p: Parameter) -> str:

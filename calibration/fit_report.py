@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mittelbau import calibration
-from mittelbau.categories import (
+from mittelbau.core.categories import (
     BATCH_TYPES,
     COMPLEXITIES,
     DT_ITEMS,
@@ -31,9 +31,9 @@ from mittelbau.categories import (
     SIZE_CLASSES,
     START_YEAR,
 )
-from mittelbau.ensemble import replicate_seeds
-from mittelbau.model import MittelbauModel
-from mittelbau.region_data import raw_sample_size
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.region_data import raw_sample_size
+from mittelbau.experiments.ensemble import replicate_seeds
 
 CALIBRATION = Path(calibration.__file__).resolve().parent
 ATTRIBUTES = {"industry": INDUSTRIES, "size": SIZE_CLASSES, "batch": BATCH_TYPES, "complexity": COMPLEXITIES}

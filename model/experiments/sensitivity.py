@@ -17,7 +17,7 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
-from mittelbau.parameters import BY_NAME, REGISTRY, Parameter
+from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
 
 NOT_FACTORS = {"run", "indicators"}  # run settings and indicator definitions are not uncertain
 LEVER_GROUPS = {"funding", "cooperation", "centres"}

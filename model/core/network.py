@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import sparse
 
-from mittelbau.categories import INDUSTRIES, POSITIONS
+from mittelbau.core.categories import INDUSTRIES, POSITIONS
 
 # Which value-chain positions a supplier of each position sells to (assumption: goods flow
 # from job shops and parts suppliers through system suppliers to final-product makers).

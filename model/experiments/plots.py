@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from mittelbau.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES
 
 STAGE_COLOURS = {1: "#b0b7c3", 2: "#e69f00", 3: "#0072b2"}
 STAGE_NAMES = {1: "1 product maker", 2: "2 product-service", 3: "3 digital BM"}

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import mesa
 
-from mittelbau.categories import (
+from mittelbau.core.categories import (
     BATCH_TYPES,
     COMPLEXITIES,
     ENGAGEMENT_LEVELS,
@@ -15,10 +15,10 @@ from mittelbau.categories import (
     POSITIONS,
     SIZE_CLASSES,
 )
-from mittelbau.dynamics import MAX_TECHNIQUES
+from mittelbau.core.dynamics import MAX_TECHNIQUES
 
 if TYPE_CHECKING:
-    from mittelbau.model import MittelbauModel
+    from mittelbau.core.model import MittelbauModel
 
 
 def _category(column: str, labels: tuple[str, ...], doc: str) -> property:
@@ -31,7 +31,7 @@ def _flag(column: str, doc: str) -> property:
 
 class Firm(mesa.Agent):
     """A manufacturing SME (20–499 employees): the handle of one row of `model.state`. The step
-    is vectorised over all rows in `mittelbau.dynamics`, so firms have no `step` of their own.
+    is vectorised over all rows in `mittelbau.core.dynamics`, so firms have no `step` of their own.
     The row is a market slot: when its firm exits, an entrant takes it over, and `firm_id`
     and `entry_year` say which firm occupies it now."""
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from SALib.sample import latin
 
-from mittelbau.experiment import OUTPUTS, evaluate_points
-from mittelbau.scenario import Scenario
-from mittelbau.sensitivity import factors, problem, to_overrides
+from mittelbau.core.scenario import Scenario
+from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
+from mittelbau.experiments.sensitivity import factors, problem, to_overrides
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -48,7 +48,7 @@ def parse_case(text: str) -> Case:
         + ", ".join(o for o in OUTPUTS if o != "hollowed")
     )
     if not m or m.group(1) not in OUTPUTS or m.group(1) == "hollowed":
-        from mittelbau.sensitivity import FactorError
+        from mittelbau.experiments.sensitivity import FactorError
 
         raise FactorError(f"case of interest {text!r} is invalid; allowed: {allowed}")
     return Case(m.group(1), m.group(2), float(m.group(3)))

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import logit
 
-from mittelbau.categories import BATCH_TYPES, COMPLEXITIES, INDUSTRIES, REGIONS, SIZE_CLASSES
+from mittelbau.core.categories import BATCH_TYPES, COMPLEXITIES, INDUSTRIES, REGIONS, SIZE_CLASSES
 
 GERMANY_SERVICE_INNOVATORS = 0.15  # sources §2.12 (text value)
 DATA_DIR = Path(__file__).resolve().parent

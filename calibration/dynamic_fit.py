@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mittelbau.fit_report import CALIBRATION, load_targets, run_statistics, standard_error
-from mittelbau.parameters import BY_NAME
+from mittelbau.calibration.fit_report import CALIBRATION, load_targets, run_statistics, standard_error
+from mittelbau.core.parameters import BY_NAME
 
 PARAMETER_FILE = CALIBRATION / "dynamic_parameters.toml"
 FITTED = ("bm_adoption_rate", "dt_adoption_rate", "engagement_drift_rate", "competence_learning")
@@ -190,7 +190,7 @@ def write_parameter_set(
     targets did not identify are listed with their sd ratio and keep their assumptions."""
     old = tomllib.loads(path.read_text("utf-8")) if path.exists() else {"version": 0}
     lines = [
-        "# Written by `mittelbau calibrate fit --write` (model/dynamic_fit.py). Do not edit by hand.",
+        "# Written by `mittelbau calibrate fit --write` (calibration/dynamic_fit.py). Do not edit by hand.",
         "# The registry takes each parameter's posterior median as its default.",
         f"version = {int(old['version']) + 1}",
         'method = "ABC-SMC (pyabc), uniform priors over the registry ranges, distance Σ z²"',

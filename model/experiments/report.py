@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from mittelbau.categories import SIZE_CLASSES
-from mittelbau.ensemble import load_ensemble
-from mittelbau.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
-from mittelbau.plots import STAGE_COLOURS, STAGE_NAMES
+from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.experiments.ensemble import load_ensemble
+from mittelbau.experiments.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
+from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES
 
 REFERENCE_NAMES = ("baseline",)
 
@@ -217,7 +217,7 @@ def write_report(folder: str | Path) -> Path:
     folder = Path(folder)
     ens = load_ensemble(folder)
     if not ens["summaries"]:
-        from mittelbau.ensemble import EnsembleError
+        from mittelbau.experiments.ensemble import EnsembleError
 
         raise EnsembleError(f"{folder} has no finished runs to report on")
     figs = figures(ens, folder)

@@ -13,9 +13,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mittelbau.experiment import OUTPUTS, evaluate_points
-from mittelbau.scenario import Scenario
-from mittelbau.sensitivity import (
+from mittelbau.core.scenario import Scenario
+from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
+from mittelbau.experiments.sensitivity import (
     factors,
     morris,
     problem,
@@ -71,7 +71,7 @@ def run_study(
         run_kw["on_batch"] = on_batch
     unknown = [o for o in outputs if o not in OUTPUTS]
     if unknown:
-        from mittelbau.sensitivity import FactorError
+        from mittelbau.experiments.sensitivity import FactorError
 
         raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTPUTS)}")
     chosen = factors(factor_names, include_levers)

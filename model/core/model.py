@@ -8,8 +8,8 @@ import mesa
 import numpy as np
 from scipy import sparse
 
-from mittelbau.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
-from mittelbau.dynamics import (
+from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
+from mittelbau.core.dynamics import (
     MOTIVES,
     REF_BM_SHARE,
     Boost,
@@ -20,26 +20,26 @@ from mittelbau.dynamics import (
     learn_and_engage,
     structural_log_hazards,
 )
-from mittelbau.firm import Firm
-from mittelbau.indicators import (
+from mittelbau.core.firm import Firm
+from mittelbau.core.indicators import (
     hollowing_ratio,
     middle_share,
     polarisation_index,
     stage_shares,
     upward_rate,
 )
+from mittelbau.core.network import neighbour_share, supplier_network
+from mittelbau.core.population import synthesise
+from mittelbau.core.propensities import load_propensities
+from mittelbau.core.region_data import load_region
+from mittelbau.core.scenario import Params, make_params
 from mittelbau.levers import LeverYear, build_levers
-from mittelbau.network import neighbour_share, supplier_network
-from mittelbau.population import synthesise
-from mittelbau.propensities import load_propensities
-from mittelbau.region_data import load_region
-from mittelbau.scenario import Params, make_params
 
 
 class MittelbauModel(mesa.Model):
     """Firms of one region from the 2015 survey state, stepped one year at a time.
 
-    Build with a validated `Params` (see `mittelbau.scenario`) or keyword overrides of the
+    Build with a validated `Params` (see `mittelbau.core.scenario`) or keyword overrides of the
     registry defaults: `MittelbauModel(region="nord", firms=2000, seed=7)`.
     """
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mittelbau.categories import BATCH_TYPES, COMPLEXITIES, DT_ITEMS, INDUSTRIES, SIZE_CLASSES
+from mittelbau.core.categories import BATCH_TYPES, COMPLEXITIES, DT_ITEMS, INDUSTRIES, SIZE_CLASSES
 
 PROPENSITY_FILE = "initial_propensities.toml"
 

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mittelbau.ensemble import replicate_seeds
-from mittelbau.executors import ExecutionError, execute, listing
-from mittelbau.runs import simulate
-from mittelbau.scenario import Scenario, make_params
+from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.experiments.ensemble import replicate_seeds
+from mittelbau.experiments.executors import ExecutionError, execute, listing
+from mittelbau.experiments.runs import simulate
 
 OUTPUTS = {
     "middle_share": "stage-2 share at the horizon",

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mittelbau.categories import COMPLEXITIES
-from mittelbau.population import FirmTable, draw_dt_items
-from mittelbau.propensities import Propensities
+from mittelbau.core.categories import COMPLEXITIES
+from mittelbau.core.population import FirmTable, draw_dt_items
+from mittelbau.core.propensities import Propensities
 
 REF_BM_SHARE = 0.46  # sources §2.2: Stuttgart BM share, the setting of the IHK 2016 motives
 REF_DT_SHARE = 0.58  # sources §2.14: Stuttgart any-DT share (reading)

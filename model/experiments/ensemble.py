@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from mittelbau.executors import ExecutionError, check, dask_workers, execute, listing
-from mittelbau.outputs import RunResult, write_run
-from mittelbau.runs import simulate
-from mittelbau.scenario import Scenario, make_params
+from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
+from mittelbau.experiments.outputs import RunResult, write_run
+from mittelbau.experiments.runs import simulate
 
 MANIFEST = "ensemble.json"
 
@@ -122,8 +122,8 @@ def completed(out: Path, spec: RunSpec) -> bool:
 
 def _warm_caches(specs: list[RunSpec]) -> None:
     """Load the region data, traits and fitted propensities each run needs, once, here."""
-    from mittelbau.population import synthesise
-    from mittelbau.region_data import load_region
+    from mittelbau.core.population import synthesise
+    from mittelbau.core.region_data import load_region
 
     for region in sorted({make_params(s.overrides).region for s in specs}):
         synthesise(load_region(region), 2, np.random.default_rng(0))

@@ -12,7 +12,7 @@ from scipy.optimize import brentq
 from scipy.special import logit
 from scipy.stats import norm, rankdata
 
-from mittelbau.categories import (
+from mittelbau.core.categories import (
     BATCH_TYPES,
     COMPLEXITIES,
     ENGAGEMENT_LEVELS,
@@ -21,8 +21,8 @@ from mittelbau.categories import (
     POSITIONS,
     SIZE_CLASSES,
 )
-from mittelbau.propensities import Propensities, load_propensities, logistic
-from mittelbau.region_data import Region, in_order, load_region, load_traits, normalised
+from mittelbau.core.propensities import Propensities, load_propensities, logistic
+from mittelbau.core.region_data import Region, in_order, load_region, load_traits, normalised
 
 
 @dataclass

@@ -14,13 +14,13 @@ import numpy as np
 import pandas as pd
 
 from mittelbau import __version__
-from mittelbau.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
-from mittelbau.dynamics import MOTIVES
-from mittelbau.indicators import hollowing_ratio, is_hollowed, polarisation_index
+from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
+from mittelbau.core.dynamics import MOTIVES
+from mittelbau.core.indicators import hollowing_ratio, is_hollowed, polarisation_index
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.scenario import Scenario
+from mittelbau.experiments.plots import plot_stage_shares
 from mittelbau.levers import planned_public_cost
-from mittelbau.model import MittelbauModel
-from mittelbau.plots import plot_stage_shares
-from mittelbau.scenario import Scenario
 
 GROUPS = ["all"] + [f"size:{c}" for c in SIZE_CLASSES] + [f"industry:{i}" for i in INDUSTRIES]
 DEFINITIONS = {

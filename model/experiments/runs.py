@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.scenario import Params, Scenario, load_scenario
+from mittelbau.experiments.outputs import RunResult, collect
 from mittelbau.levers import enabled, without_levers
-from mittelbau.model import MittelbauModel
-from mittelbau.outputs import RunResult, collect
-from mittelbau.scenario import Params, Scenario, load_scenario
 
 
 def runs_needed(params: Params) -> int:
