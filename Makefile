@@ -4,6 +4,7 @@
 #   make test       set up .venv with every extra (from requirements/all.txt), the browser and the
 #                   dashboard's page scripts; check the lock, lint and run the whole test suite
 #   make dashboard  set up the dashboard extra and open the dashboard on localhost
+#   make dev        set up .venv with every extra, nothing else
 #   make lock       rewrite requirements/*.txt after a change of pyproject.toml
 PYTHON ?= python3
 VENV := .venv
@@ -15,7 +16,11 @@ UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: baseline test dashboard dashboard-assets browser check-python venv lock lock-check
+# every extra into .venv, nothing run (for working on the code)
+dev: venv
+	$(call install,all)
+
+.PHONY: dev baseline test dashboard dashboard-assets browser check-python venv lock lock-check
 
 check-python:
 	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(0 if sys.version_info >= (3, 12) else f"mittelbau needs Python 3.12 or newer (Mesa 3.5 requires it); {sys.executable} is {v}. Install 3.12 and keep the .python-version file, or run make PYTHON=python3.12")'
