@@ -36,7 +36,7 @@ print(
     f"{'firms':>7} {'step (both runs)':>17} " + " ".join(f"{p:>9}" for p in FIGURES) + "   (seconds per step)"
 )
 for firms in (4_000, 20_000, 100_000):
-    model = PairedModel(firms=firms, seed=1, years=STEPS, coop_projects_per_year=10, centres_number=2)
+    model = PairedModel(firms=firms, seed=1, years=STEPS, cooperation_projects_per_year=10, centres_number=2)
     model.network_sample()  # the layout is computed once per run, on first view
     step = draw_time = 0.0
     pages = dict.fromkeys(FIGURES, 0.0)

@@ -579,13 +579,21 @@ def dashboard(
 
 @app.command()
 def params(
-    fmt: Annotated[str, typer.Option("--format", help="markdown or csv")] = "markdown",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="text (a wrapped listing), md (the table of docs/odd.md), csv or json (numbers as "
+            "numbers, with units, roles, validation and exploration ranges)",
+        ),
+    ] = "text",
 ) -> None:
-    """Print the parameter registry (name, unit, default, range, source)."""
-    from mittelbau.core.registry_table import registry_table
+    """Print the parameter registry: name, default, unit, group, role, the range a scenario may
+    set and the range experiments explore, description and source."""
+    from mittelbau.core.registry_table import FORMATS, registry_table
 
-    if fmt not in ("markdown", "csv"):
-        _fail(f"--format {fmt!r} is invalid; allowed: markdown, csv")
+    if fmt not in FORMATS:
+        _fail(f"--format {fmt!r} is invalid; allowed: {', '.join(FORMATS)}")
     typer.echo(registry_table(fmt), nl=False)
 
 

@@ -1,5 +1,6 @@
 """The command line end to end: outputs, reproducibility, and invalid input."""
 
+import io
 import json
 import os
 
@@ -185,8 +186,36 @@ def test_params_command_lists_the_registry():
     res = runner.invoke(app, ["params", "--format", "csv"])
     assert res.exit_code == 0
     lines = res.output.strip().splitlines()
-    assert lines[0] == "name,group,unit,default,range,description,source"
+    assert lines[0] == (
+        "name,group,role,unit,default,low,high,explore_low,explore_high,choices,description,source"
+    )
     assert any(line.startswith("bm_weight_peers,") and "sources §4.2" in line for line in lines)
+    table = pd.read_csv(io.StringIO(res.output))
+    seed = table.set_index("name").loc["seed"]
+    assert seed["high"] == 2**32 - 1 and seed["role"] == "setting"
+    budget = table.set_index("name").loc["funding_budget_eur"]
+    assert (budget["role"], budget["high"], budget["explore_high"]) == ("lever", 1e8, 5e6)
+
+
+def test_params_json_has_numbers_roles_and_both_ranges():
+    res = runner.invoke(app, ["params", "--format", "json"])
+    assert res.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows["seed"]["high"] == 4294967295 and isinstance(rows["seed"]["high"], int)
+    assert rows["dt_adoption_rate"]["role"] == "uncertainty"
+    assert rows["dt_adoption_rate"]["explore_high"] == rows["dt_adoption_rate"]["high"] == 0.5
+    assert rows["centres_number"]["role"] == "lever" and rows["centres_number"]["explore_high"] == 10
+    assert rows["region"]["choices"][0] == "stuttgart" and rows["region"]["low"] is None
+    assert {r["role"] for r in rows.values()} == {"setting", "lever", "uncertainty"}
+
+
+def test_params_text_listing_is_wrapped_and_bad_format_is_refused():
+    res = runner.invoke(app, ["params"])
+    assert res.exit_code == 0
+    assert max(len(line) for line in res.output.splitlines()) <= 100
+    assert "funding_budget_eur = 0.0 €/year  [funding, lever]" in res.output
+    bad = runner.invoke(app, ["params", "--format", "xml"])
+    assert bad.exit_code == 2 and "'xml'" in bad.output and "text, md, csv, json" in bad.output
 
 
 def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
@@ -210,7 +239,7 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
         "upward_moves",
         "deadweight",
     ]
-    assert set(levers["lever"]) == {"funding", "cooperation", "application_centres"}
+    assert set(levers["lever"]) == {"funding", "cooperation", "centres"}
     assert set(levers["year"]) == set(range(2016, 2021))
     s = json.loads((out / "summary.json").read_text())
     for name, lv in s["levers"].items():

@@ -20,10 +20,10 @@ from mittelbau.levers import without_levers
 LEVER_MAIN = {
     "funding_budget_eur",
     "funding_target",
-    "coop_projects_per_year",
-    "coop_target",
+    "cooperation_projects_per_year",
+    "cooperation_target",
     "centres_number",
-    "centre_capacity",
+    "centres_capacity",
     "centres_target",
 }
 
@@ -51,7 +51,7 @@ def test_scenario_values_start_the_controls_and_fix_the_rest(root):
     values = scen.params.model_dump()
     params = model_params(values)
     assert params["funding_budget_eur"]["value"] == scen.params.funding_budget_eur > 0
-    assert params["coop_target"]["value"] == scen.params.coop_target
+    assert params["cooperation_target"]["value"] == scen.params.cooperation_target
     # non-control settings pass unchanged, as fixed values
     assert params["funding_grant_eur"] == scen.params.funding_grant_eur
     assert len(params) == len(values)
@@ -76,7 +76,7 @@ def test_seed_text():
     assert read_seed(str(2**32))[0] == default
 
 
-LEVERS = {"firms": 1200, "years": 6, "seed": "4242", "coop_projects_per_year": 6, "centres_number": 1}
+LEVERS = {"firms": 1200, "years": 6, "seed": "4242", "cooperation_projects_per_year": 6, "centres_number": 1}
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.scenario import load_scenario, make_params
 from mittelbau.experiments.outputs import upward_moves
-from mittelbau.levers import SWITCH, in_target, planned_public_cost, without_levers
+from mittelbau.levers import BY_LEVER, in_target, planned_public_cost, without_levers
 
 FUNDING = dict(funding_budget_eur=1_000_000.0)
-COOP = dict(coop_projects_per_year=8)
+COOP = dict(cooperation_projects_per_year=8)
 CENTRES = dict(centres_number=3)
 ALL_ON = {**FUNDING, **COOP, **CENTRES}
 
@@ -31,9 +31,9 @@ def test_switched_off_levers_are_exactly_no_ops():
     tweaked = run(
         funding_grant_eur=10_000.0,
         funding_target="stage1",
-        coop_hazard_factor=9.0,
+        cooperation_hazard_factor=9.0,
         centres_reach=1.0,
-        centre_hazard_factor=9.0,
+        centres_hazard_factor=9.0,
     )
     assert same_run(base, tweaked) and tweaked.levers == []
     assert not same_run(base, run(**FUNDING))  # and a lever that is on does change the run
@@ -45,8 +45,8 @@ def test_levers_outside_their_years_change_nothing():
         **ALL_ON,
         funding_start_year=2030,
         funding_end_year=2040,
-        coop_start_year=2030,
-        coop_end_year=2040,
+        cooperation_start_year=2030,
+        cooperation_end_year=2040,
         centres_start_year=2030,
         centres_end_year=2040,
     )
@@ -56,18 +56,18 @@ def test_levers_outside_their_years_change_nothing():
 
 def test_without_levers_switches_every_programme_off():
     p = without_levers(make_params(ALL_ON), keep=("cooperation",))
-    assert p.funding_budget_eur == 0 and p.centres_number == 0 and p.coop_projects_per_year == 8
-    assert set(SWITCH) == {"funding", "cooperation", "application_centres"}
+    assert p.funding_budget_eur == 0 and p.centres_number == 0 and p.cooperation_projects_per_year == 8
+    assert set(BY_LEVER) == {"funding", "cooperation", "centres"}
 
 
 def test_spending_within_budget_and_capacity_and_costs_add_up():
-    m = run(firms=4000, years=12, **ALL_ON, funding_application_rate=1.0, centre_capacity=40)
+    m = run(firms=4000, years=12, **ALL_ON, funding_application_rate=1.0, centres_capacity=40)
     recs = m.lever_records
     funding = [r for r in recs if r[1] == "funding"]
     assert all(r[2] <= 1_000_000.0 + 1e-6 for r in funding)
     # with ample applicants the budget is used up to less than one instalment (€25,000)
     assert all(r[2] > 1_000_000.0 - 25_000.0 for r in funding)
-    centres = [r for r in recs if r[1] == "application_centres"]
+    centres = [r for r in recs if r[1] == "centres"]
     assert all(r[3] <= 3 * 40 for r in centres) and max(r[3] for r in centres) == 120
     assert all(r[2] == 3 * 500_000.0 for r in centres)
     coop = [r for r in recs if r[1] == "cooperation"]
@@ -97,7 +97,7 @@ def paired_gain(lever: dict, seeds=range(6), group=None, **kw) -> np.ndarray:
     ("lever", "group"),
     [
         (dict(funding_budget_eur=2e6, funding_target="small"), [0, 1]),
-        (dict(coop_projects_per_year=20, coop_target="very_small"), [0]),
+        (dict(cooperation_projects_per_year=20, cooperation_target="very_small"), [0]),
         (dict(centres_number=4, centres_target="small"), [0, 1]),
     ],
 )
@@ -154,23 +154,19 @@ def test_deadweight_rises_as_funding_goes_to_firms_about_to_move():
         ("funding", "stage1"),
         ("cooperation", "small"),
         ("cooperation", "stage2"),
-        ("application_centres", "stage1"),
-        ("application_centres", "very_small"),
+        ("centres", "stage1"),
+        ("centres", "very_small"),
     ],
 )
 def test_firms_outside_the_target_never_receive_the_lever(lever, target):
-    key = {
-        "funding": "funding_target",
-        "cooperation": "coop_target",
-        "application_centres": "centres_target",
-    }[lever]
+    key = BY_LEVER[lever].target
     m = MittelbauModel(firms=3000, years=6, seed=2, **ALL_ON, **{key: target})
     (lv,) = [x for x in m.levers if x.name == lever]
     admitted = []
     original = lv.note_reach
 
     def check(reached, state):  # called with the state at the start of the year
-        new = reached & ~lv.seen if lever != "application_centres" else reached
+        new = reached & ~lv.seen if lever != "centres" else reached
         assert not (new & ~in_target(target, state)).any()
         admitted.append(int(new.sum()))
         original(reached, state)
@@ -182,7 +178,12 @@ def test_firms_outside_the_target_never_receive_the_lever(lever, target):
 
 def test_cooperation_ties_members_and_moves_engagement_out():
     m = MittelbauModel(
-        firms=2000, years=1, seed=4, coop_projects_per_year=10, coop_partner="research", exit_rate=0.0
+        firms=2000,
+        years=1,
+        seed=4,
+        cooperation_projects_per_year=10,
+        cooperation_partner="research",
+        exit_rate=0.0,
     )
     ties_before = m.ties.nnz
     m.step()
@@ -196,7 +197,7 @@ def test_cooperation_ties_members_and_moves_engagement_out():
 def test_equal_budget_scenarios_plan_equal_public_money(root):
     folder = root / "scenarios" / "equal-budget"
     costs = {f.stem: planned_public_cost(load_scenario(f).params) for f in folder.glob("*.toml")}
-    assert set(costs) == {"funding", "cooperation", "application-centres", "mix"}
+    assert set(costs) == {"funding", "cooperation", "centres", "mix"}
     assert len(set(costs.values())) == 1 and next(iter(costs.values())) == 30_000_000.0
 
 

@@ -63,7 +63,7 @@ def _tracked(root) -> list:
 
 def test_odd_holds_the_current_parameter_table(root):
     odd = (root / "docs" / "odd.md").read_text()
-    assert registry_table("markdown") in odd, "regenerate with: mittelbau params"
+    assert registry_table("md") in odd, "regenerate with: python -m mittelbau.core.registry_table docs/odd.md"
 
 
 def test_motive_shares_cannot_exceed_one_anywhere_in_their_ranges():

@@ -54,7 +54,7 @@ def test_morris_pipeline_recovers_linear_effects():
 def test_factors_come_from_the_registry():
     default = [p.name for p in factors()]
     assert "dt_adoption_rate" in default and "region" not in default and "seed" not in default
-    assert not any(n.startswith(("funding_", "coop_", "centre")) for n in default)
+    assert not any(n.startswith(("funding_", "cooperation_", "centre")) for n in default)
     with_levers = [p.name for p in factors(include_levers=True)]
     assert "funding_budget_eur" in with_levers and "funding_start_year" not in with_levers
     spec = problem(factors(["dt_adoption_rate", "bm_loss_rate"]), grouped=False)

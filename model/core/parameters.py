@@ -4,52 +4,21 @@ Scenario files, the command line, calibration and sensitivity analysis read it. 
 that starts with "sources" cites the record of the studies (calibration/sources.toml),
 "calibrated:" names the committed fit (calibration/dynamic_parameters.toml) the default
 comes from, and "assumption:" names the
-reason for a value the studies do not give.
+reason for a value the studies do not give. The entries of the policy levers are declared
+in their modules (`mittelbau.levers`) and joined here. Each entry has a role (setting, lever or
+uncertainty, from its group) and an exploration range beside its validation range.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 from mittelbau import calibration
-from mittelbau.core.categories import REGIONS, TARGETS
-
-
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    default: int | float | str
-    unit: str
-    description: str
-    source: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] | None = None
-    group: str = "dynamics"
-    # shown as a dashboard control; control_high caps its slider where the allowed range is
-    # wider than is useful interactively
-    control: bool = False
-    control_high: float | None = None
-
-    @property
-    def kind(self) -> type:
-        return type(self.default)
-
-    def allowed(self) -> str:
-        """What a value must be, in words, for error messages and documentation."""
-        if self.choices:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
-        noun = "an integer" if self.kind is int else "a number"
-        return f"{noun} from {_num(self.low)} to {_num(self.high)}"
-
-    def annotation(self) -> object:
-        if self.choices:
-            return Literal[self.choices]  # type: ignore[valid-type]
-        return self.kind
-
+from mittelbau.core.categories import REGIONS
+from mittelbau.core.registry_entry import Parameter, Role
+from mittelbau.levers import SPECS, lever_parameters
 
 _FIT_FILE = Path(calibration.__file__).resolve().parent / "dynamic_parameters.toml"
 _FIT = tomllib.loads(_FIT_FILE.read_text("utf-8")) if _FIT_FILE.exists() else {}
@@ -67,10 +36,6 @@ def calibrated(name: str, assumed: float, reason: str) -> tuple[float, str]:
     return assumed, reason
 
 
-def _num(x: float | None) -> str:
-    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}"
-
-
 P = Parameter
 
 
@@ -82,7 +47,7 @@ def P_fit(
     return Parameter(name, default, unit, description, source, low, high)
 
 
-REGISTRY: tuple[Parameter, ...] = (
+_ENTRIES: tuple[Parameter, ...] = (
     # ---- run -----------------------------------------------------------------------------
     P(
         "region",
@@ -326,328 +291,6 @@ REGISTRY: tuple[Parameter, ...] = (
         1.0,
         group="network",
     ),
-    # ---- lever: funding (sources §5.1) --------------------------------------------------
-    P(
-        "funding_budget_eur",
-        0.0,
-        "€/year",
-        "Annual budget of the funding programme; 0 = no programme",
-        "assumption: programme sizes are scenario choices (sources §5.1 names the instrument)",
-        0.0,
-        1e8,
-        group="funding",
-        control=True,
-        control_high=5_000_000,
-    ),
-    P(
-        "funding_grant_eur",
-        50_000.0,
-        "€ per firm",
-        "Grant per funded firm, paid in equal yearly instalments over the duration",
-        "assumption: typical size of a state SME digitalisation grant",
-        5_000.0,
-        1e6,
-        group="funding",
-    ),
-    P(
-        "funding_duration",
-        2,
-        "years",
-        "Years a grant runs (and relaxes the financing constraint)",
-        "assumption",
-        1,
-        5,
-        group="funding",
-    ),
-    P(
-        "funding_target",
-        "all",
-        "-",
-        "Who may apply: all, small (< 100 employees), very_small (< 50), stage1, stage2",
-        "sources §5.1 (reach industrial SMEs); choice of scenario",
-        choices=TARGETS,
-        group="funding",
-        control=True,
-    ),
-    P(
-        "funding_purpose",
-        "coupled",
-        "-",
-        "What the grant pays for: dt (digital technology), bm "
-        "(business-model development) or coupled (both: the study's recommendation)",
-        "sources §5.1",
-        choices=("dt", "bm", "coupled"),
-        group="funding",
-        control=True,
-    ),
-    P(
-        "funding_application_rate",
-        0.2,
-        "1/year",
-        "Annual probability that an eligible firm at engagement 'internal' applies; scaled by "
-        "(1 + engagement level)/2 and by 1.5 for financially constrained firms",
-        "assumption: sources §4.3 (engaged firms seek help), §4.5 (financing the main obstacle "
-        "of smaller firms)",
-        0.0,
-        1.0,
-        group="funding",
-    ),
-    P(
-        "funding_hazard_factor",
-        2.0,
-        "factor",
-        "Multiplier of the funded capability's adoption hazard while the grant runs",
-        "assumption: sources §4.5 (time and resources the main obstacles, 46 %)",
-        1.0,
-        10.0,
-        group="funding",
-    ),
-    P(
-        "funding_start_year",
-        2016,
-        "year",
-        "First year of new grants",
-        "assumption",
-        2016,
-        2075,
-        group="funding",
-    ),
-    P(
-        "funding_end_year",
-        2035,
-        "year",
-        "Last year the programme pays",
-        "assumption",
-        2016,
-        2075,
-        group="funding",
-    ),
-    # ---- lever: cooperation programmes (sources §5.2) --------------------------------------
-    P(
-        "coop_projects_per_year",
-        0,
-        "projects/year",
-        "New cooperation projects started per year; 0 = no programme",
-        "assumption: programme sizes are scenario choices (sources §5.2)",
-        0,
-        1000,
-        group="cooperation",
-        control=True,
-        control_high=50,
-    ),
-    P(
-        "coop_firms_per_project",
-        5,
-        "firms",
-        "SMEs per project (plus one partner)",
-        "assumption: a small joint project along a value chain (sources §5.2)",
-        2,
-        30,
-        group="cooperation",
-    ),
-    P("coop_duration", 2, "years", "Years a project runs", "assumption", 1, 5, group="cooperation"),
-    P(
-        "coop_cost_per_project_eur",
-        250_000.0,
-        "€ per project",
-        "Public cost of one project over its duration (paid evenly per year)",
-        "assumption: typical funded joint project of a few SMEs with one partner",
-        10_000.0,
-        5e6,
-        group="cooperation",
-    ),
-    P(
-        "coop_partner",
-        "digital",
-        "-",
-        "Partner of each project: digital (a firm of the digital "
-        "and service economy) or research (an institute)",
-        "sources §5.2",
-        choices=("digital", "research"),
-        group="cooperation",
-        control=True,
-    ),
-    P(
-        "coop_target",
-        "all",
-        "-",
-        "Who may join: all, small (< 100), very_small (< 50), stage1, stage2",
-        "sources §5.2 (very small manufacturers)",
-        choices=TARGETS,
-        group="cooperation",
-        control=True,
-    ),
-    P(
-        "coop_application_rate",
-        0.1,
-        "1/year",
-        "Annual probability that an eligible firm at engagement 'internal' asks to join; "
-        "scaled by (1 + engagement level)/2",
-        "assumption: sources §4.3 (firms ask for help finding cooperation partners)",
-        0.0,
-        1.0,
-        group="cooperation",
-    ),
-    P(
-        "coop_hazard_factor",
-        2.0,
-        "factor",
-        "Multiplier of the DT and BM adoption hazards of participants while the project runs",
-        "sources §4.3 (firms cooperating with research institutes, customers and suppliers are "
-        "at a markedly higher level); size assumed",
-        1.0,
-        10.0,
-        group="cooperation",
-    ),
-    P(
-        "coop_spillover",
-        0.25,
-        "share",
-        "Share of the participants' hazard gain passed to their network partners after the project",
-        "assumption: sources §5.2 (horizontal knowledge transfer)",
-        0.0,
-        1.0,
-        group="cooperation",
-    ),
-    P(
-        "coop_spillover_years",
-        3,
-        "years",
-        "Years the spillover lasts after a project",
-        "assumption",
-        0,
-        10,
-        group="cooperation",
-    ),
-    P(
-        "coop_start_year",
-        2016,
-        "year",
-        "First year of new projects",
-        "assumption",
-        2016,
-        2075,
-        group="cooperation",
-    ),
-    P("coop_end_year", 2035, "year", "Last year projects run", "assumption", 2016, 2075, group="cooperation"),
-    # ---- lever: application centres (sources §5.3) ----------------------------------------
-    P(
-        "centres_number",
-        0,
-        "centres",
-        "Application centres / labs; 0 = none",
-        "assumption: programme sizes are scenario choices (sources §5.3)",
-        0,
-        50,
-        group="centres",
-        control=True,
-        control_high=10,
-    ),
-    P(
-        "centre_capacity",
-        50,
-        "firms/year",
-        "Firms one centre serves per year",
-        "assumption",
-        1,
-        1000,
-        group="centres",
-        control=True,
-        control_high=200,
-    ),
-    P(
-        "centres_reach",
-        0.5,
-        "share",
-        "Share of the region's firms within reach of a centre",
-        "assumption: sources §4.10 (access bad or very bad for 31 %)",
-        0.0,
-        1.0,
-        group="centres",
-    ),
-    P(
-        "centre_access_cost_eur",
-        2_000.0,
-        "€ per use",
-        "Fee a firm pays for a use; constrained "
-        "firms seek access less when it is positive (× dt_finance_factor)",
-        "assumption",
-        0.0,
-        50_000.0,
-        group="centres",
-    ),
-    P(
-        "centre_running_cost_eur",
-        500_000.0,
-        "€/centre/year",
-        "Public running cost of a centre",
-        "assumption: staff and equipment of a small application lab",
-        0.0,
-        1e7,
-        group="centres",
-    ),
-    P(
-        "centres_target",
-        "all",
-        "-",
-        "Who may use them: all (front-runners seek access most, "
-        "sources §4.10), small, very_small, stage1, stage2",
-        "sources §4.10, §5.3",
-        choices=TARGETS,
-        group="centres",
-        control=True,
-    ),
-    P(
-        "centres_demand_rate",
-        0.1,
-        "1/year",
-        "Annual probability that a firm within reach seeks access, scaled by (1 + techniques)/4",
-        "assumption: sources §4.10 (front-runners criticise access most)",
-        0.0,
-        1.0,
-        group="centres",
-    ),
-    P(
-        "centre_hazard_factor",
-        2.0,
-        "factor",
-        "Multiplier of a user's DT adoption hazard in the year of use",
-        "sources §4.5 (lacking technological prerequisites 28 % of low- vs 4 % of "
-        "high-digital firms); size assumed",
-        1.0,
-        10.0,
-        group="centres",
-    ),
-    P(
-        "centre_technique_gain",
-        1.0,
-        "techniques",
-        "Digital techniques a user adds (up to 10)",
-        "assumption",
-        0.0,
-        3.0,
-        group="centres",
-    ),
-    P(
-        "centres_start_year",
-        2016,
-        "year",
-        "First year the centres operate",
-        "assumption",
-        2016,
-        2075,
-        group="centres",
-    ),
-    P(
-        "centres_end_year",
-        2035,
-        "year",
-        "Last year the centres operate",
-        "assumption",
-        2016,
-        2075,
-        group="centres",
-    ),
     # ---- indicators --------------------------------------------------------------------
     P(
         "hollowing_threshold",
@@ -662,4 +305,49 @@ REGISTRY: tuple[Parameter, ...] = (
     ),
 )
 
+# ---- roles and exploration ranges ---------------------------------------------------------
+# The role follows from the group: run settings and indicator definitions are held fixed,
+# lever parameters are policy choices, everything else is uncertain.
+SETTING_GROUPS = frozenset({"run", "indicators"})
+LEVER_GROUPS = frozenset(s.name for s in SPECS)
+
+# Ranges experiments sample where the validation range (what a scenario may set) is wider than
+# is sensible to explore; every other parameter is explored over its validation range.
+EXPLORATION: dict[str, tuple[float, float]] = {
+    "funding_budget_eur": (0.0, 5e6),  # a regional programme, not the €100 M a year allowed
+    "funding_grant_eur": (10_000.0, 200_000.0),
+    "cooperation_projects_per_year": (0, 50),
+    "cooperation_cost_per_project_eur": (50_000.0, 1e6),
+    "centres_number": (0, 10),
+    "centres_capacity": (10, 200),
+    "centres_access_cost_eur": (0.0, 10_000.0),
+    "centres_running_cost_eur": (100_000.0, 2e6),
+}
+
+
+def role_of(group: str) -> Role:
+    """A registry group's role in experiments: setting, lever or uncertainty."""
+    if group in SETTING_GROUPS:
+        return "setting"
+    return "lever" if group in LEVER_GROUPS else "uncertainty"
+
+
+def _assembled(entries: tuple[Parameter, ...]) -> tuple[Parameter, ...]:
+    """The entries with their roles and exploration ranges."""
+    unknown = set(EXPLORATION) - {p.name for p in entries}
+    if unknown:
+        raise ValueError(f"exploration ranges for unknown parameters: {sorted(unknown)}")
+    out = []
+    for p in entries:
+        span = EXPLORATION.get(p.name)
+        if span is not None and not (p.low <= span[0] < span[1] <= p.high):
+            raise ValueError(
+                f"exploration range of {p.name!r} = {span} is invalid; allowed: a range within "
+                f"{p.low:g}–{p.high:g}"
+            )
+        out.append(replace(p, role=role_of(p.group), exploration=span))
+    return tuple(out)
+
+
+REGISTRY: tuple[Parameter, ...] = _assembled(_ENTRIES + lever_parameters())
 BY_NAME: dict[str, Parameter] = {p.name: p for p in REGISTRY}

@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from mittelbau.core.parameters import BY_NAME, REGISTRY
+from mittelbau.core.registry_entry import Parameter
+from mittelbau.levers import SPECS
 
 SCENARIO_KEYS = {"name": str, "description": str, "parameters": dict}
 
@@ -44,11 +47,11 @@ class _ParamsBase(BaseModel):
 
     @model_validator(mode="after")
     def _end_years_not_before_start_years(self) -> _ParamsBase:
-        for lever in ("funding", "coop", "centres"):
-            start, end = getattr(self, f"{lever}_start_year"), getattr(self, f"{lever}_end_year")
+        for lever in SPECS:
+            start, end = getattr(self, lever.start_year), getattr(self, lever.end_year)
             if end < start:
                 raise ValueError(
-                    f"{lever}_end_year = {end} is before {lever}_start_year = {start}; "
+                    f"{lever.end_year} = {end} is before {lever.start_year} = {start}; "
                     "allowed: an end year not before the start year"
                 )
         return self
@@ -81,8 +84,19 @@ def _allowed_for(key: str) -> str:
     return hint + "registry parameters: " + ", ".join(sorted(BY_NAME))
 
 
+def _plain(p: Parameter, value: Any) -> Any:
+    """Numpy scalars as Python values, and an integral float as an integer where the parameter
+    is one (samplers and array code hand over `np.int64(4)` or `4.0`)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if p.kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def make_params(values: Mapping[str, Any], where: str = "parameters") -> Params:
     """Validate a mapping of registry names to values (missing names take their defaults)."""
+    values = {k: _plain(BY_NAME[k], v) if k in BY_NAME else v for k, v in values.items()}
     for key, value in values.items():
         if key not in BY_NAME:
             raise ScenarioError(

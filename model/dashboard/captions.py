@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mittelbau.core.indicators import hollowing_ratio, is_hollowed
 from mittelbau.dashboard.paired import PairedModel
+from mittelbau.levers import BY_LEVER
 
 
 def status(model: PairedModel) -> str:
@@ -21,22 +22,7 @@ def status(model: PairedModel) -> str:
 
 def settings(model: PairedModel) -> str:
     """The programmes of the run on the page, in words (the controls apply on Reset)."""
-    p = model.params
-    parts = []
-    if "funding" in model.levers_on:
-        parts.append(
-            f"funding €{p.funding_budget_eur:,.0f} a year ({p.funding_purpose}, for {p.funding_target})"
-        )
-    if "cooperation" in model.levers_on:
-        parts.append(
-            f"cooperation {p.coop_projects_per_year} projects a year ({p.coop_partner} partner, "
-            f"for {p.coop_target})"
-        )
-    if "application_centres" in model.levers_on:
-        parts.append(
-            f"{p.centres_number} application centre(s) × {p.centre_capacity} firms a year "
-            f"(for {p.centres_target})"
-        )
+    parts = [BY_LEVER[name].caption(model.params) for name in model.levers_on]
     running = "; ".join(parts) if parts else "none"
     return f"Programmes of this run: {running}. Changed controls apply when you press Reset."
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mittelbau.core.parameters import REGISTRY, Parameter
+from mittelbau.levers import BY_LEVER
 
 
 def control_parameters() -> list[Parameter]:
@@ -28,14 +29,11 @@ def slider_step(low: float, high: float, integer: bool) -> float | int:
     return max(1, int(step)) if integer else step
 
 
-_LEVER = {"funding": "Funding", "cooperation": "Cooperation", "centres": "Centres"}
-
-
 def label(p: Parameter) -> str:
     """A short label: the description up to its first ';' or ':', the lever's name in front
     where the text does not say it, and the unit."""
     text = re.split(r"[;:]", p.description, maxsplit=1)[0].strip()
-    lever = _LEVER.get(p.group)
+    lever = BY_LEVER[p.group].title if p.group in BY_LEVER else None
     if lever and lever.lower()[:6] not in text.lower():
         text = f"{lever}: {text[0].lower()}{text[1:]}"
     return text if p.unit in ("-", "") else f"{text} ({p.unit})"

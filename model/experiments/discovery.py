@@ -143,7 +143,7 @@ def discover(
         ]
         for name, (lo, hi) in found["restricted"].items():
             p = next(q for q in chosen if q.name == name)
-            lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.low:g}–{p.high:g} |")
+            lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
     else:
         lines.append(f"No sampled point has `{case}`, so there is no box to find.")
     (out / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")

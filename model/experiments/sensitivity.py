@@ -19,8 +19,6 @@ from SALib.sample import sobol as sobol_sample
 
 from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
 
-NOT_FACTORS = {"run", "indicators"}  # run settings and indicator definitions are not uncertain
-LEVER_GROUPS = {"funding", "cooperation", "centres"}
 Evaluator = Callable[[np.ndarray], pd.DataFrame]
 
 
@@ -29,8 +27,9 @@ class FactorError(ValueError):
 
 
 def factors(names: Sequence[str] | None = None, include_levers: bool = False) -> list[Parameter]:
-    """Registry parameters to vary: `names` if given, otherwise every numeric parameter of the
-    dynamics and network (and of the levers with `include_levers`)."""
+    """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty (and
+    lever with `include_levers`) of the registry — settings never vary; a lever's start and
+    end year stay as the scenario sets them."""
     if names:
         chosen = []
         for name in names:
@@ -48,8 +47,7 @@ def factors(names: Sequence[str] | None = None, include_levers: bool = False) ->
         p
         for p in REGISTRY
         if not p.choices
-        and p.group not in NOT_FACTORS
-        and (include_levers or p.group not in LEVER_GROUPS)
+        and (p.role == "uncertainty" or (include_levers and p.role == "lever"))
         and not p.name.endswith(("_start_year", "_end_year"))
     ]
 
@@ -59,7 +57,7 @@ def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
     spec = {
         "num_vars": len(chosen),
         "names": [p.name for p in chosen],
-        "bounds": [[float(p.low), float(p.high)] for p in chosen],
+        "bounds": [[float(p.explore_low), float(p.explore_high)] for p in chosen],
     }
     if grouped:
         spec["groups"] = [p.group for p in chosen]

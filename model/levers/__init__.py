@@ -1,81 +1,87 @@
 """Policy levers (sources §5): funding, cooperation programmes, application centres.
 
 Each lever is a real mechanism with a budget or capacity, acting on firms through a small
-hook (`Lever.act`, called once a year before the capabilities change). A lever whose size
+hook (`Lever.act`, called once a year before the capabilities change). A lever whose switch
 parameter is 0 is not built at all, so "off" is exactly the model without it.
+
+A lever is one module of this package holding its mechanism and its `SPEC` (a `LeverSpec`):
+the modules are found here, so adding a lever means adding its module, nothing else.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import numpy as np
 
-from mittelbau.levers.base import Lever, LeverYear, in_target
-from mittelbau.levers.centres import ApplicationCentres
-from mittelbau.levers.cooperation import Cooperation
-from mittelbau.levers.funding import Funding
+from mittelbau.core.categories import START_YEAR
+from mittelbau.levers.base import Lever, LeverSpec, LeverYear, in_target
 
-LEVER_NAMES = ("funding", "cooperation", "application_centres")
 
-# The parameter whose value 0 means "no such programme", per lever.
-SWITCH = {
-    "funding": "funding_budget_eur",
-    "cooperation": "coop_projects_per_year",
-    "application_centres": "centres_number",
-}
+def _find_specs() -> tuple[LeverSpec, ...]:
+    specs = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        spec = getattr(module, "SPEC", None)
+        if isinstance(spec, LeverSpec):
+            specs.append(spec)
+    specs.sort(key=lambda s: s.order)
+    names = [s.name for s in specs]
+    orders = [s.order for s in specs]
+    if len(set(names)) < len(names) or len(set(orders)) < len(orders):
+        raise ValueError(f"levers {names} with orders {orders}; allowed: unique names and orders")
+    return tuple(specs)
+
+
+SPECS: tuple[LeverSpec, ...] = _find_specs()
+BY_LEVER: dict[str, LeverSpec] = {s.name: s for s in SPECS}
+LEVER_NAMES: tuple[str, ...] = tuple(BY_LEVER)
+
+
+def lever_parameters() -> tuple:
+    """The registry entries of every lever, lever by lever."""
+    return tuple(p for spec in SPECS for p in spec.parameters)
 
 
 def enabled(params) -> list[str]:
     """Names of the levers a parameter set switches on."""
-    return [name for name in LEVER_NAMES if getattr(params, SWITCH[name]) > 0]
+    return [s.name for s in SPECS if s.is_on(params)]
 
 
 def without_levers(params, keep: tuple[str, ...] = ()):
     """The same parameters with every lever but `keep` switched off."""
-    return params.with_overrides({SWITCH[n]: 0 for n in LEVER_NAMES if n not in keep})
+    return params.with_overrides({s.switch: 0 for s in SPECS if s.name not in keep})
 
 
 def build_levers(params, n: int, rng: np.random.Generator) -> list[Lever]:
-    levers: list[Lever] = []
-    on = enabled(params)
-    if "funding" in on:
-        levers.append(Funding(n=n, p=params))
-    if "cooperation" in on:
-        levers.append(Cooperation(n=n, p=params))
-    if "application_centres" in on:
-        levers.append(ApplicationCentres(n=n, p=params, rng=rng))
-    return levers
+    """The switched-on levers' mechanisms, in their acting order."""
+    return [s.build(params, n, rng) for s in SPECS if s.is_on(params)]
 
 
 def planned_public_cost(params, years: int | None = None) -> float:
-    """Public money the scenario plans over the simulated years (start 2016): funding budget,
-    cooperation projects and centres' running costs in their active years."""
-    from mittelbau.core.categories import START_YEAR
-
+    """Public money the scenario plans over the simulated years (start 2016): each lever's
+    yearly cost (funding budget, cooperation projects, centres' running costs) in its active
+    years."""
     horizon = range(START_YEAR + 1, START_YEAR + 1 + (params.years if years is None else years))
-
-    def active_years(start: int, end: int) -> int:
-        return sum(1 for y in horizon if start <= y <= end)
-
-    p = params
-    funding = p.funding_budget_eur * active_years(p.funding_start_year, p.funding_end_year)
-    coop = (
-        p.coop_projects_per_year
-        * p.coop_cost_per_project_eur
-        * active_years(p.coop_start_year, p.coop_end_year)
-    )
-    centres = (
-        p.centres_number * p.centre_running_cost_eur * active_years(p.centres_start_year, p.centres_end_year)
-    )
-    return float(funding + coop + centres)
+    total = 0.0
+    for s in SPECS:
+        start, end = getattr(params, s.start_year), getattr(params, s.end_year)
+        total += s.yearly_cost(params) * sum(1 for y in horizon if start <= y <= end)
+    return float(total)
 
 
 __all__ = [
+    "BY_LEVER",
     "LEVER_NAMES",
+    "SPECS",
     "Lever",
+    "LeverSpec",
     "LeverYear",
     "build_levers",
     "enabled",
     "in_target",
+    "lever_parameters",
     "planned_public_cost",
     "without_levers",
 ]

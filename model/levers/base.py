@@ -1,13 +1,15 @@
-"""What every policy lever shares: targeting, the yearly hook, and its records."""
+"""What every policy lever shares: its spec, targeting, the yearly hook, and its records."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.registry_entry import Parameter
 
 if TYPE_CHECKING:
     from mittelbau.core.model import MittelbauModel
@@ -36,6 +38,50 @@ def first_in_random_order(candidates: np.ndarray, k: int, rng: np.random.Generat
     """Rows of up to `k` candidates, taken in a random order (first come, first served)."""
     rows = np.flatnonzero(candidates)
     return rng.permutation(rows)[: max(int(k), 0)]
+
+
+@dataclass(frozen=True)
+class LeverSpec:
+    """Everything the package needs to know about a policy lever, declared once in its module.
+
+    `name` is the lever's one spelling: its registry group, the prefix of its parameters
+    (`<name>_…`) and its label in outputs. The registry, scenario validation, sensitivity
+    grouping, dashboard controls and captions, and the planned cost all read the specs.
+    """
+
+    name: str
+    title: str  # label in the dashboard, e.g. "Funding"
+    order: int  # levers act in this order each year, which fixes their random streams
+    switch: str  # the parameter whose value 0 means "no such programme"
+    target: str  # the targeting parameter (a rule of `in_target`)
+    parameters: tuple[Parameter, ...]  # its registry entries, start and end year among them
+    build: Callable[[Any, int, np.random.Generator], Lever]  # params, firms, generator
+    yearly_cost: Callable[[Any], float]  # planned public € in each active year
+    caption: Callable[[Any], str]  # the programme in words, for the dashboard
+
+    def __post_init__(self) -> None:
+        names = {p.name for p in self.parameters}
+        wrong = [p.name for p in self.parameters if not p.name.startswith(f"{self.name}_")]
+        wrong += [p.name for p in self.parameters if p.group != self.name]
+        missing = {self.switch, self.target, self.start_year, self.end_year} - names
+        if wrong or missing:
+            raise ValueError(
+                f"lever {self.name!r}: parameters {sorted(set(wrong))} do not start with "
+                f"'{self.name}_' or are not in group {self.name!r}, or {sorted(missing)} are "
+                "missing; allowed: parameters named and grouped after the lever, with its "
+                "switch, target, start and end year among them"
+            )
+
+    @property
+    def start_year(self) -> str:
+        return f"{self.name}_start_year"
+
+    @property
+    def end_year(self) -> str:
+        return f"{self.name}_end_year"
+
+    def is_on(self, params: Any) -> bool:
+        return getattr(params, self.switch) > 0
 
 
 @dataclass

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mittelbau.levers.base import Lever, LeverYear, first_in_random_order, in_target
+from mittelbau.core.categories import TARGETS
+from mittelbau.core.registry_entry import Parameter
+from mittelbau.levers.base import Lever, LeverSpec, LeverYear, first_in_random_order, in_target
 
 
 @dataclass
@@ -61,3 +63,119 @@ class Funding(Lever):
     def drop_rows(self, rows: np.ndarray) -> None:
         super().drop_rows(rows)
         self.years_left[rows] = 0
+
+
+PARAMETERS = (
+    Parameter(
+        "funding_budget_eur",
+        0.0,
+        "€/year",
+        "Annual budget of the funding programme; 0 = no programme",
+        "assumption: programme sizes are scenario choices (sources §5.1 names the instrument)",
+        0.0,
+        1e8,
+        group="funding",
+        control=True,
+        control_high=5_000_000,
+    ),
+    Parameter(
+        "funding_grant_eur",
+        50_000.0,
+        "€ per firm",
+        "Grant per funded firm, paid in equal yearly instalments over the duration",
+        "assumption: typical size of a state SME digitalisation grant",
+        5_000.0,
+        1e6,
+        group="funding",
+    ),
+    Parameter(
+        "funding_duration",
+        2,
+        "years",
+        "Years a grant runs (and relaxes the financing constraint)",
+        "assumption",
+        1,
+        5,
+        group="funding",
+    ),
+    Parameter(
+        "funding_target",
+        "all",
+        "-",
+        "Who may apply: all, small (< 100 employees), very_small (< 50), stage1, stage2",
+        "sources §5.1 (reach industrial SMEs); choice of scenario",
+        choices=TARGETS,
+        group="funding",
+        control=True,
+    ),
+    Parameter(
+        "funding_purpose",
+        "coupled",
+        "-",
+        "What the grant pays for: dt (digital technology), bm "
+        "(business-model development) or coupled (both: the study's recommendation)",
+        "sources §5.1",
+        choices=("dt", "bm", "coupled"),
+        group="funding",
+        control=True,
+    ),
+    Parameter(
+        "funding_application_rate",
+        0.2,
+        "1/year",
+        "Annual probability that an eligible firm at engagement 'internal' applies; scaled by "
+        "(1 + engagement level)/2 and by 1.5 for financially constrained firms",
+        "assumption: sources §4.3 (engaged firms seek help), §4.5 (financing the main obstacle "
+        "of smaller firms)",
+        0.0,
+        1.0,
+        group="funding",
+    ),
+    Parameter(
+        "funding_hazard_factor",
+        2.0,
+        "factor",
+        "Multiplier of the funded capability's adoption hazard while the grant runs",
+        "assumption: sources §4.5 (time and resources the main obstacles, 46 %)",
+        1.0,
+        10.0,
+        group="funding",
+    ),
+    Parameter(
+        "funding_start_year",
+        2016,
+        "year",
+        "First year of new grants",
+        "assumption",
+        2016,
+        2075,
+        group="funding",
+    ),
+    Parameter(
+        "funding_end_year",
+        2035,
+        "year",
+        "Last year the programme pays",
+        "assumption",
+        2016,
+        2075,
+        group="funding",
+    ),
+)
+
+
+def _caption(p) -> str:
+    return f"funding €{p.funding_budget_eur:,.0f} a year ({p.funding_purpose}, for {p.funding_target})"
+
+
+SPEC = LeverSpec(
+    name="funding",
+    title="Funding",
+    order=1,
+    switch="funding_budget_eur",
+    target="funding_target",
+    parameters=PARAMETERS,
+    build=lambda params, n, rng: Funding(n=n, p=params),
+    yearly_cost=lambda p: p.funding_budget_eur,
+    caption=_caption,
+)
