@@ -10,7 +10,7 @@ line stays quick):
 - ensembles and their comparison: `run_ensemble`, `load_ensemble`, `verdicts`,
   `verdict_sentence`, `paired_differences`, `lever_table`, `write_report`
 - sensitivity analysis and scenario discovery: `sensitivity_factors`, `run_sensitivity`,
-  `discover`
+  `discover`, and `ema_model` (the model for EMA Workbench, with the `discovery` extra)
 - indicators and intervals: `middle_share`, `hollowing_ratio`, `is_hollowed`,
   `polarisation_index`, `band`, `mean_interval`, `wilson_interval`
 """
@@ -44,6 +44,7 @@ _API = {
     "sensitivity_factors": ("experiments.sensitivity", "factors"),
     "run_sensitivity": ("experiments.sensitivity_study", "run_study"),
     "discover": ("experiments.discovery", "discover"),
+    "ema_model": ("experiments.ema", "ema_model"),
     "middle_share": ("core.indicators", "middle_share"),
     "hollowing_ratio": ("core.indicators", "hollowing_ratio"),
     "is_hollowed": ("core.indicators", "is_hollowed"),

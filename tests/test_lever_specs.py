@@ -1,6 +1,6 @@
 """A lever is one module with one spec: a new lever added as one file appears in the registry,
-scenario validation, sensitivity groups, dashboard controls and captions, the planned cost
-and the run's records — with nothing else edited."""
+scenario validation, sensitivity groups, dashboard controls and captions, the planned cost,
+the run's records and the EMA Workbench model — with nothing else edited."""
 
 import json
 import shutil
@@ -97,6 +97,8 @@ model = PairedModel(firms=300, years=2, seed=3, vouchers_number=20)
 model.step()
 found["caption"] = settings(model)
 found["records"] = sorted({r[1] for r in model.lever_records})
+from mittelbau.experiments.ema import ema_model
+found["ema_levers"] = [lv.name for lv in ema_model().levers if lv.name.startswith("vouchers_")]
 print(json.dumps(found))
 """
 
@@ -138,6 +140,7 @@ def test_a_lever_added_as_one_module_appears_everywhere(tmp_path, root):
     assert found["planned"] == 10 * 1000.0 * 5  # five active years of the horizon
     assert "vouchers 20 a year (for all)" in found["caption"]
     assert found["records"] == ["vouchers"]
+    assert found["ema_levers"] == ["vouchers_number", "vouchers_target", "vouchers_hazard_factor"]
 
 
 def test_the_specs_spell_each_lever_one_way():

@@ -90,3 +90,33 @@ def test_public_api_resolves_to_the_documented_objects():
     assert callable(mittelbau.simulate) and mittelbau.simulate.__module__ == "mittelbau.experiments.runs"
     with pytest.raises(AttributeError):
         _ = mittelbau.no_such_name
+
+
+def test_numpy_scalars_and_integral_floats_validate_where_an_integer_is_expected():
+    import numpy as np
+
+    from mittelbau.core.scenario import ScenarioError
+
+    p = make_params({"customers_per_supplier": np.int64(4), "firms": 300.0, "exit_rate": np.float64(0.05)})
+    assert (p.customers_per_supplier, p.firms, p.exit_rate) == (4, 300, 0.05)
+    assert type(p.customers_per_supplier) is int and type(p.firms) is int
+    for bad, allowed in (
+        ({"firms": 300.5}, "an integer from 100 to 1000000"),
+        ({"customers_per_supplier": np.int64(40)}, "an integer from 1 to 10"),
+        ({"firms": True}, "an integer from 100"),
+    ):
+        with pytest.raises(ScenarioError, match=allowed):
+            make_params(bad)
+
+
+def test_roles_follow_the_groups_and_exploration_ranges_lie_within_validation():
+    roles = {p.name: p.role for p in REGISTRY}
+    assert roles["seed"] == roles["firms"] == roles["hollowing_threshold"] == "setting"
+    assert roles["dt_adoption_rate"] == roles["customers_per_supplier"] == "uncertainty"
+    assert roles["funding_budget_eur"] == roles["centres_reach"] == "lever"
+    budget = BY_NAME["funding_budget_eur"]
+    assert (budget.low, budget.high, budget.explore_low, budget.explore_high) == (0.0, 1e8, 0.0, 5e6)
+    for p in REGISTRY:
+        if not p.choices:
+            assert p.low <= p.explore_low < p.explore_high <= p.high or p.low == p.high, p.name
+    assert BY_NAME["dt_adoption_rate"].exploration is None
