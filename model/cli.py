@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -9,9 +10,11 @@ import typer
 
 from mittelbau.core.scenario import ScenarioError, load_scenario
 
+# plain help (rich_markup_mode=None): the rich panels print every flag as taking a `<bool>`
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,
     help="Agent-based simulation of the business-model stages of manufacturing SMEs.",
 )
 
@@ -92,6 +95,13 @@ def run(
                 + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
                 + (f", deadweight {dws:.0%}" if dws is not None else "")
             )
+        if policy := result.summary["policy"]:
+            cpm = policy["cost_per_additional_upward_move_eur"]
+            typer.echo(
+                f"  all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, "
+                f"{policy['additional_upward_moves']:+d} upward moves against no programme, "
+                + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
+            )
         typer.echo(f"  written to {folder}/")
 
 
@@ -167,7 +177,9 @@ def report(
     typer.echo(f"report: {path}")
 
 
-sensitivity_app = typer.Typer(no_args_is_help=True, help="Global sensitivity analysis (SALib).")
+sensitivity_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Global sensitivity analysis (SALib)."
+)
 app.add_typer(sensitivity_app, name="sensitivity")
 
 SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a registry parameter")]
@@ -227,21 +239,21 @@ def _with_progress(quiet: bool, label: str, job):
 
 
 def _study(
-    method,
-    scenario,
-    size,
-    set_,
-    seed,
-    factors,
-    groups,
-    levers,
-    replications,
-    out,
-    workers,
-    executor,
-    scheduler,
-    quiet,
-    second_order=False,
+    method: str,
+    size: int,
+    scenario: Path | None = None,
+    set_: list[str] | None = None,
+    seed: int | None = None,
+    factors: str | None = None,
+    groups: bool = False,
+    levers: bool = False,
+    replications: int | None = None,
+    out: Path | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    quiet: bool = False,
+    second_order: bool = False,
 ) -> None:
     from mittelbau.experiments.sensitivity_study import run_study
 
@@ -273,78 +285,65 @@ def _study(
         typer.echo(f"  written to {folder}/ (sensitivity.md)")
 
 
-@sensitivity_app.command("morris")
-def sensitivity_morris(
-    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
-    trajectories: Annotated[int, typer.Option(help="Morris trajectories")] = 20,
-    set_: SetOpt = None,
-    seed: SeedOpt = None,
-    factors: FactorsOpt = None,
-    groups: Annotated[bool, typer.Option("--groups", help="Move factors by registry group")] = False,
-    levers: LeversOpt = False,
-    replications: RepsOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
-    workers: WorkersOpt = None,
-    executor: ExecOpt = "local",
-    scheduler: SchedOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
-    """Morris screening: μ* and σ of every factor's elementary effects per indicator."""
-    _study(
+def _option(name: str, annotation: object, default: object) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+# The options every sensitivity study takes, declared once.
+STUDY_OPTIONS = (
+    _option("set_", SetOpt, None),
+    _option("seed", SeedOpt, None),
+    _option("factors", FactorsOpt, None),
+    _option(
+        "groups", Annotated[bool, typer.Option("--groups", help="Move factors by registry group")], False
+    ),
+    _option("levers", LeversOpt, False),
+    _option("replications", RepsOpt, None),
+    _option("out", Annotated[Path | None, typer.Option(help="Output folder")], None),
+    _option("workers", WorkersOpt, None),
+    _option("executor", ExecOpt, "local"),
+    _option("scheduler", SchedOpt, None),
+    _option("quiet", QuietOpt, False),
+)
+
+
+def _study_command(method: str, size: inspect.Parameter, *own: inspect.Parameter, doc: str):
+    """A sensitivity subcommand: the scenario, the method's own options, the shared options."""
+
+    def command(**options) -> None:
+        _study(method, options.pop(size.name), **options)
+
+    scenario = inspect.Parameter(
+        "scenario",
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        default=None,
+        annotation=Annotated[Path | None, typer.Argument(help="Scenario TOML file")],
+    )
+    command.__signature__ = inspect.Signature([scenario, size, *own, *STUDY_OPTIONS])
+    command.__doc__ = doc
+    command.__name__ = f"sensitivity_{method}"
+    return command
+
+
+sensitivity_app.command("morris")(
+    _study_command(
         "morris",
-        scenario,
-        trajectories,
-        set_,
-        seed,
-        factors,
-        groups,
-        levers,
-        replications,
-        out,
-        workers,
-        executor,
-        scheduler,
-        quiet,
+        _option("trajectories", Annotated[int, typer.Option(help="Morris trajectories")], 20),
+        doc="Morris screening: μ* and σ of every factor's elementary effects per indicator.",
     )
-
-
-@sensitivity_app.command("sobol")
-def sensitivity_sobol(
-    scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
-    samples: Annotated[int, typer.Option(help="Base samples N (a power of two)")] = 1024,
-    second_order: Annotated[
-        bool, typer.Option("--second-order", help="Also second-order indices (more runs)")
-    ] = False,
-    set_: SetOpt = None,
-    seed: SeedOpt = None,
-    factors: FactorsOpt = None,
-    groups: Annotated[bool, typer.Option("--groups", help="Move factors by registry group")] = False,
-    levers: LeversOpt = False,
-    replications: RepsOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
-    workers: WorkersOpt = None,
-    executor: ExecOpt = "local",
-    scheduler: SchedOpt = None,
-    quiet: QuietOpt = False,
-) -> None:
-    """Sobol indices (first and total order, bootstrap intervals) and their convergence."""
-    _study(
+)
+sensitivity_app.command("sobol")(
+    _study_command(
         "sobol",
-        scenario,
-        samples,
-        set_,
-        seed,
-        factors,
-        groups,
-        levers,
-        replications,
-        out,
-        workers,
-        executor,
-        scheduler,
-        quiet,
-        second_order,
+        _option("samples", Annotated[int, typer.Option(help="Base samples N (a power of two)")], 1024),
+        _option(
+            "second_order",
+            Annotated[bool, typer.Option("--second-order", help="Also second-order indices (more runs)")],
+            False,
+        ),
+        doc="Sobol indices (first and total order, bootstrap intervals) and their convergence.",
     )
+)
 
 
 @app.command()
@@ -410,7 +409,9 @@ def discover(
         typer.echo(f"  written to {folder}/ (prim.md)")
 
 
-calibrate_app = typer.Typer(no_args_is_help=True, help="Calibration against the surveys.")
+calibrate_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Calibration against the surveys."
+)
 app.add_typer(calibrate_app, name="calibrate")
 
 

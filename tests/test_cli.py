@@ -209,6 +209,13 @@ def test_params_json_has_numbers_roles_and_both_ranges():
     assert {r["role"] for r in rows.values()} == {"setting", "lever", "uncertainty"}
 
 
+def test_flags_are_shown_as_flags_in_help():
+    for command in (["run"], ["sensitivity", "sobol"], ["discover"]):
+        res = runner.invoke(app, [*command, "--help"])
+        assert res.exit_code == 0 and "--quiet" in res.output
+        assert "<bool>" not in res.output, command
+
+
 def test_params_text_listing_is_wrapped_and_bad_format_is_refused():
     res = runner.invoke(app, ["params"])
     assert res.exit_code == 0
@@ -258,4 +265,6 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
     assert policy["additional_upward_moves"] == (
         policy["upward_moves"] - policy["upward_moves_without_programmes"]
     )
+    total = f"all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, {policy['additional_upward_moves']:+d}"
+    assert total in res.output
     assert pd.read_csv(out / "levers.csv").shape[0] == 15

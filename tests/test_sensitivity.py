@@ -188,8 +188,11 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "p" / "prim.md").exists() and (tmp_path / "p" / "sample.csv").exists()
-    bad = runner.invoke(app, ["sensitivity", "sobol", base, "--samples", "100", *small])
-    assert bad.exit_code == 2 and "a power of two" in bad.output
+    bad = runner.invoke(
+        app, ["sensitivity", "sobol", base, "--samples", "10", *small[:6], "--out", str(tmp_path / "s10")]
+    )
+    assert bad.exit_code == 2 and "--samples = 10 is invalid" in bad.output and "a power of two" in bad.output
+    assert not (tmp_path / "s10").exists()  # refused before the pilot ran or anything was written
     bad = runner.invoke(app, ["sensitivity", "morris", base, "--factors", "nope", *small])
     assert bad.exit_code == 2 and "unknown factor 'nope'" in bad.output
 

@@ -118,12 +118,18 @@ def _sobol_table(spec, y, seed, second_order) -> dict:
     )
 
 
+def check_sobol_samples(n: int) -> None:
+    """Sobol's base samples N must be a power of two of at least 8 (Saltelli sampling and the
+    convergence table at N/8); checked before any run is made."""
+    if n < 8 or n & (n - 1):
+        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
+
+
 def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool = False) -> Sobol:
     """Saltelli sampling with N base samples (a power of two), first- and total-order indices
     with bootstrap 95 % intervals, and the indices recomputed on the first N/8, N/4, N/2, N
     base samples (convergence)."""
-    if n < 8 or n & (n - 1):
-        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
+    check_sobol_samples(n)
     X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
     Y = evaluate(X)
     block = len(X) // n  # rows per base sample

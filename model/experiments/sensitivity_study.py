@@ -16,6 +16,7 @@ import pandas as pd
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
 from mittelbau.experiments.sensitivity import (
+    check_sobol_samples,
     factors,
     morris,
     problem,
@@ -64,6 +65,8 @@ def run_study(
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
     indices.csv, figures and sensitivity.md into `out` and returns what it found."""
+    if method == "sobol":
+        check_sobol_samples(size)  # before the pilot runs and before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_kw = dict(run_kw or {})
