@@ -161,6 +161,27 @@ def test_dashboard_lever_step_and_compare(server, root):
             # the projects a year set on the page, at the registry's default cost, three years
             assert spent == pytest.approx(3 * projects * 250_000)
             page.screenshot(path=str(artifacts / "dashboard-compare.png"))
+
+            # a budget of millions shows whole on its slider's thumb, also at the slider's end
+            page.get_by_role("tab", name="Page 0").click()
+            page.get_by_test_id("status").wait_for(timeout=30_000)
+            funding = page.locator(".v-input", has_text="funding programme")
+            funding.scroll_into_view_if_needed()
+            budget = funding.locator("[role=slider]")
+            budget.focus()
+            page.keyboard.press("End")
+            page.wait_for_function(
+                "el => el.getAttribute('aria-valuenow') === '5000000'", arg=budget.element_handle()
+            )
+            thumb = funding.locator(".v-slider__thumb-label")
+            shown = thumb.evaluate(
+                "el => { const s = el.firstElementChild;"
+                " const box = el.getBoundingClientRect();"
+                " const side = el.closest('.v-input').getBoundingClientRect();"
+                " return [el.innerText, s.scrollWidth, box.width, box.right <= side.right + 0.5]; }"
+            )
+            assert shown[0] == "5000000" and 0 < shown[1] <= shown[2] and shown[3], shown
+            page.screenshot(path=str(artifacts / "dashboard-funding-slider.png"))
         finally:
             browser.close()
     assert not outside, f"the page fetched from outside localhost: {outside}"

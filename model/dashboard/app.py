@@ -45,14 +45,21 @@ def _sentence(text: str, test_id: str):
 
 # slider labels on a line of their own above the slider (registry labels are longer than the
 # sidebar leaves beside a slider, which would squeeze the slider to nothing), and every
-# slider's value shown on its thumb
+# slider's value shown on its thumb, in a label as wide as the value (a budget of 1500000
+# does not fit the round label of a fixed width), kept inside the sidebar at either end
 CSS = """
 .v-input__slider .v-input__slot { flex-wrap: wrap; }
 .v-input__slider .v-input__slot > .v-label {
     flex-basis: 100%; height: auto; line-height: 1.3; white-space: normal; margin-bottom: 2px;
 }
-.v-input__slider .v-slider { flex: 1 1 100%; margin-top: 30px; }
+.v-input__slider .v-slider { flex: 1 1 100%; margin: 30px 30px 0; }
 .v-input__slider .v-slider__thumb-label-container { display: block !important; }
+.v-input__slider .v-slider__thumb-label {
+    width: auto !important; min-width: 28px; height: 22px !important; padding: 0 6px;
+    border-radius: 11px !important; white-space: nowrap;
+    transform: translateY(-6px) translateX(-50%) !important;
+}
+.v-input__slider .v-slider__thumb-label > * { transform: none !important; }
 """
 
 
