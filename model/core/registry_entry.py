@@ -23,8 +23,8 @@ class Parameter:
     high: float | None = None
     choices: tuple[str, ...] | None = None
     group: str = "dynamics"
-    # shown as a dashboard control; control_high caps its slider where the allowed range is
-    # wider than is useful interactively
+    # shown as a dashboard control; its slider spans the exploration range, or up to
+    # control_high where even that is wider than is useful interactively
     control: bool = False
     control_high: float | None = None
     # set when the registry is assembled: the role follows from the group, the exploration

@@ -3,7 +3,7 @@
 The registry marks the parameters an analyst changes interactively (`control=True`); this
 module turns them into the `model_params` of Mesa's SolaraViz: a select for parameters with
 choices, a text field for the seed, sliders for the rest, each with the registry's default,
-range and unit.
+range (up to the exploration range's end) and unit.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def control(p: Parameter, value: Any) -> dict[str, Any]:
         return {"type": "InputText", "value": str(value), "label": label(p)}
     integer = p.kind is int
     low = p.low if p.low is not None else 0
-    high = p.control_high if p.control_high is not None else p.high
+    high = p.control_high if p.control_high is not None else p.explore_high
     high = max(high, value)  # a scenario may set more than the slider's usual end
     return {
         "type": "SliderInt" if integer else "SliderFloat",

@@ -69,7 +69,6 @@ PARAMETERS = (
         50,
         group="centres",
         control=True,
-        control_high=10,
     ),
     Parameter(
         "centres_capacity",
@@ -81,7 +80,6 @@ PARAMETERS = (
         1000,
         group="centres",
         control=True,
-        control_high=200,
     ),
     Parameter(
         "centres_reach",

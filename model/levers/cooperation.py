@@ -83,7 +83,6 @@ PARAMETERS = (
         1000,
         group="cooperation",
         control=True,
-        control_high=50,
     ),
     Parameter(
         "cooperation_firms_per_project",

@@ -76,7 +76,6 @@ PARAMETERS = (
         1e8,
         group="funding",
         control=True,
-        control_high=5_000_000,
     ),
     Parameter(
         "funding_grant_eur",
