@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mittelbau.core.categories import TARGETS
-from mittelbau.core.dynamics import MAX_TECHNIQUES
 from mittelbau.core.registry_entry import Parameter
 from mittelbau.levers.base import Lever, LeverSpec, LeverYear, first_in_random_order, in_target
 
@@ -33,6 +32,10 @@ class ApplicationCentres(Lever):
         self.in_reach = self.rng.random(self.n) < self.p.centres_reach
 
     def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
+        # imported here: the registry reads this module's spec, and should not pay for loading
+        # the simulation (population synthesis, scipy) when it does
+        from mittelbau.core.dynamics import MAX_TECHNIQUES
+
         p, s = self.p, model.state
         if not p.centres_start_year <= year <= p.centres_end_year:
             return LeverYear(np.zeros(self.n, dtype=bool), 0.0)
