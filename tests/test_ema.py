@@ -35,6 +35,12 @@ def test_the_ema_model_takes_roles_ranges_and_outcomes_from_the_registries():
     assert set(constants) | set(uncertainties) | set(levers) == set(BY_NAME)
 
 
+def test_a_lever_named_as_an_uncertainty_is_not_also_a_lever():
+    model = ema_model(uncertainties=["funding_budget_eur", "exit_rate"])
+    assert [u.name for u in model.uncertainties] == ["funding_budget_eur", "exit_rate"]
+    assert "funding_budget_eur" not in {lv.name for lv in model.levers}
+
+
 def test_unknown_lever_names_are_refused_with_the_allowed_ones():
     with pytest.raises(ValueError, match="lever 'dt_adoption_rate' is unknown; allowed: funding_budget_eur"):
         lever_parameters(["dt_adoption_rate"])

@@ -82,10 +82,13 @@ def ema_model(
 ) -> Model:
     """The EMA `Model` of a scenario (default: the registry defaults). `uncertainties` and
     `levers` choose registry parameters by name (default: all numeric uncertainties, all
-    levers but their start and end years); every other value of the scenario is a constant."""
+    levers but their start and end years; a parameter named as an uncertainty is not also a
+    lever); every other value of the scenario is a constant. Every experiment runs with the
+    scenario's seed: common random numbers across experiments."""
     scenario = scenario or load_scenario(None)
     varied_u = factors(uncertainties)
-    varied_l = lever_parameters(levers)
+    named = {p.name for p in varied_u}
+    varied_l = [p for p in lever_parameters(levers) if p.name not in named]
     varied = {p.name for p in (*varied_u, *varied_l)}
     model = Model(name, function=evaluate)
     model.uncertainties = [ema_parameter(p) for p in varied_u]
