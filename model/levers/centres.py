@@ -12,7 +12,7 @@ from mittelbau.levers.base import Lever, LeverSpec, LeverYear, first_in_random_o
 
 
 @dataclass
-class ApplicationCentres(Lever):
+class Centres(Lever):
     """`centres_number` centres serve up to `centres_capacity` firms each per year. A share
     `centres_reach` of firms is within reach (drawn once per firm, entrants included). A firm
     in reach and in the target seeks access with probability `centres_demand_rate` ×
@@ -194,7 +194,7 @@ SPEC = LeverSpec(
     switch="centres_number",
     target="centres_target",
     parameters=PARAMETERS,
-    build=lambda params, n, rng: ApplicationCentres(n=n, p=params, rng=rng),
+    build=lambda params, n, rng: Centres(n=n, p=params, rng=rng),
     yearly_cost=lambda p: p.centres_number * p.centres_running_cost_eur,
     caption=_caption,
 )
