@@ -16,6 +16,13 @@ app = typer.Typer(
 )
 
 
+def _write_figures_to_files() -> None:
+    """Draw with the file-writing backend: the command line writes figures, shows none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
 def _fail(message: str) -> None:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code=2)
@@ -73,6 +80,7 @@ def run(
     ) as progress:
         task = progress.add_task(f"{scen.name}: {p.firms} firms, {p.region}", total=p.years * runs_needed(p))
         result = simulate(scen, on_year=lambda _m: progress.advance(task))
+    _write_figures_to_files()
     write_run(result, folder)
     if not quiet:
         h = result.summary["headline"]
@@ -135,6 +143,7 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
 
             counts = run_ensemble(scens, replications, folder, executor, workers, scheduler, advance)
             progress.update(task, completed=total)
+        _write_figures_to_files()
         report = write_report(folder)
     except ExecutionError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -160,6 +169,7 @@ def report(
     from mittelbau.experiments.ensemble import EnsembleError
     from mittelbau.experiments.report import write_report
 
+    _write_figures_to_files()
     try:
         path = write_report(folder)
     except EnsembleError as exc:
@@ -247,6 +257,7 @@ def _study(
 
     scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
     folder = out or Path("results") / f"{method}-{scen.name}"
+    _write_figures_to_files()
     found = _with_progress(
         quiet,
         method,
@@ -430,6 +441,7 @@ def calibrate_report(
             f"--replications = {replications}, --firms = {firms} are invalid; allowed: "
             "at least 2 replications and 100 firms"
         )
+    _write_figures_to_files()
     page, table = write_fit_report(out, replications, firms, seed)
     met = int(table["within_2se"].sum())
     typer.echo(f"{met} of {len(table)} targets within 2 standard errors")

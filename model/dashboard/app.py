@@ -10,10 +10,6 @@ import html
 import os
 import re
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import solara
 from mesa.visualization import SolaraViz
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario
-from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
+from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
     factors,
     morris,
@@ -25,7 +24,12 @@ from mittelbau.experiments.sensitivity import (
     to_overrides,
 )
 
-DEFAULT_OUTPUTS = ("middle_share", "hollowing_ratio", "polarisation_index", "upward_rate")
+
+def default_outputs() -> tuple[str, ...]:
+    """The outcomes a study analyses unless told otherwise (marked in the outcome registry)."""
+    return tuple(o.name for o in OUTCOMES.values() if o.sensitivity)
+
+
 PILOT_REPLICATIONS = 16
 
 
@@ -35,13 +39,18 @@ def choose_replications(
     """Run PILOT_REPLICATIONS replicates of the scenario's own point and pick the number after
     which the outputs' coefficients of variation have stabilised (Lee et al. 2015)."""
     pilot = evaluate_points(scenario, [{}], PILOT_REPLICATIONS, out / "pilot", **run_kw)
-    return stabilised_replications(pilot, outputs)
+    return stabilised_replications(_as_numbers(pilot, outputs), outputs)
+
+
+def _as_numbers(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.DataFrame:
+    """Yes/no outcomes as 0/1, so that means and variances are shares of runs."""
+    return runs.astype({o: float for o in outputs})
 
 
 def _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log):
     def evaluate(X: np.ndarray) -> pd.DataFrame:
         points = [to_overrides(row, chosen) for row in X]
-        runs = evaluate_points(scenario, points, replications, out / "runs", **run_kw)
+        runs = _as_numbers(evaluate_points(scenario, points, replications, out / "runs", **run_kw), outputs)
         log["runs"] = runs
         return runs.groupby("point")[list(outputs)].mean().reset_index(drop=True)
 
@@ -56,7 +65,7 @@ def run_study(
     factor_names: Sequence[str] | None = None,
     include_levers: bool = False,
     grouped: bool = False,
-    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    outputs: Sequence[str] | None = None,
     replications: int | None = None,
     run_kw: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
@@ -69,11 +78,12 @@ def run_study(
     run_kw = dict(run_kw or {})
     if on_batch is not None:
         run_kw["on_batch"] = on_batch
-    unknown = [o for o in outputs if o not in OUTPUTS]
+    outputs = default_outputs() if outputs is None else tuple(outputs)
+    unknown = [o for o in outputs if o not in OUTCOMES]
     if unknown:
         from mittelbau.experiments.sensitivity import FactorError
 
-        raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTPUTS)}")
+        raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTCOMES)}")
     chosen = factors(factor_names, include_levers)
     spec = problem(chosen, grouped)
     cv = None
@@ -124,9 +134,8 @@ def run_study(
 
 def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
     outs = list(indices["output"].unique())
-    fig, axes = plt.subplots(
-        1, len(outs), figsize=(4.5 * len(outs), 4), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(4.5 * len(outs), 4), layout="constrained")
+    axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
         part = indices[indices["output"] == o]
         ax.scatter(part["mu_star"], part["sigma"], s=18)
@@ -134,16 +143,13 @@ def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
             ax.annotate(r["factor"], (r["mu_star"], r["sigma"]), fontsize=7)
         ax.set(title=o, xlabel="μ* (mean |elementary effect|)", ylabel="σ")
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sobol(indices: pd.DataFrame, path: Path) -> Path:
     outs = list(indices["output"].unique())
-    fig, axes = plt.subplots(
-        len(outs), 1, figsize=(10, 2.8 * len(outs)), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(10, 2.8 * len(outs)), layout="constrained")
+    axes = fig.subplots(len(outs), 1, squeeze=False)
     for ax, o in zip(axes[:, 0], outs, strict=True):
         part = indices[indices["output"] == o].sort_values("ST", ascending=False)
         x = np.arange(len(part))
@@ -152,16 +158,13 @@ def plot_sobol(indices: pd.DataFrame, path: Path) -> Path:
         ax.set_xticks(x, part["factor"], rotation=60, ha="right", fontsize=7)
         ax.set(title=o, ylabel="index")
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_convergence(conv: pd.DataFrame, path: Path) -> Path:
     outs = list(conv["output"].unique())
-    fig, axes = plt.subplots(
-        1, len(outs), figsize=(4.5 * len(outs), 3.6), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(4.5 * len(outs), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
         part = conv[conv["output"] == o]
         top = part[part["N"] == part["N"].max()].nlargest(5, "ST")["factor"]
@@ -170,9 +173,7 @@ def plot_convergence(conv: pd.DataFrame, path: Path) -> Path:
             ax.plot(line["N"], line["ST"], marker="o", label=f)
         ax.set(title=o, xlabel="base samples N", ylabel="ST", xscale="log")
         ax.legend(fontsize=7)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_page(
