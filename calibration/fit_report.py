@@ -18,15 +18,12 @@ from matplotlib.figure import Figure
 
 from mittelbau import calibration
 from mittelbau.core.categories import (
-    BATCH_TYPES,
-    COMPLEXITIES,
     DT_ITEMS,
     ENGAGEMENT_LEVELS,
-    INDUSTRIES,
     MARKET_POSITIONS,
     REGIONS,
-    SIZE_CLASSES,
     START_YEAR,
+    group_codes,
 )
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.region_data import raw_sample_size
@@ -34,14 +31,13 @@ from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.plots import save_figure
 
 CALIBRATION = Path(calibration.__file__).resolve().parent
-ATTRIBUTES = {"industry": INDUSTRIES, "size": SIZE_CLASSES, "batch": BATCH_TYPES, "complexity": COMPLEXITIES}
 
 
 def _group(model: MittelbauModel, group: str) -> np.ndarray:
-    if group == "all":
+    chosen = group_codes(group)
+    if chosen is None:
         return np.ones(len(model.state), dtype=bool)
-    attr, labels = group.split(":", 1)
-    codes = [ATTRIBUTES[attr].index(lab) for lab in labels.split("+")]
+    attr, codes = chosen
     return np.isin(getattr(model.state, attr), codes)
 
 
