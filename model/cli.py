@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -214,26 +215,85 @@ def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
     return scen, names, run_kw
 
 
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class ProgressLines:
+    """Progress as a plain line every `every` seconds (and at the end), for output that is
+    not a terminal (a log file, CI), where a live bar would show nothing."""
+
+    def __init__(self, label: str, every: float = 30.0, echo=None, clock=time.monotonic) -> None:
+        self.label, self.every, self.clock = label, every, clock
+        self.echo = echo or (lambda line: typer.echo(line, err=True))
+        self.total: int | None = None
+        self.done = 0
+        self.start = self.last = clock()
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.last >= self.every or (self.total is not None and self.done >= self.total):
+            self.last = now
+            self.echo(self.line(now))
+
+    def line(self, now: float) -> str:
+        elapsed = now - self.start
+        of = f"/{self.total}" if self.total is not None else ""
+        text = f"{self.label}: {self.done}{of} runs, {_clock(elapsed)} elapsed"
+        if self.total is not None and self.done:
+            text += f", about {_clock(elapsed / self.done * max(self.total - self.done, 0))} left"
+        return text
+
+
 def _with_progress(quiet: bool, label: str, job):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Run `job(advance, set_total)` with progress: a live bar with runs done of the total
+    and the time left on a terminal, periodic lines otherwise, nothing when quiet."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.sensitivity import FactorError
 
+    def attempt(advance, set_total):
+        try:
+            return job(advance, set_total)
+        except (FactorError, ExecutionError, ImportError) as exc:
+            _fail(str(exc))
+
+    if quiet:
+        return attempt(lambda n: None, lambda n: None)
+    if not Console().is_terminal:
+        lines = ProgressLines(label)
+        return attempt(lines.advance, lines.set_total)
     with Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(pulse_style="cyan"),
-        TextColumn("{task.completed} runs"),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
         TimeElapsedColumn(),
-        disable=quiet,
+        TimeRemainingColumn(),
         transient=True,
     ) as progress:
         task = progress.add_task(label, total=None)
         try:
-            return job(lambda n: progress.advance(task, n))
-        except (FactorError, ExecutionError, ImportError) as exc:
+            return attempt(
+                lambda n: progress.advance(task, n), lambda total: progress.update(task, total=total)
+            )
+        finally:
             progress.stop()
-            _fail(str(exc))
 
 
 def _study(
@@ -261,7 +321,7 @@ def _study(
     found = _with_progress(
         quiet,
         method,
-        lambda cb: run_study(
+        lambda advance, set_total: run_study(
             method,
             scen,
             folder,
@@ -271,8 +331,9 @@ def _study(
             groups,
             replications=replications,
             run_kw=run_kw,
-            on_batch=cb,
+            on_batch=advance,
             second_order=second_order,
+            on_total=set_total,
         ),
     )
     if not quiet:
@@ -281,6 +342,8 @@ def _study(
         for o, part in found["indices"].groupby("output", sort=False):
             top = ", ".join(f"{r.factor} {getattr(r, key):.2g}" for r in part.nlargest(3, key).itertuples())
             typer.echo(f"  {o}: {top}")
+        for note in found["warnings"]:
+            typer.echo(f"warning: {note}", err=True)
         typer.echo(f"  written to {folder}/ (sensitivity.md)")
 
 
@@ -397,16 +460,17 @@ def discover(
     found = _with_progress(
         quiet,
         "discover",
-        lambda cb: run_discovery(
+        lambda advance, set_total: run_discovery(
             scen,
             folder,
             samples,
             names,
             levers,
             replications,
-            {**run_kw, "on_batch": cb},
+            {**run_kw, "on_batch": advance},
             min_density,
             chosen_case,
+            on_total=set_total,
         ),
     )
     if not quiet:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +121,7 @@ def discover(
     run_kw: dict | None = None,
     min_density: float = 0.8,
     case: Case | str = "hollowed",
+    on_total: Callable[[int], None] | None = None,
 ) -> dict:
     """Latin-hypercube sample of the factors, label each point a case of interest when `case`
     holds in a majority of its replicates (default: the middle hollows out by the horizon),
@@ -131,6 +132,8 @@ def discover(
     chosen = factors(factor_names, include_levers)
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
+    if on_total is not None:
+        on_total(len(points) * replications)
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])

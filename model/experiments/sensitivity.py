@@ -66,6 +66,18 @@ def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
     return spec
 
 
+def sample_points(method: str, spec: dict, size: int, second_order: bool = False) -> int:
+    """How many parameter points SALib's sample has: (D + 1) per Morris trajectory, D + 2 per
+    Sobol base sample (2D + 2 with second order), D the factors or groups."""
+    groups = spec.get("groups")
+    if method == "morris":
+        return size * ((len(set(groups)) if groups else spec["num_vars"]) + 1)
+    # SALib's Sobol sampling moves factors by group only with two or more groups
+    by_group = groups and len(set(groups)) > 1 and groups != spec["names"]
+    d = len(set(groups)) if by_group else spec["num_vars"]
+    return size * (2 * d + 2 if second_order else d + 2)
+
+
 def to_overrides(row: np.ndarray, chosen: Sequence[Parameter]) -> dict:
     """One sample row as registry overrides (integer parameters rounded)."""
     return {
@@ -120,12 +132,17 @@ def _sobol_table(spec, y, seed, second_order) -> dict:
     )
 
 
+def check_base_samples(n: int) -> None:
+    """Sobol base samples: a power of two, at least 8 (checked before anything runs)."""
+    if n < 8 or n & (n - 1):
+        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
+
+
 def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool = False) -> Sobol:
     """Saltelli sampling with N base samples (a power of two), first- and total-order indices
     with bootstrap 95 % intervals, and the indices recomputed on the first N/8, N/4, N/2, N
     base samples (convergence)."""
-    if n < 8 or n & (n - 1):
-        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
+    check_base_samples(n)
     X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
     Y = evaluate(X)
     block = len(X) // n  # rows per base sample

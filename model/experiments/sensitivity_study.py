@@ -15,9 +15,11 @@ from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
+    check_base_samples,
     factors,
     morris,
     problem,
+    sample_points,
     seed_variance_share,
     sobol,
     stabilised_replications,
@@ -70,9 +72,15 @@ def run_study(
     run_kw: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
     second_order: bool = False,
+    on_total: Callable[[int], None] | None = None,
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
-    indices.csv, figures and sensitivity.md into `out` and returns what it found."""
+    indices.csv, figures and sensitivity.md into `out` and returns what it found, with
+    warnings where indices are missing or too uncertain to read.
+
+    `on_batch(runs)` is called as runs finish, pilot runs included; `on_total(runs)` with
+    the number of runs the study takes, first counting the pilot alone and again once the
+    pilot has chosen the replications."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_kw = dict(run_kw or {})
@@ -86,9 +94,17 @@ def run_study(
         raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTCOMES)}")
     chosen = factors(factor_names, include_levers)
     spec = problem(chosen, grouped)
+    if method == "sobol":
+        check_base_samples(size)
+    points = sample_points(method, spec, size, second_order)
+    pilot = 0 if replications is not None else PILOT_REPLICATIONS
+    if on_total is not None and replications is None:
+        on_total(pilot)
     cv = None
     if replications is None:
         replications, cv = choose_replications(scenario, outputs, out, run_kw)
+    if on_total is not None:
+        on_total(pilot + points * replications)
     log: dict = {}
     evaluate = _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log)
     seed = scenario.params.seed
@@ -106,6 +122,7 @@ def run_study(
         plot_convergence(convergence, out / "convergence.png")
     result.indices.to_csv(out / "indices.csv", index=False, float_format="%.6g")
     shares = seed_variance_share(log["runs"], outputs)
+    notes = index_warnings(method, result.indices, outputs, shares, size)
     shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
     if cv is not None:
         cv.to_csv(out / "replications_cv.csv", float_format="%.6g")
@@ -121,8 +138,10 @@ def run_study(
         len(log["runs"]),
         figure,
         convergence is not None,
+        notes,
     )
     return {
+        "warnings": notes,
         "indices": result.indices,
         "replications": replications,
         "seed_variance": shares,
@@ -176,8 +195,38 @@ def plot_convergence(conv: pd.DataFrame, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+UNCERTAIN = 0.1  # a Sobol index whose 95 % interval reaches further than ± 0.1 is not read
+
+
+def index_warnings(
+    method: str, indices: pd.DataFrame, outputs: Sequence[str], shares: pd.Series, size: int
+) -> list[str]:
+    """What a reader must know before reading the indices: outputs without indices (they
+    did not vary, or were undefined in some run), undefined seed-variance shares, and Sobol
+    indices with intervals too wide to tell factors apart (too few base samples)."""
+    notes = []
+    done = set(indices["output"]) if len(indices) else set()
+    for o in outputs:
+        if o not in done:
+            notes.append(f"{o}: no indices — it did not vary over the sample or had no value in some run")
+        elif not np.isfinite(shares.get(o, np.nan)):
+            notes.append(f"{o}: the share of variance due to the seeds is undefined (no variance)")
+    if method == "sobol" and len(indices):
+        for o, part in indices.groupby("output", sort=False):
+            values = part[["S1", "ST", "S1_conf", "ST_conf"]].to_numpy(dtype=float)
+            wide = int((part[["S1_conf", "ST_conf"]].to_numpy(dtype=float) > UNCERTAIN).any(axis=1).sum())
+            if not np.isfinite(values).all():
+                notes.append(f"{o}: some Sobol indices are undefined at {size} base samples; use more")
+            elif wide:
+                notes.append(
+                    f"{o}: {wide} of {len(part)} factors have 95 % intervals wider than ± {UNCERTAIN:g} "
+                    f"at {size} base samples — too uncertain to rank; use more --samples"
+                )
+    return notes
+
+
 def write_page(
-    method, scenario, out, spec, indices, replications, cv, shares, runs, figure, has_convergence
+    method, scenario, out, spec, indices, replications, cv, shares, runs, figure, has_convergence, notes=()
 ) -> Path:
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
@@ -197,9 +246,14 @@ def write_page(
     lines += [
         "Share of output variance due to the seeds (mean within-point variance / total):",
         "",
-        *[f"- {o}: {v:.1%}" for o, v in shares.items()],
+        *[
+            f"- {o}: {v:.1%}" if np.isfinite(v) else f"- {o}: undefined (no variance)"
+            for o, v in shares.items()
+        ],
         "",
     ]
+    if notes:
+        lines += ["**Warnings**", "", *[f"- {n}" for n in notes], ""]
     key = "mu_star" if method == "morris" else "ST"
     for o in indices["output"].unique():
         top = indices[indices["output"] == o].nlargest(5, key)
