@@ -11,8 +11,9 @@ line stays quick):
   `verdict_sentence`, `paired_differences`, `lever_table`, `write_report`
 - sensitivity analysis and scenario discovery: `sensitivity_factors`, `run_sensitivity`,
   `discover`
-- indicators and intervals: `middle_share`, `hollowing_ratio`, `is_hollowed`,
-  `polarisation_index`, `band`, `mean_interval`, `wilson_interval`
+- outcomes, indicators and intervals: `OUTCOMES` (the outcome registry), `middle_share`,
+  `hollowing_ratio`, `is_hollowed`, `polarisation_index`, `band`, `mean_interval`,
+  `wilson_interval`
 """
 
 from importlib import import_module
@@ -44,6 +45,7 @@ _API = {
     "sensitivity_factors": ("experiments.sensitivity", "factors"),
     "run_sensitivity": ("experiments.sensitivity_study", "run_study"),
     "discover": ("experiments.discovery", "discover"),
+    "OUTCOMES": ("core.outcomes", "OUTCOMES"),
     "middle_share": ("core.indicators", "middle_share"),
     "hollowing_ratio": ("core.indicators", "hollowing_ratio"),
     "is_hollowed": ("core.indicators", "is_hollowed"),
