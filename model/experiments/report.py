@@ -218,6 +218,10 @@ def horizon_outcomes(ens: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["scenario", "replicate", "seed", *OUTCOMES])
 
 
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
 def outcome_table(ens: dict[str, Any]) -> list[str]:
     """Markdown rows: each registry outcome per scenario — the share of runs with its 90 %
     interval for a yes/no outcome, the median and 5–95 % band over runs for a number."""
@@ -236,7 +240,7 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
                 cells.append(f"{p:.0%} of runs [{lo:.0%}–{hi:.0%}]" if len(values) else "–")
             elif len(values):
                 med, lo, hi = band(values.to_numpy(dtype=float))
-                cells.append(f"{med:.4g} [{lo:.4g}–{hi:.4g}]")
+                cells.append(f"{_number(med)} [{_number(lo)}–{_number(hi)}]")
             else:
                 cells.append("–")
         lines.append(f"| `{o.name}` | {o.unit} | {HORIZONS[o.horizon].text} | " + " | ".join(cells) + " |")
