@@ -183,7 +183,7 @@ def test_mesa_batch_run_runs_the_model_to_its_horizon():
 
 
 def test_seed_arguments_follow_mesa():
-    from mittelbau.core.scenario import make_params
+    from mittelbau.core.scenario import ScenarioError, make_params
 
     params = make_params({"firms": 200, "seed": 11})
     assert MittelbauModel(params).params.seed == 11  # left out: the seed of params
@@ -195,6 +195,8 @@ def test_seed_arguments_follow_mesa():
     assert len(fresh) == 3  # None: fresh entropy, as in Mesa
     with pytest.raises(ValueError, match="allowed: one of them"):
         MittelbauModel(firms=200, rng=1, seed=2)
+    with pytest.raises(ScenarioError, match="parameter 'seed' = -3 is invalid; allowed: an integer from 0"):
+        MittelbauModel(firms=200, rng=-3)
     m = MittelbauModel(firms=200, years=0)
     assert not m.running and m.params.seed == 20170501  # the registry default
     m = MittelbauModel(firms=200, years=2, seed=3)

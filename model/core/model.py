@@ -43,17 +43,20 @@ UNSET = _Unset()
 SeedArg = int | np.integer | np.random.SeedSequence | np.random.Generator | None | _Unset
 
 
-def root_seed(value: int | np.integer | np.random.SeedSequence | np.random.Generator | None) -> int:
+def root_seed(value: Any) -> Any:
     """The run's root seed (an integer the registry accepts, recorded with the run) from
     anything Mesa accepts as `rng`: an integer as it is, None fresh from the operating
-    system's entropy, a SeedSequence or Generator through one draw."""
+    system's entropy, a SeedSequence or Generator through one draw. Anything else is left
+    to the registry's validation, whose error names the value and what is allowed."""
     if value is None:
         value = np.random.SeedSequence()
     if isinstance(value, np.random.SeedSequence):
         return int(value.generate_state(1, dtype=np.uint32)[0])
     if isinstance(value, np.random.Generator):
         return int(value.integers(2**32))
-    return int(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 class MittelbauModel(mesa.Model):
