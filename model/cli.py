@@ -123,6 +123,9 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
     folder = out or Path("results") / "-".join(s.name for s in scens)
     workers = workers or os.cpu_count() or 1
     total = len(scens) * replications
+    lines = None if quiet or _is_terminal() else ProgressLines("ensemble")
+    if lines is not None:
+        lines.set_total(total)
     try:
         with Progress(
             TextColumn("[bold]runs"),
@@ -131,12 +134,14 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            disable=quiet,
+            disable=quiet or lines is not None,
             transient=True,
         ) as progress:
             task = progress.add_task("runs", total=total, rate="")
 
             def advance(_spec, _ok) -> None:
+                if lines is not None:
+                    lines.advance(1)
                 progress.advance(task)
                 t = progress.tasks[0]
                 if t.elapsed:
@@ -215,6 +220,13 @@ def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
     return scen, names, run_kw
 
 
+def _is_terminal() -> bool:
+    """Whether a live progress bar can be seen (rich's own test)."""
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -254,7 +266,6 @@ class ProgressLines:
 def _with_progress(quiet: bool, label: str, job):
     """Run `job(advance, set_total)` with progress: a live bar with runs done of the total
     and the time left on a terminal, periodic lines otherwise, nothing when quiet."""
-    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -275,7 +286,7 @@ def _with_progress(quiet: bool, label: str, job):
 
     if quiet:
         return attempt(lambda n: None, lambda n: None)
-    if not Console().is_terminal:
+    if not _is_terminal():
         lines = ProgressLines(label)
         return attempt(lines.advance, lines.set_total)
     with Progress(

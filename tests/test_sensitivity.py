@@ -238,8 +238,9 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
 
 
 def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tiny):
-    """The progress total is known before the sample runs: first the pilot, then pilot plus
-    points × replications; at 8 base samples the intervals are too wide and the page says so."""
+    """The progress total is known before the sample runs: first the pilot and one replication
+    per point, then pilot plus points × replications; at 8 base samples the intervals are too
+    wide and the page says so."""
     totals, done = [], []
     found = run_study(
         "sobol",
@@ -253,7 +254,7 @@ def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tin
         run_kw={"workers": 1},
     )
     points = 8 * (2 + 2)
-    assert totals == [16, 16 + points * found["replications"]]
+    assert totals == [16 + points, 16 + points * found["replications"]]
     assert sum(done) == totals[-1] == 16 + found["runs"]
     notes = found["warnings"]
     assert any(n.startswith("middle_share: ") and "too uncertain to rank" in n for n in notes), notes

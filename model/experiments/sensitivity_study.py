@@ -79,8 +79,8 @@ def run_study(
     warnings where indices are missing or too uncertain to read.
 
     `on_batch(runs)` is called as runs finish, pilot runs included; `on_total(runs)` with
-    the number of runs the study takes, first counting the pilot alone and again once the
-    pilot has chosen the replications."""
+    the number of runs the study takes: pilot and one replication per point at first, the
+    exact number once the pilot has chosen the replications."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     run_kw = dict(run_kw or {})
@@ -99,7 +99,7 @@ def run_study(
     points = sample_points(method, spec, size, second_order)
     pilot = 0 if replications is not None else PILOT_REPLICATIONS
     if on_total is not None and replications is None:
-        on_total(pilot)
+        on_total(pilot + points)  # at least one replication per point
     cv = None
     if replications is None:
         replications, cv = choose_replications(scenario, outputs, out, run_kw)
