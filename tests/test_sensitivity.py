@@ -280,8 +280,10 @@ def test_sample_sizes_are_known_before_sampling():
 
 def test_sobol_samples_are_checked_before_the_pilot_runs(tmp_path, tiny):
     with pytest.raises(FactorError, match="--samples = 10 is invalid"):
-        run_study("sobol", tiny, tmp_path, 10, ["dt_adoption_rate"])
-    assert not (tmp_path / "pilot").exists()
+        run_study("sobol", tiny, tmp_path / "s", 10, ["dt_adoption_rate"])
+    with pytest.raises(FactorError, match="unknown factor 'nope'"):
+        run_study("morris", tiny, tmp_path / "m", 2, ["nope"])
+    assert not list(tmp_path.iterdir())  # nothing written, not even the folder
 
 
 def test_progress_lines_for_output_that_is_not_a_terminal():

@@ -128,8 +128,8 @@ def discover(
     find the boxes with PRIM, and write prim.md, prim_box.csv, sample.csv."""
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     chosen = factors(factor_names, include_levers)
+    out.mkdir(parents=True, exist_ok=True)  # only once the factors are valid
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
     if on_total is not None:

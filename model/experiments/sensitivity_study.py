@@ -82,7 +82,6 @@ def run_study(
     the number of runs the study takes: pilot and one replication per point at first, the
     exact number once the pilot has chosen the replications."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     run_kw = dict(run_kw or {})
     if on_batch is not None:
         run_kw["on_batch"] = on_batch
@@ -97,6 +96,7 @@ def run_study(
     if method == "sobol":
         check_base_samples(size)
     points = sample_points(method, spec, size, second_order)
+    out.mkdir(parents=True, exist_ok=True)  # only once the study is valid: nothing half-written
     pilot = 0 if replications is not None else PILOT_REPLICATIONS
     if on_total is not None and replications is None:
         on_total(pilot + points)  # at least one replication per point
