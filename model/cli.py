@@ -636,6 +636,7 @@ def dashboard(
     charts, the firm network and a comparison with the same seed without programmes."""
     import importlib.util
     import os
+    import signal
     import subprocess
     import sys
 
@@ -657,11 +658,18 @@ def dashboard(
             _fail(str(exc))
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
+    server = subprocess.Popen(command, env={**os.environ, **server_environment(scenario)})
+    # stopping the command stops the server with it (a terminated parent would leave it running)
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
-        code = subprocess.call(command, env={**os.environ, **server_environment(scenario)})
+        code = server.wait()
     except KeyboardInterrupt:
         code = 0
-    sys.exit(code)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 @app.command()

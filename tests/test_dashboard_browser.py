@@ -77,7 +77,16 @@ def server(root, tmp_path_factory):
         yield url, log
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=40)
+    # stopping the command stops the server it started
+    for _ in range(40):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+        except OSError:
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"the dashboard server still answers at {url} after the command was stopped")
 
 
 def _percent(text: str, stage: int) -> float:
@@ -162,15 +171,18 @@ def test_dashboard_lever_step_and_compare(server, root):
             # the network view and the comparison with the same seed without programmes
             page.get_by_role("tab", name="Firm network").click()
             page.locator(".views img").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)
             page.screenshot(path=str(artifacts / "dashboard-network.png"))
             page.get_by_role("tab", name="Against the baseline").click()
             comparison = page.get_by_test_id("comparison")
             comparison.wait_for(timeout=30_000)
+            page.locator(".views img").first.wait_for(timeout=30_000)  # with and without programmes
             said = comparison.inner_text()
             assert "Programmes: cooperation" in said, said
             spent = float(re.search(r"Spent so far: €([\d,]+)", said).group(1).replace(",", ""))
             # the projects a year set on the page, at the registry's default cost, three years
             assert spent == pytest.approx(3 * projects * 250_000)
+            page.wait_for_timeout(1000)  # the tab's sliding transition
             page.screenshot(path=str(artifacts / "dashboard-compare.png"))
         finally:
             browser.close()
