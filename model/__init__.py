@@ -8,7 +8,7 @@ line stays quick):
   `REGIONS`, `SIZE_CLASSES`
 - one run: `MittelbauModel`, `simulate`, `RunResult`
 - ensembles and their comparison: `run_ensemble`, `load_ensemble`, `verdicts`,
-  `verdict_sentence`, `paired_differences`, `lever_table`, `write_report`
+  `verdict_sentence`, `horizon_outcomes`, `paired_differences`, `lever_table`, `write_report`
 - sensitivity analysis and scenario discovery: `sensitivity_factors`, `run_sensitivity`,
   `discover`
 - outcomes, indicators and intervals: `OUTCOMES` (the outcome registry), `middle_share`,
@@ -39,6 +39,7 @@ _API = {
     "load_ensemble": ("experiments.ensemble", "load_ensemble"),
     "verdicts": ("experiments.report", "verdicts"),
     "verdict_sentence": ("experiments.report", "verdict_sentence"),
+    "horizon_outcomes": ("experiments.report", "horizon_outcomes"),
     "paired_differences": ("experiments.report", "paired_differences"),
     "lever_table": ("experiments.report", "lever_table"),
     "write_report": ("experiments.report", "write_report"),
