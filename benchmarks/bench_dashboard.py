@@ -1,5 +1,5 @@
 """Server-side cost of one dashboard step: stepping the run and its same-seed twin without
-programmes, and drawing the figures of each page as PNG. Prints figures; asserts nothing.
+programmes, and drawing the figures of each tab as PNG. Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/bench_dashboard.py
 """
@@ -17,9 +17,9 @@ from mittelbau.dashboard import charts
 from mittelbau.dashboard.paired import PairedModel
 
 FIGURES = {
-    "page 0": (charts.stage_shares_figure, charts.middle_figure, charts.size_figure),
-    "page 1": (charts.network_figure,),
-    "page 2": (charts.compare_figure,),
+    "shares": (charts.stage_shares_figure, charts.middle_figure, charts.size_figure),
+    "network": (charts.network_figure,),
+    "baseline": (charts.compare_figure,),
 }
 STEPS = 10
 
@@ -44,6 +44,6 @@ for firms in (4_000, 20_000, 100_000):
         t0 = time.perf_counter()
         model.step()
         step += time.perf_counter() - t0
-        for page, builders in FIGURES.items():
-            pages[page] += draw(model, builders)
+        for tab, builders in FIGURES.items():
+            pages[tab] += draw(model, builders)
     print(f"{firms:>7,} {step / STEPS:>17.3f} " + " ".join(f"{v / STEPS:>9.3f}" for v in pages.values()))

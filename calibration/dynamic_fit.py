@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomli_w
 
 from mittelbau.calibration.fit_report import CALIBRATION, load_targets, run_statistics, standard_error
 from mittelbau.core.parameters import BY_NAME
@@ -189,31 +190,35 @@ def write_parameter_set(
     """Commit a fit as the versioned parameter set the registry defaults read; parameters the
     targets did not identify are listed with their sd ratio and keep their assumptions."""
     old = tomllib.loads(path.read_text("utf-8")) if path.exists() else {"version": 0}
-    lines = [
-        "# Written by `mittelbau calibrate fit --write` (calibration/dynamic_fit.py). Do not edit by hand.",
-        "# The registry takes each parameter's posterior median as its default.",
-        f"version = {int(old['version']) + 1}",
-        'method = "ABC-SMC (pyabc), uniform priors over the registry ranges, distance Σ z²"',
-        'targets = "calibration/targets.toml (sources §4.1–4.4), Stuttgart"',
-        "settings = { " + ", ".join(f"{k} = {v}" for k, v in settings.items()) + " }",
-        f"generations = {result.generations}",
-        f"final_epsilon = {result.epsilon:.6g}",
-        f"evaluations = {result.evaluations}",
-        "# not identified by the targets (posterior sd / prior sd): these keep their stated",
-        "# assumptions and are left to sensitivity analysis",
-        "not_identified = { " + ", ".join(f"{k} = {v:.3g}" for k, v in (not_identified or {}).items()) + " }",
-        "",
-    ]
+    data = {
+        "version": int(old["version"]) + 1,
+        "method": "ABC-SMC (pyabc), uniform priors over the registry ranges, distance Σ z²",
+        "targets": "calibration/targets.toml (sources §4.1–4.4), Stuttgart",
+        "settings": dict(settings),
+        "generations": result.generations,
+        "final_epsilon": _digits(result.epsilon, 6),
+        "evaluations": result.evaluations,
+        "not_identified": {k: _digits(v, 3) for k, v in (not_identified or {}).items()},
+    }
     for r in result.posterior.itertuples():
-        lines += [
-            f"[{r.parameter}]",
-            f"median = {r.median:.6g}",
-            f"q05 = {r.q05:.6g}",
-            f"q95 = {r.q95:.6g}",
-            f"sd_ratio = {r.sd_ratio:.4g}",
-            "",
-        ]
-    path.write_text("\n".join(lines), encoding="utf-8")
+        data[r.parameter] = {
+            "median": _digits(r.median, 6),
+            "q05": _digits(r.q05, 6),
+            "q95": _digits(r.q95, 6),
+            "sd_ratio": _digits(r.sd_ratio, 4),
+        }
+    header = (
+        "# Written by `mittelbau calibrate fit --write` (calibration/dynamic_fit.py). Do not edit by hand.\n"
+        "# The registry takes each parameter's posterior median as its default; not_identified lists\n"
+        "# the parameters the targets do not identify (posterior sd / prior sd), which keep their\n"
+        "# stated assumptions and are left to sensitivity analysis.\n"
+    )
+    path.write_text(header + tomli_w.dumps(data), encoding="utf-8")
+
+
+def _digits(x: float, n: int) -> float:
+    """`x` to `n` significant digits, as the file records it."""
+    return float(f"{float(x):.{n}g}")
 
 
 def load_parameter_set(path: Path = PARAMETER_FILE) -> dict:

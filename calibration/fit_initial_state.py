@@ -21,16 +21,10 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import tomli_w
 from scipy.optimize import least_squares
 
-from mittelbau.core.categories import (
-    BATCH_TYPES,
-    COMPLEXITIES,
-    DT_ITEMS,
-    INDUSTRIES,
-    REFERENCE,
-    SIZE_CLASSES,
-)
+from mittelbau.core.categories import DT_ITEMS, GROUP_ATTRIBUTES, REFERENCE, group_codes
 from mittelbau.core.population import StructureCells, structure_cells
 from mittelbau.core.propensities import logistic
 from mittelbau.core.region_data import load_region, load_traits
@@ -45,12 +39,7 @@ OUTPUT_FILE = HERE / "initial_propensities.toml"
 BM_SERVICE_STRATEGY_EFFECT = 1.0
 RIDGE = 0.1  # weight of the ridge residual per coefficient (in units of scaled residuals)
 
-ATTRIBUTES = {
-    "industry": INDUSTRIES,
-    "size": SIZE_CLASSES,
-    "batch": BATCH_TYPES,
-    "complexity": COMPLEXITIES,
-}
+ATTRIBUTES = GROUP_ATTRIBUTES
 
 
 def region_cells(code: str) -> StructureCells:
@@ -153,11 +142,11 @@ def cell_probabilities(tables: dict[str, dict], cells: StructureCells, shift: fl
 
 
 def group_mask(group: str, cells: StructureCells) -> np.ndarray:
-    if group == "all":
+    chosen = group_codes(group)
+    if chosen is None:
         return np.ones(len(cells.weight), dtype=bool)
-    attr, labels = group.split(":", 1)
-    wanted = [ATTRIBUTES[attr].index(lab) for lab in labels.split("+")]
-    return np.isin(cells.codes[attr], wanted)
+    attr, codes = chosen
+    return np.isin(cells.codes[attr], codes)
 
 
 def statistic_key(target: dict) -> str:
@@ -211,47 +200,42 @@ def dt_item_draw_probabilities() -> dict[str, float]:
     return q
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.6f}"
+def _fixed(x: float) -> float:
+    """`x` to 6 decimals, as the file records it."""
+    return round(float(x), 6)
 
 
 def render(theta: np.ndarray, targets: list[dict], predicted: list[float]) -> str:
     tables = unpack(theta)
-    lines = [
-        "# Written by calibration/fit_initial_state.py from initial_state_targets.toml.",
-        "# Do not edit by hand: change the targets or the region files and rerun the script.",
-        "",
-    ]
+    data: dict = {}
     for model in ("bm", "dt"):
         t = tables[model]
-        lines += [f"[{model}]", f"intercept = {_fmt(t['intercept'])}"]
-        for key in ("innovation", "service_strategy", "bm"):
-            if key in t:
-                lines.append(f"{key} = {_fmt(t[key])}")
-        for attr in ATTRIBUTES:
-            if attr in t:
-                body = ", ".join(f'"{k}" = {_fmt(v)}' for k, v in t[attr].items())
-                lines.append(f"{attr} = {{ {body} }}")
-        lines.append("")
-    q = dt_item_draw_probabilities()
-    lines += ["[dt_items]", "draw = { " + ", ".join(f"{k} = {_fmt(v)}" for k, v in q.items()) + " }"]
-    lines += ["", "# Fit: expected value of the synthesised population against each target."]
-    for t, p in zip(targets, predicted, strict=True):
-        ok = abs(p - t["value"]) <= t["tolerance"]
-        lines += [
-            "",
-            "[[fit]]",
-            f'population = "{t["population"]}"',
-            f'statistic = "{t["statistic"]}"',
-            f'group = "{t["group"]}"',
-            *([f"stage = {t['stage']}"] if "stage" in t else []),
-            f"target = {t['value']}",
-            f"expected = {_fmt(p)}",
-            f"tolerance = {t['tolerance']}",
-            f"within_tolerance = {'true' if ok else 'false'}",
-            f'source = "{t["source"]}"',
-        ]
-    return "\n".join(lines) + "\n"
+        table = {"intercept": _fixed(t["intercept"])}
+        table |= {key: _fixed(t[key]) for key in ("innovation", "service_strategy", "bm") if key in t}
+        table |= {attr: {k: _fixed(v) for k, v in t[attr].items()} for attr in ATTRIBUTES if attr in t}
+        data[model] = table
+    data["dt_items"] = {"draw": {k: _fixed(v) for k, v in dt_item_draw_probabilities().items()}}
+    # the fit: expected value of the synthesised population against each target
+    data["fit"] = [
+        {
+            "population": t["population"],
+            "statistic": t["statistic"],
+            "group": t["group"],
+            **({"stage": t["stage"]} if "stage" in t else {}),
+            "target": t["value"],
+            "expected": _fixed(p),
+            "tolerance": t["tolerance"],
+            "within_tolerance": bool(abs(p - t["value"]) <= t["tolerance"]),
+            "source": t["source"],
+        }
+        for t, p in zip(targets, predicted, strict=True)
+    ]
+    header = (
+        "# Written by calibration/fit_initial_state.py from initial_state_targets.toml.\n"
+        "# Do not edit by hand: change the targets or the region files and rerun the script.\n"
+        "# [[fit]]: the expected value of the synthesised population against each target.\n\n"
+    )
+    return header + tomli_w.dumps(data)
 
 
 def main() -> None:

@@ -12,38 +12,32 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from mittelbau import calibration
 from mittelbau.core.categories import (
-    BATCH_TYPES,
-    COMPLEXITIES,
     DT_ITEMS,
     ENGAGEMENT_LEVELS,
-    INDUSTRIES,
     MARKET_POSITIONS,
     REGIONS,
-    SIZE_CLASSES,
     START_YEAR,
+    group_codes,
 )
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.region_data import raw_sample_size
 from mittelbau.experiments.ensemble import replicate_seeds
+from mittelbau.experiments.plots import save_figure
 
 CALIBRATION = Path(calibration.__file__).resolve().parent
-ATTRIBUTES = {"industry": INDUSTRIES, "size": SIZE_CLASSES, "batch": BATCH_TYPES, "complexity": COMPLEXITIES}
 
 
 def _group(model: MittelbauModel, group: str) -> np.ndarray:
-    if group == "all":
+    chosen = group_codes(group)
+    if chosen is None:
         return np.ones(len(model.state), dtype=bool)
-    attr, labels = group.split(":", 1)
-    codes = [ATTRIBUTES[attr].index(lab) for lab in labels.split("+")]
+    attr, codes = chosen
     return np.isin(getattr(model.state, attr), codes)
 
 
@@ -186,7 +180,8 @@ def write_fit_report(
     table.to_csv(out / "fit_report.csv", index=False, float_format="%.6g")
     regions.to_csv(out / "region_predictions.csv", index=False, float_format="%.6g")
 
-    fig, ax = plt.subplots(figsize=(8, 0.22 * len(table) + 1.2), constrained_layout=True)
+    fig = Figure(figsize=(8, 0.22 * len(table) + 1.2), layout="constrained")
+    ax = fig.subplots()
     colours = np.where(table["within_2se"], "#0072b2", "#d55e00")
     ax.barh(np.arange(len(table)), table["z"].clip(-10, 10), color=colours)
     ax.axvline(-2, color="k", ls="--", lw=0.8)
@@ -194,8 +189,7 @@ def write_fit_report(
     ax.set_yticks(np.arange(len(table)), table["target"], fontsize=6)
     ax.invert_yaxis()
     ax.set(xlabel="z = (simulated − observed) / SE (clipped at ±10)", title="Fit to every target")
-    fig.savefig(out / "fit_report.png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, out / "fit_report.png")
 
     met = int(table["within_2se"].sum())
     lines = [

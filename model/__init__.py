@@ -8,11 +8,12 @@ line stays quick):
   `REGIONS`, `SIZE_CLASSES`
 - one run: `MittelbauModel`, `simulate`, `RunResult`
 - ensembles and their comparison: `run_ensemble`, `load_ensemble`, `verdicts`,
-  `verdict_sentence`, `paired_differences`, `lever_table`, `write_report`
+  `verdict_sentence`, `horizon_outcomes`, `paired_differences`, `lever_table`, `write_report`
 - sensitivity analysis and scenario discovery: `sensitivity_factors`, `run_sensitivity`,
   `discover`, and `ema_model` (the model for EMA Workbench, with the `discovery` extra)
-- indicators and intervals: `middle_share`, `hollowing_ratio`, `is_hollowed`,
-  `polarisation_index`, `band`, `mean_interval`, `wilson_interval`
+- outcomes, indicators and intervals: `OUTCOMES` (the outcome registry), `middle_share`,
+  `hollowing_ratio`, `is_hollowed`, `polarisation_index`, `band`, `mean_interval`,
+  `wilson_interval`
 """
 
 from importlib import import_module
@@ -38,6 +39,7 @@ _API = {
     "load_ensemble": ("experiments.ensemble", "load_ensemble"),
     "verdicts": ("experiments.report", "verdicts"),
     "verdict_sentence": ("experiments.report", "verdict_sentence"),
+    "horizon_outcomes": ("experiments.report", "horizon_outcomes"),
     "paired_differences": ("experiments.report", "paired_differences"),
     "lever_table": ("experiments.report", "lever_table"),
     "write_report": ("experiments.report", "write_report"),
@@ -45,6 +47,7 @@ _API = {
     "run_sensitivity": ("experiments.sensitivity_study", "run_study"),
     "discover": ("experiments.discovery", "discover"),
     "ema_model": ("experiments.ema", "ema_model"),
+    "OUTCOMES": ("core.outcomes", "OUTCOMES"),
     "middle_share": ("core.indicators", "middle_share"),
     "hollowing_ratio": ("core.indicators", "hollowing_ratio"),
     "is_hollowed": ("core.indicators", "is_hollowed"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,13 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Agent-based simulation of the business-model stages of manufacturing SMEs.",
 )
+
+
+def _write_figures_to_files() -> None:
+    """Draw with the file-writing backend: the command line writes figures, shows none."""
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 def _fail(message: str) -> None:
@@ -76,6 +84,7 @@ def run(
     ) as progress:
         task = progress.add_task(f"{scen.name}: {p.firms} firms, {p.region}", total=p.years * runs_needed(p))
         result = simulate(scen, on_year=lambda _m: progress.advance(task))
+    _write_figures_to_files()
     write_run(result, folder)
     if not quiet:
         h = result.summary["headline"]
@@ -124,6 +133,9 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
     folder = out or Path("results") / "-".join(s.name for s in scens)
     workers = workers or os.cpu_count() or 1
     total = len(scens) * replications
+    lines = None if quiet or _is_terminal() else ProgressLines("ensemble")
+    if lines is not None:
+        lines.set_total(total)
     try:
         with Progress(
             TextColumn("[bold]runs"),
@@ -132,12 +144,14 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
             TextColumn("{task.fields[rate]}"),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
-            disable=quiet,
+            disable=quiet or lines is not None,
             transient=True,
         ) as progress:
             task = progress.add_task("runs", total=total, rate="")
 
             def advance(_spec, _ok) -> None:
+                if lines is not None:
+                    lines.advance(1)
                 progress.advance(task)
                 t = progress.tasks[0]
                 if t.elapsed:
@@ -145,6 +159,7 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
 
             counts = run_ensemble(scens, replications, folder, executor, workers, scheduler, advance)
             progress.update(task, completed=total)
+        _write_figures_to_files()
         report = write_report(folder)
     except ExecutionError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -170,6 +185,7 @@ def report(
     from mittelbau.experiments.ensemble import EnsembleError
     from mittelbau.experiments.report import write_report
 
+    _write_figures_to_files()
     try:
         path = write_report(folder)
     except EnsembleError as exc:
@@ -216,26 +232,91 @@ def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
     return scen, names, run_kw
 
 
+def _is_terminal() -> bool:
+    """Whether a live progress bar can be seen (rich's own test)."""
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+class ProgressLines:
+    """Progress as a plain line every `every` seconds (and at the end), for output that is
+    not a terminal (a log file, CI), where a live bar would show nothing."""
+
+    def __init__(self, label: str, every: float = 30.0, echo=None, clock=time.monotonic) -> None:
+        self.label, self.every, self.clock = label, every, clock
+        self.echo = echo or (lambda line: typer.echo(line, err=True))
+        self.total: int | None = None
+        self.done = 0
+        self.start = self.last = clock()
+
+    def set_total(self, total: int) -> None:
+        self.total = total
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if now - self.last >= self.every or (self.total is not None and self.done >= self.total):
+            self.last = now
+            self.echo(self.line(now))
+
+    def line(self, now: float) -> str:
+        elapsed = now - self.start
+        of = f"/{self.total}" if self.total is not None else ""
+        text = f"{self.label}: {self.done}{of} runs, {_clock(elapsed)} elapsed"
+        if self.total is not None and self.done:
+            text += f", about {_clock(elapsed / self.done * max(self.total - self.done, 0))} left"
+        return text
+
+
 def _with_progress(quiet: bool, label: str, job):
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Run `job(advance, set_total)` with progress: a live bar with runs done of the total
+    and the time left on a terminal, periodic lines otherwise, nothing when quiet."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.sensitivity import FactorError
 
+    def attempt(advance, set_total):
+        try:
+            return job(advance, set_total)
+        except (FactorError, ExecutionError, ImportError) as exc:
+            _fail(str(exc))
+
+    if quiet:
+        return attempt(lambda n: None, lambda n: None)
+    if not _is_terminal():
+        lines = ProgressLines(label)
+        return attempt(lines.advance, lines.set_total)
     with Progress(
         TextColumn(f"[bold]{label}"),
         BarColumn(pulse_style="cyan"),
-        TextColumn("{task.completed} runs"),
+        MofNCompleteColumn(),
+        TextColumn("runs"),
         TimeElapsedColumn(),
-        disable=quiet,
+        TimeRemainingColumn(),
         transient=True,
     ) as progress:
         task = progress.add_task(label, total=None)
         try:
-            return job(lambda n: progress.advance(task, n))
-        except (FactorError, ExecutionError, ImportError) as exc:
+            return attempt(
+                lambda n: progress.advance(task, n), lambda total: progress.update(task, total=total)
+            )
+        finally:
             progress.stop()
-            _fail(str(exc))
 
 
 def _study(
@@ -259,10 +340,11 @@ def _study(
 
     scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
     folder = out or Path("results") / f"{method}-{scen.name}"
+    _write_figures_to_files()
     found = _with_progress(
         quiet,
         method,
-        lambda cb: run_study(
+        lambda advance, set_total: run_study(
             method,
             scen,
             folder,
@@ -272,8 +354,9 @@ def _study(
             groups,
             replications=replications,
             run_kw=run_kw,
-            on_batch=cb,
+            on_batch=advance,
             second_order=second_order,
+            on_total=set_total,
         ),
     )
     if not quiet:
@@ -282,6 +365,8 @@ def _study(
         for o, part in found["indices"].groupby("output", sort=False):
             top = ", ".join(f"{r.factor} {getattr(r, key):.2g}" for r in part.nlargest(3, key).itertuples())
             typer.echo(f"  {o}: {top}")
+        for note in found["warnings"]:
+            typer.echo(f"warning: {note}", err=True)
         typer.echo(f"  written to {folder}/ (sensitivity.md)")
 
 
@@ -385,16 +470,17 @@ def discover(
     found = _with_progress(
         quiet,
         "discover",
-        lambda cb: run_discovery(
+        lambda advance, set_total: run_discovery(
             scen,
             folder,
             samples,
             names,
             levers,
             replications,
-            {**run_kw, "on_batch": cb},
+            {**run_kw, "on_batch": advance},
             min_density,
             chosen_case,
+            on_total=set_total,
         ),
     )
     if not quiet:
@@ -431,6 +517,7 @@ def calibrate_report(
             f"--replications = {replications}, --firms = {firms} are invalid; allowed: "
             "at least 2 replications and 100 firms"
         )
+    _write_figures_to_files()
     page, table = write_fit_report(out, replications, firms, seed)
     met = int(table["within_2se"].sum())
     typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
@@ -550,6 +637,7 @@ def dashboard(
     charts, the firm network and a comparison with the same seed without programmes."""
     import importlib.util
     import os
+    import signal
     import subprocess
     import sys
 
@@ -571,11 +659,18 @@ def dashboard(
             _fail(str(exc))
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
+    server = subprocess.Popen(command, env={**os.environ, **server_environment(scenario)})
+    # stopping the command stops the server with it (a terminated parent would leave it running)
+    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
     try:
-        code = subprocess.call(command, env={**os.environ, **server_environment(scenario)})
+        code = server.wait()
     except KeyboardInterrupt:
         code = 0
-    sys.exit(code)
+    finally:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 @app.command()

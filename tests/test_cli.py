@@ -45,12 +45,25 @@ def test_output_files_and_columns(small_run):
         "transitions.csv",
     ]
     shares = pd.read_csv(out / "stage_shares.csv")
-    assert list(shares.columns) == ["year", "group", "stage", "share"]
+    assert list(shares.columns) == ["year", "group_by", "group", "stage", "share"]
     assert set(shares["year"]) == set(range(2015, 2022))
-    assert {"all", "size:20-49", "size:250-499", "industry:machinery"} <= set(shares["group"])
-    sums = shares.groupby(["year", "group"])["share"].sum()
+    assert set(shares["group_by"]) == {"all", "size", "industry"}
+    pairs = set(zip(shares["group_by"], shares["group"], strict=True))
+    assert {("all", "all"), ("size", "20-49"), ("size", "250-499"), ("industry", "machinery")} <= pairs
+    sums = shares.groupby(["year", "group_by", "group"])["share"].sum()
     assert ((sums - 1).abs() < 1e-5).all()
-    assert (shares.groupby(["year", "group"]).size() == 3).all()
+    assert (shares.groupby(["year", "group_by", "group"]).size() == 3).all()
+    # all firms, each size class and each industry: three partitions of the same firms
+    assert len(sums) == 7 * (1 + 4 + 7)
+    levers = pd.read_csv(out / "levers.csv")
+    assert levers.empty and list(levers.columns) == [
+        "year",
+        "lever",
+        "spent_eur",
+        "firms_reached",
+        "upward_moves",
+        "deadweight",
+    ]
     trans = pd.read_csv(out / "transitions.csv")
     assert list(trans.columns) == ["year", "from_stage", "to_stage", "firms"]
     assert set(trans["year"]) == set(range(2016, 2022))
@@ -74,6 +87,18 @@ def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
     assert h["stage_shares_end"]["stage2"] == pytest.approx(shares["share"].iloc[1], abs=1e-6)
     assert h["hollowed"] == (h["year_hollowed"] is not None)
     assert set(h["bm_introductions_by_motive"]) == {"intrinsic", "peers", "customers", "competition"}
+    # the outcomes at the horizon, as the outcome registry summarises the yearly indicators
+    ind = pd.read_csv(out / "indicators.csv")
+    o = s["outcomes"]
+    assert o["hollowed"] is h["hollowed"] and ind["hollowed"].dtype == bool
+    assert o["hollowed"] == bool(ind["hollowed"].any())
+    assert o["middle_share"] == pytest.approx(ind["middle_share"].iloc[-1], abs=1e-6)
+    assert o["middle_share"] == h["stage_shares_end"]["stage2"]
+    assert o["upward_rate"] == pytest.approx(ind["upward_rate"].iloc[1:].mean(), abs=1e-6)
+    assert ind["upward_rate"].isna().tolist() == [True] + [False] * 6  # no move before the first year
+    assert o["cost_per_additional_upward_move"] is None  # no programme
+    assert s["definitions"]["upward_rate"]["at_horizon"].startswith("the mean over the simulated years")
+    assert s["definitions"]["hollowed"]["kind"] == "bool"
 
 
 def test_years_zero_writes_the_initial_state_only(tmp_path, root):

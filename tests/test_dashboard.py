@@ -9,9 +9,10 @@ from typer.testing import CliRunner
 
 from mittelbau.cli import app
 from mittelbau.core.model import MittelbauModel
+from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.parameters import BY_NAME, REGISTRY
 from mittelbau.core.scenario import load_scenario
-from mittelbau.dashboard import captions, charts
+from mittelbau.dashboard import captions, charts, readout
 from mittelbau.dashboard.controls import control_parameters, model_params, slider_step
 from mittelbau.dashboard.paired import PairedModel, read_seed
 from mittelbau.experiments.outputs import upward_moves
@@ -102,6 +103,18 @@ def test_paired_model_is_the_run_and_its_same_seed_twin(paired):
     assert effect["upward_moves_baseline"] == upward_moves(twin)
     assert effect["spent_eur"] == pytest.approx(sum(r[2] for r in alone.lever_records))
     assert effect["spent_eur"] > 0
+
+
+def test_outcome_table_reads_the_outcome_registry(paired):
+    rows = readout.outcome_rows(paired)
+    assert [r[0] for r in rows] == [o.label for o in OUTCOMES.values() if o.yearly]
+    now = {label: value for label, value, _ in rows}
+    assert now["middle-tier share"] == f"{100 * paired.recorded_shares[1]:.1f} %"
+    assert now["middle hollowed"] == ("yes" if paired.history()["hollowed"].iloc[-1] else "no")
+    rate = paired.history()["upward_rate"].iloc[-1]
+    assert now["upward rate"] == f"{100 * rate:.1f} %" and 0 < rate < 1
+    fresh = PairedModel(firms=200, years=1)
+    assert {label: value for label, value, _ in readout.outcome_rows(fresh)}["upward rate"] == "–"
 
 
 def test_without_levers_there_is_no_twin():

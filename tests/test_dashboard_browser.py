@@ -77,7 +77,16 @@ def server(root, tmp_path_factory):
         yield url, log
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        proc.wait(timeout=40)
+    # stopping the command stops the server it started
+    for _ in range(40):
+        try:
+            urllib.request.urlopen(url, timeout=1)
+        except OSError:
+            break
+        time.sleep(0.25)
+    else:
+        pytest.fail(f"the dashboard server still answers at {url} after the command was stopped")
 
 
 def _percent(text: str, stage: int) -> float:
@@ -106,7 +115,10 @@ def test_dashboard_lever_step_and_compare(server, root):
             status.wait_for(timeout=60_000)
             assert "Year 2015" in status.inner_text()
             assert "Programmes of this run: none" in page.get_by_test_id("settings").inner_text()
-            charts = page.locator(".vue-grid-item img")
+            assert page.title() == "mittelbau"
+            tabs = [t.inner_text().strip() for t in page.get_by_role("tab").all()]
+            assert tabs == ["STAGE SHARES", "OUTCOMES", "FIRM NETWORK", "AGAINST THE BASELINE"], tabs
+            charts = page.locator(".views img")
             charts.first.wait_for(timeout=30_000)
             assert charts.count() == 3  # stage shares, middle tier and hollowing, size classes
             before = charts.first.get_attribute("src")
@@ -142,24 +154,35 @@ def test_dashboard_lever_step_and_compare(server, root):
             assert abs(sum(shares) - 100) < 0.2
             assert shares[0] < 33.8  # stage 1 shrinks from its 2015 level (sources §3.1 calibration)
             page.wait_for_function(
-                "src => document.querySelector('.vue-grid-item img').getAttribute('src') !== src",
+                "src => document.querySelector('.views img').getAttribute('src') !== src",
                 arg=before,
                 timeout=30_000,
             )
             page.screenshot(path=str(artifacts / "dashboard.png"))
 
+            # the outcome registry's yearly outcomes, now
+            page.get_by_role("tab", name="Outcomes").click()
+            outcomes = page.get_by_test_id("outcomes")
+            outcomes.wait_for(timeout=30_000)
+            said = outcomes.inner_text()
+            assert f"middle-tier share\t{shares[1]:.1f} %" in said, said
+            assert "hollowed" in said and "upward rate" in said
+
             # the network view and the comparison with the same seed without programmes
-            page.get_by_role("tab", name="Page 1").click()
-            page.locator(".vue-grid-item img").first.wait_for(timeout=30_000)
+            page.get_by_role("tab", name="Firm network").click()
+            page.locator(".views img").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(1000)
             page.screenshot(path=str(artifacts / "dashboard-network.png"))
-            page.get_by_role("tab", name="Page 2").click()
+            page.get_by_role("tab", name="Against the baseline").click()
             comparison = page.get_by_test_id("comparison")
             comparison.wait_for(timeout=30_000)
+            page.locator(".views img").first.wait_for(timeout=30_000)  # with and without programmes
             said = comparison.inner_text()
             assert "Programmes: cooperation" in said, said
             spent = float(re.search(r"Spent so far: €([\d,]+)", said).group(1).replace(",", ""))
             # the projects a year set on the page, at the registry's default cost, three years
             assert spent == pytest.approx(3 * projects * 250_000)
+            page.wait_for_timeout(1000)  # the tab's sliding transition
             page.screenshot(path=str(artifacts / "dashboard-compare.png"))
 
             # a budget of millions shows whole on its slider's thumb, also at the slider's end

@@ -140,3 +140,88 @@ def test_finished_models_are_freed():
         MittelbauModel(firms=300, seed=seed, years=2).run()
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, MittelbauModel)]
+
+
+def test_mesa_batch_run_runs_the_model_to_its_horizon():
+    """Mesa's batch runner builds the model from keywords, seeds it through `seed=` (or
+    `rng=`) and steps it while `running`: runs stop at `years`, not at `max_steps`."""
+    import mesa
+    import pandas as pd
+
+    with pytest.warns(DeprecationWarning, match="iterations"):  # Mesa's wording; same as rng=[None] * 2
+        rows = mesa.batch_run(
+            MittelbauModel,
+            parameters={"firms": 300, "years": [2, 4], "region": "nord"},
+            iterations=2,
+            max_steps=50,
+            data_collection_period=1,
+            display_progress=False,
+        )
+    df = pd.DataFrame(rows)
+    assert len(df) == 2 * (3 + 5)  # two iterations × (start + 2 years, start + 4 years)
+    ends = df.groupby("RunId").agg(years=("years", "first"), last=("year", "max"), steps=("Step", "max"))
+    assert (ends["last"] == 2015 + ends["years"]).all() and (ends["steps"] == ends["years"]).all()
+    assert {"stage2", "hollowed", "upward_rate"} <= set(df.columns)
+    # iterations draw fresh seeds: the two 4-year runs differ
+    four = df[(df["years"] == 4) & (df["year"] == 2019)]
+    assert len(four[["stage1", "stage2", "stage3", "upward_rate"]].drop_duplicates()) == 2
+
+    seeded = pd.DataFrame(
+        mesa.batch_run(
+            MittelbauModel,
+            parameters={"firms": 300, "years": 2},
+            rng=[7, 7, 8],
+            max_steps=50,
+            display_progress=False,
+        )
+    )
+    direct = MittelbauModel(firms=300, seed=7, years=2).run().datacollector.get_model_vars_dataframe()
+    assert len(seeded) == 3 and (seeded["year"] == 2017).all()
+    cols = ["stage1", "stage2", "stage3", "upward_rate"]
+    runs = [tuple(seeded[cols].iloc[k]) for k in range(3)]
+    assert runs[0] == runs[1] == tuple(direct[cols].iloc[-1]) != runs[2]
+
+
+def test_seed_arguments_follow_mesa():
+    from mittelbau.core.scenario import ScenarioError, make_params
+
+    params = make_params({"firms": 200, "seed": 11})
+    assert MittelbauModel(params).params.seed == 11  # left out: the seed of params
+    assert MittelbauModel(params, rng=12).params.seed == 12
+    assert MittelbauModel(params, seed=np.int64(13)).params.seed == 13
+    drawn = MittelbauModel(params, rng=np.random.default_rng(5)).params.seed
+    assert drawn == int(np.random.default_rng(5).integers(2**32))  # one draw, recorded
+    fresh = {MittelbauModel(firms=200, rng=None).params.seed for _ in range(3)}
+    assert len(fresh) == 3  # None: fresh entropy, as in Mesa
+    with pytest.raises(ValueError, match="allowed: one of them"):
+        MittelbauModel(firms=200, rng=1, seed=2)
+    with pytest.raises(ScenarioError, match="parameter 'seed' = -3 is invalid; allowed: an integer from 0"):
+        MittelbauModel(firms=200, rng=-3)
+    m = MittelbauModel(firms=200, years=0)
+    assert not m.running and m.params.seed == 20170501  # the registry default
+    m = MittelbauModel(firms=200, years=2, seed=3)
+    m.step()
+    assert m.running
+    m.step()
+    assert not m.running and m.year == 2017
+
+
+def test_solara_reset_rebuilds_the_plain_and_the_paired_model():
+    """What SolaraViz's Reset does: rebuild the model's class from the controls' values plus
+    a fresh Mesa scenario."""
+    from mesa.visualization.solara_viz import _build_model_init_kwargs
+
+    from mittelbau.dashboard.paired import PairedModel
+
+    values = {"firms": 250, "years": 3, "seed": "21", "funding_budget_eur": 2e6}
+    for cls in (MittelbauModel, PairedModel):
+        model = cls(firms=200, seed=1)
+        kwargs = _build_model_init_kwargs(
+            model, values, add_scenario_when_empty=True, require_model_accepts_scenario=True
+        )
+        assert "scenario" in kwargs
+        if cls is MittelbauModel:
+            kwargs["seed"] = int(kwargs["seed"])  # the text field is the dashboard's
+        fresh = cls(**kwargs)
+        assert (fresh.params.firms, fresh.params.seed, fresh.params.funding_budget_eur) == (250, 21, 2e6)
+        assert len(fresh.state) == 250 and fresh.running

@@ -12,7 +12,7 @@ from mittelbau.calibration.fit_initial_state import (
     load_targets,
     unpack,
 )
-from mittelbau.core.categories import DT_ITEMS, ENGAGEMENT_LEVELS, MARKET_POSITIONS, REGIONS
+from mittelbau.core.categories import DT_ITEMS, ENGAGEMENT_LEVELS, MARKET_POSITIONS, REGIONS, group_codes
 from mittelbau.core.population import synthesise
 from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region, load_traits, normalised
@@ -65,12 +65,8 @@ def test_region_files_hold_raw_shares_with_sources(root):
 def stat(tables, key: str, group: str, stage: int | None = None) -> float:
     values = []
     for t in tables:
-        if group == "all":
-            mask = np.ones(len(t), bool)
-        else:
-            attr, labels = group.split(":", 1)
-            codes = [ATTRIBUTES[attr].index(lab) for lab in labels.split("+")]
-            mask = np.isin(getattr(t, attr), codes)
+        chosen = group_codes(group)
+        mask = np.ones(len(t), bool) if chosen is None else np.isin(getattr(t, chosen[0]), chosen[1])
         x = {"stage_share": t.stage == stage, "bm_share": t.bm, "dt_share": t.dt}[key]
         values.append(x[mask].mean())
     return float(np.mean(values))
@@ -152,3 +148,12 @@ def test_committed_fit_is_reproduced_by_the_script():
                 for lab, v in fresh[model][attr].items():
                     assert v == pytest.approx(committed[model][attr][lab], abs=1e-5)
     assert all(f["within_tolerance"] for f in committed["fit"])
+
+
+def test_target_groups_name_an_attribute_and_its_labels():
+    assert group_codes("all") is None
+    assert group_codes("size:20-49+100-249") == ("size", [0, 2])
+    assert group_codes("industry:machinery") == ("industry", [5])
+    for bad in ("size:1-9", "colour:red", "size:", "size"):
+        with pytest.raises(ValueError, match=r"allowed: 'all' or '<attribute>:<label>\+<label>…'"):
+            group_codes(bad)

@@ -238,3 +238,71 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     assert sample["case"].tolist() == expected.tolist()
     assert found["case"] == f"middle_share < {cut:g}" and found["cases_of_interest"] == expected.sum()
     assert found["density"] > expected.mean()
+
+
+def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tiny):
+    """The progress total is known before the sample runs: first the pilot and one replication
+    per point, then pilot plus points × replications; at 8 base samples the intervals are too
+    wide and the page says so."""
+    totals, done = [], []
+    found = run_study(
+        "sobol",
+        tiny,
+        tmp_path,
+        8,
+        ["dt_adoption_rate", "hollowing_threshold"],
+        outputs=("middle_share", "hollowed"),
+        on_batch=done.append,
+        on_total=totals.append,
+        run_kw={"workers": 1},
+    )
+    points = 8 * (2 + 2)
+    assert totals == [16 + points, 16 + points * found["replications"]]
+    assert sum(done) == totals[-1] == 16 + found["runs"]
+    notes = found["warnings"]
+    assert any(n.startswith("middle_share: ") and "too uncertain to rank" in n for n in notes), notes
+    page = (tmp_path / "sensitivity.md").read_text()
+    assert "**Warnings**" in page and "nan%" not in page
+
+
+def test_sample_sizes_are_known_before_sampling():
+    from SALib.sample import morris as morris_sample
+    from SALib.sample import sobol as sobol_sample
+
+    from mittelbau.experiments.sensitivity import sample_points
+
+    one_group = ["dt_adoption_rate", "bm_adoption_rate", "exit_rate"]
+    two_groups = [*one_group, "customers_per_supplier"]
+    for names, grouped in ((one_group, False), (one_group, True), (two_groups, True)):
+        spec = problem(factors(names), grouped)
+        assert sample_points("morris", spec, 3) == len(morris_sample.sample(spec, 3, num_levels=4, seed=1))
+        for second in (False, True):
+            x = sobol_sample.sample(spec, 8, calc_second_order=second, seed=1)
+            assert sample_points("sobol", spec, 8, second) == len(x)
+
+
+def test_sobol_samples_are_checked_before_the_pilot_runs(tmp_path, tiny):
+    with pytest.raises(FactorError, match="--samples = 10 is invalid"):
+        run_study("sobol", tiny, tmp_path / "s", 10, ["dt_adoption_rate"])
+    with pytest.raises(FactorError, match="unknown factor 'nope'"):
+        run_study("morris", tiny, tmp_path / "m", 2, ["nope"])
+    assert not list(tmp_path.iterdir())  # nothing written, not even the folder
+
+
+def test_progress_lines_for_output_that_is_not_a_terminal():
+    from mittelbau.cli import ProgressLines
+
+    now = [0.0]
+    said: list[str] = []
+    lines = ProgressLines("morris", every=30, echo=said.append, clock=lambda: now[0])
+    lines.set_total(100)
+    for t in (10, 20, 40, 70):
+        now[0] = t
+        lines.advance(10)
+    assert said == [  # a line once 30 s have passed since the last: at 40 s and at 70 s
+        "morris: 30/100 runs, 0:00:40 elapsed, about 0:01:33 left",
+        "morris: 40/100 runs, 0:01:10 elapsed, about 0:01:45 left",
+    ]
+    now[0] = 200
+    lines.advance(60)
+    assert said[-1] == "morris: 100/100 runs, 0:03:20 elapsed, about 0:00:00 left"

@@ -19,3 +19,27 @@ REGIONS = ("stuttgart", "nord", "muenchen", "rhein-ruhr", "germany")
 
 # Reference categories of the structural propensity models (coefficient 0).
 REFERENCE = {"industry": "metal", "size": "20-49", "batch": "small_medium", "complexity": "medium"}
+
+# Firm attributes a calibration target's group may select on ("size:20-49+50-99").
+GROUP_ATTRIBUTES = {
+    "industry": INDUSTRIES,
+    "size": SIZE_CLASSES,
+    "batch": BATCH_TYPES,
+    "complexity": COMPLEXITIES,
+}
+
+
+def group_codes(group: str) -> tuple[str, list[int]] | None:
+    """The attribute and category codes a target group names: 'all' (None: every firm) or
+    '<attribute>:<label>+<label>…', e.g. 'size:20-49+50-99'."""
+    if group == "all":
+        return None
+    attr, _, labels = group.partition(":")
+    allowed = GROUP_ATTRIBUTES.get(attr)
+    wanted = labels.split("+")
+    if allowed is None or not labels or any(lab not in allowed for lab in wanted):
+        options = "; ".join(f"{a}: {', '.join(labs)}" for a, labs in GROUP_ATTRIBUTES.items())
+        raise ValueError(
+            f"group {group!r} is invalid; allowed: 'all' or '<attribute>:<label>+<label>…' with {options}"
+        )
+    return attr, [allowed.index(lab) for lab in wanted]

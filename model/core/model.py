@@ -6,6 +6,7 @@ from typing import Any
 
 import mesa
 import numpy as np
+from mesa.experimental.scenarios import Scenario as MesaScenario
 from scipy import sparse
 
 from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
@@ -21,14 +22,9 @@ from mittelbau.core.dynamics import (
     structural_log_hazards,
 )
 from mittelbau.core.firm import Firm
-from mittelbau.core.indicators import (
-    hollowing_ratio,
-    middle_share,
-    polarisation_index,
-    stage_shares,
-    upward_rate,
-)
+from mittelbau.core.indicators import stage_shares
 from mittelbau.core.network import neighbour_share, supplier_network
+from mittelbau.core.outcomes import reporters
 from mittelbau.core.population import synthesise
 from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region
@@ -36,14 +32,63 @@ from mittelbau.core.scenario import Params, make_params
 from mittelbau.levers import LeverYear, build_levers
 
 
+class _Unset:
+    """Marks a seed argument that was not given (None is Mesa's "fresh entropy")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET = _Unset()
+SeedArg = int | np.integer | np.random.SeedSequence | np.random.Generator | None | _Unset
+
+
+def root_seed(value: Any) -> Any:
+    """The run's root seed (an integer the registry accepts, recorded with the run) from
+    anything Mesa accepts as `rng`: an integer as it is, None fresh from the operating
+    system's entropy, a SeedSequence or Generator through one draw. Anything else is left
+    to the registry's validation, whose error names the value and what is allowed."""
+    if value is None:
+        value = np.random.SeedSequence()
+    if isinstance(value, np.random.SeedSequence):
+        return int(value.generate_state(1, dtype=np.uint32)[0])
+    if isinstance(value, np.random.Generator):
+        return int(value.integers(2**32))
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
 class MittelbauModel(mesa.Model):
     """Firms of one region from the 2015 survey state, stepped one year at a time.
 
-    Build with a validated `Params` (see `mittelbau.core.scenario`) or keyword overrides of the
-    registry defaults: `MittelbauModel(region="nord", firms=2000, seed=7)`.
+    Build with a validated `Params` (see `mittelbau.core.scenario`) and/or keyword overrides
+    of the registry defaults: `MittelbauModel(region="nord", firms=2000, rng=7)`. The seed
+    follows Mesa: `rng=` (or `seed=`) takes an integer, a SeedSequence or Generator, or None
+    for a fresh seed; left out, the run uses the seed of `params` (the registry default). A
+    Mesa `scenario=` (SolaraViz passes one on Reset) gives its `rng` and registry overrides.
+    `running` turns False at the horizon `years`, so `mesa.batch_run` stops there.
     """
 
-    def __init__(self, params: Params | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        params: Params | None = None,
+        *,
+        rng: SeedArg = UNSET,
+        seed: SeedArg = UNSET,
+        scenario: MesaScenario | None = None,
+        **overrides: Any,
+    ) -> None:
+        if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
+            raise ValueError(f"rng = {rng!r} and seed = {seed!r} given; allowed: one of them")
+        given = rng if rng is not UNSET else seed
+        if scenario is not None:
+            extra = {k: v for k, v in scenario if k not in ("model", "rng")}
+            overrides = {**extra, **overrides}
+            if given is UNSET and scenario.rng is not None:
+                given = scenario.rng
+        if not isinstance(given, _Unset):
+            overrides["seed"] = root_seed(given)
         params = make_params(overrides) if params is None else params.with_overrides(overrides)
         super().__init__(rng=params.seed)
         self.params = params
@@ -80,19 +125,10 @@ class MittelbauModel(mesa.Model):
         self.stage_counts: list[np.ndarray] = []  # per year: (groups × 3) counts
         self.transitions: list[np.ndarray] = []  # per year from 2016: 4 × 4 from/to (0 = outside)
         self.bm_motives: list[np.ndarray] = []
-        self.datacollector = mesa.DataCollector(
-            model_reporters={
-                "year": "year",
-                "stage1": lambda m: m.recorded_shares[0],
-                "stage2": lambda m: m.recorded_shares[1],
-                "stage3": lambda m: m.recorded_shares[2],
-                "middle_share": lambda m: middle_share(m.recorded_shares),
-                "polarisation_index": lambda m: polarisation_index(m.recorded_shares),
-                "hollowing_ratio": lambda m: hollowing_ratio(m.recorded_shares),
-                "upward_rate": lambda m: upward_rate(m.transitions[-1]) if m.transitions else None,
-            }
-        )
+        # one reporter per yearly outcome of the outcome registry
+        self.datacollector = mesa.DataCollector(model_reporters={"year": "year", **reporters()})
         self._record()
+        self.running = params.years > 0
 
     # ---- state views ------------------------------------------------------------------------
     @property
@@ -178,6 +214,7 @@ class MittelbauModel(mesa.Model):
         self.transitions.append(matrix)
         self.bm_motives.append(motives)
         self._record()
+        self.running = self.time < p.years
 
     def run(self) -> MittelbauModel:
         """Run to the horizon `years`."""

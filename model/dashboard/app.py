@@ -10,15 +10,13 @@ import html
 import os
 import re
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import solara
+import solara.lab
 from mesa.visualization import SolaraViz
+from mesa.visualization.utils import update_counter
 
 from mittelbau.core.scenario import load_scenario
-from mittelbau.dashboard import captions, charts
+from mittelbau.dashboard import captions, charts, readout
 from mittelbau.dashboard.app_server import SCENARIO_VARIABLE
 from mittelbau.dashboard.controls import model_params
 from mittelbau.dashboard.paired import PairedModel
@@ -60,6 +58,7 @@ CSS = """
     transform: translateY(-6px) translateX(-50%) !important;
 }
 .v-input__slider .v-slider__thumb-label > * { transform: none !important; }
+.views img { max-width: 100%; height: auto; }
 """
 
 
@@ -77,27 +76,65 @@ def Comparison(model: PairedModel):
     return _sentence(captions.comparison(model), "comparison")
 
 
-def make_page(scenario_file: str | None = None):
-    """The SolaraViz page for a scenario file (defaults when None)."""
-    scenario = load_scenario(scenario_file)
-    values = scenario.params.model_dump()
-    params = model_params(values)
-    start = {k: (v["value"] if isinstance(v, dict) else v) for k, v in params.items()}
-    return SolaraViz(
-        PairedModel(**start),
-        components=[
-            (Status, 0),
-            (_figure(charts.stage_shares_figure), 0),
-            (_figure(charts.middle_figure), 0),
-            (_figure(charts.size_figure), 0),
-            (_figure(charts.network_figure), 1),
-            (Comparison, 2),
-            (_figure(charts.compare_figure), 2),
-        ],
-        model_params=params,
-        name=f"mittelbau — {scenario.name}",
-        play_interval=150,
+def Outcomes(model: PairedModel):
+    """The outcome registry's yearly outcomes in the current year, with their definitions."""
+    cells = "".join(
+        f"<tr><td>{html.escape(label)}</td><td style='text-align:right'><b>{html.escape(value)}</b></td>"
+        f"<td style='color:#666'>{html.escape(definition)}</td></tr>"
+        for label, value, definition in readout.outcome_rows(model)
     )
+    return solara.HTML(
+        tag="div",
+        unsafe_innerHTML=f'<table data-testid="outcomes" style="font-size:13px">{cells}</table>',
+        style="padding: 0 12px",
+    )
+
+
+# the tabs of the page, named by what they show: (title, sentences and tables, figures)
+TABS = (
+    ("Stage shares", [], [charts.stage_shares_figure, charts.middle_figure, charts.size_figure]),
+    ("Outcomes", [Outcomes], []),
+    ("Firm network", [], [charts.network_figure]),
+    ("Against the baseline", [Comparison], [charts.compare_figure]),
+)
+
+
+@solara.component
+def Views(model: PairedModel):
+    """The status line and the tabs; drawn anew after every step (Mesa's update signal)."""
+    update_counter.get()
+    with solara.Column() as main:
+        Status(model)
+        with solara.lab.Tabs(lazy=True):
+            for title, texts, figures in TABS:
+                with solara.lab.Tab(title):
+                    for text in texts:
+                        text(model)
+                    with solara.Div(classes=["views"]), solara.GridFixed(columns=2):
+                        for build in figures:
+                            _figure(build)(model)
+    return main
+
+
+@solara.component
+def Dashboard(scenario_file: str | None = None):
+    """The page: Mesa's SolaraViz for the controls (Step, Play, Reset and the registry's
+    parameters in the sidebar), the views in named tabs beside it."""
+    scenario = load_scenario(scenario_file)
+    params = solara.use_memo(lambda: model_params(scenario.params.model_dump()), [scenario_file])
+    start = {k: (v["value"] if isinstance(v, dict) else v) for k, v in params.items()}
+    first = solara.use_memo(lambda: PairedModel(**start), [scenario_file])
+    model = solara.use_reactive(first)
+    solara.Title("mittelbau")
+    SolaraViz(
+        model, components=[], model_params=params, name=f"mittelbau — {scenario.name}", play_interval=150
+    )
+    Views(model.value)
+
+
+def make_page(scenario_file: str | None = None):
+    """The page for a scenario file (defaults when None)."""
+    return Dashboard(scenario_file)
 
 
 page = make_page(os.environ.get(SCENARIO_VARIABLE) or None)

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from mittelbau.core.categories import SIZE_CLASSES
-from mittelbau.core.model import MittelbauModel
+from mittelbau.core.model import UNSET, MittelbauModel
 from mittelbau.core.parameters import BY_NAME
+from mittelbau.core.scenario import Params
 from mittelbau.experiments.outputs import upward_moves
 from mittelbau.levers import enabled, without_levers
 
@@ -38,25 +39,23 @@ def read_seed(value: Any) -> tuple[int, str | None]:
 class PairedModel(MittelbauModel):
     """A run with its programmes and, beside it, the same seed without any programme."""
 
-    def __init__(self, scenario: Any = None, **overrides: Any) -> None:
-        # `scenario`: Mesa's SolaraViz passes its own scenario object on reset; the run's
-        # settings, seed included, are the registry parameters in `overrides`
+    def __init__(self, params: Params | None = None, *, seed: Any = UNSET, **kwargs: Any) -> None:
+        # the seed control is a text field: read here (an invalid one gives a notice), then
+        # passed on as Mesa's seed
         self.notice: str | None = None
-        if "seed" in overrides:
-            overrides["seed"], self.notice = read_seed(overrides["seed"])
-        super().__init__(**overrides)
+        if isinstance(seed, str | int):
+            seed, self.notice = read_seed(seed)
+        super().__init__(params, seed=seed, **kwargs)
         self.levers_on = enabled(self.params)
         self.baseline: MittelbauModel | None = (
             MittelbauModel(without_levers(self.params)) if self.levers_on else None
         )
-        self.running = self.params.years > 0
         self._network: tuple[np.ndarray, np.ndarray] | None = None
 
     def step(self) -> None:
         super().step()
         if self.baseline is not None:
             self.baseline.step()
-        self.running = self.time < self.params.years
 
     # ---- views ------------------------------------------------------------------------------
     def history(self) -> pd.DataFrame:

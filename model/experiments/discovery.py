@@ -6,7 +6,7 @@ from __future__ import annotations
 import operator
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from SALib.sample import latin
 
+from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.scenario import Scenario
-from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
+from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import factors, problem, to_overrides
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -24,30 +25,47 @@ _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[
 
 @dataclass(frozen=True)
 class Case:
-    """A case of interest: a run counts when `output op value` holds (e.g. middle_share < 0.2);
-    the default, `hollowed`, is a run whose middle hollows out by the horizon."""
+    """A case of interest: a run counts when `output op value` holds at the horizon (e.g.
+    middle_share < 0.2); a yes/no outcome alone counts when it is true — the default,
+    `hollowed`, a run whose middle hollows out by the horizon."""
 
     output: str = "hollowed"
     op: str = ">="
     value: float = 1.0
 
+    @property
+    def is_flag(self) -> bool:
+        """The case is a yes/no outcome being true."""
+        outcome = OUTCOMES.get(self.output)
+        return outcome is not None and outcome.kind is bool and (self.op, self.value) == (">=", 1.0)
+
     def __str__(self) -> str:
-        return "hollowed" if self == Case() else f"{self.output} {self.op} {self.value:g}"
+        return self.output if self.is_flag else f"{self.output} {self.op} {self.value:g}"
+
+    def explain(self) -> str:
+        """What the case means, from the outcome registry."""
+        o = OUTCOMES[self.output]
+        horizon = HORIZONS[o.horizon].text
+        return f"`{self.output}`: {o.definition} ({horizon})" if self.is_flag else f"`{self}` at the horizon"
 
     def holds(self, runs: pd.DataFrame) -> np.ndarray:
         return _OPS[self.op](runs[self.output].to_numpy(dtype=float), self.value)
 
 
 def parse_case(text: str) -> Case:
-    """'hollowed' or '<output> <op> <number>' with an output of the experiment's OUTPUTS."""
-    if text.strip() == "hollowed":
-        return Case()
+    """A yes/no outcome of the outcome registry (e.g. 'hollowed') or '<output> <op> <number>'
+    with a numeric outcome."""
+    flags = [n for n, o in OUTCOMES.items() if o.kind is bool]
+    numbers = [n for n, o in OUTCOMES.items() if o.kind is float]
+    if text.strip() in flags:
+        return Case(text.strip())
     m = _CASE.match(text)
     allowed = (
-        "'hollowed' or '<output> <op> <number>' with op one of <, <=, >, >= and output one of "
-        + ", ".join(o for o in OUTPUTS if o != "hollowed")
+        " or ".join(f"'{f}'" for f in flags)
+        + " or '<output> <op> <number>' with op one of <, <=, >, >= and output one of "
+        + ", ".join(numbers)
     )
-    if not m or m.group(1) not in OUTPUTS or m.group(1) == "hollowed":
+    if not m or m.group(1) not in numbers:
         from mittelbau.experiments.sensitivity import FactorError
 
         raise FactorError(f"case of interest {text!r} is invalid; allowed: {allowed}")
@@ -103,16 +121,19 @@ def discover(
     run_kw: dict | None = None,
     min_density: float = 0.8,
     case: Case | str = "hollowed",
+    on_total: Callable[[int], None] | None = None,
 ) -> dict:
     """Latin-hypercube sample of the factors, label each point a case of interest when `case`
     holds in a majority of its replicates (default: the middle hollows out by the horizon),
     find the boxes with PRIM, and write prim.md, prim_box.csv, sample.csv."""
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     chosen = factors(factor_names, include_levers)
+    out.mkdir(parents=True, exist_ok=True)  # only once the factors are valid
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
+    if on_total is not None:
+        on_total(len(points) * replications)
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
@@ -123,8 +144,7 @@ def discover(
         "",
         f"{samples} points (Latin hypercube over {len(chosen)} registry factors), "
         f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
-        "(at the horizon) in most of its replicates"
-        + (" — `hollowed`: the middle hollows out by the horizon." if case == Case() else "."),
+        f"in most of its replicates — {case.explain()}.",
         "",
         f"Cases of interest: {int(cases.sum())} of {samples} points.",
         "",

@@ -3,9 +3,9 @@ levers and outcomes come from the registries.
 
 Uncertainties are the registry's numeric uncertainties, levers its lever parameters (numeric
 ones over their exploration ranges, targeting and other choices as categories; start and end
-years stay as the scenario sets them), outcomes the experiment's indicators, and every other
-value of the scenario a constant — so `perform_experiments(ema_model(), …)` followed by EMA's
-PRIM runs as it stands:
+years stay as the scenario sets them), outcomes those of the outcome registry
+(`mittelbau.core.outcomes`), and every other value of the scenario a constant — so
+`perform_experiments(ema_model(), …)` followed by EMA's PRIM runs as it stands:
 
     from ema_workbench import SequentialEvaluator, perform_experiments
     from ema_workbench.analysis import prim
@@ -21,9 +21,10 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.parameters import REGISTRY, Parameter
 from mittelbau.core.scenario import Scenario, load_scenario, make_params
-from mittelbau.experiments.experiment import OUTPUTS, run_outputs
+from mittelbau.experiments.experiment import run_outputs
 from mittelbau.experiments.sensitivity import factors
 
 with warnings.catch_warnings():  # the library's notice about its optional ipyparallel
@@ -41,10 +42,6 @@ with warnings.catch_warnings():  # the library's notice about its optional ipypa
         raise ImportError(
             "the EMA Workbench interface needs the 'discovery' extra: pip install -e '.[discovery]'"
         ) from exc
-
-# The outcomes EMA records: the experiment's indicators, read from this one place.
-OUTCOMES: dict[str, str] = OUTPUTS
-
 
 def ema_parameter(p: Parameter) -> RealParameter | IntegerParameter | CategoricalParameter:
     """A registry entry as an EMA parameter over its exploration range (choices: categories)."""

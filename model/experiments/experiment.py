@@ -1,4 +1,4 @@
-"""Many parameter points × replicates of one scenario, keeping only the indicators.
+"""Many parameter points × replicates of one scenario, keeping only the outcomes at the horizon.
 
 Used by sensitivity analysis and scenario discovery. Work is cut into batches of runs in a
 fixed order; each finished batch is written at once (`batches/batch-NNNNNN.csv`, written under
@@ -21,19 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.core.outcomes import OUTCOMES, definitions
+from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
 from mittelbau.experiments.runs import simulate
 
-OUTPUTS = {
-    "middle_share": "stage-2 share at the horizon",
-    "hollowing_ratio": "s2 / min(s1, s3) at the horizon",
-    "polarisation_index": "Esteban–Ray polarisation at the horizon",
-    "upward_rate": "mean yearly upward-move rate from stage 1",
-    "hollowed": "1 if the middle hollows out by the horizon, else 0",
-    "cost_per_additional_upward_move": "public € per additional upward move (lever scenarios)",
-}
 MANIFEST = "experiment.json"
 BATCH_RUNS = 16  # runs per batch: the unit of persistence and of work sent to a worker
 
@@ -45,20 +38,17 @@ class Batch:
     runs: tuple[tuple[int, int, int, dict[str, Any]], ...]  # point, replicate, seed, overrides
 
 
-def run_outputs(params) -> dict[str, float]:
-    """Run one parameter set and return the indicators of OUTPUTS."""
+def run_outputs(params: Params) -> dict[str, bool | float]:
+    """Run one parameter set and return every outcome of the outcome registry at the
+    horizon; a float outcome without a value (or an infinite one) is NaN."""
     result = simulate(Scenario("point", "", params))
-    h, policy = result.summary["headline"], result.summary["policy"]
-    cost = policy["cost_per_additional_upward_move_eur"] if policy else None
-    ratio = h["hollowing_ratio"][1]
-    return {
-        "middle_share": h["stage_shares_end"]["stage2"],
-        "hollowing_ratio": ratio if math.isfinite(ratio) else np.nan,
-        "polarisation_index": h["polarisation_index"][1],
-        "upward_rate": h["mean_upward_rate"] if h["mean_upward_rate"] is not None else np.nan,
-        "hollowed": float(h["hollowed"]),
-        "cost_per_additional_upward_move": np.nan if cost is None else cost,
-    }
+    out: dict[str, bool | float] = {}
+    for name, value in result.summary["outcomes"].items():
+        if OUTCOMES[name].kind is bool:
+            out[name] = bool(value)
+        else:
+            out[name] = np.nan if value is None or not math.isfinite(value) else value
+    return out
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:
@@ -70,7 +60,7 @@ def run_batch(batch: Batch) -> pd.DataFrame:
 
 
 def _fingerprint(base: dict, points: Sequence[dict], replications: int) -> str:
-    text = json.dumps([base, list(points), replications], sort_keys=True, default=float)
+    text = json.dumps([base, list(points), replications, list(OUTCOMES)], sort_keys=True, default=float)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -84,7 +74,8 @@ def evaluate_points(
     scheduler: str | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Indicators of every (point, replicate), one row each, sorted; resumes from `out`."""
+    """The outcomes (registry `OUTCOMES`) of every (point, replicate), one row each, sorted;
+    resumes from `out`."""
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
@@ -92,7 +83,7 @@ def evaluate_points(
     manifest = out / MANIFEST
     if manifest.exists() and json.loads(manifest.read_text())["fingerprint"] != fingerprint:
         raise ExecutionError(
-            f"{out} holds an experiment with other points, parameters or replications; "
+            f"{out} holds an experiment with other points, parameters, replications or outcomes; "
             "allowed: the same command (to resume), or another --out"
         )
     (out / "batches").mkdir(parents=True, exist_ok=True)
@@ -104,6 +95,7 @@ def evaluate_points(
                 "replications": replications,
                 "seeds": seeds,
                 "base": base,
+                "outcomes": definitions(),
             },
             indent=2,
             default=float,

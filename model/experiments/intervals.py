@@ -16,24 +16,24 @@ def band(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def mean_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean and its two-sided t interval (replicates are independent draws)."""
+    """Mean and its two-sided t interval (replicates are independent draws); no interval
+    from fewer than two values, a point where all values are equal."""
     x = np.asarray(x, dtype=float)
     mean = float(x.mean())
     if len(x) < 2:
         return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
-    return mean, mean - half, mean + half
+    if np.ptp(x) == 0:
+        return mean, mean, mean
+    ci = stats.ttest_1samp(x, 0.0).confidence_interval(level)
+    return mean, float(ci.low), float(ci.high)
 
 
 def wilson_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float, float]:
-    """Share k/n and its Wilson score interval (sound also at 0 % and 100 %)."""
+    """Share k/n and its Wilson score interval (sound also at 0 % and 100 %); none of 0 runs."""
     if n == 0:
         return float("nan"), float("nan"), float("nan")
-    z = float(stats.norm.ppf(0.5 + level / 2))
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    # at k = 0 and k = n the bound is exactly the share (rounding leaves a few 1e-18 otherwise)
-    low = 0.0 if k == 0 else max(0.0, centre - half)
-    high = 1.0 if k == n else min(1.0, centre + half)
-    return p, low, high
+    ci = stats.binomtest(k, n).proportion_ci(level, method="wilson")
+    # at k = 0 and k = n the bound is exactly the share
+    low = 0.0 if k == 0 else float(ci.low)
+    high = 1.0 if k == n else float(ci.high)
+    return k / n, low, high

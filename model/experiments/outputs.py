@@ -16,24 +16,26 @@ import pandas as pd
 from mittelbau import __version__
 from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
 from mittelbau.core.dynamics import MOTIVES
-from mittelbau.core.indicators import hollowing_ratio, is_hollowed, polarisation_index
+from mittelbau.core.indicators import hollowing_ratio, polarisation_index
 from mittelbau.core.model import MittelbauModel
+from mittelbau.core.outcomes import at_horizon, definitions
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.plots import plot_stage_shares
 from mittelbau.levers import planned_public_cost
 
-GROUPS = ["all"] + [f"size:{c}" for c in SIZE_CLASSES] + [f"industry:{i}" for i in INDUSTRIES]
-DEFINITIONS = {
-    "middle_share": "s2, the share of firms in stage 2",
-    "polarisation_index": "2 · Σ_i Σ_j s_i² s_j |i − j| over stages 1–3 (Esteban–Ray, alpha 1, "
-    "scaled to [0, 1])",
-    "hollowing_ratio": "s2 / min(s1, s3)",
-    "hollowed": "hollowing_ratio < hollowing_threshold",
-    "upward_rate": "share of stage-1 firms at the start of a year in stage 2 or 3 at its end",
+# the groups of stage_shares.csv: (group_by, group), with group_by one of all, size, industry
+GROUPS = [("all", "all")] + [("size", c) for c in SIZE_CLASSES] + [("industry", i) for i in INDUSTRIES]
+
+
+# levers.csv: one row per lever and year, typed also when no lever is switched on
+LEVER_COLUMNS = {
+    "year": "int64",
+    "lever": "string",
+    "spent_eur": "float64",
+    "firms_reached": "int64",
+    "upward_moves": "int64",
+    "deadweight": "int64",
 }
-
-
-LEVER_COLUMNS = ["year", "lever", "spent_eur", "firms_reached", "upward_moves", "deadweight"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ def collect(
     stage_shares = pd.DataFrame(
         {
             "year": years[y.ravel()],
-            "group": np.array(GROUPS)[g.ravel()],
+            "group_by": np.array([by for by, _ in GROUPS])[g.ravel()],
+            "group": np.array([label for _, label in GROUPS])[g.ravel()],
             "stage": s.ravel() + 1,
             "share": shares.ravel(),
         }
@@ -139,16 +142,18 @@ def collect(
                     rows.append((START_YEAR + k + 1, a, b, int(matrix[a, b])))
     transitions = pd.DataFrame(rows, columns=["year", "from_stage", "to_stage", "firms"])
     indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    levers = pd.DataFrame(model.lever_records, columns=LEVER_COLUMNS)
+    levers = pd.DataFrame(model.lever_records, columns=list(LEVER_COLUMNS)).astype(LEVER_COLUMNS)
     summary = summarise(model, scenario, indicators)
     summary["levers"], summary["policy"] = lever_summary(model, levers, no_policy, alone or {})
+    summary["outcomes"] = at_horizon(indicators, summary)
+    summary["definitions"] = definitions()
     return RunResult(scenario, stage_shares, transitions, indicators, levers, summary)
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
     """First year the middle is hollowed out, and the sentence that says so."""
     s = indicators[["stage1", "stage2", "stage3"]].to_numpy()
-    hollow = [is_hollowed(row, threshold) for row in s]
+    hollow = indicators["hollowed"].astype(bool)
     first = next((int(y) for y, h in zip(indicators["year"], hollow, strict=True) if h), None)
     start, end = int(indicators["year"].iloc[0]), int(indicators["year"].iloc[-1])
     change = (
@@ -189,6 +194,12 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
         "mittelbau_version": __version__,
         "region": model.region.name,
         "years": [int(start["year"]), int(end["year"])],
+        "firms_by_size_class": {
+            c: int(n)
+            for c, n in zip(
+                SIZE_CLASSES, model.stage_counts[-1][1 : 1 + len(SIZE_CLASSES)].sum(axis=1), strict=True
+            )
+        },
         "headline": {
             "verdict": sentence,
             "hollowed": first is not None,
@@ -204,14 +215,10 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
                 round(float(start["hollowing_ratio"]), 6),
                 round(float(end["hollowing_ratio"]), 6),
             ],
-            "mean_upward_rate": (
-                round(float(ind["upward_rate"].dropna().mean()), 6) if len(ind) > 1 else None
-            ),
             "bm_introductions_by_motive": {
                 m: round(motives[m] / n_intro, 6) if n_intro else None for m in MOTIVES
             },
         },
-        "definitions": DEFINITIONS,
     }
 
 

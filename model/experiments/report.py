@@ -5,18 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
-from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES
+from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES, THRESHOLD_COLOUR, save_figure, share_axis
 
 REFERENCE_NAMES = ("baseline",)
 
@@ -141,49 +140,50 @@ def figures(ens: dict[str, Any], folder: Path) -> list[Path]:
     ind = ens["indicators"]
     names = list(ens["manifest"]["scenarios"])
     years = sorted(ind["year"].unique())
+    colours = colormaps["tab10"].colors
     paths = []
 
-    fig, axes = plt.subplots(
-        1, len(names), figsize=(4.2 * len(names), 3.6), sharey=True, squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(4.2 * len(names), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(names), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names, strict=True):
         for k in (1, 2, 3):
             _fan(ax, years, _wide(ind, name, f"stage{k}").to_numpy(), STAGE_COLOURS[k], STAGE_NAMES[k])
-        ax.set(title=name, xlabel="year")
+        ax.set(title=name, xlabel="year", ylim=(0, 100))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0][0].set_ylabel("share of firms (%)")
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"Stage shares: median and {BAND[0]:g}–{BAND[1]:g} % band over runs")
-    paths.append(folder / "fan_stage_shares.png")
-    fig.savefig(paths[-1], dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    paths.append(save_figure(fig, folder / "fan_stage_shares.png"))
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    colours = plt.cm.tab10.colors
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax1, ax2 = fig.subplots(1, 2)
+    top_ratio = 0.0
     for i, name in enumerate(names):
         _fan(ax1, years, _wide(ind, name, "stage2").to_numpy(), colours[i % 10], name)
         hr = _wide(ind, name, "hollowing_ratio").to_numpy()
         _fan(ax2, years, hr, colours[i % 10], name, scale=1.0)
+        top_ratio = max(top_ratio, float(np.nanmax(np.where(np.isfinite(hr), hr, np.nan), initial=0.0)))
     threshold = ens["summaries"][0]["summary"]["parameters"]["hollowing_threshold"]
-    ax2.axhline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
+    ax2.axhline(threshold, color=THRESHOLD_COLOUR, ls="--", lw=1, label=f"threshold {threshold:g}")
+    share_axis(ax1, 100 * ind["stage2"])
+    ax2.set_ylim(0, max(2.0, 1.1 * top_ratio))
     ax1.set(title="Middle tier (stage 2)", ylabel="share of firms (%)", xlabel="year")
     ax2.set(title="Hollowing ratio s2 / min(s1, s3)", ylabel="ratio", xlabel="year")
     for ax in (ax1, ax2):
         ax.legend(fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    paths.append(folder / "middle_and_hollowing.png")
-    fig.savefig(paths[-1], dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    paths.append(save_figure(fig, folder / "middle_and_hollowing.png"))
 
     shares = ens["stage_shares"]
-    last = shares[(shares["year"] == shares["year"].max()) & shares["group"].str.startswith("size:")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8), sharey=True, constrained_layout=True)
+    last = shares[(shares["year"] == shares["year"].max()) & (shares["group_by"] == "size")]
+    fig = Figure(figsize=(12, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3, sharey=True)
     width = 0.8 / len(names)
     for k, ax in zip((1, 2, 3), axes, strict=True):
         for i, name in enumerate(names):
             part = last[(last["scenario"] == name) & (last["stage"] == k)]
             wide = part.pivot(index="replicate", columns="group", values="share")
-            wide = wide[[f"size:{c}" for c in SIZE_CLASSES]].to_numpy()
+            wide = wide[list(SIZE_CLASSES)].to_numpy()
             med, lo, hi = band(wide)
             x = np.arange(len(SIZE_CLASSES)) + (i - (len(names) - 1) / 2) * width
             ax.bar(
@@ -197,12 +197,54 @@ def figures(ens: dict[str, Any], folder: Path) -> list[Path]:
             )
         ax.set_xticks(np.arange(len(SIZE_CLASSES)), SIZE_CLASSES)
         ax.set(title=STAGE_NAMES[k], xlabel="employees")
+    share_axis(axes[0], 100 * last["share"])
     axes[0].set_ylabel(f"share at {int(shares['year'].max())} (%)")
     axes[0].legend(fontsize=8)
-    paths.append(folder / "size_classes_at_horizon.png")
-    fig.savefig(paths[-1], dpi=100, metadata={"Software": None})
-    plt.close(fig)
+    paths.append(save_figure(fig, folder / "size_classes_at_horizon.png"))
     return paths
+
+
+def horizon_outcomes(ens: dict[str, Any]) -> pd.DataFrame:
+    """Every registry outcome at the horizon, one row per run (scenario, replicate, seed)."""
+    rows = [
+        {
+            "scenario": r["scenario"],
+            "replicate": r["replicate"],
+            "seed": r["seed"],
+            **r["summary"]["outcomes"],
+        }
+        for r in ens["summaries"]
+    ]
+    return pd.DataFrame(rows, columns=["scenario", "replicate", "seed", *OUTCOMES])
+
+
+def _number(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def outcome_table(ens: dict[str, Any]) -> list[str]:
+    """Markdown rows: each registry outcome per scenario — the share of runs with its 90 %
+    interval for a yes/no outcome, the median and 5–95 % band over runs for a number."""
+    table = horizon_outcomes(ens)
+    names = list(ens["manifest"]["scenarios"])
+    lines = [
+        "| outcome | unit | at the horizon | " + " | ".join(names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for o in OUTCOMES.values():
+        cells = []
+        for name in names:
+            values = table.loc[table["scenario"] == name, o.name].dropna()
+            if o.kind is bool:
+                p, lo, hi = wilson_interval(int(values.astype(bool).sum()), len(values))
+                cells.append(f"{p:.0%} of runs [{lo:.0%}–{hi:.0%}]" if len(values) else "–")
+            elif len(values):
+                med, lo, hi = band(values.to_numpy(dtype=float))
+                cells.append(f"{_number(med)} [{_number(lo)}–{_number(hi)}]")
+            else:
+                cells.append("–")
+        lines.append(f"| `{o.name}` | {o.unit} | {HORIZONS[o.horizon].text} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
@@ -252,6 +294,14 @@ def write_report(folder: str | Path) -> Path:
             cells.append(f"{100 * med:.1f} [{100 * lo:.1f}–{100 * hi:.1f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
+        "",
+        "## Outcomes at the horizon",
+        "",
+        "Every outcome of the outcome registry (definitions in each run's summary.json); "
+        f"yes/no outcomes as the share of runs with its {LEVEL:.0%} interval, numbers as the "
+        f"median [{BAND[0]:g}–{BAND[1]:g} %] over runs.",
+        "",
+        *outcome_table(ens),
         "",
         f"![stage shares]({figs[0].name})",
         "",

@@ -64,6 +64,18 @@ def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
     return spec
 
 
+def sample_points(method: str, spec: dict, size: int, second_order: bool = False) -> int:
+    """How many parameter points SALib's sample has: (D + 1) per Morris trajectory, D + 2 per
+    Sobol base sample (2D + 2 with second order), D the factors or groups."""
+    groups = spec.get("groups")
+    if method == "morris":
+        return size * ((len(set(groups)) if groups else spec["num_vars"]) + 1)
+    # SALib's Sobol sampling moves factors by group only with two or more groups
+    by_group = groups and len(set(groups)) > 1 and groups != spec["names"]
+    d = len(set(groups)) if by_group else spec["num_vars"]
+    return size * (2 * d + 2 if second_order else d + 2)
+
+
 def to_overrides(row: np.ndarray, chosen: Sequence[Parameter]) -> dict:
     """One sample row as registry overrides (integer parameters rounded)."""
     return {

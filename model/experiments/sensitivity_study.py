@@ -6,27 +6,32 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario
-from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
+from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
     check_sobol_samples,
     factors,
     morris,
     problem,
+    sample_points,
     seed_variance_share,
     sobol,
     stabilised_replications,
     to_overrides,
 )
 
-DEFAULT_OUTPUTS = ("middle_share", "hollowing_ratio", "polarisation_index", "upward_rate")
+
+def default_outputs() -> tuple[str, ...]:
+    """The outcomes a study analyses unless told otherwise (marked in the outcome registry)."""
+    return tuple(o.name for o in OUTCOMES.values() if o.sensitivity)
+
+
 PILOT_REPLICATIONS = 16
 
 
@@ -36,13 +41,18 @@ def choose_replications(
     """Run PILOT_REPLICATIONS replicates of the scenario's own point and pick the number after
     which the outputs' coefficients of variation have stabilised (Lee et al. 2015)."""
     pilot = evaluate_points(scenario, [{}], PILOT_REPLICATIONS, out / "pilot", **run_kw)
-    return stabilised_replications(pilot, outputs)
+    return stabilised_replications(_as_numbers(pilot, outputs), outputs)
+
+
+def _as_numbers(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.DataFrame:
+    """Yes/no outcomes as 0/1, so that means and variances are shares of runs."""
+    return runs.astype({o: float for o in outputs})
 
 
 def _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log):
     def evaluate(X: np.ndarray) -> pd.DataFrame:
         points = [to_overrides(row, chosen) for row in X]
-        runs = evaluate_points(scenario, points, replications, out / "runs", **run_kw)
+        runs = _as_numbers(evaluate_points(scenario, points, replications, out / "runs", **run_kw), outputs)
         log["runs"] = runs
         return runs.groupby("point")[list(outputs)].mean().reset_index(drop=True)
 
@@ -57,31 +67,44 @@ def run_study(
     factor_names: Sequence[str] | None = None,
     include_levers: bool = False,
     grouped: bool = False,
-    outputs: Sequence[str] = DEFAULT_OUTPUTS,
+    outputs: Sequence[str] | None = None,
     replications: int | None = None,
     run_kw: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
     second_order: bool = False,
+    on_total: Callable[[int], None] | None = None,
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
-    indices.csv, figures and sensitivity.md into `out` and returns what it found."""
-    if method == "sobol":
-        check_sobol_samples(size)  # before the pilot runs and before anything is written
+    indices.csv, figures and sensitivity.md into `out` and returns what it found, with
+    warnings where indices are missing or too uncertain to read.
+
+    `on_batch(runs)` is called as runs finish, pilot runs included; `on_total(runs)` with
+    the number of runs the study takes: pilot and one replication per point at first, the
+    exact number once the pilot has chosen the replications."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     run_kw = dict(run_kw or {})
     if on_batch is not None:
         run_kw["on_batch"] = on_batch
-    unknown = [o for o in outputs if o not in OUTPUTS]
+    outputs = default_outputs() if outputs is None else tuple(outputs)
+    unknown = [o for o in outputs if o not in OUTCOMES]
     if unknown:
         from mittelbau.experiments.sensitivity import FactorError
 
-        raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTPUTS)}")
+        raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTCOMES)}")
     chosen = factors(factor_names, include_levers)
     spec = problem(chosen, grouped)
+    if method == "sobol":
+        check_sobol_samples(size)  # before the pilot runs and before anything is written
+    points = sample_points(method, spec, size, second_order)
+    out.mkdir(parents=True, exist_ok=True)  # only once the study is valid: nothing half-written
+    pilot = 0 if replications is not None else PILOT_REPLICATIONS
+    if on_total is not None and replications is None:
+        on_total(pilot + points)  # at least one replication per point
     cv = None
     if replications is None:
         replications, cv = choose_replications(scenario, outputs, out, run_kw)
+    if on_total is not None:
+        on_total(pilot + points * replications)
     log: dict = {}
     evaluate = _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log)
     seed = scenario.params.seed
@@ -99,6 +122,7 @@ def run_study(
         plot_convergence(convergence, out / "convergence.png")
     result.indices.to_csv(out / "indices.csv", index=False, float_format="%.6g")
     shares = seed_variance_share(log["runs"], outputs)
+    notes = index_warnings(method, result.indices, outputs, shares, size)
     shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
     if cv is not None:
         cv.to_csv(out / "replications_cv.csv", float_format="%.6g")
@@ -114,8 +138,10 @@ def run_study(
         len(log["runs"]),
         figure,
         convergence is not None,
+        notes,
     )
     return {
+        "warnings": notes,
         "indices": result.indices,
         "replications": replications,
         "seed_variance": shares,
@@ -127,9 +153,8 @@ def run_study(
 
 def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
     outs = list(indices["output"].unique())
-    fig, axes = plt.subplots(
-        1, len(outs), figsize=(4.5 * len(outs), 4), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(4.5 * len(outs), 4), layout="constrained")
+    axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
         part = indices[indices["output"] == o]
         ax.scatter(part["mu_star"], part["sigma"], s=18)
@@ -137,16 +162,13 @@ def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
             ax.annotate(r["factor"], (r["mu_star"], r["sigma"]), fontsize=7)
         ax.set(title=o, xlabel="μ* (mean |elementary effect|)", ylabel="σ")
         ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_sobol(indices: pd.DataFrame, path: Path) -> Path:
     outs = list(indices["output"].unique())
-    fig, axes = plt.subplots(
-        len(outs), 1, figsize=(10, 2.8 * len(outs)), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(10, 2.8 * len(outs)), layout="constrained")
+    axes = fig.subplots(len(outs), 1, squeeze=False)
     for ax, o in zip(axes[:, 0], outs, strict=True):
         part = indices[indices["output"] == o].sort_values("ST", ascending=False)
         x = np.arange(len(part))
@@ -155,16 +177,13 @@ def plot_sobol(indices: pd.DataFrame, path: Path) -> Path:
         ax.set_xticks(x, part["factor"], rotation=60, ha="right", fontsize=7)
         ax.set(title=o, ylabel="index")
         ax.legend(fontsize=8)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_convergence(conv: pd.DataFrame, path: Path) -> Path:
     outs = list(conv["output"].unique())
-    fig, axes = plt.subplots(
-        1, len(outs), figsize=(4.5 * len(outs), 3.6), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(4.5 * len(outs), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
         part = conv[conv["output"] == o]
         top = part[part["N"] == part["N"].max()].nlargest(5, "ST")["factor"]
@@ -173,13 +192,41 @@ def plot_convergence(conv: pd.DataFrame, path: Path) -> Path:
             ax.plot(line["N"], line["ST"], marker="o", label=f)
         ax.set(title=o, xlabel="base samples N", ylabel="ST", xscale="log")
         ax.legend(fontsize=7)
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
+
+
+UNCERTAIN = 0.1  # a Sobol index whose 95 % interval reaches further than ± 0.1 is not read
+
+
+def index_warnings(
+    method: str, indices: pd.DataFrame, outputs: Sequence[str], shares: pd.Series, size: int
+) -> list[str]:
+    """What a reader must know before reading the indices: outputs without indices (they
+    did not vary, or were undefined in some run), undefined seed-variance shares, and Sobol
+    indices with intervals too wide to tell factors apart (too few base samples)."""
+    notes = []
+    done = set(indices["output"]) if len(indices) else set()
+    for o in outputs:
+        if o not in done:
+            notes.append(f"{o}: no indices — it did not vary over the sample or had no value in some run")
+        elif not np.isfinite(shares.get(o, np.nan)):
+            notes.append(f"{o}: the share of variance due to the seeds is undefined (no variance)")
+    if method == "sobol" and len(indices):
+        for o, part in indices.groupby("output", sort=False):
+            values = part[["S1", "ST", "S1_conf", "ST_conf"]].to_numpy(dtype=float)
+            wide = int((part[["S1_conf", "ST_conf"]].to_numpy(dtype=float) > UNCERTAIN).any(axis=1).sum())
+            if not np.isfinite(values).all():
+                notes.append(f"{o}: some Sobol indices are undefined at {size} base samples; use more")
+            elif wide:
+                notes.append(
+                    f"{o}: {wide} of {len(part)} factors have 95 % intervals wider than ± {UNCERTAIN:g} "
+                    f"at {size} base samples — too uncertain to rank; use more --samples"
+                )
+    return notes
 
 
 def write_page(
-    method, scenario, out, spec, indices, replications, cv, shares, runs, figure, has_convergence
+    method, scenario, out, spec, indices, replications, cv, shares, runs, figure, has_convergence, notes=()
 ) -> Path:
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
@@ -199,9 +246,14 @@ def write_page(
     lines += [
         "Share of output variance due to the seeds (mean within-point variance / total):",
         "",
-        *[f"- {o}: {v:.1%}" for o, v in shares.items()],
+        *[
+            f"- {o}: {v:.1%}" if np.isfinite(v) else f"- {o}: undefined (no variance)"
+            for o, v in shares.items()
+        ],
         "",
     ]
+    if notes:
+        lines += ["**Warnings**", "", *[f"- {n}" for n in notes], ""]
     key = "mu_star" if method == "morris" else "ST"
     for o in indices["output"].unique():
         top = indices[indices["output"] == o].nlargest(5, key)

@@ -1,0 +1,229 @@
+"""The outcome registry: every outcome of a run declared once.
+
+An outcome has a name, a definition, a unit, a kind (bool or float), how it is computed each
+year from the model's records (a Mesa DataCollector reporter) and how the years are
+summarised at the horizon. Outcomes that only exist for a whole run (they need the run's
+same-seed counterfactuals) are computed from the run's summary instead of year by year.
+
+Everything that shows outcomes reads this registry: the model's reporters (indicators.csv),
+the run summary (summary.json), the ensemble report, sampled experiments, sensitivity
+analysis, scenario discovery and the dashboard. A new outcome is one entry in `OUTCOMES`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from mittelbau.core.indicators import (
+    hollowing_ratio,
+    is_hollowed,
+    middle_share,
+    polarisation_index,
+    upward_rate,
+)
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """How an outcome's yearly values are summarised at the horizon."""
+
+    text: str
+    of: Callable[[pd.Series], Any]
+
+
+def _mean(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return float(values.astype(float).mean()) if len(values) else None
+
+
+HORIZONS = {
+    "end": Horizon("the value in the horizon year", lambda v: v.iloc[-1]),
+    "mean": Horizon("the mean over the simulated years (the start year has none)", _mean),
+    "ever": Horizon("true when it holds in any year up to the horizon", lambda v: bool(v.astype(bool).any())),
+    "run": Horizon("computed once for the whole run", lambda v: None),
+}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One outcome. `per_year(model)` reads the model's records after each year (None where a
+    year has no value); `horizon` names its summary at the horizon (a key of HORIZONS).
+    Outcomes of the whole run give `of_run(summary)` instead, reading the run summary."""
+
+    name: str
+    label: str
+    definition: str
+    unit: str
+    kind: type
+    horizon: str
+    per_year: Callable[[Any], Any] | None = None
+    of_run: Callable[[Mapping[str, Any]], Any] | None = None
+    sensitivity: bool = False  # among the default outputs of a sensitivity study
+
+    def __post_init__(self) -> None:
+        if self.kind not in (bool, float):
+            raise ValueError(f"outcome {self.name!r}: kind {self.kind!r} is invalid; allowed: bool, float")
+        if self.horizon not in HORIZONS:
+            raise ValueError(
+                f"outcome {self.name!r}: horizon {self.horizon!r} is invalid; allowed: {', '.join(HORIZONS)}"
+            )
+        run = self.horizon == "run"
+        if (self.per_year is None) != run or (self.of_run is None) == run:
+            raise ValueError(
+                f"outcome {self.name!r}: give per_year with a yearly horizon, or of_run with horizon 'run'"
+            )
+
+    @property
+    def yearly(self) -> bool:
+        return self.per_year is not None
+
+    def describe(self) -> dict[str, str]:
+        """The outcome's definition as written into a run's summary."""
+        per_year = "computed every year" if self.yearly else "no yearly value"
+        return {
+            "definition": self.definition,
+            "unit": self.unit,
+            "kind": self.kind.__name__,
+            "per_year": per_year,
+            "at_horizon": HORIZONS[self.horizon].text,
+        }
+
+    def value(self, raw: Any) -> bool | float | None:
+        """A plain Python value of the outcome's kind (None where there is none); floats
+        rounded to 6 decimals, as in every written table."""
+        if raw is None or (self.kind is float and isinstance(raw, float) and math.isnan(raw)):
+            return None
+        if self.kind is bool:
+            return bool(raw)
+        return round(float(raw), 6)
+
+
+def _stage(k: int) -> Callable[[Any], float]:
+    return lambda m: float(m.recorded_shares[k])
+
+
+def _cost_per_move(summary: Mapping[str, Any]) -> float | None:
+    policy = summary.get("policy")
+    return policy["cost_per_additional_upward_move_eur"] if policy else None
+
+
+_ENTRIES = (
+    Outcome(
+        "stage1",
+        "stage-1 share",
+        "s1, the share of firms in stage 1 (product makers)",
+        "share",
+        float,
+        "end",
+        _stage(0),
+    ),
+    Outcome(
+        "stage2",
+        "stage-2 share",
+        "s2, the share of firms in stage 2 (product-service providers)",
+        "share",
+        float,
+        "end",
+        _stage(1),
+    ),
+    Outcome(
+        "stage3",
+        "stage-3 share",
+        "s3, the share of firms in stage 3 (digital business models)",
+        "share",
+        float,
+        "end",
+        _stage(2),
+    ),
+    Outcome(
+        "middle_share",
+        "middle-tier share",
+        "s2, the share of firms in the middle tier (stage 2)",
+        "share",
+        float,
+        "end",
+        lambda m: middle_share(m.recorded_shares),
+        sensitivity=True,
+    ),
+    Outcome(
+        "polarisation_index",
+        "polarisation index",
+        "2 · Σ_i Σ_j s_i² s_j |i − j| over stages 1–3 (Esteban–Ray, alpha 1, scaled to [0, 1])",
+        "index 0–1",
+        float,
+        "end",
+        lambda m: polarisation_index(m.recorded_shares),
+        sensitivity=True,
+    ),
+    Outcome(
+        "hollowing_ratio",
+        "hollowing ratio",
+        "s2 / min(s1, s3): the middle against the smaller pole (inf when a pole is empty)",
+        "ratio",
+        float,
+        "end",
+        lambda m: hollowing_ratio(m.recorded_shares),
+        sensitivity=True,
+    ),
+    Outcome(
+        "hollowed",
+        "middle hollowed",
+        "the middle has hollowed out: hollowing_ratio < hollowing_threshold",
+        "-",
+        bool,
+        "ever",
+        lambda m: is_hollowed(m.recorded_shares, m.params.hollowing_threshold),
+    ),
+    Outcome(
+        "upward_rate",
+        "upward rate",
+        "share of the stage-1 firms at the start of a year that are in stage 2 or 3 at its end "
+        "(exits count in the denominator)",
+        "share per year",
+        float,
+        "mean",
+        lambda m: upward_rate(m.transitions[-1]) if m.transitions else None,
+        sensitivity=True,
+    ),
+    Outcome(
+        "cost_per_additional_upward_move",
+        "€ per additional upward move",
+        "public money spent by the programmes over the run per upward move more than in the same-seed "
+        "run without any programme (none without programmes or without additional moves)",
+        "€ per move",
+        float,
+        "run",
+        of_run=_cost_per_move,
+    ),
+)
+
+OUTCOMES: dict[str, Outcome] = {o.name: o for o in _ENTRIES}
+
+
+def reporters() -> dict[str, Callable[[Any], Any]]:
+    """Mesa DataCollector model reporters: one per yearly outcome, in registry order."""
+    return {o.name: o.per_year for o in OUTCOMES.values() if o.per_year is not None}
+
+
+def at_horizon(yearly: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, bool | float | None]:
+    """Every outcome at the horizon: yearly outcomes summarised from their column of the
+    yearly table (indicators.csv), outcomes of the whole run read from the run's summary."""
+    out = {}
+    for o in OUTCOMES.values():
+        raw = HORIZONS[o.horizon].of(yearly[o.name]) if o.yearly else o.of_run(summary)
+        out[o.name] = o.value(raw)
+    return out
+
+
+def definitions() -> dict[str, dict[str, str]]:
+    """Every outcome's definition, unit, kind and summary at the horizon."""
+    return {o.name: o.describe() for o in OUTCOMES.values()}
+
+
+def allowed() -> str:
+    return ", ".join(OUTCOMES)
