@@ -17,6 +17,7 @@ from SALib.sample import latin
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
 from mittelbau.experiments.sensitivity import factors, problem, to_overrides
+from mittelbau.experiments.store import folder_lock
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -106,17 +107,28 @@ def discover(
 ) -> dict:
     """Latin-hypercube sample of the factors, label each point a case of interest when `case`
     holds in a majority of its replicates (default: the middle hollows out by the horizon),
-    find the boxes with PRIM, and write prim.md, prim_box.csv, sample.csv."""
+    find the boxes with PRIM, and write prim.md, prim_box.csv and the sample with its outcomes
+    (sample.csv and sample.parquet: the factors X, the outputs' replicate means Y and the
+    label `case`). One process writes into `out` at a time."""
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _discover(
+            scenario, out, samples, factor_names, include_levers, replications, run_kw, min_density, case
+        )
+
+
+def _discover(scenario, out, samples, factor_names, include_levers, replications, run_kw, min_density, case):
     chosen = factors(factor_names, include_levers)
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
-    x.assign(case=cases).to_csv(out / "sample.csv", index=False, float_format="%.6g")
+    y = runs.groupby("point")[list(OUTPUTS)].mean().reset_index(drop=True)
+    sample = pd.concat([x, y], axis=1).assign(case=cases)
+    sample.to_csv(out / "sample.csv", index=False, float_format="%.6g")
+    sample.to_parquet(out / "sample.parquet", index=False)
     found = prim_box(x, cases, min_density)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",

@@ -1,30 +1,39 @@
 """Many parameter points × replicates of one scenario, keeping only the indicators.
 
 Used by sensitivity analysis and scenario discovery. Work is cut into batches of runs in a
-fixed order; each finished batch is written at once (`batches/batch-NNNNNN.csv`, written under
-a temporary name and renamed), so an interrupted experiment resumes with the missing batches
-when the same command is run into the same folder. Replicate r of every point uses the same
-seed (spawned from the scenario seed): common random numbers across points.
+fixed order; each finished batch is written at once as `batches/batch-NNNNNN/` (a Parquet file
+of its runs — scenario, point, replicate, seed, every parameter, the outcomes — and its
+checksums, written last, then renamed into place), so an interrupted experiment resumes with
+the missing batches when the same command is run into the same folder, and a batch whose file
+does not match its checksum is recomputed. The folder's manifest binds it to its design (a hash
+of every batch's parameters and seeds); one process writes into it at a time. Replicate r of
+every point uses the same seed (spawned from the scenario seed): common random numbers across
+points.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mittelbau.core.scenario import Scenario, make_params
-from mittelbau.experiments.ensemble import replicate_seeds
+from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
 from mittelbau.experiments.runs import simulate
+from mittelbau.experiments.store import (
+    FolderError,
+    damage,
+    design_hash,
+    folder_lock,
+    remove_stale,
+    write_json,
+    write_unit,
+)
 
 OUTPUTS = {
     "middle_share": "stage-2 share at the horizon",
@@ -35,43 +44,60 @@ OUTPUTS = {
     "cost_per_additional_upward_move": "public € per additional upward move (lever scenarios)",
 }
 MANIFEST = "experiment.json"
+FORMAT = 2  # version of the folder layout (Parquet batches with checksums)
 BATCH_RUNS = 16  # runs per batch: the unit of persistence and of work sent to a worker
 
 
 @dataclass(frozen=True)
 class Batch:
     index: int
+    scenario: str
     base: dict[str, Any]
     runs: tuple[tuple[int, int, int, dict[str, Any]], ...]  # point, replicate, seed, overrides
 
 
 def run_outputs(params) -> dict[str, float]:
     """Run one parameter set and return the indicators of OUTPUTS."""
-    result = simulate(Scenario("point", "", params))
-    h, policy = result.summary["headline"], result.summary["policy"]
-    cost = policy["cost_per_additional_upward_move_eur"] if policy else None
-    ratio = h["hollowing_ratio"][1]
-    return {
-        "middle_share": h["stage_shares_end"]["stage2"],
-        "hollowing_ratio": ratio if math.isfinite(ratio) else np.nan,
-        "polarisation_index": h["polarisation_index"][1],
-        "upward_rate": h["mean_upward_rate"] if h["mean_upward_rate"] is not None else np.nan,
-        "hollowed": float(h["hollowed"]),
-        "cost_per_additional_upward_move": np.nan if cost is None else cost,
-    }
+    return headline_outcomes(simulate(Scenario("point", "", params)).summary)
+
+
+def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> dict[str, Any]:
+    point, _replicate, seed, overrides = run
+    return make_params({**batch.base, **overrides, "seed": seed}, f"point {point}").model_dump()
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:
+    """The runs of a batch: scenario, point, replicate, seed, every parameter, the outcomes."""
     rows = []
-    for point, replicate, seed, overrides in batch.runs:
-        params = make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
-        rows.append({"point": point, "replicate": replicate, "seed": seed, **run_outputs(params)})
+    for run in batch.runs:
+        point, replicate, seed, _ = run
+        params = batch_parameters(batch, run)
+        rows.append(
+            {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
+            | {k: v for k, v in params.items() if k != "seed"}
+            | run_outputs(make_params(params))
+        )
     return pd.DataFrame(rows)
 
 
-def _fingerprint(base: dict, points: Sequence[dict], replications: int) -> str:
-    text = json.dumps([base, list(points), replications], sort_keys=True, default=float)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def batch_design(batch: Batch) -> str:
+    return design_hash([batch_parameters(batch, run) for run in batch.runs])
+
+
+def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    if old.get("format") != FORMAT:
+        return "it was written by another version"
+    if old["base"] != new["base"]:
+        keys = sorted(k for k in new["base"] if old["base"].get(k) != new["base"][k])
+        return (
+            "other scenario parameters ("
+            + ", ".join(f"{k} {old['base'].get(k)!r} there, {new['base'][k]!r} asked" for k in keys)
+            + ")"
+        )
+    for key in ("points", "replications", "seeds"):
+        if old[key] != new[key]:
+            return f"other {key} ({old[key] if key != 'seeds' else 'other'} there)"
+    return "other factor values at some points"
 
 
 def evaluate_points(
@@ -83,61 +109,79 @@ def evaluate_points(
     workers: int = 1,
     scheduler: str | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_damaged: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Indicators of every (point, replicate), one row each, sorted; resumes from `out`."""
+    """Indicators of every (point, replicate), one row each, sorted; resumes from `out`.
+    A batch on disk that does not match its checksum is recomputed (`on_damaged` is told)."""
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
-    fingerprint = _fingerprint(base, points, replications)
-    manifest = out / MANIFEST
-    if manifest.exists() and json.loads(manifest.read_text())["fingerprint"] != fingerprint:
-        raise ExecutionError(
-            f"{out} holds an experiment with other points, parameters or replications; "
-            "allowed: the same command (to resume), or another --out"
-        )
-    (out / "batches").mkdir(parents=True, exist_ok=True)
-    manifest.write_text(
-        json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "points": len(points),
-                "replications": replications,
-                "seeds": seeds,
-                "base": base,
-            },
-            indent=2,
-            default=float,
-        )
-        + "\n"
-    )
     runs = [(p, r, seeds[r], dict(point)) for p, point in enumerate(points) for r in range(replications)]
     batches = [
-        Batch(i, base, tuple(runs[k : k + BATCH_RUNS])) for i, k in enumerate(range(0, len(runs), BATCH_RUNS))
+        Batch(i, scenario.name, base, tuple(runs[k : k + BATCH_RUNS]))
+        for i, k in enumerate(range(0, len(runs), BATCH_RUNS))
     ]
+    designs = [batch_design(b) for b in batches]
+    manifest = {
+        "format": FORMAT,
+        "fingerprint": design_hash(designs),
+        "scenario": scenario.name,
+        "points": len(points),
+        "replications": replications,
+        "seeds": seeds,
+        "base": base,
+        "batches": designs,
+    }
 
-    def path(b: Batch) -> Path:
-        return out / "batches" / f"batch-{b.index:06d}.csv"
+    def folder(b: Batch) -> Path:
+        return out / "batches" / f"batch-{b.index:06d}"
 
-    todo = [b for b in batches if not path(b).exists()]
-    failures = []
-    for batch, result in execute(run_batch, todo, executor, workers, scheduler):
-        if isinstance(result, BaseException):
-            first = batch.runs[0]
-            failures.append(
-                f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
-                f"seeds {sorted({r[2] for r in batch.runs})}): "
-                f"{type(result).__name__}: {result}"
-            )
-        else:
-            tmp = path(batch).with_suffix(".tmp")
-            result.to_csv(tmp, index=False)
-            os.replace(tmp, path(batch))
-        if on_batch is not None:
-            on_batch(len(batch.runs))
+    with folder_lock(out):
+        path = out / MANIFEST
+        if path.exists():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+                same = old["fingerprint"] == manifest["fingerprint"]
+                why = None if same else _design_differences(old, manifest)
+            except (OSError, ValueError, KeyError, TypeError):
+                why = f"its {MANIFEST} is unreadable"
+            if why is not None:
+                raise FolderError(
+                    f"{out} holds an experiment of another design: {why}; allowed: the same "
+                    "command (to resume), or another --out"
+                )
+        (out / "batches").mkdir(parents=True, exist_ok=True)
+        write_json(path, manifest)
+        remove_stale(out / "batches")
+        todo = []
+        for b in batches:
+            why = damage(folder(b), designs[b.index])
+            if why is None:
+                continue
+            todo.append(b)
+            if why != "missing" and on_damaged is not None:
+                on_damaged(f"{folder(b)} is damaged ({why}); it is recomputed")
+        failures = []
+        for batch, result in execute(run_batch, todo, executor, workers, scheduler):
+            if isinstance(result, BaseException):
+                first = batch.runs[0]
+                failures.append(
+                    f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
+                    f"seeds {sorted({r[2] for r in batch.runs})}): "
+                    f"{type(result).__name__}: {result}"
+                )
+            else:
+                write_unit(
+                    folder(batch),
+                    lambda tmp, table=result: table.to_parquet(tmp / "runs.parquet", index=False),
+                    designs[batch.index],
+                )
+            if on_batch is not None:
+                on_batch(len(batch.runs))
     if failures:
         raise ExecutionError(
             f"{len(failures)} of {len(todo)} batches failed (the others are "
             "kept; rerun to retry them):\n  " + listing(failures)
         )
-    frames = [pd.read_csv(path(b)) for b in batches]
+    frames = [pd.read_parquet(folder(b) / "runs.parquet") for b in batches]
     return pd.concat(frames, ignore_index=True).sort_values(["point", "replicate"]).reset_index(drop=True)

@@ -21,6 +21,7 @@ from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
 
 NOT_FACTORS = {"run", "indicators"}  # run settings and indicator definitions are not uncertain
 LEVER_GROUPS = {"funding", "cooperation", "centres"}
+MORRIS_LEVELS = 4  # grid levels of the Morris design
 Evaluator = Callable[[np.ndarray], pd.DataFrame]
 
 
@@ -80,7 +81,18 @@ class Morris:
     Y: pd.DataFrame
 
 
-def morris(spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels: int = 4) -> Morris:
+def check_size(method: str, size: int) -> None:
+    """Morris needs at least 2 trajectories; Sobol a power of two of at least 8 base samples."""
+    if method == "morris" and size < 2:
+        raise FactorError(f"--trajectories = {size} is invalid; allowed: 2 or more")
+    if method == "sobol" and (size < 8 or size & (size - 1)):
+        raise FactorError(f"--samples = {size} is invalid; allowed: a power of two, at least 8")
+
+
+def morris(
+    spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels: int = MORRIS_LEVELS
+) -> Morris:
+    check_size("morris", trajectories)
     X = morris_sample.sample(spec, trajectories, num_levels=levels, seed=seed)
     Y = evaluate(X)
     rows = []
@@ -124,8 +136,7 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
     """Saltelli sampling with N base samples (a power of two), first- and total-order indices
     with bootstrap 95 % intervals, and the indices recomputed on the first N/8, N/4, N/2, N
     base samples (convergence)."""
-    if n < 8 or n & (n - 1):
-        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
+    check_size("sobol", n)
     X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
     Y = evaluate(X)
     block = len(X) // n  # rows per base sample

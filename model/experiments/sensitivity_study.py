@@ -16,6 +16,8 @@ import pandas as pd
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
 from mittelbau.experiments.sensitivity import (
+    MORRIS_LEVELS,
+    check_size,
     factors,
     morris,
     problem,
@@ -24,6 +26,7 @@ from mittelbau.experiments.sensitivity import (
     stabilised_replications,
     to_overrides,
 )
+from mittelbau.experiments.store import folder_lock, write_json
 
 DEFAULT_OUTPUTS = ("middle_share", "hollowing_ratio", "polarisation_index", "upward_rate")
 PILOT_REPLICATIONS = 16
@@ -63,9 +66,42 @@ def run_study(
     second_order: bool = False,
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
-    indices.csv, figures and sensitivity.md into `out` and returns what it found."""
+    indices.csv, the sample with its outcomes (samples.parquet, problem.json: what SALib needs
+    to analyse it again), figures and sensitivity.md into `out` and returns what it found.
+    One process writes into `out` at a time."""
+    check_size(method, size)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run_study(
+            method,
+            scenario,
+            out,
+            size,
+            factor_names,
+            include_levers,
+            grouped,
+            outputs,
+            replications,
+            run_kw,
+            on_batch,
+            second_order,
+        )
+
+
+def _run_study(
+    method,
+    scenario,
+    out,
+    size,
+    factor_names,
+    include_levers,
+    grouped,
+    outputs,
+    replications,
+    run_kw,
+    on_batch,
+    second_order,
+) -> dict:
     run_kw = dict(run_kw or {})
     if on_batch is not None:
         run_kw["on_batch"] = on_batch
@@ -95,6 +131,7 @@ def run_study(
         convergence.to_csv(out / "convergence.csv", index=False, float_format="%.6g")
         plot_convergence(convergence, out / "convergence.png")
     result.indices.to_csv(out / "indices.csv", index=False, float_format="%.6g")
+    write_sample(out, method, spec, result.X, result.Y, second_order)
     shares = seed_variance_share(log["runs"], outputs)
     shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
     if cv is not None:
@@ -120,6 +157,22 @@ def run_study(
         "page": page,
         "convergence": convergence,
     }
+
+
+def write_sample(
+    out: Path, method: str, spec: dict, X: np.ndarray, Y: pd.DataFrame, second_order: bool
+) -> None:
+    """samples.parquet (one row per sample point: the factors as sampled, then the outputs'
+    replicate means) and problem.json (the SALib problem and the analysis settings), so that
+    `SALib.analyze.morris.analyze(problem, X, Y[output], num_levels=4)` or
+    `SALib.analyze.sobol.analyze(problem, Y[output], calc_second_order=...)` can be rerun."""
+    table = pd.concat([pd.DataFrame(X, columns=spec["names"]), Y.reset_index(drop=True)], axis=1)
+    table.to_parquet(out / "samples.parquet", index=False)
+    settings = {"num_levels": MORRIS_LEVELS} if method == "morris" else {"calc_second_order": second_order}
+    write_json(
+        out / "problem.json",
+        {"method": method, "problem": spec, "factors": spec["names"], "outputs": list(Y.columns), **settings},
+    )
 
 
 def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
