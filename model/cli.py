@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from mittelbau.core.scenario import ScenarioError, load_scenario
+from mittelbau.core.scenario import ScenarioError, load_scenario, parse_assignment
+
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the contents of a non-empty --out folder")
+]
 
 app = typer.Typer(
     add_completion=False,
@@ -16,9 +21,123 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
+
+
+# ---- option validation: every command checks all its options here before it computes or
+# writes anything; a bad value stops it with one line naming the option, exit code 2 ----------
+
+
+def _at_least(option: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        _fail(f"{option} = {value} is invalid; allowed: {low} or more")
+
+
+def _assignments(set_: list[str] | None, seed: int | None) -> list[str]:
+    """The --set assignments, each key once, and --seed not beside --set seed=."""
+    seen: dict[str, str] = {}
+    for text in set_ or []:
+        try:
+            key, _ = parse_assignment(text)
+        except ScenarioError as exc:
+            _fail(str(exc))
+        if key in seen:
+            _fail(f"--set {key} is given twice ({seen[key]!r}, {text!r}); allowed: each key once")
+        seen[key] = text
+    if seed is not None and "seed" in seen:
+        _fail(f"--seed {seed} and --set {seen['seed']!r} are both given; allowed: one of them")
+    return list(set_ or [])
+
+
+def _scheduler(executor: str, scheduler: str | None) -> None:
+    """A scheduler address goes with the Dask executor and must answer within seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from mittelbau.experiments.executors import CONNECT_TIMEOUT
+
+    if scheduler is None:
+        return
+    if executor != "dask":
+        _fail(f"--scheduler {scheduler!r} goes with --executor dask; allowed: --executor dask")
+    allowed = "the address of a running Dask scheduler, e.g. tcp://host:8786"
+    try:
+        parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host = port = None
+    if parts.scheme not in ("tcp", "tls") or not host or port is None:
+        _fail(f"--scheduler {scheduler!r} is invalid; allowed: {allowed}")
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        _fail(f"--scheduler {scheduler!r} did not answer ({reason}); allowed: {allowed}")
+
+
+def _executor(executor: str | None, workers: int | None, scheduler: str | None, runs: int) -> tuple[str, int]:
+    """--executor, --workers and --scheduler of commands that run many runs."""
+    from mittelbau.experiments.executors import EXECUTORS
+
+    executor = executor or "local"
+    if executor not in EXECUTORS:
+        _fail(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
+    _at_least("--workers", workers, 1)
+    _scheduler(executor, scheduler)
+    return executor, min(workers or os.cpu_count() or 1, max(runs, 1))
+
+
+def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
+    """The output folder: a path given by the user (or the default), a folder or nothing yet,
+    writable, and — unless --overwrite — either new/empty or a resumable folder of `kind`
+    ("ensemble" or "experiment"; a single run's folder never resumes)."""
+    import tempfile
+
+    if out is not None and not out.strip():
+        _fail(f"--out {out!r} is invalid; allowed: a folder path")
+    folder = Path(out) if out is not None else default
+    if folder.exists() and not folder.is_dir():
+        _fail(f"--out {str(folder)!r} is a file; allowed: a folder (new, empty or {kind})")
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        _fail(
+            f"--out {str(folder)!r} is not writable ({ancestor}: {exc.strerror or type(exc).__name__}); "
+            "allowed: a folder you can write to"
+        )
+    if overwrite or not folder.exists():
+        return folder
+    entries = {e.name for e in folder.iterdir()} - {".lock"}
+    markers = {"ensemble": {"ensemble.json"}, "experiment": {"runs", "pilot"}, "run": set()}[kind]
+    if not entries or entries & markers:
+        return folder
+    if kind == "run":
+        _fail(
+            f"--out {str(folder)!r} is not empty; allowed: a new or empty folder, or --overwrite "
+            "to replace its contents"
+        )
+    _fail(
+        f"--out {str(folder)!r} is not empty and holds no earlier {kind}; allowed: a new or empty "
+        f"folder, a folder of the same {kind} (to resume), or --overwrite to replace its contents"
+    )
+
+
+def _clear(folder: Path) -> None:
+    """Empty a folder for --overwrite (after every option has been checked)."""
+    import shutil
+
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 @app.command()
@@ -31,17 +150,20 @@ def run(
         list[str] | None, typer.Option("--set", help="Override a registry parameter, key=value (repeatable)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Root seed (same as --set seed=N)")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: results/<name>)")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder (default: results/<name>)")] = None,
     replications: Annotated[
         int, typer.Option(help="Runs per scenario, seeds spawned from the scenario seed")
     ] = 1,
     workers: Annotated[
         int | None, typer.Option(help="Parallel workers for an ensemble (default: all cores)")
     ] = None,
-    executor: Annotated[str, typer.Option(help="local (processes) or dask")] = "local",
+    executor: Annotated[
+        str | None, typer.Option(help="local (processes, the default) or dask; for an ensemble")
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786")
     ] = None,
+    overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
 ) -> None:
     """Run scenarios. One scenario once writes stage_shares.csv, transitions.csv,
@@ -53,15 +175,26 @@ def run(
     from mittelbau.experiments.runs import runs_needed, simulate
 
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
+    assignments = _assignments(set_, seed)
+    _at_least("--replications", replications, 1)
     try:
-        scens = [load_scenario(path, set_ or [], seed) for path in paths]
+        scens = [load_scenario(path, assignments, seed) for path in paths]
     except ScenarioError as exc:
         _fail(str(exc))
     if len(scens) > 1 or replications != 1:
-        _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
+        executor, workers = _executor(executor, workers, scheduler, len(scens) * replications)
+        folder = _out(out, Path("results") / "-".join(s.name for s in scens), "ensemble", overwrite)
+        _run_ensemble(scens, replications, folder, workers, executor, scheduler, overwrite, quiet)
         return
+    options = (("--workers", workers), ("--executor", executor), ("--scheduler", scheduler))
+    given = [o for o, v in options if v is not None]
+    if given:
+        _fail(
+            f"{', '.join(given)} given for a single run; allowed: only for an ensemble (several "
+            "scenarios or --replications above 1)"
+        )
     scen = scens[0]
-    folder = out or Path("results") / scen.name
+    folder = _out(out, Path("results") / scen.name, "run", overwrite)
     p = scen.params
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -89,15 +222,13 @@ def run(
             typer.echo(
                 f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached']} firms reached, "
                 f"{lv['additional_upward_moves']:+d} upward moves against no programme, "
-                + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
+                + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
                 + (f", deadweight {dws:.0%}" if dws is not None else "")
             )
         typer.echo(f"  written to {folder}/")
 
 
-def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet) -> None:
-    import os
-
+def _run_ensemble(scens, replications, folder, workers, executor, scheduler, overwrite, quiet) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -110,9 +241,8 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
     from mittelbau.experiments.ensemble import run_ensemble
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
+    from mittelbau.experiments.store import FolderError
 
-    folder = out or Path("results") / "-".join(s.name for s in scens)
-    workers = workers or os.cpu_count() or 1
     total = len(scens) * replications
     try:
         with Progress(
@@ -133,16 +263,25 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
                 if t.elapsed:
                     progress.update(task, rate=f"{60 * t.completed / t.elapsed:.1f} runs/min")
 
-            counts = run_ensemble(scens, replications, folder, executor, workers, scheduler, advance)
+            def damaged(message: str) -> None:
+                progress.console.print(f"warning: {message}", style=None, markup=False, highlight=False)
+
+            counts = run_ensemble(
+                scens, replications, folder, executor, workers, scheduler, advance, damaged, overwrite
+            )
             progress.update(task, completed=total)
         report = write_report(folder)
+    except FolderError as exc:
+        _fail(str(exc))
     except ExecutionError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc), code=1)
+    except OSError as exc:
+        _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)
     if not quiet:
         typer.echo(
             f"{counts['ran']} runs done, {counts['skipped']} already in {folder}/ "
             f"({len(scens)} scenarios × {replications} replications, {executor}, {workers} workers)"
+            + (f"; {counts['recomputed']} damaged runs recomputed" if counts["recomputed"] else "")
         )
         verdicts = [
             line[2:] for line in report.read_text(encoding="utf-8").splitlines() if line.startswith("- **")
@@ -187,21 +326,36 @@ RepsOpt = Annotated[
     ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Parallel workers (default: all cores)")]
-ExecOpt = Annotated[str, typer.Option(help="local (processes) or dask")]
+ExecOpt = Annotated[str | None, typer.Option(help="local (processes, the default) or dask")]
 SchedOpt = Annotated[str | None, typer.Option(help="Address of a running Dask scheduler")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")]
+OutOpt = Annotated[str | None, typer.Option(help="Output folder")]
 
 
-def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
-    import os
+def _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler, runs):
+    """Scenario, factor names and executor settings of a sensitivity or discovery command,
+    every option checked."""
+    from mittelbau.experiments.sensitivity import FactorError
+    from mittelbau.experiments.sensitivity import factors as chosen_factors
 
+    assignments = _assignments(set_, seed)
     try:
-        scen = load_scenario(scenario, set_ or [], seed)
+        scen = load_scenario(scenario, assignments, seed)
     except ScenarioError as exc:
         _fail(str(exc))
-    names = [f.strip() for f in factors.split(",") if f.strip()] if factors else None
-    run_kw = {"executor": executor, "workers": workers or os.cpu_count() or 1, "scheduler": scheduler}
-    return scen, names, run_kw
+    names = None
+    if factors is not None:
+        names = [f.strip() for f in factors.split(",") if f.strip()]
+        if not names:
+            _fail(f"--factors {factors!r} names no parameter; allowed: comma-separated registry parameters")
+        if len(set(names)) != len(names):
+            _fail(f"--factors {factors!r} names a parameter twice; allowed: each parameter once")
+    try:
+        chosen_factors(names, levers)
+    except FactorError as exc:
+        _fail(f"--factors: {exc}")
+    executor, workers = _executor(executor, workers, scheduler, runs)
+    return scen, names, {"executor": executor, "workers": workers, "scheduler": scheduler}
 
 
 def _with_progress(quiet: bool, label: str, job):
@@ -209,6 +363,7 @@ def _with_progress(quiet: bool, label: str, job):
 
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.sensitivity import FactorError
+    from mittelbau.experiments.store import FolderError
 
     with Progress(
         TextColumn(f"[bold]{label}"),
@@ -219,11 +374,21 @@ def _with_progress(quiet: bool, label: str, job):
         transient=True,
     ) as progress:
         task = progress.add_task(label, total=None)
+
+        def damaged(message: str) -> None:
+            progress.console.print(f"warning: {message}", style=None, markup=False, highlight=False)
+
         try:
-            return job(lambda n: progress.advance(task, n))
-        except (FactorError, ExecutionError, ImportError) as exc:
+            return job(lambda n: progress.advance(task, n), damaged)
+        except (FactorError, FolderError, ImportError) as exc:
             progress.stop()
             _fail(str(exc))
+        except ExecutionError as exc:
+            progress.stop()
+            _fail(str(exc), code=1)
+        except OSError as exc:
+            progress.stop()
+            _fail(f"cannot write: {exc.strerror or exc} ({exc.filename})", code=1)
 
 
 def _study(
@@ -240,17 +405,28 @@ def _study(
     workers,
     executor,
     scheduler,
+    overwrite,
     quiet,
     second_order=False,
 ) -> None:
+    from mittelbau.experiments.sensitivity import FactorError, check_size
     from mittelbau.experiments.sensitivity_study import run_study
 
-    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
-    folder = out or Path("results") / f"{method}-{scen.name}"
+    try:
+        check_size(method, size)
+    except FactorError as exc:
+        _fail(str(exc))
+    _at_least("--replications", replications, 1)
+    scen, names, run_kw = _study_setup(
+        scenario, set_, seed, factors, levers, workers, executor, scheduler, size
+    )
+    folder = _out(out, Path("results") / f"{method}-{scen.name}", "experiment", overwrite)
+    if overwrite:
+        _clear(folder)
     found = _with_progress(
         quiet,
         method,
-        lambda cb: run_study(
+        lambda cb, damaged: run_study(
             method,
             scen,
             folder,
@@ -259,7 +435,7 @@ def _study(
             levers,
             groups,
             replications=replications,
-            run_kw=run_kw,
+            run_kw={**run_kw, "on_damaged": damaged},
             on_batch=cb,
             second_order=second_order,
         ),
@@ -276,17 +452,18 @@ def _study(
 @sensitivity_app.command("morris")
 def sensitivity_morris(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
-    trajectories: Annotated[int, typer.Option(help="Morris trajectories")] = 20,
+    trajectories: Annotated[int, typer.Option(help="Morris trajectories (2 or more)")] = 20,
     set_: SetOpt = None,
     seed: SeedOpt = None,
     factors: FactorsOpt = None,
     groups: Annotated[bool, typer.Option("--groups", help="Move factors by registry group")] = False,
     levers: LeversOpt = False,
     replications: RepsOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    out: OutOpt = None,
     workers: WorkersOpt = None,
-    executor: ExecOpt = "local",
+    executor: ExecOpt = None,
     scheduler: SchedOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Morris screening: μ* and σ of every factor's elementary effects per indicator."""
@@ -304,6 +481,7 @@ def sensitivity_morris(
         workers,
         executor,
         scheduler,
+        overwrite,
         quiet,
     )
 
@@ -311,7 +489,7 @@ def sensitivity_morris(
 @sensitivity_app.command("sobol")
 def sensitivity_sobol(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
-    samples: Annotated[int, typer.Option(help="Base samples N (a power of two)")] = 1024,
+    samples: Annotated[int, typer.Option(help="Base samples N (a power of two, at least 8)")] = 1024,
     second_order: Annotated[
         bool, typer.Option("--second-order", help="Also second-order indices (more runs)")
     ] = False,
@@ -321,10 +499,11 @@ def sensitivity_sobol(
     groups: Annotated[bool, typer.Option("--groups", help="Move factors by registry group")] = False,
     levers: LeversOpt = False,
     replications: RepsOpt = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    out: OutOpt = None,
     workers: WorkersOpt = None,
-    executor: ExecOpt = "local",
+    executor: ExecOpt = None,
     scheduler: SchedOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Sobol indices (first and total order, bootstrap intervals) and their convergence."""
@@ -342,6 +521,7 @@ def sensitivity_sobol(
         workers,
         executor,
         scheduler,
+        overwrite,
         quiet,
         second_order,
     )
@@ -350,13 +530,15 @@ def sensitivity_sobol(
 @app.command()
 def discover(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
-    samples: Annotated[int, typer.Option(help="Latin-hypercube points")] = 2000,
+    samples: Annotated[int, typer.Option(help="Latin-hypercube points (2 or more)")] = 2000,
     set_: SetOpt = None,
     seed: SeedOpt = None,
     factors: FactorsOpt = None,
     levers: LeversOpt = False,
     replications: Annotated[int, typer.Option(help="Replications per point")] = 1,
-    min_density: Annotated[float, typer.Option(help="Least density of the PRIM box")] = 0.8,
+    min_density: Annotated[
+        float, typer.Option(help="Least density of the PRIM box (above 0, at most 1)")
+    ] = 0.8,
     case: Annotated[
         str,
         typer.Option(
@@ -364,36 +546,47 @@ def discover(
             "e.g. 'middle_share < 0.2'"
         ),
     ] = "hollowed",
-    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    out: OutOpt = None,
     workers: WorkersOpt = None,
-    executor: ExecOpt = "local",
+    executor: ExecOpt = None,
     scheduler: SchedOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Scenario discovery: sample the factors, label the points where the case of interest
     occurs (by default: the middle hollows out), and find the boxes of parameter space where it
     does (PRIM)."""
+    import math
+
     from mittelbau.experiments.discovery import discover as run_discovery
     from mittelbau.experiments.discovery import parse_case
     from mittelbau.experiments.sensitivity import FactorError
 
+    _at_least("--samples", samples, 2)
+    _at_least("--replications", replications, 1)
+    if not (math.isfinite(min_density) and 0 < min_density <= 1):
+        _fail(f"--min-density = {min_density} is invalid; allowed: a number above 0 and at most 1")
     try:
         chosen_case = parse_case(case)
     except FactorError as exc:
-        _fail(str(exc))
-    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
-    folder = out or Path("results") / f"prim-{scen.name}"
+        _fail(f"--case: {exc}")
+    scen, names, run_kw = _study_setup(
+        scenario, set_, seed, factors, levers, workers, executor, scheduler, samples * replications
+    )
+    folder = _out(out, Path("results") / f"prim-{scen.name}", "experiment", overwrite)
+    if overwrite:
+        _clear(folder)
     found = _with_progress(
         quiet,
         "discover",
-        lambda cb: run_discovery(
+        lambda cb, damaged: run_discovery(
             scen,
             folder,
             samples,
             names,
             levers,
             replications,
-            {**run_kw, "on_batch": cb},
+            {**run_kw, "on_batch": cb, "on_damaged": damaged},
             min_density,
             chosen_case,
         ),
@@ -425,11 +618,9 @@ def calibrate_report(
     within 2 SE (fit_report.md, .csv, .png), and each region's predicted initial stage shares."""
     from mittelbau.calibration.fit_report import write_fit_report
 
-    if replications < 2 or firms < 100:
-        _fail(
-            f"--replications = {replications}, --firms = {firms} are invalid; allowed: "
-            "at least 2 replications and 100 firms"
-        )
+    _at_least("--replications", replications, 2)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
     page, table = write_fit_report(out, replications, firms, seed)
     met = int(table["within_2se"].sum())
     typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
@@ -459,6 +650,10 @@ def calibrate_fit(
     resumes an interrupted fit from its history."""
     from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
 
+    _at_least("--population", population, 2)
+    _at_least("--generations", generations, 1)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
     try:
         result = fit(
             out, population_size=population, generations=generations, firms=firms, seed=seed, resume=not fresh
@@ -518,6 +713,10 @@ def calibrate_identify(
     from mittelbau.calibration.dynamic_fit import FITTED, identify
     from mittelbau.core.parameters import BY_NAME
 
+    _at_least("--population", population, 2)
+    _at_least("--generations", generations, 1)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
     truth = {n: float(BY_NAME[n].default) for n in FITTED}
     try:
         table = identify(out, truth, population, generations, firms, seed)
@@ -554,6 +753,14 @@ def dashboard(
 
     from mittelbau.dashboard.app_server import server_command, server_environment
 
+    if not 0 <= port <= 65535:
+        _fail(f"--port = {port} is invalid; allowed: 0 to 65535 (0 picks a free port)")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: --host {host} makes the dashboard reachable from other machines; it has no "
+            "login, so anyone who can reach this address can use it",
+            err=True,
+        )
     if importlib.util.find_spec("solara") is None:
         _fail("the dashboard needs the 'dashboard' extra: pip install -e '.[dashboard]'")
     from mittelbau.dashboard import assets

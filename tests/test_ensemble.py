@@ -13,9 +13,9 @@ import pytest
 from mittelbau.core.scenario import load_scenario
 from mittelbau.experiments.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
 from mittelbau.experiments.executors import ExecutionError
-from mittelbau.experiments.store import FolderError
 from mittelbau.experiments.intervals import band, mean_interval, wilson_interval
 from mittelbau.experiments.report import paired_differences, write_report
+from mittelbau.experiments.store import FolderError
 
 TABLES = ("stage_shares", "transitions", "indicators", "levers")
 
