@@ -264,7 +264,7 @@ def _run_ensemble(scens, replications, folder, workers, executor, scheduler, ove
                     progress.update(task, rate=f"{60 * t.completed / t.elapsed:.1f} runs/min")
 
             def damaged(message: str) -> None:
-                progress.console.print(f"warning: {message}", style=None, markup=False, highlight=False)
+                typer.echo(f"warning: {message}", err=True)
 
             counts = run_ensemble(
                 scens, replications, folder, executor, workers, scheduler, advance, damaged, overwrite
@@ -376,7 +376,7 @@ def _with_progress(quiet: bool, label: str, job):
         task = progress.add_task(label, total=None)
 
         def damaged(message: str) -> None:
-            progress.console.print(f"warning: {message}", style=None, markup=False, highlight=False)
+            typer.echo(f"warning: {message}", err=True)
 
         try:
             return job(lambda n: progress.advance(task, n), damaged)
