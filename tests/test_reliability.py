@@ -155,7 +155,7 @@ def test_4_workers_die_when_the_parent_is_killed(tmp_path, base):
     workers: list[psutil.Process] = []
     while time.time() < deadline:
         workers = psutil.Process(parent.pid).children(recursive=True)
-        if len(workers) >= 2 and list((tmp_path / "k").glob("runs/*/rep-*/_checksums.json")):
+        if len(workers) >= 2:
             break
         time.sleep(0.05)
     assert len(workers) >= 2
@@ -370,8 +370,8 @@ def test_any_invalid_scenario_value_exits_2_naming_the_key(tmp_path, data):
 # ---- fault injection: a killed worker, a corrupt run, a full disk ----------------------------------
 def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_path, base):
     out = tmp_path / "f"
-    args = [sys.executable, "-m", "mittelbau.cli", "run", base, "--set", "firms=300", "--set", "years=3"]
-    args += ["--replications", "60", "--workers", "2", "--out", str(out), "--quiet"]
+    args = [sys.executable, "-m", "mittelbau.cli", "run", base, "--set", "firms=200", "--set", "years=2"]
+    args += ["--replications", "24", "--workers", "2", "--out", str(out), "--quiet"]
     parent = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while time.time() < deadline and not list(out.glob("runs/*/rep-*/_checksums.json")):
@@ -384,7 +384,7 @@ def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_
         assert parent.returncode == 1 and err.startswith("error: ") and "runs failed" in err
         assert "BrokenProcessPool" in err
     done = load_ensemble(out)  # whatever is there is complete and verified
-    assert 1 <= len(done["summaries"]) <= 60
+    assert 1 <= len(done["summaries"]) <= 24
     res = subprocess.run(args, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     clean = tmp_path / "clean"
@@ -392,11 +392,11 @@ def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_
         "run",
         base,
         "--set",
-        "firms=300",
+        "firms=200",
         "--set",
-        "years=3",
+        "years=2",
         "--replications",
-        "60",
+        "24",
         "--workers",
         "1",
         "--out",
@@ -405,7 +405,7 @@ def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_
     )
     assert res.exit_code == 0
     a, b = load_ensemble(out), load_ensemble(clean)
-    assert all(a[t].equals(b[t]) for t in TABLES) and len(a["summaries"]) == 60
+    assert all(a[t].equals(b[t]) for t in TABLES) and len(a["summaries"]) == 24
 
 
 def test_fault_a_full_disk_ends_in_a_clear_error_then_a_complete_result(tmp_path, base, monkeypatch):
