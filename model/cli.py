@@ -77,8 +77,11 @@ def _scheduler(executor: str, scheduler: str | None) -> None:
         _fail(f"--scheduler {scheduler!r} did not answer ({reason}); allowed: {allowed}")
 
 
-def _executor(executor: str | None, workers: int | None, scheduler: str | None, runs: int) -> tuple[str, int]:
-    """--executor, --workers and --scheduler of commands that run many runs."""
+def _executor(
+    executor: str | None, workers: int | None, scheduler: str | None, runs: int | None = None
+) -> tuple[str, int]:
+    """--executor, --workers and --scheduler of commands that run many runs; never more
+    workers than `runs` (when known)."""
     from mittelbau.experiments.executors import EXECUTORS
 
     executor = executor or "local"
@@ -86,7 +89,8 @@ def _executor(executor: str | None, workers: int | None, scheduler: str | None, 
         _fail(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
     _at_least("--workers", workers, 1)
     _scheduler(executor, scheduler)
-    return executor, min(workers or os.cpu_count() or 1, max(runs, 1))
+    workers = workers or os.cpu_count() or 1
+    return executor, workers if runs is None else min(workers, max(runs, 1))
 
 
 def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
@@ -296,12 +300,12 @@ def report(
     folder: Annotated[Path, typer.Argument(help="An ensemble folder written by mittelbau run")],
 ) -> None:
     """Write the comparison report (report.md and figures) of an ensemble folder."""
-    from mittelbau.experiments.ensemble import EnsembleError
+    from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
 
     try:
         path = write_report(folder)
-    except EnsembleError as exc:
+    except ExecutionError as exc:  # no ensemble there, another version's, or a damaged run
         _fail(str(exc))
     typer.echo(f"report: {path}")
 
@@ -332,7 +336,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but
 OutOpt = Annotated[str | None, typer.Option(help="Output folder")]
 
 
-def _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler, runs):
+def _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler):
     """Scenario, factor names and executor settings of a sensitivity or discovery command,
     every option checked."""
     from mittelbau.experiments.sensitivity import FactorError
@@ -354,7 +358,7 @@ def _study_setup(scenario, set_, seed, factors, levers, workers, executor, sched
         chosen_factors(names, levers)
     except FactorError as exc:
         _fail(f"--factors: {exc}")
-    executor, workers = _executor(executor, workers, scheduler, runs)
+    executor, workers = _executor(executor, workers, scheduler)
     return scen, names, {"executor": executor, "workers": workers, "scheduler": scheduler}
 
 
@@ -417,9 +421,7 @@ def _study(
     except FactorError as exc:
         _fail(str(exc))
     _at_least("--replications", replications, 1)
-    scen, names, run_kw = _study_setup(
-        scenario, set_, seed, factors, levers, workers, executor, scheduler, size
-    )
+    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler)
     folder = _out(out, Path("results") / f"{method}-{scen.name}", "experiment", overwrite)
     if overwrite:
         _clear(folder)
@@ -570,9 +572,7 @@ def discover(
         chosen_case = parse_case(case)
     except FactorError as exc:
         _fail(f"--case: {exc}")
-    scen, names, run_kw = _study_setup(
-        scenario, set_, seed, factors, levers, workers, executor, scheduler, samples * replications
-    )
+    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler)
     folder = _out(out, Path("results") / f"prim-{scen.name}", "experiment", overwrite)
     if overwrite:
         _clear(folder)
