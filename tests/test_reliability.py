@@ -107,6 +107,27 @@ def test_1_fewer_replications_of_an_ensemble_are_refused(tmp_path, base, root):
     assert len(load_ensemble(out)["summaries"]) == 4
 
 
+def test_an_ensemble_is_typed_parquet_with_its_parameters(ensemble):
+    import pyarrow.parquet as pq
+
+    levers = pq.read_schema(ensemble / "runs" / "baseline" / "rep-0000" / "levers.parquet")
+    assert pq.read_metadata(ensemble / "runs" / "baseline" / "rep-0000" / "levers.parquet").num_rows == 0
+    kinds = {c: str(levers.field(c).type) for c in ("scenario", "replicate", "seed", "year", "spent_eur")}
+    assert kinds["scenario"] in ("string", "large_string")
+    assert [kinds[c] for c in ("replicate", "seed", "year", "spent_eur")] == [
+        "int64",
+        "int64",
+        "int64",
+        "double",
+    ]
+    runs = pd.read_parquet(ensemble / "runs.parquet")
+    assert list(runs.columns[:3]) == ["scenario", "replicate", "seed"] and len(runs) == 2
+    assert (runs["firms"] == 200).all() and (runs["years"] == 2).all() and "middle_share" in runs
+    loaded = load_ensemble(ensemble)
+    assert loaded["runs"].equals(runs) and loaded["levers"].empty
+    assert str(loaded["levers"]["spent_eur"].dtype) == "float64"
+
+
 # ---- 2. damaged runs are recomputed, never used ------------------------------------------------
 def test_2_a_truncated_run_file_is_recomputed_and_said_so(ensemble, tmp_path, base):
     out = copy_of(ensemble, tmp_path)

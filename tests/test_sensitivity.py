@@ -181,6 +181,20 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert "middle_share:" in res.output and (tmp_path / "m" / "morris.png").exists()
     idx = pd.read_csv(tmp_path / "m" / "indices.csv")
     assert set(idx["factor"]) == {"dt_adoption_rate", "bm_adoption_rate", "exit_rate"}
+    # the sample is stored with its outcomes: SALib analyses it again to the same indices
+    import json
+
+    from SALib.analyze import morris as morris_analyze
+
+    stored = pd.read_parquet(tmp_path / "m" / "samples.parquet")
+    spec = json.loads((tmp_path / "m" / "problem.json").read_text())
+    X = stored[spec["factors"]].to_numpy()
+    for output in ("middle_share", "polarisation_index"):
+        again = morris_analyze.analyze(
+            spec["problem"], X, stored[output].to_numpy(), num_levels=spec["num_levels"]
+        )
+        mine = idx[idx["output"] == output].set_index("factor").loc[again["names"], "mu_star"]
+        assert np.allclose(mine.to_numpy(), again["mu_star"], rtol=1e-5, atol=1e-9)
     res = runner.invoke(
         app,
         [
