@@ -56,25 +56,32 @@ def _scheduler(executor: str, scheduler: str | None) -> None:
     import socket
     from urllib.parse import urlsplit
 
-    from mittelbau.experiments.executors import CONNECT_TIMEOUT
+    from mittelbau.experiments.executors import CONNECT_TIMEOUT, ExecutionError, check_scheduler
 
     if scheduler is None:
         return
     if executor != "dask":
         _fail(f"--scheduler {scheduler!r} goes with --executor dask; allowed: --executor dask")
-    allowed = "the address of a running Dask scheduler, e.g. tcp://host:8786"
     try:
         parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
-        host, port = parts.hostname, parts.port
+        valid = parts.scheme in ("tcp", "tls") and bool(parts.hostname) and parts.port is not None
     except ValueError:
-        host = port = None
-    if parts.scheme not in ("tcp", "tls") or not host or port is None:
-        _fail(f"--scheduler {scheduler!r} is invalid; allowed: {allowed}")
-    try:
-        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+        valid = False
+    if not valid:
+        _fail(
+            f"--scheduler {scheduler!r} is invalid; allowed: the address of a running Dask "
+            "scheduler, e.g. tcp://host:8786"
+        )
+    try:  # a refused or unroutable address fails here at once, before Dask is loaded
+        socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT).close()
+        check_scheduler(scheduler)
     except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        _fail(f"--scheduler {scheduler!r} did not answer ({reason}); allowed: {allowed}")
+        _fail(
+            f"--scheduler {scheduler!r} did not answer ({exc.strerror or type(exc).__name__}); "
+            "allowed: the address of a running Dask scheduler, e.g. tcp://host:8786"
+        )
+    except ExecutionError as exc:
+        _fail(str(exc))
 
 
 def _executor(

@@ -126,17 +126,27 @@ def dask_workers(scheduler: str | None, workers: int) -> int:
 
 def _client(address: Any):
     """A Dask client of `address` (a scheduler address or a local cluster), failing with one
-    line when the scheduler does not answer within CONNECT_TIMEOUT seconds."""
-    from distributed import Client
-
+    line when the scheduler does not answer as a Dask scheduler within CONNECT_TIMEOUT seconds
+    (refused, silent, or something else listening there)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
     try:
         return Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
+    except Exception as exc:  # any failure to connect is the address's, said in one line
+        reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
         raise ExecutionError(
-            f"--scheduler {address!r} did not answer within {CONNECT_TIMEOUT:g} s "
-            f"({type(exc).__name__}); allowed: the address of a running Dask scheduler, "
-            "e.g. tcp://host:8786"
+            f"--scheduler {address!r} did not answer as a Dask scheduler within "
+            f"{CONNECT_TIMEOUT:g} s ({reason}); allowed: the address of a running Dask "
+            "scheduler, e.g. tcp://host:8786"
         ) from None
+
+
+def check_scheduler(address: str) -> None:
+    """Connect to the scheduler at `address` once, so a wrong address fails before any work."""
+    with _client(address):
+        pass
 
 
 def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
