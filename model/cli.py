@@ -110,7 +110,7 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
         _fail(f"--out {out!r} is invalid; allowed: a folder path")
     folder = Path(out) if out is not None else default
     if folder.exists() and not folder.is_dir():
-        _fail(f"--out {str(folder)!r} is a file; allowed: a folder (new, empty or {kind})")
+        _fail(f"--out {str(folder)!r} is a file; allowed: a folder path")
     ancestor = folder
     while not ancestor.exists():
         ancestor = ancestor.parent

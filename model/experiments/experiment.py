@@ -94,9 +94,11 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
             + ", ".join(f"{k} {old['base'].get(k)!r} there, {new['base'][k]!r} asked" for k in keys)
             + ")"
         )
-    for key in ("points", "replications", "seeds"):
+    for key in ("points", "replications"):
         if old[key] != new[key]:
-            return f"other {key} ({old[key] if key != 'seeds' else 'other'} there)"
+            return f"other {key} ({old[key]} there, {new[key]} asked)"
+    if old["seeds"] != new["seeds"]:
+        return "other replicate seeds (another scenario seed)"
     return "other factor values at some points"
 
 
