@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import psutil
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,8 +109,6 @@ def test_1_fewer_replications_of_an_ensemble_are_refused(tmp_path, base, root):
 
 
 def test_an_ensemble_is_typed_parquet_with_its_parameters(ensemble):
-    import pyarrow.parquet as pq
-
     levers = pq.read_schema(ensemble / "runs" / "baseline" / "rep-0000" / "levers.parquet")
     assert pq.read_metadata(ensemble / "runs" / "baseline" / "rep-0000" / "levers.parquet").num_rows == 0
     kinds = {c: str(levers.field(c).type) for c in ("scenario", "replicate", "seed", "year", "spent_eur")}
@@ -433,22 +432,22 @@ def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_
 
 def test_fault_a_full_disk_ends_in_a_clear_error_then_a_complete_result(tmp_path, base, monkeypatch):
     out = tmp_path / "full"
-    real = pd.DataFrame.to_parquet
+    real = pq.write_table
     calls = {"n": 0}
 
-    def full_disk(self, path, *args, **kwargs):
+    def full_disk(table, path, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] > 6:  # the second run's tables cannot be written
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-        return real(self, path, *args, **kwargs)
+        return real(table, path, *args, **kwargs)
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", full_disk)
+    monkeypatch.setattr(pq, "write_table", full_disk)
     res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
     assert res.exit_code == 1
     assert one_error_line(res) == f"error: cannot write into {out}: No space left on device"
     assert not list(out.rglob(".*.tmp-*"))
     assert len(load_ensemble(out)["summaries"]) == 1  # the run written whole; nothing half-written
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", real)
+    monkeypatch.setattr(pq, "write_table", real)
     res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
     assert res.exit_code == 0 and f"2 runs done, 1 already in {out}/" in res.stdout
     assert len(load_ensemble(out)["runs"]) == 3

@@ -225,22 +225,32 @@ def headline_outcomes(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _typed(name: str, table: Any, spec: RunSpec) -> Any:
-    import pandas as pd
+def _table(name: str, table: Any, spec: RunSpec) -> Any:
+    """A run's table as an Arrow table: `scenario`, `replicate`, `seed`, then its columns, typed
+    even when it has no rows."""
+    import pyarrow as pa
 
-    table = table.astype(TYPES.get(name, {}))
-    keys = pd.DataFrame(
-        {"scenario": spec.scenario, "replicate": spec.replicate, "seed": spec.seed}, index=table.index
-    ).astype({"scenario": "str", "replicate": "int64", "seed": "int64"})
-    return pd.concat([keys, table], axis=1)
+    if name in TYPES:
+        table = table.astype(TYPES[name])
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    n = arrow.num_rows
+    keys = {
+        "scenario": pa.array([spec.scenario] * n, pa.string()),
+        "replicate": pa.array(np.full(n, spec.replicate, np.int64)),
+        "seed": pa.array(np.full(n, spec.seed, np.int64)),
+    }
+    for k, (column, values) in enumerate(keys.items()):
+        arrow = arrow.add_column(k, column, values)
+    return arrow
 
 
 def write_ensemble_run(result: RunResult, spec: RunSpec, out: Path) -> None:
     """Write one run's tables (Parquet) and summary atomically, its checksums last."""
+    import pyarrow.parquet as pq
 
     def fill(tmp: Path) -> None:
         for name in TABLES:
-            _typed(name, getattr(result, name), spec).to_parquet(tmp / f"{name}.parquet", index=False)
+            pq.write_table(_table(name, getattr(result, name), spec), tmp / f"{name}.parquet")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
