@@ -762,6 +762,11 @@ def dashboard(
 
     if not 0 <= port <= 65535:
         _fail(f"--port = {port} is invalid; allowed: 0 to 65535 (0 picks a free port)")
+    if scenario is not None:
+        try:
+            load_scenario(scenario)
+        except ScenarioError as exc:
+            _fail(str(exc))
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(
             f"warning: --host {host} makes the dashboard reachable from other machines; it has no "
@@ -777,11 +782,6 @@ def dashboard(
             "the dashboard's page scripts are not installed (" + ", ".join(absent) + "): run "
             "`make dashboard-assets` or `python -m mittelbau.dashboard.assets` once"
         )
-    if scenario is not None:
-        try:
-            load_scenario(scenario)
-        except ScenarioError as exc:
-            _fail(str(exc))
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
     try:
