@@ -216,6 +216,22 @@ def test_5_a_second_writer_stops_at_once(ensemble, tmp_path, base):
     assert listing(out) == before
 
 
+def test_5_two_ensembles_into_one_folder_one_stops_the_other_completes(tmp_path, base):
+    out = tmp_path / "both"
+    small = ["--set", "firms=400", "--set", "years=3", "--replications", "40"]  # a few seconds
+    args = [sys.executable, "-m", "mittelbau.cli", "run", base, *small]
+    first = subprocess.Popen([*args, "--workers", "1", "--out", str(out), "--quiet"])
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob("runs/*/rep-*")):
+        time.sleep(0.05)
+    res = cli("run", base, *small, "--workers", "1", "--out", str(out))
+    assert first.wait(timeout=120) == 0
+    assert res.exit_code == 2
+    assert f"is being written by another mittelbau process (pid {first.pid})" in one_error_line(res)
+    done = load_ensemble(out)
+    assert sorted(done["runs"]["replicate"]) == list(range(40))
+
+
 # ---- 6. output paths are checked first, never mixed -----------------------------------------------
 def test_6_output_paths(tmp_path, base, monkeypatch):
     monkeypatch.chdir(tmp_path)
