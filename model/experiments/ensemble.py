@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -315,7 +316,7 @@ def _write_runs_table(out: Path, specs: list[RunSpec]) -> None:
                 | headline_outcomes(summary)
             )
     if rows:
-        tmp = out / f".{RUNS_TABLE}.tmp"
+        tmp = out / f".{RUNS_TABLE}.tmp-{os.getpid()}"
         pd.DataFrame(rows).to_parquet(tmp, index=False)
         tmp.replace(out / RUNS_TABLE)
 
@@ -345,6 +346,7 @@ def run_ensemble(
     manifest = _manifest(scenarios, replications, specs)
     with folder_lock(out):
         _check_folder(out, manifest, overwrite)
+        remove_stale(out)
         write_json(out / MANIFEST, manifest)
         for folder in (out / "runs").glob("*"):
             remove_stale(folder)

@@ -153,6 +153,7 @@ def evaluate_points(
                     "command (to resume), or another --out"
                 )
         (out / "batches").mkdir(parents=True, exist_ok=True)
+        remove_stale(out)
         write_json(path, manifest)
         remove_stale(out / "batches")
         todo = []

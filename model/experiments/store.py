@@ -74,7 +74,7 @@ def folder_lock(out: Path) -> Iterator[None]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write a JSON file atomically (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n")
         f.flush()
@@ -87,10 +87,14 @@ def _temporary(target: Path) -> Path:
 
 
 def remove_stale(parent: Path) -> None:
-    """Remove temporary folders of interrupted writes in `parent` (call under the lock)."""
+    """Remove temporary files and folders of interrupted writes in `parent` (call under the
+    folder's lock, so that none of them is another writer's)."""
     if parent.is_dir():
         for stale in parent.glob(".*.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
 
 
 def write_unit(target: Path, write: Callable[[Path], None], design: str) -> None:
