@@ -180,11 +180,6 @@ def run(
     """Run scenarios. One scenario once writes stage_shares.csv, transitions.csv,
     indicators.csv, levers.csv, summary.json and stage_shares.png; several scenarios or
     --replications > 1 run an ensemble (resumable) and write its comparison report."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from mittelbau.experiments.outputs import write_run
-    from mittelbau.experiments.runs import runs_needed, simulate
-
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
     assignments = _assignments(set_, seed)
     _at_least("--replications", replications, 1)
@@ -206,6 +201,11 @@ def run(
         )
     scen = scens[0]
     folder = _out(out, Path("results") / scen.name, "run", overwrite)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mittelbau.experiments.outputs import write_run  # the model's modules load after the checks
+    from mittelbau.experiments.runs import runs_needed, simulate
+
     p = scen.params
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -421,7 +421,6 @@ def _study(
     second_order=False,
 ) -> None:
     from mittelbau.experiments.sensitivity import FactorError, check_size
-    from mittelbau.experiments.sensitivity_study import run_study
 
     try:
         check_size(method, size)
@@ -432,6 +431,8 @@ def _study(
     folder = _out(out, Path("results") / f"{method}-{scen.name}", "experiment", overwrite)
     if overwrite:
         _clear(folder)
+    from mittelbau.experiments.sensitivity_study import run_study  # loads the model, after the checks
+
     found = _with_progress(
         quiet,
         method,
