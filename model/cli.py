@@ -122,6 +122,12 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
             f"--out {str(folder)!r} is not writable ({ancestor}: {exc.strerror or type(exc).__name__}); "
             "allowed: a folder you can write to"
         )
+    cwd = Path.cwd()
+    if overwrite and folder.exists() and folder.resolve() in (cwd, *cwd.parents):
+        _fail(
+            f"--out {str(folder)!r} holds the current folder, which --overwrite cannot replace; "
+            "allowed: a folder below it"
+        )
     if overwrite or not folder.exists():
         return folder
     entries = {e.name for e in folder.iterdir()} - {".lock"}

@@ -255,6 +255,8 @@ def test_6_output_paths(tmp_path, base, monkeypatch):
     res = cli("run", base, *TINY, "--out", "old", "--overwrite", "-q")
     assert res.exit_code == 0, res.output
     assert "notes.txt" not in os.listdir(old) and "summary.json" in os.listdir(old)
+    res = cli("run", base, *TINY, "--out", ".", "--overwrite")
+    assert res.exit_code == 2 and "--out '.' holds the current folder" in one_error_line(res)
     assert sorted(os.listdir(tmp_path)) == ["file", "old"]
 
 
