@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from mittelbau.core.scenario import ScenarioError, load_scenario
+from mittelbau.core.scenario import ScenarioError, load_scenario, parse_assignment
+
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the contents of a non-empty --out folder")
+]
 
 # plain help (rich_markup_mode=None): the rich panels print every flag as taking a `<bool>`
 app = typer.Typer(
@@ -27,9 +32,140 @@ def _write_figures_to_files() -> None:
     matplotlib.use("Agg")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = 2) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+    raise typer.Exit(code=code)
+
+
+# ---- option validation: every command checks all its options here before it computes or
+# writes anything; a bad value stops it with one line naming the option, exit code 2 ----------
+
+
+def _at_least(option: str, value: float | None, low: float) -> None:
+    if value is not None and value < low:
+        _fail(f"{option} = {value} is invalid; allowed: {low} or more")
+
+
+def _assignments(set_: list[str] | None, seed: int | None) -> list[str]:
+    """The --set assignments, each key once, and --seed not beside --set seed=."""
+    seen: dict[str, str] = {}
+    for text in set_ or []:
+        try:
+            key, _ = parse_assignment(text)
+        except ScenarioError as exc:
+            _fail(str(exc))
+        if key in seen:
+            _fail(f"--set {key} is given twice ({seen[key]!r}, {text!r}); allowed: each key once")
+        seen[key] = text
+    if seed is not None and "seed" in seen:
+        _fail(f"--seed {seed} and --set {seen['seed']!r} are both given; allowed: one of them")
+    return list(set_ or [])
+
+
+def _scheduler(executor: str, scheduler: str | None) -> None:
+    """A scheduler address goes with the Dask executor and must answer within seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from mittelbau.experiments.executors import CONNECT_TIMEOUT, ExecutionError, check_scheduler
+
+    if scheduler is None:
+        return
+    if executor != "dask":
+        _fail(f"--scheduler {scheduler!r} goes with --executor dask; allowed: --executor dask")
+    try:
+        parts = urlsplit(scheduler if "://" in scheduler else f"tcp://{scheduler}")
+        valid = parts.scheme in ("tcp", "tls") and bool(parts.hostname) and parts.port is not None
+    except ValueError:
+        valid = False
+    if not valid:
+        _fail(
+            f"--scheduler {scheduler!r} is invalid; allowed: the address of a running Dask "
+            "scheduler, e.g. tcp://host:8786"
+        )
+    try:  # a refused or unroutable address fails here at once, before Dask is loaded
+        socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_TIMEOUT).close()
+        check_scheduler(scheduler)
+    except OSError as exc:
+        _fail(
+            f"--scheduler {scheduler!r} did not answer ({exc.strerror or type(exc).__name__}); "
+            "allowed: the address of a running Dask scheduler, e.g. tcp://host:8786"
+        )
+    except ExecutionError as exc:
+        _fail(str(exc))
+
+
+def _executor(
+    executor: str | None, workers: int | None, scheduler: str | None, runs: int | None = None
+) -> tuple[str, int]:
+    """--executor, --workers and --scheduler of commands that run many runs; never more
+    workers than `runs` (when known)."""
+    from mittelbau.experiments.executors import EXECUTORS
+
+    executor = executor or "local"
+    if executor not in EXECUTORS:
+        _fail(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
+    _at_least("--workers", workers, 1)
+    _scheduler(executor, scheduler)
+    workers = workers or os.cpu_count() or 1
+    return executor, workers if runs is None else min(workers, max(runs, 1))
+
+
+def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
+    """The output folder: a path given by the user (or the default), a folder or nothing yet,
+    writable, and — unless --overwrite — either new/empty or a resumable folder of `kind`
+    ("ensemble" or "experiment"; a single run's folder never resumes)."""
+    import tempfile
+
+    if out is not None and not out.strip():
+        _fail(f"--out {out!r} is invalid; allowed: a folder path")
+    folder = Path(out) if out is not None else default
+    if folder.exists() and not folder.is_dir():
+        _fail(f"--out {str(folder)!r} is a file; allowed: a folder path")
+    ancestor = folder
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    try:
+        with tempfile.TemporaryFile(dir=ancestor):
+            pass
+    except OSError as exc:
+        _fail(
+            f"--out {str(folder)!r} is not writable ({ancestor}: {exc.strerror or type(exc).__name__}); "
+            "allowed: a folder you can write to"
+        )
+    cwd = Path.cwd()
+    if overwrite and folder.exists() and folder.resolve() in (cwd, *cwd.parents):
+        _fail(
+            f"--out {str(folder)!r} holds the current folder, which --overwrite cannot replace; "
+            "allowed: a folder below it"
+        )
+    if overwrite or not folder.exists():
+        return folder
+    entries = {e.name for e in folder.iterdir()} - {".lock"}
+    markers = {"ensemble": {"ensemble.json"}, "experiment": {"runs", "pilot"}, "run": set()}[kind]
+    if not entries or entries & markers:
+        return folder
+    if kind == "run":
+        _fail(
+            f"--out {str(folder)!r} is not empty; allowed: a new or empty folder, or --overwrite "
+            "to replace its contents"
+        )
+    _fail(
+        f"--out {str(folder)!r} is not empty and holds no earlier {kind}; allowed: a new or empty "
+        f"folder, a folder of the same {kind} (to resume), or --overwrite to replace its contents"
+    )
+
+
+def _clear(folder: Path) -> None:
+    """Empty a folder for --overwrite (after every option has been checked)."""
+    import shutil
+
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 @app.command()
@@ -42,37 +178,51 @@ def run(
         list[str] | None, typer.Option("--set", help="Override a registry parameter, key=value (repeatable)")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Root seed (same as --set seed=N)")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output folder (default: results/<name>)")] = None,
+    out: Annotated[str | None, typer.Option(help="Output folder (default: results/<name>)")] = None,
     replications: Annotated[
         int, typer.Option(help="Runs per scenario, seeds spawned from the scenario seed")
     ] = 1,
     workers: Annotated[
         int | None, typer.Option(help="Parallel workers for an ensemble (default: all cores)")
     ] = None,
-    executor: Annotated[str, typer.Option(help="local (processes) or dask")] = "local",
+    executor: Annotated[
+        str | None, typer.Option(help="local (processes, the default) or dask; for an ensemble")
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786")
     ] = None,
+    overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
 ) -> None:
     """Run scenarios. One scenario once writes stage_shares.csv, transitions.csv,
     indicators.csv, levers.csv, summary.json and stage_shares.png; several scenarios or
     --replications > 1 run an ensemble (resumable) and write its comparison report."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from mittelbau.experiments.outputs import write_run
-    from mittelbau.experiments.runs import runs_needed, simulate
-
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
+    assignments = _assignments(set_, seed)
+    _at_least("--replications", replications, 1)
     try:
-        scens = [load_scenario(path, set_ or [], seed) for path in paths]
+        scens = [load_scenario(path, assignments, seed) for path in paths]
     except ScenarioError as exc:
         _fail(str(exc))
     if len(scens) > 1 or replications != 1:
-        _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
+        executor, workers = _executor(executor, workers, scheduler, len(scens) * replications)
+        folder = _out(out, Path("results") / "-".join(s.name for s in scens), "ensemble", overwrite)
+        _run_ensemble(scens, replications, folder, workers, executor, scheduler, overwrite, quiet)
         return
+    options = (("--workers", workers), ("--executor", executor), ("--scheduler", scheduler))
+    given = [o for o, v in options if v is not None]
+    if given:
+        _fail(
+            f"{', '.join(given)} given for a single run; allowed: only for an ensemble (several "
+            "scenarios or --replications above 1)"
+        )
     scen = scens[0]
-    folder = out or Path("results") / scen.name
+    folder = _out(out, Path("results") / scen.name, "run", overwrite)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from mittelbau.experiments.outputs import write_run  # the model's modules load after the checks
+    from mittelbau.experiments.runs import runs_needed, simulate
+
     p = scen.params
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -101,7 +251,7 @@ def run(
             typer.echo(
                 f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached']} firms reached, "
                 f"{lv['additional_upward_moves']:+d} upward moves against no programme, "
-                + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
+                + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
                 + (f", deadweight {dws:.0%}" if dws is not None else "")
             )
         if policy := result.summary["policy"]:
@@ -114,9 +264,7 @@ def run(
         typer.echo(f"  written to {folder}/")
 
 
-def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet) -> None:
-    import os
-
+def _run_ensemble(scens, replications, folder, workers, executor, scheduler, overwrite, quiet) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -129,9 +277,8 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
     from mittelbau.experiments.ensemble import run_ensemble
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
+    from mittelbau.experiments.store import FolderError
 
-    folder = out or Path("results") / "-".join(s.name for s in scens)
-    workers = workers or os.cpu_count() or 1
     total = len(scens) * replications
     lines = None if quiet or _is_terminal() else ProgressLines("ensemble")
     if lines is not None:
@@ -157,17 +304,26 @@ def _run_ensemble(scens, replications, out, workers, executor, scheduler, quiet)
                 if t.elapsed:
                     progress.update(task, rate=f"{60 * t.completed / t.elapsed:.1f} runs/min")
 
-            counts = run_ensemble(scens, replications, folder, executor, workers, scheduler, advance)
+            def damaged(message: str) -> None:
+                typer.echo(f"warning: {message}", err=True)
+
+            counts = run_ensemble(
+                scens, replications, folder, executor, workers, scheduler, advance, damaged, overwrite
+            )
             progress.update(task, completed=total)
         _write_figures_to_files()
         report = write_report(folder)
+    except FolderError as exc:
+        _fail(str(exc))
     except ExecutionError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from None
+        _fail(str(exc), code=1)
+    except OSError as exc:
+        _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)
     if not quiet:
         typer.echo(
             f"{counts['ran']} runs done, {counts['skipped']} already in {folder}/ "
             f"({len(scens)} scenarios × {replications} replications, {executor}, {workers} workers)"
+            + (f"; {counts['recomputed']} damaged runs recomputed" if counts["recomputed"] else "")
         )
         verdicts = [
             line[2:] for line in report.read_text(encoding="utf-8").splitlines() if line.startswith("- **")
@@ -182,13 +338,13 @@ def report(
     folder: Annotated[Path, typer.Argument(help="An ensemble folder written by mittelbau run")],
 ) -> None:
     """Write the comparison report (report.md and figures) of an ensemble folder."""
-    from mittelbau.experiments.ensemble import EnsembleError
+    from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
 
     _write_figures_to_files()
     try:
         path = write_report(folder)
-    except EnsembleError as exc:
+    except ExecutionError as exc:  # no ensemble there, another version's, or a damaged run
         _fail(str(exc))
     typer.echo(f"report: {path}")
 
@@ -215,21 +371,36 @@ RepsOpt = Annotated[
     ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Parallel workers (default: all cores)")]
-ExecOpt = Annotated[str, typer.Option(help="local (processes) or dask")]
+ExecOpt = Annotated[str | None, typer.Option(help="local (processes, the default) or dask")]
 SchedOpt = Annotated[str | None, typer.Option(help="Address of a running Dask scheduler")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")]
+OutOpt = Annotated[str | None, typer.Option(help="Output folder")]
 
 
-def _study_setup(scenario, set_, seed, factors, workers, executor, scheduler):
-    import os
+def _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler):
+    """Scenario, factor names and executor settings of a sensitivity or discovery command,
+    every option checked."""
+    from mittelbau.experiments.sensitivity import FactorError
+    from mittelbau.experiments.sensitivity import factors as chosen_factors
 
+    assignments = _assignments(set_, seed)
     try:
-        scen = load_scenario(scenario, set_ or [], seed)
+        scen = load_scenario(scenario, assignments, seed)
     except ScenarioError as exc:
         _fail(str(exc))
-    names = [f.strip() for f in factors.split(",") if f.strip()] if factors else None
-    run_kw = {"executor": executor, "workers": workers or os.cpu_count() or 1, "scheduler": scheduler}
-    return scen, names, run_kw
+    names = None
+    if factors is not None:
+        names = [f.strip() for f in factors.split(",") if f.strip()]
+        if not names:
+            _fail(f"--factors {factors!r} names no parameter; allowed: comma-separated registry parameters")
+        if len(set(names)) != len(names):
+            _fail(f"--factors {factors!r} names a parameter twice; allowed: each parameter once")
+    try:
+        chosen_factors(names, levers)
+    except FactorError as exc:
+        _fail(f"--factors: {exc}")
+    executor, workers = _executor(executor, workers, scheduler)
+    return scen, names, {"executor": executor, "workers": workers, "scheduler": scheduler}
 
 
 def _is_terminal() -> bool:
@@ -276,8 +447,10 @@ class ProgressLines:
 
 
 def _with_progress(quiet: bool, label: str, job):
-    """Run `job(advance, set_total)` with progress: a live bar with runs done of the total
-    and the time left on a terminal, periodic lines otherwise, nothing when quiet."""
+    """Run `job(advance, set_total, damaged)` with progress: a live bar with runs done of the
+    total and the time left on a terminal, periodic lines otherwise, nothing when quiet;
+    `damaged(message)` warns of a damaged result that is recomputed. Bad input exits 2, a
+    failed run or an unwritable folder 1."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -289,12 +462,23 @@ def _with_progress(quiet: bool, label: str, job):
 
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.sensitivity import FactorError
+    from mittelbau.experiments.store import FolderError
 
-    def attempt(advance, set_total):
+    def damaged(message: str) -> None:
+        typer.echo(f"warning: {message}", err=True)
+
+    def attempt(advance, set_total, stop=lambda: None):
         try:
-            return job(advance, set_total)
-        except (FactorError, ExecutionError, ImportError) as exc:
+            return job(advance, set_total, damaged)
+        except (FactorError, FolderError, ImportError) as exc:
+            stop()
             _fail(str(exc))
+        except ExecutionError as exc:
+            stop()
+            _fail(str(exc), code=1)
+        except OSError as exc:
+            stop()
+            _fail(f"cannot write: {exc.strerror or exc} ({exc.filename})", code=1)
 
     if quiet:
         return attempt(lambda n: None, lambda n: None)
@@ -313,7 +497,9 @@ def _with_progress(quiet: bool, label: str, job):
         task = progress.add_task(label, total=None)
         try:
             return attempt(
-                lambda n: progress.advance(task, n), lambda total: progress.update(task, total=total)
+                lambda n: progress.advance(task, n),
+                lambda total: progress.update(task, total=total),
+                progress.stop,
             )
         finally:
             progress.stop()
@@ -329,22 +515,32 @@ def _study(
     groups: bool = False,
     levers: bool = False,
     replications: int | None = None,
-    out: Path | None = None,
+    out: str | None = None,
     workers: int | None = None,
-    executor: str = "local",
+    executor: str | None = None,
     scheduler: str | None = None,
+    overwrite: bool = False,
     quiet: bool = False,
     second_order: bool = False,
 ) -> None:
-    from mittelbau.experiments.sensitivity_study import run_study
+    from mittelbau.experiments.sensitivity import FactorError, check_size
 
-    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
-    folder = out or Path("results") / f"{method}-{scen.name}"
+    try:
+        check_size(method, size)
+    except FactorError as exc:
+        _fail(str(exc))
+    _at_least("--replications", replications, 1)
+    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler)
+    folder = _out(out, Path("results") / f"{method}-{scen.name}", "experiment", overwrite)
+    if overwrite:
+        _clear(folder)
+    from mittelbau.experiments.sensitivity_study import run_study  # loads the model, after the checks
+
     _write_figures_to_files()
     found = _with_progress(
         quiet,
         method,
-        lambda advance, set_total: run_study(
+        lambda advance, set_total, damaged: run_study(
             method,
             scen,
             folder,
@@ -353,7 +549,7 @@ def _study(
             levers,
             groups,
             replications=replications,
-            run_kw=run_kw,
+            run_kw={**run_kw, "on_damaged": damaged},
             on_batch=advance,
             second_order=second_order,
             on_total=set_total,
@@ -384,10 +580,11 @@ STUDY_OPTIONS = (
     ),
     _option("levers", LeversOpt, False),
     _option("replications", RepsOpt, None),
-    _option("out", Annotated[Path | None, typer.Option(help="Output folder")], None),
+    _option("out", OutOpt, None),
     _option("workers", WorkersOpt, None),
-    _option("executor", ExecOpt, "local"),
+    _option("executor", ExecOpt, None),
     _option("scheduler", SchedOpt, None),
+    _option("overwrite", OverwriteOpt, False),
     _option("quiet", QuietOpt, False),
 )
 
@@ -434,13 +631,15 @@ sensitivity_app.command("sobol")(
 @app.command()
 def discover(
     scenario: Annotated[Path | None, typer.Argument(help="Scenario TOML file")] = None,
-    samples: Annotated[int, typer.Option(help="Latin-hypercube points")] = 2000,
+    samples: Annotated[int, typer.Option(help="Latin-hypercube points (2 or more)")] = 2000,
     set_: SetOpt = None,
     seed: SeedOpt = None,
     factors: FactorsOpt = None,
     levers: LeversOpt = False,
     replications: Annotated[int, typer.Option(help="Replications per point")] = 1,
-    min_density: Annotated[float, typer.Option(help="Least density of the PRIM box")] = 0.8,
+    min_density: Annotated[
+        float, typer.Option(help="Least density of the PRIM box (above 0, at most 1)")
+    ] = 0.8,
     case: Annotated[
         str,
         typer.Option(
@@ -448,36 +647,45 @@ def discover(
             "e.g. 'middle_share < 0.2'"
         ),
     ] = "hollowed",
-    out: Annotated[Path | None, typer.Option(help="Output folder")] = None,
+    out: OutOpt = None,
     workers: WorkersOpt = None,
-    executor: ExecOpt = "local",
+    executor: ExecOpt = None,
     scheduler: SchedOpt = None,
+    overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Scenario discovery: sample the factors, label the points where the case of interest
     occurs (by default: the middle hollows out), and find the boxes of parameter space where it
     does (PRIM)."""
+    import math
+
     from mittelbau.experiments.discovery import discover as run_discovery
     from mittelbau.experiments.discovery import parse_case
     from mittelbau.experiments.sensitivity import FactorError
 
+    _at_least("--samples", samples, 2)
+    _at_least("--replications", replications, 1)
+    if not (math.isfinite(min_density) and 0 < min_density <= 1):
+        _fail(f"--min-density = {min_density} is invalid; allowed: a number above 0 and at most 1")
     try:
         chosen_case = parse_case(case)
     except FactorError as exc:
-        _fail(str(exc))
-    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, workers, executor, scheduler)
-    folder = out or Path("results") / f"prim-{scen.name}"
+        _fail(f"--case: {exc}")
+    scen, names, run_kw = _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler)
+    folder = _out(out, Path("results") / f"prim-{scen.name}", "experiment", overwrite)
+    if overwrite:
+        _clear(folder)
     found = _with_progress(
         quiet,
         "discover",
-        lambda advance, set_total: run_discovery(
+        lambda advance, set_total, damaged: run_discovery(
             scen,
             folder,
             samples,
             names,
             levers,
             replications,
-            {**run_kw, "on_batch": advance},
+            {**run_kw, "on_batch": advance, "on_damaged": damaged},
             min_density,
             chosen_case,
             on_total=set_total,
@@ -512,11 +720,9 @@ def calibrate_report(
     within 2 SE (fit_report.md, .csv, .png), and each region's predicted initial stage shares."""
     from mittelbau.calibration.fit_report import write_fit_report
 
-    if replications < 2 or firms < 100:
-        _fail(
-            f"--replications = {replications}, --firms = {firms} are invalid; allowed: "
-            "at least 2 replications and 100 firms"
-        )
+    _at_least("--replications", replications, 2)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
     _write_figures_to_files()
     page, table = write_fit_report(out, replications, firms, seed)
     met = int(table["within_2se"].sum())
@@ -547,6 +753,10 @@ def calibrate_fit(
     resumes an interrupted fit from its history."""
     from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
 
+    _at_least("--population", population, 2)
+    _at_least("--generations", generations, 1)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
     try:
         result = fit(
             out, population_size=population, generations=generations, firms=firms, seed=seed, resume=not fresh
@@ -606,6 +816,10 @@ def calibrate_identify(
     from mittelbau.calibration.dynamic_fit import FITTED, identify
     from mittelbau.core.parameters import BY_NAME
 
+    _at_least("--population", population, 2)
+    _at_least("--generations", generations, 1)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
     truth = {n: float(BY_NAME[n].default) for n in FITTED}
     try:
         table = identify(out, truth, population, generations, firms, seed)
@@ -643,6 +857,19 @@ def dashboard(
 
     from mittelbau.dashboard.app_server import server_command, server_environment
 
+    if not 0 <= port <= 65535:
+        _fail(f"--port = {port} is invalid; allowed: 0 to 65535 (0 picks a free port)")
+    if scenario is not None:
+        try:
+            load_scenario(scenario)
+        except ScenarioError as exc:
+            _fail(str(exc))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo(
+            f"warning: --host {host} makes the dashboard reachable from other machines; it has no "
+            "login, so anyone who can reach this address can use it",
+            err=True,
+        )
     if importlib.util.find_spec("solara") is None:
         _fail("the dashboard needs the 'dashboard' extra: pip install -e '.[dashboard]'")
     from mittelbau.dashboard import assets
@@ -652,11 +879,6 @@ def dashboard(
             "the dashboard's page scripts are not installed (" + ", ".join(absent) + "): run "
             "`make dashboard-assets` or `python -m mittelbau.dashboard.assets` once"
         )
-    if scenario is not None:
-        try:
-            load_scenario(scenario)
-        except ScenarioError as exc:
-            _fail(str(exc))
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
     server = subprocess.Popen(command, env={**os.environ, **server_environment(scenario)})

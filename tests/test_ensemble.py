@@ -15,6 +15,7 @@ from mittelbau.experiments.ensemble import EnsembleError, load_ensemble, replica
 from mittelbau.experiments.executors import ExecutionError
 from mittelbau.experiments.intervals import band, mean_interval, wilson_interval
 from mittelbau.experiments.report import paired_differences, write_report
+from mittelbau.experiments.store import FolderError
 
 TABLES = ("stage_shares", "transitions", "indicators", "levers")
 
@@ -44,7 +45,7 @@ def test_one_worker_two_processes_and_dask_give_identical_tables(tmp_path, scena
     for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
         out = tmp_path / f"{executor}-{workers}"
         counts = run_ensemble(scenarios, 3, out, executor=executor, workers=workers)
-        assert counts == {"planned": 6, "skipped": 0, "ran": 6, "failed": 0}
+        assert counts == {"planned": 6, "skipped": 0, "ran": 6, "failed": 0, "recomputed": 0}
         runs[(executor, workers)] = load_ensemble(out)
     first = runs[("local", 1)]
     assert len(first["indicators"]["replicate"].unique()) == 3
@@ -62,9 +63,9 @@ def test_rerun_resumes_with_exactly_the_missing_runs(tmp_path, scenarios):
         import shutil
 
         shutil.rmtree(part / "runs" / "baseline" / rep)
-    (part / "runs" / "baseline" / ".rep-0003.tmp123").mkdir()  # a write cut off half-way
+    (part / "runs" / "baseline" / ".rep-0003.tmp-123").mkdir()  # a write cut off half-way
     counts = run_ensemble(scenarios, 4, part, workers=2)
-    assert counts == {"planned": 8, "skipped": 6, "ran": 2, "failed": 0}
+    assert counts == {"planned": 8, "skipped": 6, "ran": 2, "failed": 0, "recomputed": 0}
     assert not list((part / "runs").glob("*/.rep-*"))
     assert same_tables(load_ensemble(full), load_ensemble(part))
     # more replications extend the ensemble; the first four are kept
@@ -153,7 +154,7 @@ def test_a_folder_holds_one_ensemble(tmp_path, scenarios, root):
     out = tmp_path / "e"
     run_ensemble(scenarios[:1], 2, out)
     other = load_scenario(root / "scenarios" / "baseline.toml", ["firms=900", "years=5"])
-    with pytest.raises(EnsembleError, match=r"other parameters \(firms\)"):
+    with pytest.raises(FolderError, match=r"other parameters \(firms 800 there, 900 asked\)"):
         run_ensemble([other], 2, out)
     with pytest.raises(EnsembleError, match="names must differ"):
         run_ensemble([scenarios[0], scenarios[0]], 2, tmp_path / "f")

@@ -71,4 +71,4 @@ def test_cli_report_writes_its_files(tmp_path):
     for name in ("fit_report.md", "fit_report.csv", "fit_report.png", "region_predictions.csv"):
         assert (tmp_path / name).exists(), name
     bad = CliRunner().invoke(app, ["calibrate", "report", "--replications", "1"])
-    assert bad.exit_code == 2 and "at least 2 replications" in bad.output
+    assert bad.exit_code == 2 and "--replications = 1 is invalid; allowed: 2 or more" in bad.output

@@ -1,6 +1,8 @@
 """Sensitivity analysis and scenario discovery: the plumbing against known answers, and the
 model-side guarantees (unread parameters get no index, executors agree)."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,15 +109,27 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
     points = [{"dt_adoption_rate": 0.01}, {"dt_adoption_rate": 0.2}]
     first = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append)
     assert sum(done) == 18 and len(first) == 18
-    (tmp_path / "batches" / "batch-000001.csv").unlink()
+    shutil.rmtree(tmp_path / "batches" / "batch-000001")
     done.clear()
     again = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append)
     assert sum(done) == 2 and again.equals(first)  # only the lost batch (runs 16–17) reran
+    # a damaged batch file is recomputed and said so, never used
+    data = tmp_path / "batches" / "batch-000000" / "runs.parquet"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    done.clear()
+    told: list[str] = []
+    again = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append, on_damaged=told.append)
+    assert sum(done) == 16 and again.equals(first)
+    assert len(told) == 1 and "batch-000000 is damaged (runs.parquet does not match its checksum)" in told[0]
+    # the batches form one Parquet dataset: every run with its parameters and outcomes
+    dataset = pd.read_parquet(tmp_path / "batches").sort_values(["point", "replicate"])
+    assert len(dataset) == 18 and set(dataset["dt_adoption_rate"]) == {0.01, 0.2}
+    assert dataset["scenario"].unique().tolist() == [tiny.name] and "middle_share" in dataset
     assert (
         first.groupby("point")["seed"].apply(list).iloc[0]
         == first.groupby("point")["seed"].apply(list).iloc[1]
     )  # common random numbers
-    with pytest.raises(ExecutionError, match="other points"):
+    with pytest.raises(ExecutionError, match="another design: other points"):
         evaluate_points(tiny, points[:1], 9, tmp_path)
 
 
@@ -167,6 +181,20 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert "middle_share:" in res.output and (tmp_path / "m" / "morris.png").exists()
     idx = pd.read_csv(tmp_path / "m" / "indices.csv")
     assert set(idx["factor"]) == {"dt_adoption_rate", "bm_adoption_rate", "exit_rate"}
+    # the sample is stored with its outcomes: SALib analyses it again to the same indices
+    import json
+
+    from SALib.analyze import morris as morris_analyze
+
+    stored = pd.read_parquet(tmp_path / "m" / "samples.parquet")
+    spec = json.loads((tmp_path / "m" / "problem.json").read_text())
+    X = stored[spec["factors"]].to_numpy()
+    for output in ("middle_share", "polarisation_index"):
+        again = morris_analyze.analyze(
+            spec["problem"], X, stored[output].to_numpy(), num_levels=spec["num_levels"]
+        )
+        mine = idx[idx["output"] == output].set_index("factor").loc[again["names"], "mu_star"]
+        assert np.allclose(mine.to_numpy(), again["mu_star"], rtol=1e-5, atol=1e-9)
     res = runner.invoke(
         app,
         [
@@ -230,7 +258,7 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     names = ["bm_adoption_rate", "engagement_drift_rate", "exit_rate"]
     probe = discover(scen, tmp_path / "probe", 60, names, case="middle_share < 2")
     assert probe["found"] and probe["cases_of_interest"] == 60  # every share is below 2
-    runs = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "probe" / "runs" / "batches").glob("*.csv")))
+    runs = pd.read_parquet(tmp_path / "probe" / "runs" / "batches")  # one dataset of all runs
     cut = float(runs["middle_share"].median())
     found = discover(scen, tmp_path / "half", 60, names, case=f"middle_share < {cut}")
     sample = pd.read_csv(tmp_path / "half" / "sample.csv")
@@ -238,6 +266,10 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     assert sample["case"].tolist() == expected.tolist()
     assert found["case"] == f"middle_share < {cut:g}" and found["cases_of_interest"] == expected.sum()
     assert found["density"] > expected.mean()
+    # the sample is stored with its outcomes: X and the replicate means Y beside the label
+    stored = pd.read_parquet(tmp_path / "half" / "sample.parquet")
+    means = runs.groupby("point")["middle_share"].mean().to_numpy()
+    assert list(stored.columns[:3]) == names and np.allclose(stored["middle_share"], means)
 
 
 def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tiny):

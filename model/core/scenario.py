@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +24,11 @@ from mittelbau.core.registry_entry import Parameter
 from mittelbau.levers import SPECS
 
 SCENARIO_KEYS = {"name": str, "description": str, "parameters": dict}
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+PLAIN_NAME_ALLOWED = (
+    "a plain name of up to 80 letters, digits, '.', '_' and '-', starting with a letter or "
+    "digit (it names output folders)"
+)
 
 
 class ScenarioError(ValueError):
@@ -133,6 +139,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def check_name(name: str, where: str) -> str:
+    """A scenario name names folders, so it must be a plain name: no separators, no '..'."""
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name) or ".." in name:
+        raise ScenarioError(where, f"'name' = {name!r} is invalid", "name", name, PLAIN_NAME_ALLOWED)
+    return name
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -190,7 +203,7 @@ def load_scenario(
         overrides.update(cli)
         params = make_params(overrides, "--set" if path is None else f"{where} with --set")
     return Scenario(
-        name=name or data["name"],
+        name=check_name(name or data["name"], where),
         description=data["description"],
         params=params,
         overrides=overrides,

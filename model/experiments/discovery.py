@@ -18,6 +18,7 @@ from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import factors, problem, to_overrides
+from mittelbau.experiments.store import folder_lock
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -125,11 +126,17 @@ def discover(
 ) -> dict:
     """Latin-hypercube sample of the factors, label each point a case of interest when `case`
     holds in a majority of its replicates (default: the middle hollows out by the horizon),
-    find the boxes with PRIM, and write prim.md, prim_box.csv, sample.csv."""
+    find the boxes with PRIM, and write prim.md, prim_box.csv and the sample with its outcomes
+    (sample.csv and sample.parquet: the factors X, the outputs' replicate means Y and the
+    label `case`). One process writes into `out` at a time."""
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
-    chosen = factors(factor_names, include_levers)
-    out.mkdir(parents=True, exist_ok=True)  # only once the factors are valid
+    chosen = factors(factor_names, include_levers)  # before the folder exists: nothing half-written
+    with folder_lock(out):
+        return _discover(scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total)
+
+
+def _discover(scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total) -> dict:
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
     if on_total is not None:
@@ -137,7 +144,11 @@ def discover(
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
-    x.assign(case=cases).to_csv(out / "sample.csv", index=False, float_format="%.6g")
+    numbers = [n for n, o in OUTCOMES.items() if n in runs.columns]
+    y = runs.groupby("point")[numbers].mean().reset_index(drop=True)
+    sample = pd.concat([x, y], axis=1).assign(case=cases)
+    sample.to_csv(out / "sample.csv", index=False, float_format="%.6g")
+    sample.to_parquet(out / "sample.parquet", index=False)
     found = prim_box(x, cases, min_density)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",

@@ -43,6 +43,7 @@ with warnings.catch_warnings():  # the library's notice about its optional ipypa
             "the EMA Workbench interface needs the 'discovery' extra: pip install -e '.[discovery]'"
         ) from exc
 
+
 def ema_parameter(p: Parameter) -> RealParameter | IntegerParameter | CategoricalParameter:
     """A registry entry as an EMA parameter over its exploration range (choices: categories)."""
     if p.choices:

@@ -3,9 +3,18 @@ Dask cluster, each finished run persisted at once so that nothing is lost and a 
 
 Layout of an ensemble folder::
 
-    ensemble.json                       scenarios, their parameters and the replication seeds
-    runs/<scenario>/rep-0000/           one finished run: the tables of a single run and its
-                                        summary.json (written to a temporary folder, then renamed)
+    ensemble.json                       the design: scenarios, their parameters, the replication
+                                        seeds and a hash of every run's parameters and seed
+    runs/<scenario>/rep-0000/           one finished run: stage_shares, transitions, indicators
+                                        and levers as Parquet (columns scenario, replicate, seed
+                                        first), summary.json and _checksums.json (written last)
+    runs.parquet                        one row per finished run: scenario, replicate, seed,
+                                        every parameter and the headline outcomes
+
+Together the runs' files of one table form one Parquet dataset (`load_ensemble` reads them).
+A folder is bound to its design: a rerun resumes it, more replications or more scenarios extend
+it, anything else is refused. A run whose files do not match their checksums is recomputed.
+One process writes into a folder at a time (an advisory lock).
 
 Replication seeds are spawned from each scenario's seed (`numpy.random.SeedSequence.spawn`), so
 the same command gives identical results whatever the executor and the number of workers, and
@@ -15,6 +24,8 @@ scenarios that share a seed share their replication seeds (common random numbers
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,12 +34,24 @@ from typing import Any
 
 import numpy as np
 
-from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.core.outcomes import OUTCOMES
+from mittelbau.core.scenario import Scenario, check_name, make_params
 from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
-from mittelbau.experiments.outputs import RunResult, write_run
+from mittelbau.experiments.outputs import RunResult
 from mittelbau.experiments.runs import simulate
+from mittelbau.experiments.store import (
+    LOCK,
+    FolderError,
+    damage,
+    design_hash,
+    folder_lock,
+    remove_stale,
+    write_json,
+    write_unit,
+)
 
 MANIFEST = "ensemble.json"
+FORMAT = 2  # version of the folder layout (Parquet runs with checksums, design hashes)
 
 
 class EnsembleError(ExecutionError):
@@ -63,7 +86,7 @@ def replicate_seeds(seed: int, replications: int) -> list[int]:
 
 
 def plan(scenarios: Sequence[Scenario], replications: int) -> list[RunSpec]:
-    names = [s.name for s in scenarios]
+    names = [check_name(s.name, "scenario") for s in scenarios]
     if len(set(names)) != len(names):
         raise EnsembleError(f"scenario names must differ within an ensemble; got {names}")
     if replications < 1:
@@ -83,8 +106,35 @@ def run_replicate(spec: RunSpec) -> RunResult:
     return simulate(scenario)
 
 
-def _manifest(scenarios: Sequence[Scenario], replications: int) -> dict[str, Any]:
+TABLES = ("stage_shares", "transitions", "indicators", "levers")
+KEYS = ("scenario", "replicate", "seed")
+RUNS_TABLE = "runs.parquet"
+# column types of the tables whose rows may be none (a run without levers has no lever rows)
+TYPES = {
+    "levers": {
+        "year": "int64",
+        "lever": "str",
+        "spent_eur": "float64",
+        "firms_reached": "int64",
+        "upward_moves": "int64",
+        "deadweight": "int64",
+    }
+}
+
+
+def run_parameters(spec: RunSpec) -> dict[str, Any]:
+    """Every parameter of a run, its seed included."""
+    return make_params({**spec.overrides, "seed": spec.seed}, f"scenario {spec.scenario!r}").model_dump()
+
+
+def run_design(spec: RunSpec) -> str:
+    """The hash that binds a run's files to its scenario, full parameters and seed."""
+    return design_hash({"scenario": spec.scenario, "parameters": run_parameters(spec)})
+
+
+def _manifest(scenarios: Sequence[Scenario], replications: int, specs: list[RunSpec]) -> dict[str, Any]:
     return {
+        "format": FORMAT,
         "replications": replications,
         "scenarios": {
             s.name: {
@@ -94,30 +144,118 @@ def _manifest(scenarios: Sequence[Scenario], replications: int) -> dict[str, Any
             }
             for s in scenarios
         },
+        "runs": {spec.folder: run_design(spec) for spec in specs},
     }
 
 
-def _check_manifest(out: Path, manifest: dict[str, Any]) -> None:
-    """A folder holds one ensemble: rerunning resumes it; other scenarios or parameters are an
-    error rather than a silent mix. Adding replications extends it."""
+def _read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / MANIFEST
     if not path.exists():
+        return None
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        if old.get("format") != FORMAT or not isinstance(old.get("runs"), dict):
+            raise ValueError("other format")
+    except (OSError, ValueError, AttributeError):
+        raise FolderError(
+            f"{out} holds an {MANIFEST} this version cannot read (unreadable, or written by "
+            "another version); allowed: another --out, or --overwrite"
+        ) from None
+    return old
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What keeps the new design from resuming or extending the old one, or None."""
+    for name, before in old["scenarios"].items():
+        now = new["scenarios"].get(name)
+        if now is None:
+            return f"it holds scenario {name!r}, which this command does not run"
+        changed = [
+            f"{k} {before['parameters'].get(k)!r} there, {v!r} asked"
+            for k, v in now["parameters"].items()
+            if before["parameters"].get(k) != v
+        ]
+        if changed:
+            return f"it holds scenario {name!r} with other parameters ({'; '.join(changed)})"
+    if new["replications"] < old["replications"]:
+        return f"it holds {old['replications']} replications per scenario, {new['replications']} asked"
+    differ = [k for k, h in old["runs"].items() if new["runs"].get(k) != h]
+    if differ:
+        return f"its run {differ[0]} was made with other parameters or seed"
+    return None
+
+
+def _check_folder(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    """A folder holds one ensemble design: the same (resume) or a strict extension of it."""
+    if overwrite:
+        for entry in out.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.name != LOCK:
+                entry.unlink()
         return
-    old = json.loads(path.read_text(encoding="utf-8"))
-    for name, spec in manifest["scenarios"].items():
-        before = old["scenarios"].get(name)
-        if before is not None and before["parameters"] != spec["parameters"]:
-            changed = sorted(
-                k for k in spec["parameters"] if spec["parameters"][k] != before["parameters"].get(k)
+    old = _read_manifest(out)
+    if old is None:
+        other = sorted(e.name for e in out.iterdir() if e.name != LOCK)
+        if other:
+            raise FolderError(
+                f"{out} holds other files ({', '.join(other[:3])}{', …' if len(other) > 3 else ''}) "
+                "and no ensemble; allowed: an empty or new folder, an ensemble folder, or --overwrite"
             )
-            raise EnsembleError(
-                f"{out} already holds scenario {name!r} with other parameters ({', '.join(changed)}); "
-                "allowed: the same scenarios and parameters (to resume or extend), or another --out"
-            )
+        return
+    why = _differences(old, manifest)
+    if why is not None:
+        raise FolderError(
+            f"{out} is bound to another ensemble design: {why}; allowed: the same scenarios, "
+            "parameters and seeds (to resume), more replications or more scenarios (to extend), "
+            "another --out, or --overwrite"
+        )
 
 
-def completed(out: Path, spec: RunSpec) -> bool:
-    return (out / spec.folder / "summary.json").exists()
+def headline_outcomes(summary: dict[str, Any]) -> dict[str, Any]:
+    """Every outcome of the outcome registry at a run's horizon, from its summary (one row of
+    an analysis table); a float outcome without a value (or an infinite one) is NaN."""
+    row: dict[str, Any] = {}
+    for name, value in summary["outcomes"].items():
+        if OUTCOMES[name].kind is bool:
+            row[name] = bool(value)
+        else:
+            row[name] = np.nan if value is None or not math.isfinite(value) else value
+    return row
+
+
+def _table(name: str, table: Any, spec: RunSpec) -> Any:
+    """A run's table as an Arrow table: `scenario`, `replicate`, `seed`, then its columns, typed
+    even when it has no rows."""
+    import pyarrow as pa
+
+    if name in TYPES:
+        table = table.astype(TYPES[name])
+    arrow = pa.Table.from_pandas(table, preserve_index=False)
+    n = arrow.num_rows
+    keys = {
+        "scenario": pa.array([spec.scenario] * n, pa.string()),
+        "replicate": pa.array(np.full(n, spec.replicate, np.int64)),
+        "seed": pa.array(np.full(n, spec.seed, np.int64)),
+    }
+    for k, (column, values) in enumerate(keys.items()):
+        arrow = arrow.add_column(k, column, values)
+    return arrow
+
+
+def write_ensemble_run(result: RunResult, spec: RunSpec, out: Path) -> None:
+    """Write one run's tables (Parquet) and summary atomically, its checksums last."""
+    import pyarrow.parquet as pq
+
+    def fill(tmp: Path) -> None:
+        for name in TABLES:
+            pq.write_table(_table(name, getattr(result, name), spec), tmp / f"{name}.parquet")
+        (tmp / "summary.json").write_text(
+            json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+
+    (out / spec.folder).parent.mkdir(parents=True, exist_ok=True)
+    write_unit(out / spec.folder, fill, run_design(spec))
 
 
 def _warm_caches(specs: list[RunSpec]) -> None:
@@ -160,6 +298,27 @@ def _results(
             yield from result
 
 
+def _write_runs_table(out: Path, specs: list[RunSpec]) -> None:
+    """runs.parquet: one row per finished run with its parameters and headline outcomes."""
+    import pandas as pd
+
+    rows = []
+    for spec in specs:
+        path = out / spec.folder / "summary.json"
+        if path.exists():
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            params = {k: v for k, v in summary["parameters"].items() if k != "seed"}
+            rows.append(
+                {"scenario": spec.scenario, "replicate": spec.replicate, "seed": spec.seed}
+                | params
+                | headline_outcomes(summary)
+            )
+    if rows:
+        tmp = out / f".{RUNS_TABLE}.tmp-{os.getpid()}"
+        pd.DataFrame(rows).to_parquet(tmp, index=False)
+        tmp.replace(out / RUNS_TABLE)
+
+
 def run_ensemble(
     scenarios: Sequence[Scenario],
     replications: int,
@@ -168,37 +327,52 @@ def run_ensemble(
     workers: int = 1,
     scheduler: str | None = None,
     on_run: Callable[[RunSpec, bool], None] | None = None,
+    on_damaged: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, int]:
     """Run every replicate of every scenario not yet in `out`, persisting each as it finishes.
 
-    Returns counts {"planned", "skipped", "ran", "failed"}; raises EnsembleError after all runs
-    if any failed, naming each failed run's scenario, replicate, seed and overrides.
-    `on_run(spec, ok)` is called after each finished run (for progress).
+    Returns counts {"planned", "skipped", "ran", "failed", "recomputed"}; raises FolderError
+    (before any run) when `out` is locked or bound to another design, and EnsembleError after
+    all runs if any failed, naming each failed run's scenario, replicate, seed and overrides.
+    A run on disk whose files do not match their checksums is recomputed and reported through
+    `on_damaged(message)`. `on_run(spec, ok)` is called after each finished run (for progress).
     """
     check(executor, workers, scheduler)
     out = Path(out)
     specs = plan(scenarios, replications)
-    manifest = _manifest(scenarios, replications)
-    _check_manifest(out, manifest)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    for stale in (out / "runs").glob("*/.rep-*"):  # temporary folders of interrupted writes
-        shutil.rmtree(stale, ignore_errors=True)
-    todo = [s for s in specs if not completed(out, s)]
-    failures: list[str] = []
-    for spec, result in _results(todo, executor, workers, scheduler) if todo else ():
-        if isinstance(result, BaseException):
-            failures.append(f"{spec.describe()}: {type(result).__name__}: {result}")
-        else:
-            (out / spec.folder).parent.mkdir(parents=True, exist_ok=True)
-            write_run(result, out / spec.folder, figure=False)
-        if on_run is not None:
-            on_run(spec, not isinstance(result, BaseException))
+    manifest = _manifest(scenarios, replications, specs)
+    with folder_lock(out):
+        _check_folder(out, manifest, overwrite)
+        remove_stale(out)
+        write_json(out / MANIFEST, manifest)
+        for folder in (out / "runs").glob("*"):
+            remove_stale(folder)
+        todo, damaged = [], []
+        for spec in specs:
+            why = damage(out / spec.folder, manifest["runs"][spec.folder])
+            if why is None:
+                continue
+            todo.append(spec)
+            if why != "missing":
+                damaged.append(spec)
+                if on_damaged is not None:
+                    on_damaged(f"{spec.folder} is damaged ({why}); it is recomputed")
+        failures: list[str] = []
+        for spec, result in _results(todo, executor, workers, scheduler) if todo else ():
+            if isinstance(result, BaseException):
+                failures.append(f"{spec.describe()}: {type(result).__name__}: {result}")
+            else:
+                write_ensemble_run(result, spec, out)
+            if on_run is not None:
+                on_run(spec, not isinstance(result, BaseException))
+        _write_runs_table(out, specs)
     counts = {
         "planned": len(specs),
         "skipped": len(specs) - len(todo),
         "ran": len(todo) - len(failures),
         "failed": len(failures),
+        "recomputed": len(damaged),
     }
     if failures:
         raise EnsembleError(
@@ -208,31 +382,48 @@ def run_ensemble(
     return counts
 
 
-TABLES = ("stage_shares", "transitions", "indicators", "levers")
-
-
 def load_ensemble(out: str | Path) -> dict[str, Any]:
     """All finished runs of an ensemble folder as one table each (columns `scenario`,
-    `replicate`, `seed` added), plus `summaries` (one row per run) and the manifest."""
+    `replicate`, `seed` first), `runs` (one row per run: parameters and headline outcomes),
+    `summaries` (one per run) and the manifest. Runs of the design not yet finished are left
+    out; a run whose files do not match their checksums is an error, never used."""
     import pandas as pd
+    import pyarrow.dataset as ds
 
     out = Path(out)
-    if not (out / MANIFEST).exists():
+    manifest = _read_manifest(out)
+    if manifest is None:
         raise EnsembleError(f"{out} holds no ensemble ({MANIFEST} missing)")
-    manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-    frames: dict[str, list] = {t: [] for t in TABLES}
-    summaries = []
-    for name in manifest["scenarios"]:
-        for folder in sorted((out / "runs" / name).glob("rep-*")):
-            summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-            replicate = int(folder.name.removeprefix("rep-"))
-            keys = {"scenario": name, "replicate": replicate, "seed": summary["seed"]}
-            summaries.append({**keys, "summary": summary})
-            for t in TABLES:
-                df = pd.read_csv(folder / f"{t}.csv")
-                frames[t].append(df.assign(**keys)[["scenario", "replicate", "seed", *df.columns]])
-    tables = {t: (pd.concat(v, ignore_index=True) if v else pd.DataFrame()) for t, v in frames.items()}
-    return {**tables, "summaries": summaries, "manifest": manifest}
+    finished, summaries, rows = [], [], []
+    for folder, design in manifest["runs"].items():
+        why = damage(out / folder, design)
+        if why == "missing":
+            continue
+        if why is not None:
+            raise EnsembleError(
+                f"run {out / folder} is damaged ({why}); rerun the ensemble's command to recompute it"
+            )
+        summary = json.loads((out / folder / "summary.json").read_text(encoding="utf-8"))
+        name, rep = folder.split("/")[1], int(folder.rsplit("rep-", 1)[1])
+        keys = {"scenario": name, "replicate": rep, "seed": summary["seed"]}
+        summaries.append({**keys, "summary": summary})
+        params = {k: v for k, v in summary["parameters"].items() if k != "seed"}
+        rows.append(keys | params | headline_outcomes(summary))
+        finished.append(out / folder)
+    tables: dict[str, Any] = {}
+    for name in TABLES:
+        files = [str(f / f"{name}.parquet") for f in finished]
+        tables[name] = ds.dataset(files, format="parquet").to_table().to_pandas() if files else pd.DataFrame()
+    return {**tables, "runs": pd.DataFrame(rows), "summaries": summaries, "manifest": manifest}
 
 
-__all__ = ["EnsembleError", "RunSpec", "load_ensemble", "plan", "replicate_seeds", "run_ensemble"]
+__all__ = [
+    "EnsembleError",
+    "FolderError",
+    "RunSpec",
+    "headline_outcomes",
+    "load_ensemble",
+    "plan",
+    "replicate_seeds",
+    "run_ensemble",
+]

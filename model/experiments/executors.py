@@ -3,18 +3,31 @@
 `execute(fn, items, ...)` calls `fn(item)` for every item and yields `(item, result)` as each
 finishes, with the exception in place of the result when `fn` raised, so callers persist what
 finished and report what failed. `fn` must be a module-level function (workers import it).
+
+Local workers die with the process that started them: each asks the kernel for SIGKILL when its
+parent dies (Linux `PR_SET_PDEATHSIG`) and, where that is unavailable, a watch thread ends it
+once its parent is gone. A Dask scheduler that does not answer within `CONNECT_TIMEOUT` seconds
+is an error, not a wait.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
+import os
+import signal
+import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 EXECUTORS = ("local", "dask")
+CONNECT_TIMEOUT = 5.0  # seconds to reach a Dask scheduler
+PR_SET_PDEATHSIG = 1
 
 
 class ExecutionError(RuntimeError):
@@ -34,6 +47,24 @@ def check(executor: str, workers: int, scheduler: str | None) -> None:
         raise ExecutionError(f"--workers = {workers} is invalid; allowed: 1 or more")
     if scheduler is not None and executor != "dask":
         raise ExecutionError("--scheduler goes with --executor dask")
+
+
+def die_with_parent() -> None:
+    """Initialiser of a worker process: end this process when its parent ends."""
+    parent = os.getppid()
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # the parent died before the request was made
+                os._exit(1)
+            return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
 def execute(
@@ -60,7 +91,7 @@ def execute(
     else:
         if warm is not None:
             warm()
-        yield from _pool(fn, items, workers)
+        yield from _pool(fn, items, min(workers, len(items)))
 
 
 def _pool(fn, items, workers) -> Iterator[tuple[Any, Any]]:
@@ -72,7 +103,9 @@ def _pool(fn, items, workers) -> Iterator[tuple[Any, Any]]:
     with warnings.catch_warnings():
         if forking:
             warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=die_with_parent
+        ) as pool:
             futures = {pool.submit(fn, item): item for item in items}
             try:
                 for future in as_completed(futures):
@@ -87,24 +120,56 @@ def dask_workers(scheduler: str | None, workers: int) -> int:
     """Workers the computation will have: the local cluster's, or the running cluster's."""
     if scheduler is None:
         return workers
-    from distributed import Client
-
-    with Client(scheduler) as client:
+    with _client(scheduler) as client:
         return max(1, len(client.scheduler_info()["workers"]))
+
+
+def _client(address: Any):
+    """A Dask client of `address` (a scheduler address or a local cluster), failing with one
+    line when the scheduler does not answer as a Dask scheduler within CONNECT_TIMEOUT seconds
+    (refused, silent, or something else listening there)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except Exception as exc:  # any failure to connect is the address's, said in one line
+        reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
+        raise ExecutionError(
+            f"--scheduler {address!r} did not answer as a Dask scheduler within "
+            f"{CONNECT_TIMEOUT:g} s ({reason}); allowed: the address of a running Dask "
+            "scheduler, e.g. tcp://host:8786"
+        ) from None
+
+
+def check_scheduler(address: str) -> None:
+    """Connect to the scheduler at `address` once, so a wrong address fails before any work."""
+    with _client(address):
+        pass
 
 
 def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
     try:
-        from distributed import Client, LocalCluster
+        from distributed import LocalCluster
         from distributed import as_completed as dask_completed
     except ImportError:
         raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
     cluster = None
     if scheduler is None:
         cluster = LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            n_workers=min(workers, len(items)),
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
         )
-    client = Client(scheduler or cluster)
+    try:
+        client = _client(scheduler or cluster)
+    except ExecutionError:
+        if cluster is not None:
+            cluster.close()
+        raise
     try:
         futures = {client.submit(fn, item, pure=False): item for item in items}
         for future in dask_completed(futures):

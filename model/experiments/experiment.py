@@ -1,67 +1,100 @@
 """Many parameter points × replicates of one scenario, keeping only the outcomes at the horizon.
 
 Used by sensitivity analysis and scenario discovery. Work is cut into batches of runs in a
-fixed order; each finished batch is written at once (`batches/batch-NNNNNN.csv`, written under
-a temporary name and renamed), so an interrupted experiment resumes with the missing batches
-when the same command is run into the same folder. Replicate r of every point uses the same
-seed (spawned from the scenario seed): common random numbers across points.
+fixed order; each finished batch is written at once as `batches/batch-NNNNNN/` (a Parquet file
+of its runs — scenario, point, replicate, seed, every parameter, the outcomes — and its
+checksums, written last, then renamed into place), so an interrupted experiment resumes with
+the missing batches when the same command is run into the same folder, and a batch whose file
+does not match its checksum is recomputed. The folder's manifest binds it to its design (a hash
+of every batch's parameters and seeds); one process writes into it at a time. Replicate r of
+every point uses the same seed (spawned from the scenario seed): common random numbers across
+points.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from mittelbau.core.outcomes import OUTCOMES, definitions
 from mittelbau.core.scenario import Params, Scenario, make_params
-from mittelbau.experiments.ensemble import replicate_seeds
+from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
 from mittelbau.experiments.runs import simulate
+from mittelbau.experiments.store import (
+    FolderError,
+    damage,
+    design_hash,
+    folder_lock,
+    remove_stale,
+    write_json,
+    write_unit,
+)
 
 MANIFEST = "experiment.json"
+FORMAT = 2  # version of the folder layout (Parquet batches with checksums)
 BATCH_RUNS = 16  # runs per batch: the unit of persistence and of work sent to a worker
 
 
 @dataclass(frozen=True)
 class Batch:
     index: int
+    scenario: str
     base: dict[str, Any]
     runs: tuple[tuple[int, int, int, dict[str, Any]], ...]  # point, replicate, seed, overrides
 
 
 def run_outputs(params: Params) -> dict[str, bool | float]:
-    """Run one parameter set and return every outcome of the outcome registry at the
-    horizon; a float outcome without a value (or an infinite one) is NaN."""
-    result = simulate(Scenario("point", "", params))
-    out: dict[str, bool | float] = {}
-    for name, value in result.summary["outcomes"].items():
-        if OUTCOMES[name].kind is bool:
-            out[name] = bool(value)
-        else:
-            out[name] = np.nan if value is None or not math.isfinite(value) else value
-    return out
+    """Run one parameter set and return every outcome of the outcome registry at the horizon."""
+    return headline_outcomes(simulate(Scenario("point", "", params)).summary)
+
+
+def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> dict[str, Any]:
+    point, _replicate, seed, overrides = run
+    return make_params({**batch.base, **overrides, "seed": seed}, f"point {point}").model_dump()
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:
+    """The runs of a batch: scenario, point, replicate, seed, every parameter, the outcomes."""
     rows = []
-    for point, replicate, seed, overrides in batch.runs:
-        params = make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
-        rows.append({"point": point, "replicate": replicate, "seed": seed, **run_outputs(params)})
+    for run in batch.runs:
+        point, replicate, seed, _ = run
+        params = batch_parameters(batch, run)
+        rows.append(
+            {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
+            | {k: v for k, v in params.items() if k != "seed"}
+            | run_outputs(make_params(params))
+        )
     return pd.DataFrame(rows)
 
 
-def _fingerprint(base: dict, points: Sequence[dict], replications: int) -> str:
-    text = json.dumps([base, list(points), replications, list(OUTCOMES)], sort_keys=True, default=float)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def batch_design(batch: Batch) -> str:
+    return design_hash([batch_parameters(batch, run) for run in batch.runs])
+
+
+def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    if old.get("format") != FORMAT:
+        return "it was written by another version"
+    if old["base"] != new["base"]:
+        keys = sorted(k for k in new["base"] if old["base"].get(k) != new["base"][k])
+        return (
+            "other scenario parameters ("
+            + ", ".join(f"{k} {old['base'].get(k)!r} there, {new['base'][k]!r} asked" for k in keys)
+            + ")"
+        )
+    for key in ("points", "replications"):
+        if old[key] != new[key]:
+            return f"other {key} ({old[key]} there, {new[key]} asked)"
+    if old["seeds"] != new["seeds"]:
+        return "other replicate seeds (another scenario seed)"
+    if list(old.get("outcomes", {})) != list(new["outcomes"]):
+        return "other outcomes"
+    return "other factor values at some points"
 
 
 def evaluate_points(
@@ -73,63 +106,83 @@ def evaluate_points(
     workers: int = 1,
     scheduler: str | None = None,
     on_batch: Callable[[int], None] | None = None,
+    on_damaged: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """The outcomes (registry `OUTCOMES`) of every (point, replicate), one row each, sorted;
-    resumes from `out`."""
+    resumes from `out`.
+    A batch on disk that does not match its checksum is recomputed (`on_damaged` is told)."""
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
-    fingerprint = _fingerprint(base, points, replications)
-    manifest = out / MANIFEST
-    if manifest.exists() and json.loads(manifest.read_text())["fingerprint"] != fingerprint:
-        raise ExecutionError(
-            f"{out} holds an experiment with other points, parameters, replications or outcomes; "
-            "allowed: the same command (to resume), or another --out"
-        )
-    (out / "batches").mkdir(parents=True, exist_ok=True)
-    manifest.write_text(
-        json.dumps(
-            {
-                "fingerprint": fingerprint,
-                "points": len(points),
-                "replications": replications,
-                "seeds": seeds,
-                "base": base,
-                "outcomes": definitions(),
-            },
-            indent=2,
-            default=float,
-        )
-        + "\n"
-    )
     runs = [(p, r, seeds[r], dict(point)) for p, point in enumerate(points) for r in range(replications)]
     batches = [
-        Batch(i, base, tuple(runs[k : k + BATCH_RUNS])) for i, k in enumerate(range(0, len(runs), BATCH_RUNS))
+        Batch(i, scenario.name, base, tuple(runs[k : k + BATCH_RUNS]))
+        for i, k in enumerate(range(0, len(runs), BATCH_RUNS))
     ]
+    designs = [batch_design(b) for b in batches]
+    manifest = {
+        "format": FORMAT,
+        # the outcomes recorded belong to the design: another outcome list is another experiment
+        "fingerprint": design_hash([designs, list(OUTCOMES)]),
+        "scenario": scenario.name,
+        "points": len(points),
+        "replications": replications,
+        "seeds": seeds,
+        "base": base,
+        "batches": designs,
+        "outcomes": definitions(),
+    }
 
-    def path(b: Batch) -> Path:
-        return out / "batches" / f"batch-{b.index:06d}.csv"
+    def folder(b: Batch) -> Path:
+        return out / "batches" / f"batch-{b.index:06d}"
 
-    todo = [b for b in batches if not path(b).exists()]
-    failures = []
-    for batch, result in execute(run_batch, todo, executor, workers, scheduler):
-        if isinstance(result, BaseException):
-            first = batch.runs[0]
-            failures.append(
-                f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
-                f"seeds {sorted({r[2] for r in batch.runs})}): "
-                f"{type(result).__name__}: {result}"
-            )
-        else:
-            tmp = path(batch).with_suffix(".tmp")
-            result.to_csv(tmp, index=False)
-            os.replace(tmp, path(batch))
-        if on_batch is not None:
-            on_batch(len(batch.runs))
+    with folder_lock(out):
+        path = out / MANIFEST
+        if path.exists():
+            try:
+                old = json.loads(path.read_text(encoding="utf-8"))
+                same = old["fingerprint"] == manifest["fingerprint"]
+                why = None if same else _design_differences(old, manifest)
+            except (OSError, ValueError, KeyError, TypeError):
+                why = f"its {MANIFEST} is unreadable"
+            if why is not None:
+                raise FolderError(
+                    f"{out} holds an experiment of another design: {why}; allowed: the same "
+                    "command (to resume), or another --out"
+                )
+        (out / "batches").mkdir(parents=True, exist_ok=True)
+        remove_stale(out)
+        write_json(path, manifest)
+        remove_stale(out / "batches")
+        todo = []
+        for b in batches:
+            why = damage(folder(b), designs[b.index])
+            if why is None:
+                continue
+            todo.append(b)
+            if why != "missing" and on_damaged is not None:
+                on_damaged(f"{folder(b)} is damaged ({why}); it is recomputed")
+        failures = []
+        for batch, result in execute(run_batch, todo, executor, workers, scheduler):
+            if isinstance(result, BaseException):
+                first = batch.runs[0]
+                failures.append(
+                    f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
+                    f"seeds {sorted({r[2] for r in batch.runs})}): "
+                    f"{type(result).__name__}: {result}"
+                )
+            else:
+                write_unit(
+                    folder(batch),
+                    lambda tmp, table=result: table.to_parquet(tmp / "runs.parquet", index=False),
+                    designs[batch.index],
+                )
+            if on_batch is not None:
+                on_batch(len(batch.runs))
     if failures:
         raise ExecutionError(
             f"{len(failures)} of {len(todo)} batches failed (the others are "
             "kept; rerun to retry them):\n  " + listing(failures)
         )
-    frames = [pd.read_csv(path(b)) for b in batches]
+    frames = [pd.read_parquet(folder(b) / "runs.parquet") for b in batches]
     return pd.concat(frames, ignore_index=True).sort_values(["point", "replicate"]).reset_index(drop=True)

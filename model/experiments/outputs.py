@@ -223,11 +223,14 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
 
 
 def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
-    """Write all files into a fresh temporary folder beside `out`, then move them into `out`,
-    so an interrupted or failed write leaves nothing half-written."""
+    """Write all files into a temporary folder beside `out`, then put that folder in the place
+    of `out` (whatever `out` held is replaced, never mixed with the new files), so an
+    interrupted or failed write leaves nothing half-written. Temporary folders left by earlier
+    writes into `out` whose process has ended are removed."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    remove_orphans(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         result.stage_shares.to_csv(tmp / "stage_shares.csv", index=False, float_format="%.6f")
         result.transitions.to_csv(tmp / "transitions.csv", index=False)
@@ -238,13 +241,26 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
         )
         if figure:
             plot_stage_shares(result.stage_shares, result.summary, tmp / "stage_shares.png")
-        if not out.exists():
+        if out.exists():
+            old = out.with_name(f"{tmp.name}-old")
+            os.replace(out, old)
             os.replace(tmp, out)
+            shutil.rmtree(old)
         else:
-            for f in sorted(tmp.iterdir()):
-                os.replace(f, out / f.name)
-            tmp.rmdir()
+            os.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return sorted(out.iterdir())
+
+
+def remove_orphans(out: Path) -> None:
+    """Remove `.<name>.tmp-<pid>-…` folders beside `out` whose writing process has ended."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        pid = stale.name.removeprefix(f".{out.name}.tmp-").split("-")[0]
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue

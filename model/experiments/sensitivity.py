@@ -19,6 +19,7 @@ from SALib.sample import sobol as sobol_sample
 
 from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
 
+MORRIS_LEVELS = 4  # grid levels of the Morris design
 Evaluator = Callable[[np.ndarray], pd.DataFrame]
 
 
@@ -90,7 +91,18 @@ class Morris:
     Y: pd.DataFrame
 
 
-def morris(spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels: int = 4) -> Morris:
+def check_size(method: str, size: int) -> None:
+    """Morris needs at least 2 trajectories; Sobol a power of two of at least 8 base samples."""
+    if method == "morris" and size < 2:
+        raise FactorError(f"--trajectories = {size} is invalid; allowed: 2 or more")
+    if method == "sobol" and (size < 8 or size & (size - 1)):
+        raise FactorError(f"--samples = {size} is invalid; allowed: a power of two, at least 8")
+
+
+def morris(
+    spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels: int = MORRIS_LEVELS
+) -> Morris:
+    check_size("morris", trajectories)
     X = morris_sample.sample(spec, trajectories, num_levels=levels, seed=seed)
     Y = evaluate(X)
     rows = []
@@ -130,18 +142,11 @@ def _sobol_table(spec, y, seed, second_order) -> dict:
     )
 
 
-def check_sobol_samples(n: int) -> None:
-    """Sobol's base samples N must be a power of two of at least 8 (Saltelli sampling and the
-    convergence table at N/8); checked before any run is made."""
-    if n < 8 or n & (n - 1):
-        raise FactorError(f"--samples = {n} is invalid; allowed: a power of two, at least 8")
-
-
 def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool = False) -> Sobol:
     """Saltelli sampling with N base samples (a power of two), first- and total-order indices
     with bootstrap 95 % intervals, and the indices recomputed on the first N/8, N/4, N/2, N
     base samples (convergence)."""
-    check_sobol_samples(n)
+    check_size("sobol", n)
     X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
     Y = evaluate(X)
     block = len(X) // n  # rows per base sample

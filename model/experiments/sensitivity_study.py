@@ -15,7 +15,9 @@ from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
-    check_sobol_samples,
+    MORRIS_LEVELS,
+    FactorError,
+    check_size,
     factors,
     morris,
     problem,
@@ -25,6 +27,7 @@ from mittelbau.experiments.sensitivity import (
     stabilised_replications,
     to_overrides,
 )
+from mittelbau.experiments.store import folder_lock, write_json
 
 
 def default_outputs() -> tuple[str, ...]:
@@ -75,28 +78,57 @@ def run_study(
     on_total: Callable[[int], None] | None = None,
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
-    indices.csv, figures and sensitivity.md into `out` and returns what it found, with
-    warnings where indices are missing or too uncertain to read.
+    indices.csv, the sample with its outcomes (samples.parquet, problem.json: what SALib needs
+    to analyse it again), figures and sensitivity.md into `out` and returns what it found, with
+    warnings where indices are missing or too uncertain to read. Everything is checked before
+    anything runs or is written; one process writes into `out` at a time.
 
     `on_batch(runs)` is called as runs finish, pilot runs included; `on_total(runs)` with
     the number of runs the study takes: pilot and one replication per point at first, the
     exact number once the pilot has chosen the replications."""
+    check_size(method, size)
     out = Path(out)
-    run_kw = dict(run_kw or {})
-    if on_batch is not None:
-        run_kw["on_batch"] = on_batch
     outputs = default_outputs() if outputs is None else tuple(outputs)
     unknown = [o for o in outputs if o not in OUTCOMES]
     if unknown:
-        from mittelbau.experiments.sensitivity import FactorError
-
         raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTCOMES)}")
     chosen = factors(factor_names, include_levers)
     spec = problem(chosen, grouped)
-    if method == "sobol":
-        check_sobol_samples(size)  # before the pilot runs and before anything is written
     points = sample_points(method, spec, size, second_order)
-    out.mkdir(parents=True, exist_ok=True)  # only once the study is valid: nothing half-written
+    run_kw = dict(run_kw or {})
+    if on_batch is not None:
+        run_kw["on_batch"] = on_batch
+    with folder_lock(out):
+        return _run_study(
+            method,
+            scenario,
+            out,
+            size,
+            chosen,
+            spec,
+            points,
+            outputs,
+            replications,
+            run_kw,
+            second_order,
+            on_total,
+        )
+
+
+def _run_study(
+    method: str,
+    scenario: Scenario,
+    out: Path,
+    size: int,
+    chosen: list,
+    spec: dict,
+    points: int,
+    outputs: tuple[str, ...],
+    replications: int | None,
+    run_kw: dict,
+    second_order: bool,
+    on_total: Callable[[int], None] | None,
+) -> dict:
     pilot = 0 if replications is not None else PILOT_REPLICATIONS
     if on_total is not None and replications is None:
         on_total(pilot + points)  # at least one replication per point
@@ -121,6 +153,7 @@ def run_study(
         convergence.to_csv(out / "convergence.csv", index=False, float_format="%.6g")
         plot_convergence(convergence, out / "convergence.png")
     result.indices.to_csv(out / "indices.csv", index=False, float_format="%.6g")
+    write_sample(out, method, spec, result.X, result.Y, second_order)
     shares = seed_variance_share(log["runs"], outputs)
     notes = index_warnings(method, result.indices, outputs, shares, size)
     shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
@@ -149,6 +182,22 @@ def run_study(
         "page": page,
         "convergence": convergence,
     }
+
+
+def write_sample(
+    out: Path, method: str, spec: dict, X: np.ndarray, Y: pd.DataFrame, second_order: bool
+) -> None:
+    """samples.parquet (one row per sample point: the factors as sampled, then the outputs'
+    replicate means) and problem.json (the SALib problem and the analysis settings), so that
+    `SALib.analyze.morris.analyze(problem, X, Y[output], num_levels=4)` or
+    `SALib.analyze.sobol.analyze(problem, Y[output], calc_second_order=...)` can be rerun."""
+    table = pd.concat([pd.DataFrame(X, columns=spec["names"]), Y.reset_index(drop=True)], axis=1)
+    table.to_parquet(out / "samples.parquet", index=False)
+    settings = {"num_levels": MORRIS_LEVELS} if method == "morris" else {"calc_second_order": second_order}
+    write_json(
+        out / "problem.json",
+        {"method": method, "problem": spec, "factors": spec["names"], "outputs": list(Y.columns), **settings},
+    )
 
 
 def plot_morris(indices: pd.DataFrame, path: Path) -> Path:

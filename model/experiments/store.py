@@ -1,0 +1,143 @@
+"""Result folders that can be trusted: one writer per folder, a design each folder is bound
+to, and units of results (a run, a batch) written atomically with their checksums last.
+
+- `folder_lock(out)` holds an advisory lock (`fcntl.flock` on `out/.lock`) while a command
+  writes into `out`; a second writer stops at once. The lock dies with its process.
+- `design_hash(data)` is the SHA-256 of a canonical JSON text: the manifest of a folder stores
+  one per run (or batch), so a rerun with other parameters or seeds is recognised.
+- `write_unit(target, write, design)` writes a unit into a temporary folder beside `target`,
+  then its checksum file (`_checksums.json`: SHA-256 of every file and the unit's design hash),
+  then renames the folder into place. `damage(target, design)` says what is wrong with a unit
+  on disk (missing, incomplete, a file changed, another design), or None when it can be used.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mittelbau.experiments.executors import ExecutionError
+
+CHECKSUMS = "_checksums.json"  # "_": Parquet readers skip it when reading a folder
+LOCK = ".lock"
+
+
+class FolderError(ExecutionError):
+    """An output folder cannot be used as asked: locked by another writer, bound to another
+    design, or not writable. The user can act on it (another --out, wait, a smaller design)."""
+
+
+def design_hash(data: Any) -> str:
+    """SHA-256 of `data` as canonical JSON (sorted keys, floats as JSON numbers)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), default=float)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_hash(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Hold the folder's advisory lock (creating the folder); another holder → FolderError."""
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise FolderError(
+                f"{out} is being written by another mittelbau process (pid {holder}); "
+                "allowed: wait until it ends, or another --out"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write a JSON file atomically (temporary file, fsync, rename)."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _temporary(target: Path) -> Path:
+    return target.parent / f".{target.name}.tmp-{os.getpid()}"
+
+
+def remove_stale(parent: Path) -> None:
+    """Remove temporary files and folders of interrupted writes in `parent` (call under the
+    folder's lock, so that none of them is another writer's)."""
+    if parent.is_dir():
+        for stale in parent.glob(".*.tmp-*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
+def write_unit(target: Path, write: Callable[[Path], None], design: str) -> None:
+    """`write(tmp)` fills a temporary folder; its checksums are written last, then the folder
+    replaces `target` (a damaged unit there is removed first)."""
+    tmp = _temporary(target)
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+        sums = {f.name: file_hash(f) for f in sorted(tmp.iterdir())}
+        with open(tmp / CHECKSUMS, "w", encoding="utf-8") as f:
+            json.dump({"design": design, "files": sums}, f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def damage(target: Path, design: str) -> str | None:
+    """What makes the unit at `target` unusable, or None when every file matches its checksum
+    and the unit was made with `design`."""
+    if not target.exists():
+        return "missing"
+    try:
+        record = json.loads((target / CHECKSUMS).read_text(encoding="utf-8"))
+        files, made_with = dict(record["files"]), record["design"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"{CHECKSUMS} missing or unreadable (an unfinished write)"
+    if made_with != design:
+        return "made with other parameters or seed"
+    for name, expected in files.items():
+        path = target / name
+        if not path.is_file():
+            return f"{name} missing"
+        if file_hash(path) != expected:
+            return f"{name} does not match its checksum"
+    return None
+
+
+__all__ = ["FolderError", "damage", "design_hash", "folder_lock", "remove_stale", "write_json", "write_unit"]

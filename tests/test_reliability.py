@@ -1,0 +1,471 @@
+"""Results you can trust: folders bound to their design, damaged runs recomputed, one writer per
+folder, plain scenario names, every bad option a one-line error before anything is written,
+workers that die with their parent, and faults that end in a correct result or a clear error."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import psutil
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from mittelbau.cli import app
+from mittelbau.core.parameters import REGISTRY
+from mittelbau.experiments.ensemble import EnsembleError, load_ensemble
+from mittelbau.experiments.store import folder_lock
+
+runner = CliRunner()
+TINY = ["--set", "firms=200", "--set", "years=2"]
+TABLES = ("stage_shares", "transitions", "indicators", "levers")
+
+
+def cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def one_error_line(res) -> str:
+    """The command's error output, checked to be exactly one line starting with 'error: '."""
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def listing(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture(scope="module")
+def base(root) -> str:
+    return str(root / "scenarios" / "baseline.toml")
+
+
+@pytest.fixture(scope="module")
+def ensemble(tmp_path_factory, base):
+    """A finished two-replicate ensemble of the baseline (200 firms, 2 years)."""
+    out = tmp_path_factory.mktemp("ens") / "e"
+    res = cli("run", base, *TINY, "--replications", "2", "--workers", "1", "--out", str(out), "-q")
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def copy_of(ensemble, tmp_path):
+    import shutil
+
+    target = tmp_path / "e"
+    shutil.copytree(ensemble, target)
+    return target
+
+
+# ---- 1. an ensemble folder is bound to its design ---------------------------------------------
+def test_1_other_parameters_other_scenarios_or_fewer_runs_are_refused(ensemble, tmp_path, base, root):
+    out = copy_of(ensemble, tmp_path)
+    manifest = (out / "ensemble.json").read_bytes()
+    before = listing(out)
+    cases = {
+        "firms=300": (
+            ["run", base, "--set", "firms=300", "--set", "years=2", "--replications", "2"],
+            "scenario 'baseline' with other parameters (firms 200 there, 300 asked)",
+        ),
+        "other scenario": (
+            ["run", str(root / "scenarios" / "policy-mix.toml"), *TINY, "--replications", "2"],
+            "it holds scenario 'baseline', which this command does not run",
+        ),
+        "other seed": (
+            ["run", base, *TINY, "--seed", "5", "--replications", "2"],
+            "(seed 20170501 there, 5 asked)",
+        ),
+    }
+    for name, (args, fragment) in cases.items():
+        res = cli(*args, "--out", str(out), "--workers", "1")
+        assert res.exit_code == 2, (name, res.output)
+        line = one_error_line(res)
+        assert "is bound to another ensemble design" in line and fragment in line, (name, line)
+        assert (out / "ensemble.json").read_bytes() == manifest and listing(out) == before
+    # a strict extension — more replications of the same scenario — adds only the new runs
+    res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip().startswith(f"1 runs done, 2 already in {out}/")
+    assert json.loads((out / "ensemble.json").read_text())["replications"] == 3
+
+
+def test_1_fewer_replications_of_an_ensemble_are_refused(tmp_path, base, root):
+    mix = str(root / "scenarios" / "policy-mix.toml")
+    out = tmp_path / "two"
+    res = cli("run", base, mix, *TINY, "--replications", "2", "--workers", "1", "--out", str(out), "-q")
+    assert res.exit_code == 0, res.output
+    res = cli("run", base, mix, *TINY, "--replications", "1", "--workers", "1", "--out", str(out))
+    assert res.exit_code == 2
+    assert "it holds 2 replications per scenario, 1 asked" in one_error_line(res)
+    assert len(load_ensemble(out)["summaries"]) == 4
+
+
+def test_an_ensemble_is_typed_parquet_with_its_parameters(ensemble):
+    levers = pq.read_schema(ensemble / "runs" / "baseline" / "rep-0000" / "levers.parquet")
+    assert pq.read_metadata(ensemble / "runs" / "baseline" / "rep-0000" / "levers.parquet").num_rows == 0
+    kinds = {c: str(levers.field(c).type) for c in ("scenario", "replicate", "seed", "year", "spent_eur")}
+    assert kinds["scenario"] in ("string", "large_string")
+    assert [kinds[c] for c in ("replicate", "seed", "year", "spent_eur")] == [
+        "int64",
+        "int64",
+        "int64",
+        "double",
+    ]
+    runs = pd.read_parquet(ensemble / "runs.parquet")
+    assert list(runs.columns[:3]) == ["scenario", "replicate", "seed"] and len(runs) == 2
+    assert (runs["firms"] == 200).all() and (runs["years"] == 2).all() and "middle_share" in runs
+    loaded = load_ensemble(ensemble)
+    assert loaded["runs"].equals(runs) and loaded["levers"].empty
+    assert str(loaded["levers"]["spent_eur"].dtype) == "float64"
+
+
+# ---- 2. damaged runs are recomputed, never used ------------------------------------------------
+def test_2_a_truncated_run_file_is_recomputed_and_said_so(ensemble, tmp_path, base):
+    out = copy_of(ensemble, tmp_path)
+    clean = load_ensemble(out)
+    data = out / "runs" / "baseline" / "rep-0001" / "indicators.parquet"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    with pytest.raises(EnsembleError, match=r"rep-0001 is damaged \(indicators.parquet does not match"):
+        load_ensemble(out)
+    res = cli("run", base, *TINY, "--replications", "2", "--workers", "1", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "runs/baseline/rep-0001 is damaged (indicators.parquet does not match its checksum)" in res.output
+    assert f"1 runs done, 1 already in {out}/" in res.stdout and "1 damaged runs recomputed" in res.stdout
+    again = load_ensemble(out)
+    assert all(again[t].equals(clean[t]) for t in TABLES)
+
+
+def test_2_a_truncated_summary_is_one_line_naming_the_run(ensemble, tmp_path):
+    out = copy_of(ensemble, tmp_path)
+    summary = out / "runs" / "baseline" / "rep-0000" / "summary.json"
+    summary.write_text(summary.read_text()[:100])
+    res = cli("report", str(out))
+    assert res.exit_code == 2
+    line = one_error_line(res)
+    assert f"run {out}/runs/baseline/rep-0000 is damaged (summary.json does not match its checksum)" in line
+
+
+# ---- 3. a scenario's name is a plain name, never a path ----------------------------------------
+@pytest.mark.parametrize("name", ["../../escaped", "", "a/b", ".hidden", "..", "x" * 81])
+def test_3_scenario_names_are_plain_names(tmp_path, name, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.toml").write_text(f"name = {json.dumps(name)}\n[parameters]\nfirms = 200\nyears = 1\n")
+    for args in (["run", "s.toml"], ["run", "s.toml", "--replications", "2"]):
+        res = cli(*args)
+        assert res.exit_code == 2
+        line = one_error_line(res)
+        assert f"'name' = {name!r} is invalid" in line and "a plain name" in line
+    assert sorted(os.listdir(tmp_path)) == ["s.toml"]
+
+
+# ---- 4. workers die with their parent ------------------------------------------------------------
+@pytest.mark.parametrize("executor", ["local", pytest.param("dask", marks=pytest.mark.slow)])
+def test_4_workers_die_when_the_parent_is_killed(tmp_path, base, executor):
+    args = [sys.executable, "-m", "mittelbau.cli", "run", base, "--set", "firms=300", "--set", "years=3"]
+    args += ["--replications", "200", "--workers", "2", "--executor", executor]
+    args += ["--out", str(tmp_path / "k"), "--quiet"]
+    parent = subprocess.Popen(args)
+    deadline = time.time() + 60
+    workers: list[psutil.Process] = []
+    while time.time() < deadline:
+        workers = psutil.Process(parent.pid).children(recursive=True)
+        if len(workers) >= 2 and (executor == "local" or list((tmp_path / "k").glob("runs/*/rep-*"))):
+            break
+        time.sleep(0.05)
+    assert len(workers) >= 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert alive == []
+
+
+# ---- 5. one folder, one writer ------------------------------------------------------------------
+def test_5_a_second_writer_stops_at_once(ensemble, tmp_path, base):
+    out = copy_of(ensemble, tmp_path)
+    before = listing(out)
+    with folder_lock(out):
+        res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
+        for command in (["sensitivity", "morris", "--trajectories", "2"], ["discover", "--samples", "4"]):
+            study = tmp_path / "s"
+            with folder_lock(study):
+                other = cli(
+                    *command,
+                    base,
+                    *TINY,
+                    "--factors",
+                    "exit_rate",
+                    "--replications",
+                    "1",
+                    "--workers",
+                    "1",
+                    "--out",
+                    str(study),
+                )
+            assert other.exit_code == 2 and "being written by another mittelbau process" in other.stderr
+    assert res.exit_code == 2
+    line = one_error_line(res)
+    assert f"{out} is being written by another mittelbau process (pid {os.getpid()})" in line
+    assert listing(out) == before
+
+
+def test_5_two_ensembles_into_one_folder_one_stops_the_other_completes(tmp_path, base):
+    out = tmp_path / "both"
+    small = ["--set", "firms=400", "--set", "years=3", "--replications", "40"]  # a few seconds
+    args = [sys.executable, "-m", "mittelbau.cli", "run", base, *small]
+    first = subprocess.Popen([*args, "--workers", "1", "--out", str(out), "--quiet"])
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob("runs/*/rep-*")):
+        time.sleep(0.05)
+    res = cli("run", base, *small, "--workers", "1", "--out", str(out))
+    assert first.wait(timeout=120) == 0
+    assert res.exit_code == 2
+    assert f"is being written by another mittelbau process (pid {first.pid})" in one_error_line(res)
+    done = load_ensemble(out)
+    assert sorted(done["runs"]["replicate"]) == list(range(40))
+
+
+# ---- 6. output paths are checked first, never mixed -----------------------------------------------
+def test_6_output_paths(tmp_path, base, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "file").write_text("x")
+    for out, fragment in (
+        ("file", "--out 'file' is a file"),
+        ("", "--out '' is invalid; allowed: a folder path"),
+        ("/sys/mittelbau-out", "--out '/sys/mittelbau-out' is not writable"),
+    ):
+        for extra in ([], ["--replications", "2"]):
+            res = cli("run", base, *TINY, *extra, "--out", out)
+            assert res.exit_code == 2 and fragment in one_error_line(res), res.output
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "notes.txt").write_text("mine")
+    res = cli("run", base, *TINY, "--out", "old")
+    assert res.exit_code == 2 and "--out 'old' is not empty" in one_error_line(res)
+    res = cli("run", base, *TINY, "--replications", "2", "--out", "old")
+    assert res.exit_code == 2 and "is not empty and holds no earlier ensemble" in one_error_line(res)
+    (tmp_path / ".old.tmp-999999999-x").mkdir()  # left by a write whose process has ended
+    res = cli("run", base, *TINY, "--out", "old", "--overwrite", "-q")
+    assert res.exit_code == 0, res.output
+    assert "notes.txt" not in os.listdir(old) and "summary.json" in os.listdir(old)
+    res = cli("run", base, *TINY, "--out", ".", "--overwrite")
+    assert res.exit_code == 2 and "--out '.' holds the current folder" in one_error_line(res)
+    assert sorted(os.listdir(tmp_path)) == ["file", "old"]
+
+
+# ---- 7. every option checked before anything runs ---------------------------------------------
+BAD_OPTIONS = {
+    "calibrate fit --population 0": (["calibrate", "fit", "--population", "0"], "--population = 0"),
+    "calibrate fit --generations 0": (["calibrate", "fit", "--generations", "0"], "--generations = 0"),
+    "morris --trajectories 0": (["sensitivity", "morris", "--trajectories", "0"], "--trajectories = 0"),
+    "morris --replications 0": (["sensitivity", "morris", "--replications", "0"], "--replications = 0"),
+    "sobol --samples 10": (["sensitivity", "sobol", "--samples", "10"], "--samples = 10"),
+    "discover --samples 0": (["discover", "--samples", "0"], "--samples = 0"),
+    "discover --replications 0": (["discover", "--replications", "0"], "--replications = 0"),
+    "discover --min-density 5": (["discover", "--min-density", "5"], "--min-density = 5.0"),
+    "discover --factors ,": (["discover", "--factors", ","], "--factors ',' names no parameter"),
+    "dashboard --port 99999": (["dashboard", "--port", "99999"], "--port = 99999"),
+    "repeated --set": (
+        ["run", "--set", "firms=-5", "--set", "firms=300"],
+        "--set firms is given twice ('firms=-5', 'firms=300')",
+    ),
+    "--seed and --set seed": (["run", "--seed", "3", "--set", "seed=4"], "--seed 3 and --set 'seed=4'"),
+    "--workers 0": (["run", "--replications", "2", "--workers", "0"], "--workers = 0"),
+    "executor options on a single run": (["run", "--workers", "2"], "--workers given for a single run"),
+    "unknown executor": (["run", "--replications", "2", "--executor", "ray"], "--executor 'ray'"),
+    "scheduler without dask": (
+        ["run", "--replications", "2", "--scheduler", "tcp://127.0.0.1:1"],
+        "goes with --executor dask",
+    ),
+    "unreachable scheduler": (
+        ["run", "--replications", "2", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"],
+        "--scheduler 'tcp://127.0.0.1:1' did not answer",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BAD_OPTIONS)
+def test_7_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, case, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args, fragment = BAD_OPTIONS[case]
+    res = cli(*args, "--out", str(tmp_path / "out")) if args[0] != "dashboard" else cli(*args)
+    assert res.exit_code == 2, res.output
+    assert fragment in one_error_line(res)
+    assert os.listdir(tmp_path) == []
+
+
+def test_7_workers_are_capped_at_the_runs(tmp_path, base):
+    res = cli("run", base, *TINY, "--replications", "2", "--workers", "40", "--out", str(tmp_path / "w"))
+    assert res.exit_code == 0, res.output
+    assert "(1 scenarios × 2 replications, local, 2 workers)" in res.stdout
+
+
+# ---- 8. messages that must not mislead -------------------------------------------------------------
+def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
+    import dataclasses
+
+    import mittelbau.experiments.runs as runs
+
+    real = runs.simulate
+
+    def free(scenario, on_year=None):
+        result = real(scenario, on_year)
+        for lever in result.summary["levers"].values():
+            lever |= {"total_cost_eur": 0.0, "additional_upward_moves": 15}
+            lever["cost_per_additional_upward_move_eur"] = 0.0
+        return dataclasses.replace(result)
+
+    monkeypatch.setattr(runs, "simulate", free)
+    mix = str(root / "scenarios" / "funding.toml")
+    res = cli("run", mix, *TINY, "--out", str(tmp_path / "f"))
+    assert res.exit_code == 0, res.output
+    assert "+15 upward moves against no programme, €0 per additional move" in res.stdout
+    assert "no additional moves" not in res.stdout
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: 0)
+    res = cli("dashboard", "--host", "0.0.0.0", "--port", "0", "--no-open")
+    assert "warning: --host 0.0.0.0 makes the dashboard reachable from other machines" in res.stderr
+
+
+# ---- property tests: any invalid value of an option or a scenario key ------------------------------
+INT_OPTIONS = {  # command, option, least valid value
+    ("run",): [("--replications", 1)],
+    ("run", "--replications", "2"): [("--workers", 1)],
+    ("sensitivity", "morris"): [("--trajectories", 2), ("--replications", 1), ("--workers", 1)],
+    ("discover",): [("--samples", 2), ("--replications", 1), ("--workers", 1)],
+    ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100)],
+    ("calibrate", "report"): [("--replications", 2), ("--firms", 100)],
+}
+CASES = [(cmd, opt, low) for cmd, opts in INT_OPTIONS.items() for opt, low in opts]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(case=st.sampled_from(CASES), offset=st.integers(min_value=1, max_value=10**12))
+def test_any_too_small_integer_option_exits_2_naming_it(tmp_path, case, offset):
+    command, option, low = case
+    out = tmp_path / "out"
+    value = low - offset
+    res = cli(*command, option, str(value), "--out", str(out))
+    assert res.exit_code == 2, res.output
+    assert f"{option} = {value} is invalid" in one_error_line(res)
+    assert not out.exists()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    density=st.one_of(
+        st.floats(max_value=0.0, allow_nan=False),
+        st.floats(min_value=1.0, exclude_min=True),
+        st.just(float("nan")),
+    ),
+    port=st.one_of(st.integers(max_value=-1), st.integers(min_value=65536)),
+)
+def test_any_density_or_port_out_of_range_exits_2(tmp_path, density, port):
+    out = tmp_path / "out"
+    res = cli("discover", "--min-density", repr(density), "--out", str(out))
+    assert res.exit_code == 2 and "--min-density" in one_error_line(res)
+    assert not out.exists()
+    res = cli("dashboard", "--port", str(port))
+    assert res.exit_code == 2 and f"--port = {port} is invalid" in one_error_line(res)
+
+
+NUMERIC = [p for p in REGISTRY if not p.choices and p.low is not None and p.high is not None]
+
+
+def _invalid_value(p):
+    outside = [
+        st.floats(max_value=p.low, exclude_max=True, allow_nan=False, allow_infinity=False),
+        st.floats(min_value=p.high, exclude_min=True, allow_nan=False, allow_infinity=False),
+        st.sampled_from([float("nan"), float("inf"), "many", True]),
+    ]
+    return st.one_of(*outside)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_invalid_scenario_value_exits_2_naming_the_key(tmp_path, data):
+    import tomli_w
+
+    p = data.draw(st.sampled_from(NUMERIC))
+    value = data.draw(_invalid_value(p))
+    if p.kind is int and isinstance(value, float) and value.is_integer() and p.low <= value <= p.high:
+        return  # an integral float inside the range is that integer
+    path = tmp_path / "s.toml"
+    text = tomli_w.dumps({"name": "s", "parameters": {p.name: value}})
+    path.write_text(text.replace("nan", "nan").replace("inf", "inf"))
+    out = tmp_path / "out"
+    replications = data.draw(st.sampled_from(["1", "2"]))
+    res = cli("run", str(path), "--replications", replications, "--out", str(out))
+    assert res.exit_code == 2, (p.name, value, res.output)
+    assert f"'{p.name}'" in one_error_line(res)
+    assert not out.exists()
+
+
+# ---- fault injection: a killed worker, a corrupt run, a full disk ----------------------------------
+def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_path, base):
+    out = tmp_path / "f"
+    args = [sys.executable, "-m", "mittelbau.cli", "run", base, "--set", "firms=200", "--set", "years=2"]
+    args += ["--replications", "24", "--workers", "2", "--out", str(out), "--quiet"]
+    parent = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list(out.glob("runs/*/rep-*/_checksums.json")):
+        time.sleep(0.05)
+    workers = psutil.Process(parent.pid).children(recursive=True)
+    assert workers
+    workers[0].kill()
+    _, err = parent.communicate(timeout=120)
+    if parent.returncode != 0:  # the pool broke: a clear error naming the lost runs
+        assert parent.returncode == 1 and err.startswith("error: ") and "runs failed" in err
+        assert "BrokenProcessPool" in err
+    done = load_ensemble(out)  # whatever is there is complete and verified
+    assert 1 <= len(done["summaries"]) <= 24
+    res = subprocess.run(args, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    clean = tmp_path / "clean"
+    res = cli(
+        "run",
+        base,
+        "--set",
+        "firms=200",
+        "--set",
+        "years=2",
+        "--replications",
+        "24",
+        "--workers",
+        "1",
+        "--out",
+        str(clean),
+        "-q",
+    )
+    assert res.exit_code == 0
+    a, b = load_ensemble(out), load_ensemble(clean)
+    assert all(a[t].equals(b[t]) for t in TABLES) and len(a["summaries"]) == 24
+
+
+def test_fault_a_full_disk_ends_in_a_clear_error_then_a_complete_result(tmp_path, base, monkeypatch):
+    out = tmp_path / "full"
+    real = pq.write_table
+    calls = {"n": 0}
+
+    def full_disk(table, path, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 6:  # the second run's tables cannot be written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(table, path, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", full_disk)
+    res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
+    assert res.exit_code == 1
+    assert one_error_line(res) == f"error: cannot write into {out}: No space left on device"
+    assert not list(out.rglob(".*.tmp-*"))
+    assert len(load_ensemble(out)["summaries"]) == 1  # the run written whole; nothing half-written
+    monkeypatch.setattr(pq, "write_table", real)
+    res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
+    assert res.exit_code == 0 and f"2 runs done, 1 already in {out}/" in res.stdout
+    assert len(load_ensemble(out)["runs"]) == 3
