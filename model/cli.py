@@ -590,12 +590,21 @@ def params(
 
 
 @app.command("fit-initial-state")
-def fit_initial_state() -> None:
-    """Refit the initial-state propensities (calibration/fit_initial_state.py) and rewrite
-    calibration/initial_propensities.toml."""
-    from mittelbau.calibration.fit_initial_state import main
+def fit_initial_state(
+    out: Annotated[Path, typer.Option(help="Folder for the fitted initial_propensities.toml")] = Path(
+        "results/initial-state"
+    ),
+    write: Annotated[
+        bool,
+        typer.Option("--write", help="Replace the committed calibration/initial_propensities.toml instead"),
+    ] = False,
+) -> None:
+    """Refit the initial-state propensities to the EMP 2015 targets (calibration/fit_initial_state.py)
+    and write them to --out; only --write replaces the committed file the model reads."""
+    from mittelbau.calibration.fit_initial_state import OUTPUT_FILE, main
 
-    main()
+    written = main(OUTPUT_FILE if write else out / OUTPUT_FILE.name)
+    typer.echo(f"  written to {written}")
 
 
 def main() -> None:  # pragma: no cover
