@@ -549,10 +549,9 @@ def dashboard(
     charts, the firm network and a comparison with the same seed without programmes."""
     import importlib.util
     import os
-    import subprocess
     import sys
 
-    from mittelbau.dashboard.app_server import server_command, server_environment
+    from mittelbau.dashboard.app_server import serve, server_command, server_environment
 
     if importlib.util.find_spec("solara") is None:
         _fail("the dashboard needs the 'dashboard' extra: pip install -e '.[dashboard]'")
@@ -570,11 +569,7 @@ def dashboard(
             _fail(str(exc))
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
-    try:
-        code = subprocess.call(command, env={**os.environ, **server_environment(scenario)})
-    except KeyboardInterrupt:
-        code = 0
-    sys.exit(code)
+    sys.exit(serve(command, {**os.environ, **server_environment(scenario)}))
 
 
 @app.command()
