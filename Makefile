@@ -43,7 +43,7 @@ endef
 
 baseline: venv
 	$(call install,core)
-	$(BIN)/mittelbau run scenarios/baseline.toml --out results/baseline
+	$(BIN)/mittelbau run baseline --out results/baseline
 
 lock: $(UV)
 	bash requirements/lock.sh $(UV)

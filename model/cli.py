@@ -25,7 +25,10 @@ def _fail(message: str) -> None:
 def run(
     scenarios: Annotated[
         list[Path] | None,
-        typer.Argument(help="Scenario TOML files (default: the registry defaults)"),
+        typer.Argument(
+            help="Scenario TOML files or names from the scenario library, e.g. baseline "
+            "(default: the registry defaults)"
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a registry parameter, key=value (repeatable)")
