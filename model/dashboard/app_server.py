@@ -49,7 +49,7 @@ def server_environment(scenario: Path | None) -> dict[str, str]:
 
 
 # the signals that stop the command, and with it the server
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, n))
 # seconds the server has to shut down after a stop signal before its group is killed
 GRACE = 3.0
 _PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for the child when its parent dies
@@ -69,6 +69,8 @@ def serve(command: list[str], env: Mapping[str, str]) -> int:
     this process are passed on to the whole group (a group that does not stop within GRACE
     seconds is killed), so no server outlives the command. Returns 0 after a stop signal,
     otherwise the server's exit code."""
+    if os.name != "posix":  # no process groups: the server is the console's child
+        return subprocess.call(command, env=dict(env))
     stops: list[int] = []
     proc: subprocess.Popen | None = None
 
