@@ -66,7 +66,7 @@ npm:
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
-	@chromium --version
+	@chromium --version 2>/dev/null
 
 dashboard: venv
 	$(call install,all)
