@@ -50,8 +50,9 @@ def stopped_within(seconds: float, port: int, processes: list[psutil.Process]) -
     return True
 
 
-# multiprocessing's resource tracker serves this interpreter until it exits, and exits with it
-INTERPRETER_SERVICES = ("multiprocessing.resource_tracker",)
+# multiprocessing's resource tracker and fork server serve this interpreter until it exits, and
+# exit with it
+INTERPRETER_SERVICES = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
 def footprint() -> set[str]:
