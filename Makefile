@@ -1,7 +1,7 @@
 # Two entry points (see README):
 #   make baseline   set up .venv with the core install (from requirements/core.txt) and run the
 #                   baseline scenario
-#   make test       set up .venv with every extra (from requirements/all.txt), the browser and the
+#   make test       set up .venv with every extra (from requirements/all.txt), the browser, npm and the
 #                   dashboard's page scripts; check the lock, lint and run the whole test suite
 #   make dashboard  set up the dashboard extra and open the dashboard on localhost
 #   make dev        set up .venv with every extra, nothing else
@@ -20,7 +20,7 @@ export UV_NO_PROGRESS := 1
 dev: venv
 	$(call install,all)
 
-.PHONY: dev baseline test dashboard dashboard-assets browser check-python venv lock lock-check
+.PHONY: dev baseline test dashboard dashboard-assets npm browser check-python venv lock lock-check
 
 check-python:
 	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(0 if sys.version_info >= (3, 12) else f"mittelbau needs Python 3.12 or newer (Mesa 3.5 requires it); {sys.executable} is {v}. Install 3.12 and keep the .python-version file, or run make PYTHON=python3.12")'
@@ -35,15 +35,16 @@ $(BIN)/python: | $(UV)
 venv: check-python $(UV) $(BIN)/python
 	@$(BIN)/python -c 'import sys; sys.exit(0 if sys.version_info >= (3, 12) else "$(VENV) was made with Python < 3.12: delete it and rerun")'
 
-# sync: exactly the locked packages, nothing else; then the project itself without resolving
+# sync: exactly the locked packages, nothing else; then the project itself without resolving,
+# built by the locked build backend
 define install
 	$(UV) pip sync --quiet --python $(BIN)/python requirements/$(1).txt
-	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --build-constraints requirements/build.txt -e .
 endef
 
 baseline: venv
 	$(call install,core)
-	$(BIN)/mittelbau run scenarios/baseline.toml --out results/baseline --overwrite
+	$(BIN)/mittelbau run baseline --out results/baseline --overwrite
 
 lock: $(UV)
 	bash requirements/lock.sh $(UV)
@@ -52,15 +53,20 @@ lock-check: $(UV)
 	bash requirements/lock.sh $(UV) --check
 
 # the dashboard's page scripts, fetched once with npm into Solara's asset cache (offline page)
-dashboard-assets:
+dashboard-assets: npm
 	$(BIN)/python -m mittelbau.dashboard.assets
 
-# Debian's chromium for the browser test (the test drives it with Playwright, no download)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || command -v sudo)
+# npm fetches the page scripts; Debian's package when there is none
+npm:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq npm >/dev/null; }
+
+# Debian's chromium for the browser test (the test drives it with Playwright, no download)
 browser:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
-	@chromium --version
+	@chromium --version 2>/dev/null
 
 dashboard: venv
 	$(call install,all)

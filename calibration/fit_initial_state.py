@@ -1,6 +1,6 @@
 """Fit the structural propensities of the initial capabilities (BM, DT) to the EMP 2015 targets.
 
-Run:  python -m mittelbau.calibration.fit_initial_state   (or `mittelbau fit-initial-state`)
+Run:  mittelbau fit-initial-state [--out FOLDER] [--write]
 
 The expected statistics of a synthesised population are computed exactly over the cells of
 its structure (industry × size × batch × complexity × service strategy), whose weights are the
@@ -12,12 +12,14 @@ and the share of service innovators (sources §2.12), whose log-odds against Ger
 both propensities by one common fitted factor (`innovation`), the only effect that the
 Stuttgart–Germany gap identifies beyond structure. Residuals are scaled by a third of
 each target's acceptance tolerance; a small ridge term keeps effects that no target pins down
-near zero. The result is written to `initial_propensities.toml` beside this file.
+near zero. The result is written to `initial_propensities.toml` in the output folder; only
+`--write` replaces the committed file beside this module, which the model reads.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +114,21 @@ def unpack(theta: np.ndarray) -> dict[str, dict]:
     return out
 
 
+def pack(tables: dict[str, dict]) -> np.ndarray:
+    """The inverse of `unpack`: the parameter vector of tables in the propensity file's layout."""
+    values = {"bm.intercept": tables["bm"]["intercept"], "dt.intercept": tables["dt"]["intercept"]}
+    for model, blocks in (("bm", BM_BLOCKS), ("dt", DT_BLOCKS)):
+        for attr in blocks:
+            for lab in _free_labels(attr):
+                values[f"{model}.{attr}.{lab}"] = tables[model][attr][lab]
+    previous = 0.0
+    for lab in _free_labels("size"):  # size effects → cumulative increments
+        values[f"dt.size.{lab}"], previous = tables["dt"]["size"][lab] - previous, tables["dt"]["size"][lab]
+    values["dt.bm"] = tables["dt"]["bm"]
+    values["innovation_effect"] = tables["bm"]["innovation"]
+    return np.array([values[n] for n in NAMES], dtype=float)
+
+
 def _effect(table: dict, attr: str, codes: np.ndarray) -> np.ndarray:
     if attr not in table:
         return np.zeros(len(codes))
@@ -164,28 +181,45 @@ def load_targets() -> list[dict]:
     return tomllib.loads(TARGET_FILE.read_text("utf-8"))["target"]
 
 
-def fit(targets: list[dict]) -> tuple[np.ndarray, list[float]]:
+def objective(
+    targets: list[dict],
+) -> tuple[Callable[[np.ndarray], np.ndarray], Callable[[np.ndarray], np.ndarray]]:
+    """The fit's scaled residuals (targets, then the ridge terms) and the expected statistics of
+    a parameter vector, one per target."""
     cells = {pop: region_cells(pop) for pop in sorted({t["population"] for t in targets})}
+    shifts = {pop: load_region(pop).innovation_shift for pop in cells}
     scale = np.array([t["tolerance"] / (3 * t.get("weight", 1.0)) for t in targets])
     values = np.array([t["value"] for t in targets])
     penalised = np.array([not n.endswith("intercept") for n in NAMES])
 
     def predictions(theta: np.ndarray) -> np.ndarray:
         tables = unpack(theta)
-        probs = {
-            pop: cell_probabilities(tables, cl, load_region(pop).innovation_shift)
-            for pop, cl in cells.items()
-        }
+        probs = {pop: cell_probabilities(tables, cl, shifts[pop]) for pop, cl in cells.items()}
         return np.array([expected(t, probs[t["population"]], cells[t["population"]]) for t in targets])
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         return np.concatenate([(predictions(theta) - values) / scale, RIDGE * theta[penalised]])
 
+    return residuals, predictions
+
+
+# the optimiser's stopping tolerances (relative change of cost and parameters, scaled gradient)
+TOLERANCE = 1e-12
+
+
+def fit(targets: list[dict]) -> tuple[np.ndarray, list[float]]:
+    residuals, predictions = objective(targets)
     lower, upper = bounds()
     start = np.clip(np.zeros(len(NAMES)), lower, upper)
     start[NAMES.index("dt.bm")] = 2.0
     result = least_squares(
-        residuals, start, bounds=(lower, upper), method="trf", xtol=1e-12, ftol=1e-12, gtol=1e-12
+        residuals,
+        start,
+        bounds=(lower, upper),
+        method="trf",
+        xtol=TOLERANCE,
+        ftol=TOLERANCE,
+        gtol=TOLERANCE,
     )
     return result.x, list(predictions(result.x))
 
@@ -238,10 +272,15 @@ def render(theta: np.ndarray, targets: list[dict], predicted: list[float]) -> st
     return header + tomli_w.dumps(data)
 
 
-def main() -> None:
+def main(destination: Path) -> Path:
+    """Fit, write the propensity file to `destination` (whole or not at all) and print each
+    target against its expected value."""
     targets = load_targets()
     theta, predicted = fit(targets)
-    OUTPUT_FILE.write_text(render(theta, targets, predicted), encoding="utf-8")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(destination.name + ".partial")
+    partial.write_text(render(theta, targets, predicted), encoding="utf-8")
+    partial.replace(destination)
     width = max(len(t["group"]) for t in targets)
     for t, p in zip(targets, predicted, strict=True):
         flag = "ok " if abs(p - t["value"]) <= t["tolerance"] else "OUT"
@@ -250,8 +289,4 @@ def main() -> None:
             f"{flag} {t['population']:9s} {label:6s} {t['group']:{width}s} "
             f"target {t['value']:.3f}  expected {p:.3f}"
         )
-    print(f"wrote {OUTPUT_FILE.name}")
-
-
-if __name__ == "__main__":
-    main()
+    return destination

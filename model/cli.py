@@ -172,7 +172,10 @@ def _clear(folder: Path) -> None:
 def run(
     scenarios: Annotated[
         list[Path] | None,
-        typer.Argument(help="Scenario TOML files (default: the registry defaults)"),
+        typer.Argument(
+            help="Scenario TOML files or names from the scenario library, e.g. baseline "
+            "(default: the registry defaults)"
+        ),
     ] = None,
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Override a registry parameter, key=value (repeatable)")
@@ -851,11 +854,9 @@ def dashboard(
     charts, the firm network and a comparison with the same seed without programmes."""
     import importlib.util
     import os
-    import signal
-    import subprocess
     import sys
 
-    from mittelbau.dashboard.app_server import server_command, server_environment
+    from mittelbau.dashboard.app_server import serve, server_command, server_environment
 
     if not 0 <= port <= 65535:
         _fail(f"--port = {port} is invalid; allowed: 0 to 65535 (0 picks a free port)")
@@ -881,18 +882,7 @@ def dashboard(
         )
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
-    server = subprocess.Popen(command, env={**os.environ, **server_environment(scenario)})
-    # stopping the command stops the server with it (a terminated parent would leave it running)
-    signal.signal(signal.SIGTERM, lambda *_: server.terminate())
-    try:
-        code = server.wait()
-    except KeyboardInterrupt:
-        code = 0
-    finally:
-        if server.poll() is None:
-            server.terminate()
-            server.wait(timeout=30)
-    sys.exit(code if code >= 0 else 128 - code)
+    sys.exit(serve(command, {**os.environ, **server_environment(scenario)}))
 
 
 @app.command()
@@ -916,12 +906,21 @@ def params(
 
 
 @app.command("fit-initial-state")
-def fit_initial_state() -> None:
-    """Refit the initial-state propensities (calibration/fit_initial_state.py) and rewrite
-    calibration/initial_propensities.toml."""
-    from mittelbau.calibration.fit_initial_state import main
+def fit_initial_state(
+    out: Annotated[Path, typer.Option(help="Folder for the fitted initial_propensities.toml")] = Path(
+        "results/initial-state"
+    ),
+    write: Annotated[
+        bool,
+        typer.Option("--write", help="Replace the committed calibration/initial_propensities.toml instead"),
+    ] = False,
+) -> None:
+    """Refit the initial-state propensities to the EMP 2015 targets (calibration/fit_initial_state.py)
+    and write them to --out; only --write replaces the committed file the model reads."""
+    from mittelbau.calibration.fit_initial_state import OUTPUT_FILE, main
 
-    main()
+    written = main(OUTPUT_FILE if write else out / OUTPUT_FILE.name)
+    typer.echo(f"  written to {written}")
 
 
 def main() -> None:  # pragma: no cover

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Write (or, with --check, verify) the locked requirements from pyproject.toml.
-#   core.txt  the core install (make baseline)
-#   all.txt   every extra (make test, CI)
+#   core.txt   the core install (make baseline)
+#   all.txt    every extra (make test, CI)
+#   build.txt  the build backend installing the project ([build-system] requires)
 # Pinned versions already in a lock are kept where pyproject.toml still allows them, so a
 # new release elsewhere never changes the lock; --check fails when pyproject.toml changed
 # without the lock. Usage: lock.sh UV [--check]
@@ -14,12 +15,15 @@ export UV_PYTHON_DOWNLOADS=never
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 status=0
-for name in core all; do
-    extras=()
-    [ "$name" = all ] && extras=(--all-extras)
+# [build-system] requires, written on one line in pyproject.toml
+grep '^requires = \[' "$root/pyproject.toml" | grep -o '"[^"]*"' | tr -d '"' >"$work/build.in"
+for name in core all build; do
+    source=(pyproject.toml)
+    [ "$name" = all ] && source+=(--all-extras)
+    [ "$name" = build ] && source=(- --no-annotate)
     [ -f "$here/$name.txt" ] && cp "$here/$name.txt" "$work/$name.txt"
-    (cd "$root" && "$uv" pip compile pyproject.toml "${extras[@]}" --universal --python-version 3.12 \
-        --generate-hashes --no-header --quiet -o "$work/$name.txt")
+    (cd "$root" && "$uv" pip compile "${source[@]}" --universal --python-version 3.12 \
+        --generate-hashes --no-header --quiet -o "$work/$name.txt" <"$work/build.in")
     if [ "$mode" = --check ]; then
         if ! diff -q "$here/$name.txt" "$work/$name.txt" >/dev/null 2>&1; then
             echo "requirements/$name.txt does not match pyproject.toml: run 'make lock' and commit it" >&2

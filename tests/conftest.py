@@ -1,6 +1,10 @@
+import contextlib
+import socket
 import sys
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -10,3 +14,69 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # reference_model
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+def free_port() -> int:
+    """A localhost port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether anything accepts connections on the localhost port."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def survivors(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those of the processes still running (a zombie holds no port and runs nothing)."""
+    alive = []
+    for p in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                alive.append(p)
+    return alive
+
+
+def stopped_within(seconds: float, port: int, processes: list[psutil.Process]) -> bool:
+    """Wait until nothing listens on the port and none of the processes runs."""
+    deadline = time.monotonic() + seconds
+    while listening(port) or survivors(processes):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+# multiprocessing's resource tracker and fork server serve this interpreter until it exits, and
+# exit with it
+INTERPRETER_SERVICES = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def footprint() -> set[str]:
+    """This process's running children and the ports it and they listen on."""
+    found = set()
+    for p in survivors([psutil.Process(), *psutil.Process().children(recursive=True)]):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            command = " ".join(p.cmdline())
+            if any(h in command for h in INTERPRETER_SERVICES):
+                continue
+            if p.pid != psutil.Process().pid:
+                found.add(f"process {p.pid} ({command[:120]})")
+            found |= {
+                f"port {c.laddr.port} ({p.pid})"
+                for c in p.net_connections("inet")
+                if c.status == psutil.CONN_LISTEN
+            }
+    return found
+
+
+def left_behind(before: set[str], seconds: float = 5) -> set[str]:
+    """What is running or listening now that was not `before`, after waiting up to `seconds`
+    for it to end."""
+    deadline = time.monotonic() + seconds
+    while (new := footprint() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return new

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = {"mittelbau": ROOT / "model", "mittelbau.calibration": ROOT / "calibration"}
+PACKAGE_DIRS = {
+    "mittelbau": ROOT / "model",
+    "mittelbau.calibration": ROOT / "calibration",
+    "mittelbau.scenarios": ROOT / "scenarios",
+}
 
 # layer of a module: the first matching prefix; what each layer may import (besides itself)
 LAYERS = {
@@ -29,7 +33,7 @@ MAY_IMPORT = {
 
 
 def layer(module: str) -> str | None:
-    if module == "mittelbau.calibration":
+    if module in ("mittelbau.calibration", "mittelbau.scenarios"):
         return "data"  # the package itself holds the committed data files, read by path
     for prefix, name in LAYERS.items():
         if module == prefix or module.startswith(prefix + "."):

@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
+from conftest import free_port, stopped_within
 
 pytest.importorskip("solara")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -43,17 +44,12 @@ def _browser() -> str:
     return CHROMIUM
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(root, tmp_path_factory):
-    """`mittelbau dashboard` itself, on a free localhost port."""
+    """`mittelbau dashboard` itself, on a free localhost port; stopped afterwards, with nothing
+    left listening or running."""
     _browser()
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("dashboard") / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
@@ -74,19 +70,12 @@ def server(root, tmp_path_factory):
                 time.sleep(0.25)
         else:
             pytest.fail(f"dashboard did not answer at {url}:\n{log.read_text()}")
+        processes = psutil.Process(proc.pid).children(recursive=True)
         yield url, log
     finally:
         proc.terminate()
-        proc.wait(timeout=40)
-    # stopping the command stops the server it started
-    for _ in range(40):
-        try:
-            urllib.request.urlopen(url, timeout=1)
-        except OSError:
-            break
-        time.sleep(0.25)
-    else:
-        pytest.fail(f"the dashboard server still answers at {url} after the command was stopped")
+        proc.wait(timeout=20)
+    assert stopped_within(5, port, processes), f"the dashboard's server outlived it on port {port}"
 
 
 def _percent(text: str, stage: int) -> float:

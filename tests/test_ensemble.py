@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import footprint, left_behind
 
 from mittelbau.core.scenario import load_scenario
 from mittelbau.experiments.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
@@ -44,7 +45,9 @@ def test_one_worker_two_processes_and_dask_give_identical_tables(tmp_path, scena
     runs = {}
     for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
         out = tmp_path / f"{executor}-{workers}"
+        before = footprint()
         counts = run_ensemble(scenarios, 3, out, executor=executor, workers=workers)
+        assert not left_behind(before), executor  # the Dask cluster's servers and workers end with it
         assert counts == {"planned": 6, "skipped": 0, "ran": 6, "failed": 0, "recomputed": 0}
         runs[(executor, workers)] = load_ensemble(out)
     first = runs[("local", 1)]

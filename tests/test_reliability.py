@@ -328,7 +328,9 @@ def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
     assert res.exit_code == 0, res.output
     assert "+15 upward moves against no programme, €0 per additional move" in res.stdout
     assert "no additional moves" not in res.stdout
-    monkeypatch.setattr(subprocess, "call", lambda *a, **k: 0)
+    from mittelbau.dashboard import app_server
+
+    monkeypatch.setattr(app_server, "serve", lambda *a, **k: 0)  # the warning, not a server
     res = cli("dashboard", "--host", "0.0.0.0", "--port", "0", "--no-open")
     assert "warning: --host 0.0.0.0 makes the dashboard reachable from other machines" in res.stderr
 

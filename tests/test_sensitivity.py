@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import footprint, left_behind
 from typer.testing import CliRunner
 
 from mittelbau.cli import app
@@ -78,6 +79,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
     with common random numbers its total index is exactly zero."""
     runs = {}
     for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
+        before = footprint()
         runs[executor, workers] = run_study(
             "sobol",
             tiny,
@@ -88,6 +90,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
             replications=2,
             run_kw={"workers": workers, "executor": executor},
         )
+        assert not left_behind(before), executor  # the Dask cluster's servers and workers end with it
     first = runs["local", 1]["indices"]
     idx = first.set_index("factor")
     assert idx.loc["hollowing_threshold", "ST"] == 0.0

@@ -1,8 +1,10 @@
 """Scenario files (TOML overrides of the registry defaults) and their validation.
 
 A scenario file holds `name`, `description` and a `[parameters]` table whose keys are registry
-names. Every problem is reported as one `ScenarioError` naming the key, the value given and
-what is allowed, before anything runs or is written.
+names. A scenario is given by path or by the name of one in the library shipped with the
+package (`baseline`, `equal-budget/funding`; the repository's `scenarios/` folder). Every
+problem is reported as one `ScenarioError` naming the key, the value given and what is
+allowed, before anything runs or is written.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from mittelbau import scenarios as library
 from mittelbau.core.parameters import BY_NAME, REGISTRY
 from mittelbau.core.registry_entry import Parameter
 from mittelbau.levers import SPECS
@@ -155,21 +158,45 @@ class Scenario:
     path: str | None = None
 
 
+def bundled_scenarios() -> dict[str, Path]:
+    """The scenario library by name: each file's path below the library without `.toml`."""
+    folder = Path(library.__file__).resolve().parent
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in sorted(folder.rglob("*.toml"))}
+
+
+def resolve_scenario(given: str | Path) -> Path:
+    """A scenario file: `given` itself when it exists, else the library's scenario of that
+    name; the error lists the library when neither is found."""
+    path = Path(given)
+    if path.exists():
+        return path
+    found = bundled_scenarios().get(str(given))
+    if found is not None:
+        return found
+    raise ScenarioError(
+        str(given),
+        "scenario file not found",
+        allowed="a path to a readable TOML file or a scenario of the library: "
+        + ", ".join(bundled_scenarios()),
+    )
+
+
 def load_scenario(
     path: str | Path | None,
     assignments: Iterable[str] = (),
     seed: int | None = None,
     name: str | None = None,
 ) -> Scenario:
-    """Read a scenario file (or the defaults when `path` is None), apply `--set` assignments and
-    a seed, and validate everything. `name` renames the result (e.g. one file run for several
-    regions in one ensemble)."""
+    """Read a scenario file or library scenario (the defaults when `path` is None), apply
+    `--set` assignments and a seed, and validate everything. `name` renames the result (e.g.
+    one file run for several regions in one ensemble)."""
     data: dict[str, Any] = {"name": "defaults", "description": "registry defaults"}
     where = "defaults"
     if path is not None:
+        path = resolve_scenario(path)
         where = str(path)
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ScenarioError(
                 where, "scenario file not found", allowed="a path to a readable TOML file"

@@ -157,12 +157,15 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
         raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
     cluster = None
     if scheduler is None:
+        # no dashboard; the scheduler's own HTTP routes on a free localhost port, not on a fixed
+        # one another cluster may hold
         cluster = LocalCluster(
             n_workers=min(workers, len(items)),
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=None,
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         )
     try:
         client = _client(scheduler or cluster)
