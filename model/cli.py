@@ -225,20 +225,26 @@ def run(
 
     from mittelbau.experiments.outputs import write_run  # the model's modules load after the checks
     from mittelbau.experiments.runs import runs_needed, simulate
+    from mittelbau.experiments.store import FolderError, run_lock
 
     p = scen.params
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} simulated years"),
-        TimeRemainingColumn(),
-        disable=quiet,
-        transient=True,
-    ) as progress:
-        task = progress.add_task(f"{scen.name}: {p.firms} firms, {p.region}", total=p.years * runs_needed(p))
-        result = simulate(scen, on_year=lambda _m: progress.advance(task))
-    _write_figures_to_files()
-    write_run(result, folder)
+    try:
+        with run_lock(folder):  # one writer per folder, from the first simulated year to the write
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} simulated years"),
+                TimeRemainingColumn(),
+                disable=quiet,
+                transient=True,
+            ) as progress:
+                total = p.years * runs_needed(p)
+                task = progress.add_task(f"{scen.name}: {p.firms} firms, {p.region}", total=total)
+                result = simulate(scen, on_year=lambda _m: progress.advance(task))
+            _write_figures_to_files()
+            write_run(result, folder)
+    except FolderError as exc:
+        _fail(str(exc))
     if not quiet:
         h = result.summary["headline"]
         a, b = h["stage_shares_start"], h["stage_shares_end"]

@@ -44,7 +44,9 @@ def test_library_scenarios_run_by_name_from_anywhere(root, tmp_path, monkeypatch
     nested = load_scenario("equal-budget/funding")
     assert nested.params == load_scenario(root / "scenarios" / "equal-budget" / "funding.toml").params
     assert nested.params.funding_budget_eur > 0
-    with pytest.raises(ScenarioError, match=r"nosuch: scenario file not found.*baseline, centres, cooperation"):
+    with pytest.raises(
+        ScenarioError, match=r"nosuch: scenario file not found.*baseline, centres, cooperation"
+    ):
         load_scenario("nosuch")
     res = CliRunner().invoke(app, ["run", "nosuch", "--out", str(tmp_path / "out")])
     assert res.exit_code == 2 and "scenario of the library" in res.output

@@ -216,6 +216,19 @@ def test_5_a_second_writer_stops_at_once(ensemble, tmp_path, base):
     assert listing(out) == before
 
 
+def test_5_a_single_run_has_one_writer_too(tmp_path, base):
+    from mittelbau.experiments.store import run_lock
+
+    out = tmp_path / "single"
+    with run_lock(out):
+        res = cli("run", base, *TINY, "--out", str(out))
+    assert res.exit_code == 2
+    assert f"{out} is being written by another mittelbau process (pid {os.getpid()})" in one_error_line(res)
+    assert not out.exists()
+    assert cli("run", base, *TINY, "--out", str(out)).exit_code == 0  # the lock ended with its holder
+    assert (out / "summary.json").exists()
+
+
 def test_5_two_ensembles_into_one_folder_one_stops_the_other_completes(tmp_path, base):
     out = tmp_path / "both"
     small = ["--set", "firms=400", "--set", "years=3", "--replications", "40"]  # a few seconds

@@ -226,7 +226,8 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
     """Write all files into a temporary folder beside `out`, then put that folder in the place
     of `out` (whatever `out` held is replaced, never mixed with the new files), so an
     interrupted or failed write leaves nothing half-written. Temporary folders left by earlier
-    writes into `out` whose process has ended are removed."""
+    writes into `out` whose process has ended are removed. A command holds `store.run_lock(out)`
+    from the start of the run to the end of the write: one writer per folder."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(out)

@@ -3,6 +3,7 @@ to, and units of results (a run, a batch) written atomically with their checksum
 
 - `folder_lock(out)` holds an advisory lock (`fcntl.flock` on `out/.lock`) while a command
   writes into `out`; a second writer stops at once. The lock dies with its process.
+  `run_lock(out)` does the same for a single run's folder, with the lock file beside it.
 - `design_hash(data)` is the SHA-256 of a canonical JSON text: the manifest of a folder stores
   one per run (or batch), so a rerun with other parameters or seeds is recognised.
 - `write_unit(target, write, design)` writes a unit into a temporary folder beside `target`,
@@ -53,7 +54,27 @@ def file_hash(path: Path) -> str:
 def folder_lock(out: Path) -> Iterator[None]:
     """Hold the folder's advisory lock (creating the folder); another holder → FolderError."""
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    with _hold(out / LOCK, out):
+        yield
+
+
+@contextmanager
+def run_lock(out: Path) -> Iterator[None]:
+    """Hold the lock of a single run's folder, `.<name>.lock` beside it (the folder itself is
+    replaced whole when the run is written); another holder → FolderError. The lock file is
+    removed before the lock is let go, so nothing is left beside the run."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lock = out.with_name(f".{out.name}{LOCK}")
+    with _hold(lock, out):
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+
+
+@contextmanager
+def _hold(lock: Path, out: Path) -> Iterator[None]:
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
