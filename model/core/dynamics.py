@@ -13,12 +13,16 @@ synchronous and independent of any firm order):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mittelbau.core.categories import COMPLEXITIES
 from mittelbau.core.population import FirmTable, draw_dt_items
 from mittelbau.core.propensities import Propensities
+
+if TYPE_CHECKING:
+    from mittelbau.core.mechanisms import MechanismYear
 
 REF_BM_SHARE = 0.46  # sources §2.2: Stuttgart BM share, the setting of the IHK 2016 motives
 REF_DT_SHARE = 0.58  # sources §2.14: Stuttgart any-DT share (reading)
@@ -147,6 +151,7 @@ def change_capabilities(
     item_draw: np.ndarray,
     rng: np.random.Generator,
     boost: Boost | None = None,
+    mech: MechanismYear | None = None,
 ) -> CapabilityChange:
     """Adopt and lose BM and DT for surviving firms, in place.
 
@@ -154,7 +159,8 @@ def change_capabilities(
     levers and the same-seed run without them see the same random numbers (common random
     numbers); `boost` None means no lever acts. A lever-reached firm's
     gain is counted as happening 'anyway' when the same draw also falls below the hazard
-    without the lever — the in-model counterfactual behind deadweight.
+    without the lever — the in-model counterfactual behind deadweight. `mech` carries the
+    switchable mechanisms' hazard multipliers (None: every mechanism off).
     """
     n = len(state)
     x_dt, x_bm = x
@@ -162,16 +168,19 @@ def change_capabilities(
     side = rng.spawn(1)[0]  # DT items and motives: drawn per gain, never shifting `u`
     had_bm, had_dt = state.bm.copy(), state.dt.copy()
 
-    h_dt0 = dt_hazard(state, x_dt, exposure, p)
+    # mechanisms (model/core/mechanisms.py): multipliers of the gain and loss hazards
+    m_dt, m_bm, m_loss = (1.0, 1.0, 1.0) if mech is None else (mech.dt_gain, mech.bm_gain, mech.bm_loss)
+    h_dt0 = dt_hazard(state, x_dt, exposure, p) * m_dt
     channels = bm_channels(exposure, pressure, p)
-    h_bm0 = bm_hazard(state, x_bm, channels, p)
+    h_bm0 = bm_hazard(state, x_bm, channels, p) * m_bm
     p_dt0, p_bm0 = hazard_to_probability(h_dt0), hazard_to_probability(h_bm0)
     if boost is None:
         p_dt, p_bm = p_dt0, p_bm0
     else:
-        p_dt = hazard_to_probability(dt_hazard(state, x_dt, exposure, p, boost.dt, boost.finance_relief))
+        h_dt = dt_hazard(state, x_dt, exposure, p, boost.dt, boost.finance_relief) * m_dt
+        p_dt = hazard_to_probability(h_dt)
         p_bm = hazard_to_probability(boost.bm * h_bm0)
-    loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0)
+    loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0) * m_loss
 
     gain_dt = survivors & ~had_dt & (u[0] < p_dt)
     lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(n, p.dt_loss_rate)))

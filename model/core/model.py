@@ -22,12 +22,15 @@ from mittelbau.core.dynamics import (
 )
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import (
+    competence_by_stage,
     hollowing_ratio,
     middle_share,
     polarisation_index,
     stage_shares,
+    stuck_share,
     upward_rate,
 )
+from mittelbau.core.mechanisms import Mechanisms, customer_power, draw_state
 from mittelbau.core.network import neighbour_share, supplier_network
 from mittelbau.core.population import synthesise
 from mittelbau.core.propensities import load_propensities
@@ -74,7 +77,19 @@ class MittelbauModel(mesa.Model):
         # latter, and the agent ↔ model cycle would keep every finished model alive
         self.firm_at: list[Firm] = list(Firm.create_agents(self, params.firms, row=np.arange(params.firms)))
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
-        self.levers = build_levers(params, params.firms, self.rng.spawn(1)[0])
+        lever_root = self.rng.spawn(1)[0]
+        self.levers = build_levers(params, params.firms, lever_root)
+        # the switchable mechanisms (model/core/mechanisms.py) draw from their own root, a child
+        # of the levers' root (which never spawns otherwise): their draws shift no other stream
+        self.mechanisms = Mechanisms(params)
+        self.mechanism_rng = lever_root.spawn(1)[0]
+        draw_state(self.state, params, self.mechanism_rng.spawn(1)[0])
+        self.customer_power = customer_power(self.customers, self.state.size)
+        # the verdict indicators follow the 2015 firms: their stage then, their size class then,
+        # and (once they exit) the stage they left from (0 while still in the market)
+        self.start_stage = self.state.stage.copy()
+        self.start_small = self.state.size <= SIZE_CLASSES.index("50-99")
+        self.exit_stage = np.zeros(params.firms, dtype=np.int8)
         self.lever_records: list[tuple] = []  # year, lever, spent, reached, upward, deadweight
 
         self.stage_counts: list[np.ndarray] = []  # per year: (groups × 3) counts
@@ -90,6 +105,13 @@ class MittelbauModel(mesa.Model):
                 "polarisation_index": lambda m: polarisation_index(m.recorded_shares),
                 "hollowing_ratio": lambda m: hollowing_ratio(m.recorded_shares),
                 "upward_rate": lambda m: upward_rate(m.transitions[-1]) if m.transitions else None,
+                "stuck_share": lambda m: stuck_share(m.start_stage, m.state.stage, m.exit_stage),
+                "stuck_share_small": lambda m: stuck_share(
+                    m.start_stage, m.state.stage, m.exit_stage, m.start_small
+                ),
+                "competence_stage1": lambda m: m.recorded_competence[0],
+                "competence_stage3": lambda m: m.recorded_competence[2],
+                "competence_gap": lambda m: m.recorded_competence[2] - m.recorded_competence[0],
             }
         )
         self._record()
@@ -134,12 +156,18 @@ class MittelbauModel(mesa.Model):
         # one stream each for the core dynamics, the entrants and the levers, spawned anew every
         # year, so that a lever's own draws never shift the draws of the same-seed run without it
         core, entry, lever_rng = self.rng.spawn(3)
+        mech_start, mech_leap, mech_entry = self.mechanism_rng.spawn(3)
         before = s.stage
         actions = [(lever, lever.act(self, self.year, lever_rng)) for lever in self.levers]
         for lever, act in actions:
             lever.note_reach(act.reached, s)
         exposure = self.exposure()  # after the levers: cooperation adds ties
-        exits = core.random(len(s)) < hazard_to_probability(exit_hazard(s, pressure, p))
+        reached = np.zeros(len(s), dtype=bool)
+        for _, act in actions:
+            reached |= act.reached
+        mech = self.mechanisms.start_year(s, self.year, pressure, reached, self.customer_power, mech_start)
+        h_exit = exit_hazard(s, pressure, p) * (1.0 if mech is None else mech.exit)
+        exits = core.random(len(s)) < hazard_to_probability(h_exit)
         change = change_capabilities(
             s,
             (self.x_dt, self.x_bm),
@@ -150,10 +178,16 @@ class MittelbauModel(mesa.Model):
             self.props.dt_item_draw,
             core,
             boost=combined_boost(len(s), [act for _, act in actions]) if actions else None,
+            mech=mech,
         )
         motives = change.bm_motives
         self.bm_introduced[change.gain_bm] = self.year
+        if self.mechanisms:
+            stayed = ~exits & (before == 1) & (s.stage == 1)
+            leap = self.mechanisms.after_change(s, stayed, self.props.dt_item_draw, mech_leap)
+            self.bm_introduced[leap] = self.year
         learn_and_engage(s, pressure, p, core)
+        self.mechanisms.after_learning(s)
         moved_up = ~exits & (s.stage > before)
         for lever, act in actions:
             up = act.reached & moved_up
@@ -168,7 +202,9 @@ class MittelbauModel(mesa.Model):
                 )
             )
         rows = np.flatnonzero(exits)
-        self._replace(rows, entry)
+        first = rows[self.firm_id[rows] == rows]  # 2015 firms leaving now
+        self.exit_stage[first] = before[first]
+        self._replace(rows, entry, mech_entry)
         after = s.stage
         matrix = np.zeros((4, 4), dtype=np.int64)
         np.add.at(matrix, (before[~exits], after[~exits]), 1)
@@ -186,7 +222,7 @@ class MittelbauModel(mesa.Model):
         return self
 
     # ---- entry and exit -----------------------------------------------------------------------
-    def _replace(self, rows: np.ndarray, rng: np.random.Generator) -> None:
+    def _replace(self, rows: np.ndarray, rng: np.random.Generator, mech_rng: np.random.Generator) -> None:
         """Exiting firms leave; entrants of the region's structure take their rows, keeping the
         row's value-chain position and customer–supplier ties (the market slot). The row's
         agent handle stays; the occupant gets a new firm_id and entry year."""
@@ -198,7 +234,9 @@ class MittelbauModel(mesa.Model):
         for lever in self.levers:
             lever.drop_rows(rows)
         entrants = synthesise(self.region, len(rows), rng)
+        draw_state(entrants, self.params, mech_rng)
         self.state.replace_rows(rows, entrants, keep=("position",))
+        self.customer_power = customer_power(self.customers, self.state.size)
         x_dt, x_bm = structural_log_hazards(entrants, self.props, self.region.innovation_shift)
         self.x_dt[rows], self.x_bm[rows] = x_dt, x_bm
 
@@ -223,6 +261,7 @@ class MittelbauModel(mesa.Model):
             counts.append(np.bincount(codes * 3 + stage, minlength=k * 3).reshape(k, 3))
         self.stage_counts.append(np.vstack(counts))
         self.recorded_shares = counts[0][0] / len(s)  # read by the reporters: computed once
+        self.recorded_competence = competence_by_stage(s.techniques, s.stage)
         self.datacollector.collect(self)
 
     @property

@@ -72,6 +72,7 @@ def _num(x: float | None) -> str:
 
 
 P = Parameter
+SWITCH = ("off", "on")  # choices of a mechanism switch
 
 
 def P_fit(
@@ -648,6 +649,228 @@ REGISTRY: tuple[Parameter, ...] = (
         2075,
         group="centres",
     ),
+    # ---- mechanisms that can hollow the middle (docs/odd.md, section 7.2) ----------------
+    P(
+        "mech_service_neglect",
+        "off",
+        "-",
+        "Weak service revenue feeds neglect: the BM loss hazard rises as a firm's realised "
+        "service revenue share falls below the sector mean",
+        "sources §2.12, §2.13, §7.5 (a possibility the study names, not a measured effect; "
+        "off by default so the calibrated structure is the reference)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "service_revenue_mean",
+        0.10,
+        "share of revenue",
+        "Mean service revenue share (direct and indirect billing) of the synthesised firms",
+        "sources §2.12 (Stuttgart 10 %, Germany 11 %)",
+        0.02,
+        0.3,
+        group="mechanisms",
+    ),
+    P(
+        "service_revenue_concentration",
+        10.0,
+        "-",
+        "Concentration a + b of the beta distribution of the service revenue share",
+        "assumption: the studies give the mean only; 10 gives a standard deviation of about "
+        "9 pp around a mean of 10 %",
+        2.0,
+        100.0,
+        group="mechanisms",
+    ),
+    P(
+        "service_below_value",
+        0.5,
+        "share",
+        "Share of its service value a supplier does not bill when all its customers are larger "
+        "than itself (services given away or sold below value)",
+        "sources §2.12, §7.5 (market power of final-product makers over smaller suppliers); size assumed",
+        0.0,
+        0.9,
+        group="mechanisms",
+    ),
+    P(
+        "neglect_effect",
+        1.0,
+        "factor",
+        "Extra relative BM loss hazard of a firm with no realised service revenue (linear in "
+        "the shortfall below the mean)",
+        "assumption: sources §7.5 gives the direction ('further neglect of the service "
+        "business'), not the size; 1 doubles the loss hazard at zero revenue",
+        0.0,
+        5.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_lockin",
+        "off",
+        "-",
+        "Stage-1 lock-in: stage-1 firms not engaged (watching, internal only) barely respond "
+        "until engagement drift or a programme wakes them",
+        "sources §4.3, §4.9 (about 40 % not engaged; firms that have not engaged do not see the challenge)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "lockin_response",
+        0.3,
+        "factor",
+        "Multiplier of the DT and BM adoption hazards of locked-in firms",
+        "assumption: sources §4.3 ('do not see the challenge') gives the direction; 'barely "
+        "respond' read as under a third",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_rising_bar",
+        "off",
+        "-",
+        "The rising bar: the digital competence needed for DT grows with the frontier; IT "
+        "specialists and training decide who keeps up",
+        "sources §2.10, §6.2, §7.4 (firms < 100 employees risk being decoupled step by step)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "bar_growth",
+        0.2,
+        "techniques/year",
+        "Yearly growth of the digital competence the DT hazard is measured against (from "
+        "three techniques in 2015)",
+        "assumption: slower than a DT user's learning (competence_learning), so users keep "
+        "pace and non-users fall behind",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "bar_effect",
+        0.15,
+        "log-hazard per technique",
+        "Fall of the DT log-hazard per technique a firm's competence lies below the bar",
+        "assumption: the same size as dt_competence_effect (sources §4.5)",
+        0.0,
+        0.5,
+        group="mechanisms",
+    ),
+    P(
+        "it_specialist_bonus",
+        2.0,
+        "techniques",
+        "Digital competence an IT specialist adds to a firm's techniques against the bar",
+        "assumption: sources §6.2 (IT specialists in 12 % of 10–49 vs 43 % of 50–249); size assumed",
+        0.0,
+        5.0,
+        group="mechanisms",
+    ),
+    P(
+        "training_learning",
+        0.15,
+        "techniques/year",
+        "Techniques a firm without DT that covers skills gaps by training adds per year",
+        "assumption: sources §6.2 (training in 18 % of 10–49 vs 43 % of 50–249); half the "
+        "default learning by use",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_platform_capture",
+        "off",
+        "-",
+        "Platform capture: stage-1 makers of simple products with a threatened BM become "
+        "platform suppliers, lose margin and may exit",
+        "sources §4.9, §7.2, §7.3",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "capture_rate",
+        0.05,
+        "1/year per pressure unit",
+        "Hazard that an exposed stage-1 firm becomes a platform supplier, per unit of the "
+        "digital pressure index",
+        "assumption: sources §4.9 (7 % threatened now, 21 % possibly in future: about a "
+        "fifth of the exposed within a few years)",
+        0.0,
+        0.5,
+        group="mechanisms",
+    ),
+    P(
+        "capture_exit_factor",
+        2.0,
+        "factor",
+        "Multiplier of a platform supplier's exit hazard (lost margin)",
+        "assumption: sources §7.2, §7.3 (value added moves to the platform); size assumed",
+        1.0,
+        10.0,
+        group="mechanisms",
+    ),
+    P(
+        "capture_adoption_factor",
+        0.5,
+        "factor",
+        "Multiplier of a platform supplier's DT and BM adoption hazards (dependency)",
+        "assumption: sources §7.3 (dependencies on the platform); size assumed",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_delayed_slump",
+        "off",
+        "-",
+        "Delayed slump: where services carry little strategic weight, success lowers the BM "
+        "adoption hazard after a delay",
+        "sources §2.13 ('with a delay' a slump in new BM offers)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "slump_delay",
+        5,
+        "years",
+        "Years after 2015 before the slump begins (it deepens linearly over the next five)",
+        "assumption: sources §2.13 says 'with a delay', not how long",
+        0,
+        20,
+        group="mechanisms",
+    ),
+    P(
+        "slump_depth",
+        0.5,
+        "share",
+        "Fall of the BM adoption hazard of firms without a service strategy once the slump is complete",
+        "assumption: sources §2.13 gives the direction only",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_leapfrog",
+        "off",
+        "-",
+        "Leapfrogging: stage-1 firms exchanging with partners acquire DT and BM together "
+        "(1 → 3), e.g. through a digital partner",
+        "sources §2.13 (the 2 → 3 flow depends on stage 2's size), §4.3, §5.2",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "leap_rate",
+        0.02,
+        "1/year",
+        "Hazard that a stage-1 firm at engagement 'partners' or beyond acquires DT and BM together",
+        "assumption: below the reference adoption rates' order of a few per cent a year",
+        0.0,
+        0.2,
+        group="mechanisms",
+    ),
     # ---- indicators --------------------------------------------------------------------
     P(
         "hollowing_threshold",
@@ -658,6 +881,17 @@ REGISTRY: tuple[Parameter, ...] = (
         "assumption: 'two worlds' (sources §2.13) read as a middle less than half the size of either pole",
         0.1,
         1.0,
+        group="indicators",
+    ),
+    P(
+        "middle_shrink_pp",
+        2.0,
+        "pp",
+        "The middle shrinks when stage 2 at the horizon lies at least this far below 2015",
+        "assumption: a fall clearly beyond the sampling noise of a 4,000-firm run (about "
+        "0.7 pp standard deviation)",
+        0.0,
+        20.0,
         group="indicators",
     ),
 )

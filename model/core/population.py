@@ -43,6 +43,12 @@ class FirmTable:
     bm: np.ndarray
     dt: np.ndarray
     dt_items: np.ndarray  # (n, 4) booleans, order DT_ITEMS
+    # state of the switchable mechanisms (model/core/mechanisms.py): neutral values from
+    # `synthesise`, drawn from the mechanisms' own stream by `mechanisms.draw_state`
+    service_revenue: np.ndarray  # service revenue share (sources §2.12)
+    it_specialist: np.ndarray  # employs IT specialists (sources §6.2)
+    trains: np.ndarray  # covers skills gaps by training (sources §6.2)
+    platform: np.ndarray  # a platform supplier (sources §7.3)
 
     def __len__(self) -> int:
         return len(self.industry)
@@ -234,6 +240,10 @@ def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
         bm=bm,
         dt=dt,
         dt_items=dt_items,
+        service_revenue=np.zeros(n),
+        it_specialist=np.zeros(n, dtype=bool),
+        trains=np.zeros(n, dtype=bool),
+        platform=np.zeros(n, dtype=bool),
     )
 
 
