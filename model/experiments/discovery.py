@@ -16,7 +16,7 @@ from SALib.sample import latin
 
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import OUTPUTS, evaluate_points
-from mittelbau.experiments.sensitivity import factors, problem, to_overrides
+from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -116,8 +116,12 @@ def discover(
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
+    for p in chosen:  # a switch enters PRIM as 0 (off) / 1 (on), as the runs saw it
+        if is_categorical(p):
+            x[p.name] = (x[p.name] >= 0.5).astype(float)
     x.assign(case=cases).to_csv(out / "sample.csv", index=False, float_format="%.6g")
     found = prim_box(x, cases, min_density)
+    verdicts = verdict_shares(runs)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",
         "",
@@ -126,7 +130,12 @@ def discover(
         "(at the horizon) in most of its replicates"
         + (" — `hollowed`: the middle hollows out by the horizon." if case == Case() else "."),
         "",
-        f"Cases of interest: {int(cases.sum())} of {samples} points.",
+        f"Cases of interest: {int(cases.sum())} of {samples} points ({cases.mean():.0%}).",
+        "",
+        "Verdicts over the sampled points (a binary verdict counts at a point when it holds in "
+        "most of its replicates; stuck shares are means over points):",
+        "",
+        *[f"- {k}: {v:.0%}" for k, v in verdicts.items()],
         "",
     ]
     if found["found"]:
@@ -143,10 +152,31 @@ def discover(
         ]
         for name, (lo, hi) in found["restricted"].items():
             p = next(q for q in chosen if q.name == name)
-            lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.low:g}–{p.high:g} |")
+            if is_categorical(p):
+                lines.append(f"| {name} | {SWITCH_NAMES[round(lo)]} | {SWITCH_NAMES[round(hi)]} | off, on |")
+            else:
+                lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.low:g}–{p.high:g} |")
     else:
         lines.append(f"No sampled point has `{case}`, so there is no box to find.")
     (out / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     found.pop("trajectory", None)
     found["case"] = str(case)
+    found["share"] = float(cases.mean())
+    found["verdicts"] = verdicts
     return found
+
+
+SWITCH_NAMES = ("off", "on")  # a switch's PRIM limits 0 / 1
+
+
+def verdict_shares(runs: pd.DataFrame) -> dict[str, float]:
+    """Over the sampled points: the share where each binary verdict holds in most replicates,
+    and the mean stuck shares."""
+    by_point = runs.groupby("point")
+    out = {
+        name: float((by_point[name].mean() > 0.5).mean())
+        for name in ("hollowed", "middle_shrinks", "gap_widens")
+    }
+    for name in ("stuck_share", "stuck_share_small"):
+        out[f"mean {name}"] = float(by_point[name].mean().mean())
+    return out

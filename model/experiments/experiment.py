@@ -33,6 +33,11 @@ OUTPUTS = {
     "upward_rate": "mean yearly upward-move rate from stage 1",
     "hollowed": "1 if the middle hollows out by the horizon, else 0",
     "cost_per_additional_upward_move": "public € per additional upward move (lever scenarios)",
+    "middle_shrinks": "1 if stage 2 at the horizon is middle_shrink_pp or more below 2015, else 0",
+    "stuck_share": "share of the 2015 stage-1 firms that never got out of stage 1",
+    "stuck_share_small": "stuck_share among the 2015 stage-1 firms with < 100 employees",
+    "competence_gap": "mean techniques of stage 3 minus stage 1 at the horizon",
+    "gap_widens": "1 if the competence gap is wider at the horizon than in 2015, else 0",
 }
 MANIFEST = "experiment.json"
 BATCH_RUNS = 16  # runs per batch: the unit of persistence and of work sent to a worker
@@ -58,7 +63,16 @@ def run_outputs(params) -> dict[str, float]:
         "upward_rate": h["mean_upward_rate"] if h["mean_upward_rate"] is not None else np.nan,
         "hollowed": float(h["hollowed"]),
         "cost_per_additional_upward_move": np.nan if cost is None else cost,
+        "middle_shrinks": float(h["middle_shrinks"]),
+        "stuck_share": _number(h["stuck_share"]),
+        "stuck_share_small": _number(h["stuck_share_small"]),
+        "competence_gap": _number(h["competence_gap"][1]),
+        "gap_widens": _number(h["competence_gap_widens"]),
     }
+
+
+def _number(x: float | bool | None) -> float:
+    return np.nan if x is None else float(x)
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:

@@ -56,6 +56,26 @@ def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
+    """Per scenario: the share of runs in which the middle shrinks and in which the competence
+    gap widens (Wilson intervals), and the mean stuck shares at the horizon (t intervals) —
+    the verdicts beside 'two worlds' (docs/odd.md, 'Indicators')."""
+    rows = []
+    for name in ens["manifest"]["scenarios"]:
+        heads = [r["summary"]["headline"] for r in ens["summaries"] if r["scenario"] == name]
+        row: dict[str, Any] = {"scenario": name, "runs": len(heads)}
+        for key in ("middle_shrinks", "competence_gap_widens"):
+            known = [h.get(key) for h in heads if h.get(key) is not None]
+            p, lo, hi = wilson_interval(sum(bool(k) for k in known), len(known))
+            row |= {f"p_{key}": p, f"p_{key}_low": lo, f"p_{key}_high": hi}
+        for key in ("stuck_share", "stuck_share_small"):
+            vals = np.array([h[key] for h in heads if h.get(key) is not None], dtype=float)
+            m, lo, hi = mean_interval(vals) if len(vals) else (np.nan,) * 3
+            row |= {key: m, f"{key}_low": lo, f"{key}_high": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def verdict_sentence(row: pd.Series) -> str:
     interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
     if row.p_hollowed == 0:
@@ -205,6 +225,23 @@ def figures(ens: dict[str, Any], folder: Path) -> list[Path]:
     return paths
 
 
+def _probability_row(r: pd.Series) -> str:
+    def share(key: str) -> str:
+        return f"{r[key]:.0%} [{r[key + '_low']:.0%}–{r[key + '_high']:.0%}]"
+
+    def mean(key: str) -> str:
+        if not np.isfinite(r[key]):
+            return "–"
+        if not np.isfinite(r[key + "_low"]):
+            return f"{100 * r[key]:.1f} %"
+        return f"{100 * r[key]:.1f} % [{100 * r[key + '_low']:.1f}–{100 * r[key + '_high']:.1f}]"
+
+    return (
+        f"| {r['scenario']} | {share('p_middle_shrinks')} | {share('p_competence_gap_widens')} | "
+        f"{mean('stuck_share')} | {mean('stuck_share_small')} |"
+    )
+
+
 def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
     if row[f"{key}_runs"] == 0:
         return "–"
@@ -222,6 +259,7 @@ def write_report(folder: str | Path) -> Path:
         raise EnsembleError(f"{folder} has no finished runs to report on")
     figs = figures(ens, folder)
     ver = verdicts(ens)
+    probs = verdict_probabilities(ens)
     diffs = paired_differences(ens)
     levers = lever_table(ens)
     ind = ens["indicators"]
@@ -238,6 +276,15 @@ def write_report(folder: str | Path) -> Path:
         "Hollowed = stage 2 below `hollowing_threshold` × the smaller of stages 1 and 3.",
         "",
         *[f"- {verdict_sentence(r)}" for r in ver.itertuples()],
+        "",
+        "The other verdicts (definitions in docs/odd.md, 'Indicators'): the share of runs in which "
+        "stage 2 at the horizon is at least `middle_shrink_pp` below 2015 and in which the "
+        "competence gap between stages 3 and 1 widens, and the mean share of the 2015 stage-1 "
+        "firms still stuck in stage 1 (exits from stage 1 count as stuck).",
+        "",
+        "| scenario | middle shrinks | competence gap widens | stuck (all) | stuck (< 100 employees) |",
+        "|---|---|---|---|---|",
+        *[_probability_row(r) for _, r in probs.iterrows()],
         "",
         f"## Stage shares at {end_year}",
         "",

@@ -25,7 +25,15 @@ from mittelbau.experiments.sensitivity import (
     to_overrides,
 )
 
-DEFAULT_OUTPUTS = ("middle_share", "hollowing_ratio", "polarisation_index", "upward_rate")
+DEFAULT_OUTPUTS = (
+    "middle_share",
+    "hollowing_ratio",
+    "polarisation_index",
+    "upward_rate",
+    "stuck_share",
+    "stuck_share_small",
+    "competence_gap",
+)
 PILOT_REPLICATIONS = 16
 
 
