@@ -153,7 +153,8 @@ def discover(
         for name, (lo, hi) in found["restricted"].items():
             p = next(q for q in chosen if q.name == name)
             if is_categorical(p):
-                lines.append(f"| {name} | {SWITCH_NAMES[round(lo)]} | {SWITCH_NAMES[round(hi)]} | off, on |")
+                low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
+                lines.append(f"| {name} | {low} | {high} | off, on |")
             else:
                 lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.low:g}–{p.high:g} |")
     else:
@@ -166,9 +167,6 @@ def discover(
     return found
 
 
-SWITCH_NAMES = ("off", "on")  # a switch's PRIM limits 0 / 1
-
-
 def verdict_shares(runs: pd.DataFrame) -> dict[str, float]:
     """Over the sampled points: the share where each binary verdict holds in most replicates,
     and the mean stuck shares."""
@@ -178,5 +176,5 @@ def verdict_shares(runs: pd.DataFrame) -> dict[str, float]:
         for name in ("hollowed", "middle_shrinks", "gap_widens")
     }
     for name in ("stuck_share", "stuck_share_small"):
-        out[f"mean {name}"] = float(by_point[name].mean().mean())
+        out[f"{name}_mean"] = float(by_point[name].mean().mean())
     return out

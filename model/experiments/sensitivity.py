@@ -54,7 +54,11 @@ def factors(names: Sequence[str] | None = None, include_levers: bool = False) ->
                 raise FactorError(
                     f"unknown factor {name!r}; allowed: numeric registry parameters and mechanism switches"
                 )
-            if (p.choices and not is_categorical(p)) or p.group == "run" or p.low == p.high:
+            if (
+                (p.choices and not is_categorical(p))
+                or p.group == "run"
+                or (not p.choices and p.low == p.high)
+            ):
                 raise FactorError(
                     f"factor {name!r} cannot vary; allowed: numeric registry parameters with a "
                     "range and mechanism switches (not region, firms, years, seed)"
