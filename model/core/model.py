@@ -20,6 +20,7 @@ from mittelbau.core.dynamics import (
     learn_and_engage,
     structural_log_hazards,
 )
+from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import (
     competence_by_stage,
@@ -49,8 +50,9 @@ class MittelbauModel(mesa.Model):
     def __init__(self, params: Params | None = None, **overrides: Any) -> None:
         params = make_params(overrides) if params is None else params.with_overrides(overrides)
         super().__init__(rng=params.seed)
-        self.params = params
         self.region = load_region(params.region)
+        params = resolve_region_defaults(params, self.region)
+        self.params = params
         self.props = load_propensities()
         self.state = synthesise(self.region, params.firms, self.rng)
         self.customers = supplier_network(
@@ -85,6 +87,9 @@ class MittelbauModel(mesa.Model):
         self.mechanism_rng = lever_root.spawn(1)[0]
         draw_state(self.state, params, self.mechanism_rng.spawn(1)[0])
         self.customer_power = customer_power(self.customers, self.state.size)
+        # firm economics (model/core/economics.py) draw from a third child of the levers' root
+        self.economics_rng = lever_root.spawn(1)[0]
+        self.economics = Economics(self.state, params, self.population_scale, self.economics_rng.spawn(1)[0])
         # the verdict indicators follow the 2015 firms: their stage then, their size class then,
         # and (once they exit) the stage they left from (0 while still in the market)
         self.start_stage = self.state.stage.copy()
@@ -122,6 +127,12 @@ class MittelbauModel(mesa.Model):
         """The year of the current state; inside `step` (Mesa advances time first) the year
         being simulated, whose end state the step produces."""
         return START_YEAR + int(self.time)
+
+    @property
+    def population_scale(self) -> float:
+        """Firms of the region each agent stands for (`region_firms` / `firms`): agent sums
+        × population_scale are the region's totals, and levers spend per agent in this unit."""
+        return self.params.region_firms / self.params.firms
 
     @property
     def shares(self) -> np.ndarray:
@@ -204,6 +215,8 @@ class MittelbauModel(mesa.Model):
         rows = np.flatnonzero(exits)
         first = rows[self.firm_id[rows] == rows]  # 2015 firms leaving now
         self.exit_stage[first] = before[first]
+        self.economics.grow()
+        self.economics.exit(rows, s, before[rows])
         self._replace(rows, entry, mech_entry)
         after = s.stage
         matrix = np.zeros((4, 4), dtype=np.int64)
@@ -236,6 +249,7 @@ class MittelbauModel(mesa.Model):
         entrants = synthesise(self.region, len(rows), rng)
         draw_state(entrants, self.params, mech_rng)
         self.state.replace_rows(rows, entrants, keep=("position",))
+        self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
         self.customer_power = customer_power(self.customers, self.state.size)
         x_dt, x_bm = structural_log_hazards(entrants, self.props, self.region.innovation_shift)
         self.x_dt[rows], self.x_bm[rows] = x_dt, x_bm
@@ -262,12 +276,25 @@ class MittelbauModel(mesa.Model):
         self.stage_counts.append(np.vstack(counts))
         self.recorded_shares = counts[0][0] / len(s)  # read by the reporters: computed once
         self.recorded_competence = competence_by_stage(s.techniques, s.stage)
+        first = self.firm_id == np.arange(len(s))  # rows still held by a firm of the first table
+        self.economics.record(s, first & (self.start_stage == 1) & (s.stage == 1))
         self.datacollector.collect(self)
 
     @property
     def motive_totals(self) -> dict[str, int]:
         total = np.sum(self.bm_motives, axis=0) if self.bm_motives else np.zeros(len(MOTIVES))
         return {m: int(c) for m, c in zip(MOTIVES, total, strict=True)}
+
+
+def resolve_region_defaults(params: Params, region) -> Params:
+    """Parameters whose 0 means 'the region's value' take it from the region file: the
+    region's firm count and its mean service revenue share (sources §2.12)."""
+    fill = {}
+    if params.region_firms == 0:
+        fill["region_firms"] = region.firms
+    if params.service_revenue_mean == 0:
+        fill["service_revenue_mean"] = region.service_revenue_mean
+    return params.with_overrides(fill) if fill else params
 
 
 def combined_boost(n: int, actions: list[LeverYear]) -> Boost:

@@ -72,6 +72,25 @@ def _num(x: float | None) -> str:
 
 
 P = Parameter
+# assumptions of the firm economics per industry (see the registry entries for the reasons)
+REVENUE_PER_EMPLOYEE = {
+    "food": 220_000.0,
+    "paper": 180_000.0,
+    "chemicals": 260_000.0,
+    "metal": 140_000.0,
+    "electronics": 170_000.0,
+    "machinery": 200_000.0,
+    "other": 160_000.0,
+}
+VALUE_ADDED_SHARE = {
+    "food": 0.25,
+    "paper": 0.33,
+    "chemicals": 0.32,
+    "metal": 0.45,
+    "electronics": 0.40,
+    "machinery": 0.38,
+    "other": 0.38,
+}
 SWITCH = ("off", "on")  # choices of a mechanism switch
 
 
@@ -663,11 +682,12 @@ REGISTRY: tuple[Parameter, ...] = (
     ),
     P(
         "service_revenue_mean",
-        0.10,
+        0.0,
         "share of revenue",
-        "Mean service revenue share (direct and indirect billing) of the synthesised firms",
+        "Mean service revenue share (direct and indirect billing) of the synthesised firms; "
+        "0 = the region's mean (its file's [service_revenue])",
         "sources §2.12 (Stuttgart 10 %, Germany 11 %)",
-        0.02,
+        0.0,
         0.3,
         group="mechanisms",
     ),
@@ -870,6 +890,101 @@ REGISTRY: tuple[Parameter, ...] = (
         0.0,
         0.2,
         group="mechanisms",
+    ),
+    # ---- firm economics (model/core/economics.py, docs/odd.md 'Economics') ---------------
+    P(
+        "region_firms",
+        0,
+        "firms",
+        "Manufacturing SMEs (20–499 employees) the region has; 0 = its region file's count. "
+        "population_scale = region_firms / firms turns agent sums into the region's totals",
+        "assumption: the studies give no count; each region file states its count and range",
+        0,
+        1_000_000,
+        group="economics",
+    ),
+    P(
+        "employee_size_exponent",
+        1.0,
+        "-",
+        "Pareto exponent of employees within a firm's size class (0: log-uniform)",
+        "assumption: firm sizes follow a Pareto law with an exponent near 1 (Zipf's law of firm "
+        "sizes), so more firms lie near a class's lower bound; the studies give classes only "
+        "(sources §3.2)",
+        0.0,
+        2.0,
+        group="economics",
+    ),
+    *(
+        P(
+            f"revenue_per_employee_{industry}",
+            eur,
+            "€/employee/year",
+            f"Revenue per employee of a {industry} firm",
+            "assumption: order of magnitude of revenue per person employed in German "
+            "manufacturing SMEs of the industry around 2015; the studies give no figure; "
+            "range ± half",
+            eur / 2,
+            eur * 1.5,
+            group="economics",
+        )
+        for industry, eur in REVENUE_PER_EMPLOYEE.items()
+    ),
+    *(
+        P(
+            f"value_added_share_{industry}",
+            share,
+            "share of revenue",
+            f"Gross value added as a share of revenue of a {industry} firm",
+            "assumption: order of magnitude of the value-added ratio of German manufacturing "
+            "by industry (low where bought-in materials dominate, as in food); the studies give "
+            "no figure",
+            0.15,
+            0.6,
+            group="economics",
+        )
+        for industry, share in VALUE_ADDED_SHARE.items()
+    ),
+    P(
+        "platform_margin_loss",
+        0.3,
+        "share of value added",
+        "Share of a platform supplier's value added that moves to the platform owner",
+        "assumption: sources §7.2, §7.3 ('part of value added would then no longer take place "
+        "in industry') give the direction, not the size",
+        0.05,
+        0.8,
+        group="economics",
+    ),
+    P(
+        "entrant_start_share",
+        0.5,
+        "share",
+        "An entrant's employees and value added in its entry year, as a share of its full size",
+        "assumption: entrants start small and grow; the studies give no figure",
+        0.0,
+        1.0,
+        group="economics",
+    ),
+    P(
+        "entrant_growth_years",
+        5,
+        "years",
+        "Years an entrant takes to reach its full size (linearly); 0 = full size at entry",
+        "assumption: the studies give no figure",
+        0,
+        20,
+        group="economics",
+    ),
+    P(
+        "discount_rate",
+        0.03,
+        "1/year",
+        "Rate at which programme costs and value added kept are discounted to the first recorded year",
+        "assumption: a social discount rate of a few per cent a year for public programmes",
+        0.0,
+        0.1,
+        group="economics",
     ),
     # ---- indicators --------------------------------------------------------------------
     P(
