@@ -92,6 +92,7 @@ class Economics:
         self.entered_va = self.entered_jobs = 0.0  # cumulative: at entry plus growth since
         self.year_exits = np.zeros((len(GROUP_NAMES), 3))  # this year: firms, jobs, value added
         self.records: list[np.ndarray] = []  # per year: groups × (MEASURES + TOTALS), agent units
+        self.service_share_mean: list[float] = []  # per year: mean over firms (as surveyed, §2.12)
 
     def _draw(self, rows: np.ndarray, firms: FirmTable, rng: np.random.Generator) -> None:
         self.employees[rows] = draw_employees(firms.size, self.p.employee_size_exponent, rng)
@@ -173,6 +174,7 @@ class Economics:
             self.exited_jobs - self.entered_jobs,
         )
         self.records.append(table)
+        self.service_share_mean.append(float(state.service_revenue.mean()))
         self.year_exits = np.zeros_like(self.year_exits)
 
     def region_records(self) -> np.ndarray:

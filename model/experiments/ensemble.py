@@ -208,7 +208,7 @@ def run_ensemble(
     return counts
 
 
-TABLES = ("stage_shares", "transitions", "indicators", "levers")
+TABLES = ("stage_shares", "transitions", "indicators", "levers", "economics")
 
 
 def load_ensemble(out: str | Path) -> dict[str, Any]:

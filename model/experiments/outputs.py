@@ -27,6 +27,7 @@ from mittelbau.core.indicators import (
 from mittelbau.core.mechanisms import active
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.scenario import Scenario
+from mittelbau.experiments import stakes
 from mittelbau.experiments.plots import plot_stage_shares
 from mittelbau.levers import planned_public_cost
 
@@ -57,6 +58,7 @@ class RunResult:
     indicators: pd.DataFrame
     levers: pd.DataFrame
     summary: dict[str, Any]
+    economics: pd.DataFrame | None = None  # economics.csv (model/experiments/stakes.py)
 
 
 def upward_moves(model: MittelbauModel) -> int:
@@ -79,9 +81,10 @@ def lever_summary(
     if no_policy is None:
         return {}, None
     base_up = upward_moves(no_policy)
+    scale = model.population_scale  # moves of agents × scale = moves of the region's firms
 
     def per_move(cost: float, extra: int) -> float | None:
-        return round(cost / extra, 2) if extra > 0 else None
+        return round(cost / (extra * scale), 2) if extra > 0 else None
 
     out: dict[str, Any] = {}
     for lever in model.levers:
@@ -103,7 +106,10 @@ def lever_summary(
             "deadweight_moves": dead,
             "deadweight_share": round(dead / ups, 6) if ups else None,
             "additional_upward_moves": extra,
+            "additional_upward_moves_region": round(extra * scale, 2),
             "cost_per_additional_upward_move_eur": per_move(cost, extra),
+            # value added and jobs kept (model/experiments/stakes.py)
+            **stakes.kept(alone[lever.name], no_policy, rows.groupby("year")["spent_eur"].sum()),
         }
     total = float(levers["spent_eur"].sum())
     extra = upward_moves(model) - base_up
@@ -114,7 +120,9 @@ def lever_summary(
         "upward_moves": upward_moves(model),
         "upward_moves_without_programmes": base_up,
         "additional_upward_moves": extra,
+        "additional_upward_moves_region": round(extra * scale, 2),
         "cost_per_additional_upward_move_eur": per_move(total, extra),
+        **stakes.kept(model, no_policy, levers.groupby("year")["spent_eur"].sum()),
         "stage_shares_end_without_programmes": {
             f"stage{k + 1}": round(float(v), 6) for k, v in enumerate(no_policy.shares)
         },
@@ -155,7 +163,10 @@ def collect(
     levers = pd.DataFrame(model.lever_records, columns=LEVER_COLUMNS)
     summary = summarise(model, scenario, indicators)
     summary["levers"], summary["policy"] = lever_summary(model, levers, no_policy, alone or {})
-    return RunResult(scenario, stage_shares, transitions, indicators, levers, summary)
+    summary["economics"] = stakes.headline(model)
+    summary["definitions"] = summary["definitions"] | stakes.DEFINITIONS
+    economics = stakes.economics_table(model)
+    return RunResult(scenario, stage_shares, transitions, indicators, levers, summary, economics)
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
@@ -260,6 +271,8 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
         result.transitions.to_csv(tmp / "transitions.csv", index=False)
         result.indicators.to_csv(tmp / "indicators.csv", index=False, float_format="%.6f")
         result.levers.to_csv(tmp / "levers.csv", index=False, float_format="%.2f")
+        if result.economics is not None:
+            result.economics.to_csv(tmp / "economics.csv", index=False, float_format="%.2f")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
