@@ -133,3 +133,9 @@ def test_doubling_agents_with_the_same_budget_gives_the_same_region_outcomes():
     assert np.all(np.abs(diff) < 3 * se + 1e-12), (diff, se)
     # the budget funds the same number of the region's firms (not the same number of agents)
     assert small[0].mean() == pytest.approx(large[0].mean(), rel=0.05)
+
+
+def test_price_of_what_is_kept_is_undefined_where_nothing_is_kept():
+    assert stakes.price(100.0, (0.0, -5.0, 5.0)) == (None, 20.0, None)
+    assert stakes.price(100.0, (-1.0, -5.0, -0.5)) == (None, None, None)
+    assert stakes.price(100.0, (4.0, 2.0, 5.0)) == (25.0, 20.0, 50.0)

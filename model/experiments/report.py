@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
 from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.experiments import stakes
 from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
 from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES
@@ -341,6 +342,7 @@ def write_report(folder: str | Path) -> Path:
                 f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
             )
         lines.append("")
+    lines += stakes.report_lines(ens)  # € and persons at stake (model/experiments/stakes.py)
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

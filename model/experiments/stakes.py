@@ -112,3 +112,152 @@ def kept(
         "eur_per_value_added_kept": round(cost_disc / va, 6) if va > 0 else None,
         "eur_per_job_kept": round(cost / jobs, 2) if jobs > 0 else None,
     }
+
+
+# ---- ensembles ----------------------------------------------------------------------------
+STAKE_KEYS = {  # headline key → label in the report (at the horizon unless said otherwise)
+    "value_added_eur": "value added in the region's firms (€ M/year)",
+    "value_added_captured_eur": "captured by platforms (€ M/year)",
+    "value_added_lost_exits_eur": "lost through exits not replaced (€ M/year)",
+    "service_revenue_eur": "service revenue (€ M/year)",
+    "employment_exited": "persons in firms that exited (cumulative)",
+    "employment_platform_suppliers": "persons in platform suppliers",
+    "employment_stuck_stage1": "persons in stage-1 firms still stuck",
+}
+
+
+def _stake(summary: dict[str, Any], key: str) -> float:
+    econ = summary["economics"]
+    return float(econ[key] if key in econ else econ["at_horizon"][key])
+
+
+def stakes_table(ens: dict[str, Any]) -> pd.DataFrame:
+    """Per scenario and outcome of STAKE_KEYS: median and 5–95 % band over runs (region totals)."""
+    from mittelbau.experiments.intervals import band
+
+    rows = []
+    for name in ens["manifest"]["scenarios"]:
+        runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
+        runs = [s for s in runs if "economics" in s]
+        for key in STAKE_KEYS:
+            vals = np.array([_stake(s, key) for s in runs], dtype=float)
+            med, lo, hi = band(vals) if len(vals) else (np.nan,) * 3
+            rows.append(
+                {"scenario": name, "outcome": key, "median": med, "low": lo, "high": hi, "runs": len(vals)}
+            )
+    return pd.DataFrame(rows)
+
+
+def price(cost: float, kept: tuple[float, float, float]) -> tuple[float | None, float | None, float | None]:
+    """€ per unit kept from the mean cost and the mean kept with its interval: cost / mean,
+    and the bounds cost / high … cost / low; None (undefined) where the kept amount is not
+    above 0 — a programme that keeps nothing has no finite price."""
+
+    def ratio(x: float) -> float | None:
+        return cost / x if np.isfinite(x) and x > 0 else None
+
+    mean, low, high = kept
+    return ratio(mean), ratio(high), ratio(low)
+
+
+def kept_table(ens: dict[str, Any]) -> pd.DataFrame:
+    """Per scenario with programmes, for the whole programme and each lever: mean value added
+    and jobs kept with their 90 % intervals over runs (same-seed pairs), and € per € kept and
+    per job kept from the mean cost (undefined where nothing is kept)."""
+    from mittelbau.experiments.intervals import mean_interval
+
+    rows = []
+    for name in ens["manifest"]["scenarios"]:
+        runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
+        if not runs or not runs[0].get("policy") or "value_added_kept_eur" not in runs[0]["policy"]:
+            continue
+        parts = {"programme": [s["policy"] for s in runs]}
+        for lever in runs[0]["levers"]:
+            parts[lever] = [s["levers"][lever] for s in runs]
+        for part, records in parts.items():
+            va = mean_interval(np.array([r["value_added_kept_eur"] for r in records], dtype=float))
+            jobs = mean_interval(np.array([r["jobs_kept"] for r in records], dtype=float))
+            disc = float(np.mean([r["discounted_cost_eur"] for r in records]))
+            cost = float(np.mean([r["total_cost_eur"] for r in records]))
+            per_va, per_jobs = price(disc, va), price(cost, jobs)
+            rows.append(
+                {
+                    "scenario": name,
+                    "lever": part,
+                    "runs": len(records),
+                    "value_added_kept_eur": va[0],
+                    "value_added_kept_low": va[1],
+                    "value_added_kept_high": va[2],
+                    "jobs_kept": jobs[0],
+                    "jobs_kept_low": jobs[1],
+                    "jobs_kept_high": jobs[2],
+                    "eur_per_value_added_kept": per_va[0],
+                    "eur_per_value_added_kept_low": per_va[1],
+                    "eur_per_value_added_kept_high": per_va[2],
+                    "eur_per_job_kept": per_jobs[0],
+                    "eur_per_job_kept_low": per_jobs[1],
+                    "eur_per_job_kept_high": per_jobs[2],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _money(x: float | None, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
+    return "undefined" if x is None or not np.isfinite(x) else fmt.format(x * scale)
+
+
+def _price_cell(r: pd.Series, key: str, fmt: str) -> str:
+    mean, low, high = r[key], r[f"{key}_low"], r[f"{key}_high"]
+    if mean is None or pd.isna(mean):
+        return "undefined (nothing kept on average)"
+    upper = "undefined" if high is None or pd.isna(high) else fmt.format(high)
+    return f"{fmt.format(mean)} [{_money(low, fmt=fmt)}–{upper}]"
+
+
+def report_lines(ens: dict[str, Any]) -> list[str]:
+    """The report's section on what is at stake and what programmes keep."""
+    stakes_ = stakes_table(ens)
+    if stakes_.empty or not stakes_["runs"].any():
+        return []
+    horizon = ens["summaries"][0]["summary"]["years"][1]
+    lines = [
+        f"## What is at stake (region totals at {horizon}, median [5–95 %] over runs)",
+        "",
+        "Agent sums × population_scale (firms of the region per agent); value added after what "
+        "platform owners capture; 'lost through exits' is value added of exited firms not yet "
+        "made up by their entrants (docs/odd.md, 'Economics').",
+        "",
+        "| scenario | " + " | ".join(STAKE_KEYS.values()) + " |",
+        "|---|" + "---|" * len(STAKE_KEYS),
+    ]
+    for name in ens["manifest"]["scenarios"]:
+        part = stakes_[stakes_["scenario"] == name].set_index("outcome")
+        cells = []
+        for key in STAKE_KEYS:
+            r = part.loc[key]
+            s = 1e-6 if key.endswith("_eur") else 1.0
+            cells.append(f"{r['median'] * s:,.0f} [{r['low'] * s:,.0f}–{r['high'] * s:,.0f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    kept_ = kept_table(ens)
+    if len(kept_):
+        lines += [
+            "### Value added and jobs kept (mean [90 % interval], against the same seed without programmes)",
+            "",
+            "Value added kept is summed over the years and discounted at `discount_rate`, as is the "
+            "cost it is set against; jobs kept are persons at the horizon. A price is undefined "
+            "where the amount kept is not above zero — the programme keeps nothing for its money.",
+            "",
+            "| scenario | lever | value added kept (€ M) | € per € kept | jobs kept | € per job kept |",
+            "|---|---|---|---|---|---|",
+        ]
+        for _, r in kept_.iterrows():
+            lines.append(
+                f"| {r.scenario} | {r.lever} | {r.value_added_kept_eur * 1e-6:,.1f} "
+                f"[{r.value_added_kept_low * 1e-6:,.1f}, {r.value_added_kept_high * 1e-6:,.1f}] | "
+                f"{_price_cell(r, 'eur_per_value_added_kept', '{:,.2f}')} | "
+                f"{r.jobs_kept:,.0f} [{r.jobs_kept_low:,.0f}, {r.jobs_kept_high:,.0f}] | "
+                f"{_price_cell(r, 'eur_per_job_kept', '{:,.0f}')} |"
+            )
+        lines.append("")
+    return lines
