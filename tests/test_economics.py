@@ -139,3 +139,22 @@ def test_price_of_what_is_kept_is_undefined_where_nothing_is_kept():
     assert stakes.price(100.0, (0.0, -5.0, 5.0)) == (None, 20.0, None)
     assert stakes.price(100.0, (-1.0, -5.0, -0.5)) == (None, None, None)
     assert stakes.price(100.0, (4.0, 2.0, 5.0)) == (25.0, 20.0, 50.0)
+
+
+def test_dashboard_shows_value_added_at_stake_by_stage():
+    from mittelbau.dashboard.paired import PairedModel
+    from mittelbau.dashboard.stakes import stakes_figure
+
+    m = PairedModel(firms=1000, years=5, seed=2, **CAPTURE)
+    for _ in range(3):
+        m.step()
+    fig = stakes_figure(m)
+    layers = fig.axes[0].collections[:5]
+    table = stakes.economics_table(m)
+    whole = table[table["group"] == "all"]
+    # the stacked layers reach the first table's value added (in firms + captured + lost)
+    top = layers[-1].get_paths()[0].vertices[:, 1].max()
+    assert top == pytest.approx(whole["value_added_reference_eur"].iloc[0] / 1e9, rel=1e-6)
+    stage1 = table[table["group"] == "stage:1"]["value_added_eur"].to_numpy() / 1e9
+    heights = layers[0].get_paths()[0].vertices[:, 1]
+    assert heights.max() == pytest.approx(stage1.max(), rel=1e-9)

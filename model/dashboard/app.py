@@ -22,6 +22,7 @@ from mittelbau.dashboard import captions, charts
 from mittelbau.dashboard.app_server import SCENARIO_VARIABLE
 from mittelbau.dashboard.controls import model_params
 from mittelbau.dashboard.paired import PairedModel
+from mittelbau.dashboard.stakes import stakes_figure
 
 
 def _figure(build):
@@ -81,6 +82,7 @@ def make_page(scenario_file: str | None = None):
         components=[
             (Status, 0),
             (_figure(charts.stage_shares_figure), 0),
+            (_figure(stakes_figure), 0),  # value added at stake beside the stage shares
             (_figure(charts.middle_figure), 0),
             (_figure(charts.size_figure), 0),
             (_figure(charts.network_figure), 1),
