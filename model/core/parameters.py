@@ -920,7 +920,7 @@ REGISTRY: tuple[Parameter, ...] = (
             f"revenue_per_employee_{industry}",
             eur,
             "€/employee/year",
-            f"Revenue per employee of a {industry} firm",
+            f"Revenue per employee in the {industry} industry",
             "assumption: order of magnitude of revenue per person employed in German "
             "manufacturing SMEs of the industry around 2015; the studies give no figure; "
             "range ± half",
@@ -935,7 +935,7 @@ REGISTRY: tuple[Parameter, ...] = (
             f"value_added_share_{industry}",
             share,
             "share of revenue",
-            f"Gross value added as a share of revenue of a {industry} firm",
+            f"Gross value added as a share of revenue in the {industry} industry",
             "assumption: order of magnitude of the value-added ratio of German manufacturing "
             "by industry (low where bought-in materials dominate, as in food); the studies give "
             "no figure",
