@@ -1,5 +1,6 @@
-"""Build time and stepping speed of the vectorised model, and the speed ratio against the
-per-firm reference step (tests/reference_model.py). Prints figures; asserts nothing.
+"""Build time and stepping speed of the vectorised model (with every switchable mechanism off
+and on), and the speed ratio against the per-firm reference step (tests/reference_model.py).
+Prints figures; asserts nothing.
 
     .venv/bin/python benchmarks/bench_step.py
 """
@@ -10,16 +11,18 @@ import sys
 import time
 from pathlib import Path
 
+from mittelbau.core.mechanisms import NAMES
 from mittelbau.core.model import MittelbauModel
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 YEARS = 20
+ALL_ON = {f"mech_{n}": "on" for n in NAMES}
 
 
-def vectorised(firms: int) -> tuple[float, float]:
+def vectorised(firms: int, **overrides) -> tuple[float, float]:
     t0 = time.perf_counter()
-    m = MittelbauModel(firms=firms, seed=1, years=YEARS)
+    m = MittelbauModel(firms=firms, seed=1, years=YEARS, **overrides)
     t1 = time.perf_counter()
     m.run()
     t2 = time.perf_counter()
@@ -37,11 +40,12 @@ def reference_step(firms: int, years: int) -> float:
 
 
 def main() -> None:
-    print(f"{'firms':>8} {'build s':>8} {'run s':>8} {'total s':>8} {'firm-steps/s':>14}")
-    for firms in (4_000, 20_000, 100_000):
-        build, run = min((vectorised(firms) for _ in range(5)), key=sum)
-        rate = firms * YEARS / run
-        print(f"{firms:>8} {build:>8.3f} {run:>8.3f} {build + run:>8.3f} {rate:>14,.0f}")
+    for label, overrides in (("mechanisms off", {}), ("every mechanism on", ALL_ON)):
+        print(f"{label}\n{'firms':>8} {'build s':>8} {'run s':>8} {'total s':>8} {'firm-steps/s':>14}")
+        for firms in (4_000, 20_000, 100_000):
+            build, run = min((vectorised(firms, **overrides) for _ in range(5)), key=sum)
+            rate = firms * YEARS / run
+            print(f"{firms:>8} {build:>8.3f} {run:>8.3f} {build + run:>8.3f} {rate:>14,.0f}")
     firms = 20_000
     run = min(vectorised(firms)[1] for _ in range(5))
     vec_step = run / YEARS

@@ -56,7 +56,8 @@ GAP_WIDENS = "competence_gap at the horizon larger than in 2015"
 
 def middle_shrinks(start: np.ndarray, end: np.ndarray, pp: float) -> bool:
     """The middle shrinks: s2 at the horizon at least `pp` percentage points below 2015."""
-    return bool(100.0 * (float(end[1]) - float(start[1])) <= -pp)
+    change_pp = 100.0 * (float(end[1]) - float(start[1]))
+    return bool(change_pp <= -pp + 1e-9)  # a fall of exactly `pp` counts despite rounding
 
 
 def stuck_share(

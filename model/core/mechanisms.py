@@ -1,4 +1,4 @@
-"""Switchable mechanisms that can hollow the middle (docs/odd.md, section 7.2), vectorised over
+"""Switchable mechanisms that can hollow the middle (docs/odd.md, section 7.6), vectorised over
 firms.
 
 Each mechanism is named by its registry switch (`mech_<name>`, "on"/"off") and acts through a

@@ -668,7 +668,7 @@ REGISTRY: tuple[Parameter, ...] = (
         2075,
         group="centres",
     ),
-    # ---- mechanisms that can hollow the middle (docs/odd.md, section 7.2) ----------------
+    # ---- mechanisms that can hollow the middle (docs/odd.md, section 7.6) ----------------
     P(
         "mech_service_neglect",
         "off",
