@@ -118,9 +118,9 @@ REGISTRY: tuple[Parameter, ...] = (
         "firms",
         4000,
         "firms",
-        "Number of firm agents",
-        "assumption: order of magnitude of manufacturing SMEs with 20–499 employees in a "
-        "metropolitan region; the studies give no count (shares are scale-free)",
+        "Number of firm agents; each stands for population_scale = region_firms / firms firms of the region",
+        "assumption: enough agents for shares to be precise to under a percentage point; the "
+        "region's count is region_firms (shares are scale-free, totals and budgets are scaled)",
         100,
         1_000_000,
         group="run",
