@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -36,6 +37,7 @@ def test_output_files_and_columns(small_run):
     out, output = small_run
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "economics.csv",
         "indicators.csv",
         "levers.csv",
         "stage_shares.csv",
@@ -57,6 +59,10 @@ def test_output_files_and_columns(small_run):
         trans.groupby("year")["firms"].sum()
         == 1500 + trans[trans.from_stage == 0].groupby("year")["firms"].sum()
     ).all()
+    econ = pd.read_csv(out / "economics.csv")
+    assert list(econ.columns[:4]) == ["year", "group", "firms", "employment"]
+    assert set(econ["year"]) == set(range(2015, 2022)) and "stage:1" in set(econ["group"])
+    assert np.allclose(econ.query("group == 'all'")["firms"], 3000)  # the region's firms
     assert (out / "stage_shares.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "hollow" in output
 
@@ -220,8 +226,10 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
         assert sum(lv["firms_reached_by_size"].values()) == lv["firms_reached"]
         assert sum(lv["firms_reached_by_start_stage"].values()) == lv["firms_reached"]
         if lv["additional_upward_moves"] > 0:
+            # moves of the region's firms: 2,000 agents for Stuttgart's 3,000 firms
+            assert lv["additional_upward_moves_region"] == 1.5 * lv["additional_upward_moves"]
             assert lv["cost_per_additional_upward_move_eur"] == pytest.approx(
-                lv["total_cost_eur"] / lv["additional_upward_moves"], abs=0.01
+                lv["total_cost_eur"] / lv["additional_upward_moves_region"], abs=0.01
             )
         assert f"{name}: €" in res.output
     policy = s["policy"]
