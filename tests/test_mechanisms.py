@@ -260,3 +260,34 @@ def test_switching_a_mechanism_off_shifts_no_draw_of_the_others():
     together = MittelbauModel(**base, **others).run()
     assert fingerprint(alone) == fingerprint(together)
     assert fingerprint(alone) != fingerprint(MittelbauModel(**(base | {"mech_lockin": "off"})).run())
+
+
+def test_ensemble_report_gives_the_verdicts_as_shares_of_runs():
+    from mittelbau.experiments.report import verdict_probabilities
+
+    def run(scenario, shrinks, widens, stuck):
+        head = {
+            "middle_shrinks": shrinks,
+            "competence_gap_widens": widens,
+            "stuck_share": stuck,
+            "stuck_share_small": stuck + 0.1,
+        }
+        return {"scenario": scenario, "summary": {"headline": head}}
+
+    ens = {
+        "manifest": {"scenarios": {"a": {}, "b": {}}},
+        "summaries": [
+            run("a", True, True, 0.2),
+            run("a", False, True, 0.4),
+            run("a", True, None, 0.3),
+            run("a", True, False, 0.5),
+            run("b", False, False, 0.1),
+        ],
+    }
+    table = verdict_probabilities(ens).set_index("scenario")
+    assert table.loc["a", "p_middle_shrinks"] == 0.75 and table.loc["a", "runs"] == 4
+    assert table.loc["a", "p_competence_gap_widens"] == pytest.approx(2 / 3)  # unknown gap left out
+    assert table.loc["a", "stuck_share"] == pytest.approx(0.35)
+    assert table.loc["a", "stuck_share_small"] == pytest.approx(0.45)
+    assert table.loc["a", "stuck_share_low"] < 0.35 < table.loc["a", "stuck_share_high"]
+    assert table.loc["b", "p_middle_shrinks"] == 0.0 and np.isnan(table.loc["b", "stuck_share_low"])
