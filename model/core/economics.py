@@ -20,6 +20,7 @@ bookkeeping rather than holding by definition.
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES
 from mittelbau.core.population import FirmTable
@@ -122,10 +123,8 @@ class Economics:
         jobs, va = self.jobs[rows], self.gross_value_added()[rows]
         self.exited_jobs += float(jobs.sum())
         self.exited_va += float(va.sum())
-        codes = group_codes(state.size[rows], state.industry[rows], stage)
-        for col, w in enumerate((np.ones(len(rows)), jobs, va)):
-            for g in codes:
-                self.year_exits[:, col] += np.bincount(g, weights=w, minlength=len(GROUP_NAMES))
+        members = membership(state.size[rows], state.industry[rows], stage)
+        self.year_exits += members @ np.column_stack([np.ones(len(rows)), jobs, va])
 
     def enter(self, rows: np.ndarray, entrants: FirmTable, rng: np.random.Generator) -> None:
         """Entrants take `rows` at `entrant_start_share` of their full size."""
@@ -151,22 +150,23 @@ class Economics:
         gross = self.gross_value_added()
         captured = gross * self.p.platform_margin_loss * state.platform
         jobs = self.jobs
-        columns = (
-            np.ones(len(state)),
-            jobs,
-            self.revenue * self.grown,
-            self.revenue * self.grown * state.service_revenue,
-            gross - captured,
-            captured,
-            jobs * state.platform,
-            jobs * stuck,
+        revenue = self.revenue * self.grown
+        columns = np.column_stack(
+            (
+                np.ones(len(state)),
+                jobs,
+                revenue,
+                revenue * state.service_revenue,
+                gross - captured,
+                captured,
+                jobs * state.platform,
+                jobs * stuck,
+            )
         )
-        codes = group_codes(state.size, state.industry, state.stage)
+        k = columns.shape[1]
         table = np.zeros((len(GROUP_NAMES), len(MEASURES) + len(TOTALS)))
-        for col, w in enumerate(columns):
-            for g in codes:
-                table[:, col] += np.bincount(g, weights=w, minlength=len(GROUP_NAMES))
-        table[:, len(columns) : len(MEASURES)] = self.year_exits
+        table[:, :k] = membership(state.size, state.industry, state.stage) @ columns
+        table[:, k : len(MEASURES)] = self.year_exits
         table[1:, len(MEASURES) :] = np.nan
         table[0, len(MEASURES) :] = (
             self.exited_va - self.entered_va,
@@ -182,15 +182,21 @@ class Economics:
         return np.stack(self.records) * self.scale
 
 
-def group_codes(size: np.ndarray, industry: np.ndarray, stage: np.ndarray) -> list[np.ndarray]:
-    """Row of GROUP_NAMES of each firm in each grouping (all, size, industry, stage)."""
-    k_size, k_ind = len(SIZE_CLASSES), len(INDUSTRIES)
-    return [
-        np.zeros(len(size), dtype=np.int64),
-        1 + size.astype(np.int64),
-        1 + k_size + industry.astype(np.int64),
-        k_size + k_ind + stage.astype(np.int64),
-    ]
+def membership(size: np.ndarray, industry: np.ndarray, stage: np.ndarray) -> sparse.csc_array:
+    """Groups × firms indicator matrix: each firm belongs to 'all', its size class, its
+    industry and its stage (rows of GROUP_NAMES, in ascending order per firm), so sums by
+    group are one product."""
+    k_size, k_ind, n = len(SIZE_CLASSES), len(INDUSTRIES), len(size)
+    rows = np.column_stack(
+        [
+            np.zeros(n, dtype=np.int64),
+            1 + size.astype(np.int64),
+            1 + k_size + industry.astype(np.int64),
+            k_size + k_ind + stage.astype(np.int64),
+        ]
+    ).ravel()
+    indptr = np.arange(0, 4 * n + 1, 4)
+    return sparse.csc_array((np.ones(4 * n), rows, indptr), shape=(len(GROUP_NAMES), n))
 
 
 def column_names() -> tuple[str, ...]:
