@@ -15,9 +15,10 @@ matplotlib.use("Agg")
 
 from mittelbau.dashboard import charts
 from mittelbau.dashboard.paired import PairedModel
+from mittelbau.dashboard.stakes import stakes_figure
 
 FIGURES = {
-    "page 0": (charts.stage_shares_figure, charts.middle_figure, charts.size_figure),
+    "page 0": (charts.stage_shares_figure, stakes_figure, charts.middle_figure, charts.size_figure),
     "page 1": (charts.network_figure,),
     "page 2": (charts.compare_figure,),
 }

@@ -108,7 +108,8 @@ def test_dashboard_lever_step_and_compare(server, root):
             assert "Programmes of this run: none" in page.get_by_test_id("settings").inner_text()
             charts = page.locator(".vue-grid-item img")
             charts.first.wait_for(timeout=30_000)
-            assert charts.count() == 3  # stage shares, middle tier and hollowing, size classes
+            # stage shares, value added at stake, middle tier and hollowing, size classes
+            assert charts.count() == 4
             before = charts.first.get_attribute("src")
 
             # a lever control: cooperation projects per year, moved from 0 by a click on its track
