@@ -158,3 +158,32 @@ def test_dashboard_shows_value_added_at_stake_by_stage():
     stage1 = table[table["group"] == "stage:1"]["value_added_eur"].to_numpy() / 1e9
     heights = layers[0].get_paths()[0].vertices[:, 1]
     assert heights.max() == pytest.approx(stage1.max(), rel=1e-9)
+
+
+def test_report_shows_what_is_at_stake_and_what_is_kept(tmp_path):
+    from mittelbau.experiments.ensemble import load_ensemble, run_ensemble
+    from mittelbau.experiments.report import write_report
+
+    small = {"firms": 600, "years": 4, "seed": 11}
+    centres = small | {"centres_number": 2}
+    scenarios = [
+        Scenario("baseline", "", make_params(small), overrides=small),
+        Scenario("centres", "", make_params(centres), overrides=centres),
+    ]
+    run_ensemble(scenarios, 3, tmp_path)
+    ens = load_ensemble(tmp_path)
+    assert set(ens["economics"]["scenario"]) == {"baseline", "centres"}
+    table = stakes.stakes_table(ens).set_index(["scenario", "outcome"])
+    horizon = [
+        r["summary"]["economics"]["at_horizon"]["value_added_eur"]
+        for r in ens["summaries"]
+        if r["scenario"] == "baseline"
+    ]
+    assert table.loc[("baseline", "value_added_eur"), "median"] == pytest.approx(np.median(horizon))
+    kept = stakes.kept_table(ens).set_index("lever")
+    assert kept.loc["programme", "runs"] == 3
+    text = write_report(tmp_path).read_text()
+    assert "## What is at stake" in text and (tmp_path / "stakes.png").exists()
+    row = next(line for line in text.splitlines() if line.startswith("| centres | programme |"))
+    if not kept.loc["programme", "value_added_kept_eur"] > 0:
+        assert "undefined" in row

@@ -342,7 +342,7 @@ def write_report(folder: str | Path) -> Path:
                 f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
             )
         lines.append("")
-    lines += stakes.report_lines(ens)  # € and persons at stake (model/experiments/stakes.py)
+    lines += stakes.report_lines(ens, folder)  # € and persons at stake (model/experiments/stakes.py)
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

@@ -4,6 +4,7 @@ same-seed run without programmes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -214,8 +215,47 @@ def _price_cell(r: pd.Series, key: str, fmt: str) -> str:
     return f"{fmt.format(mean)} [{_money(low, fmt=fmt)}–{upper}]"
 
 
-def report_lines(ens: dict[str, Any]) -> list[str]:
-    """The report's section on what is at stake and what programmes keep."""
+def fan_figure(ens: dict[str, Any], path: Path) -> Path:
+    """Value added in the region's firms, what platforms capture plus what exits have cost, and
+    persons in stage-1 firms still stuck, per year: median and 5–95 % band over runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from mittelbau.experiments.intervals import BAND, band
+
+    econ = ens["economics"]
+    whole = econ[econ["group"] == "all"].assign(
+        at_stake_eur=lambda d: d["value_added_captured_eur"] + d["value_added_lost_exits_eur"]
+    )
+    panels = (
+        ("value_added_eur", 1e-9, "value added in the region's firms (€ bn/year)"),
+        ("at_stake_eur", 1e-6, "captured by platforms + lost through exits (€ M/year)"),
+        ("employment_stuck_stage1", 1.0, "persons in stage-1 firms still stuck"),
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    colours = plt.cm.tab10.colors
+    for i, name in enumerate(ens["manifest"]["scenarios"]):
+        part = whole[whole["scenario"] == name]
+        for ax, (key, scale, title) in zip(axes, panels, strict=True):
+            wide = part.pivot(index="replicate", columns="year", values=key)
+            med, lo, hi = band(wide.to_numpy() * scale)
+            ax.fill_between(wide.columns, lo, hi, color=colours[i % 10], alpha=0.2, lw=0)
+            ax.plot(wide.columns, med, color=colours[i % 10], label=name, lw=1.6)
+            ax.set(title=title, xlabel="year")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"What is at stake: median and {BAND[0]:g}–{BAND[1]:g} % band over runs")
+    fig.savefig(path, dpi=100, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def report_lines(ens: dict[str, Any], folder: Path | None = None) -> list[str]:
+    """The report's section on what is at stake and what programmes keep (with its figure
+    written into `folder` when given)."""
     stakes_ = stakes_table(ens)
     if stakes_.empty or not stakes_["runs"].any():
         return []
@@ -239,6 +279,8 @@ def report_lines(ens: dict[str, Any]) -> list[str]:
             cells.append(f"{r['median'] * s:,.0f} [{r['low'] * s:,.0f}–{r['high'] * s:,.0f}]")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
+    if folder is not None and len(ens.get("economics", [])):
+        lines += [f"![what is at stake]({fan_figure(ens, folder / 'stakes.png').name})", ""]
     kept_ = kept_table(ens)
     if len(kept_):
         lines += [
