@@ -187,3 +187,19 @@ def test_report_shows_what_is_at_stake_and_what_is_kept(tmp_path):
     row = next(line for line in text.splitlines() if line.startswith("| centres | programme |"))
     if not kept.loc["programme", "value_added_kept_eur"] > 0:
         assert "undefined" in row
+
+
+@pytest.mark.parametrize("region", ["stuttgart", "nord", "muenchen", "rhein-ruhr", "germany"])
+def test_population_scale_comes_from_the_region_file(region):
+    """Each region file states its firm count within its range and with its reason; the model
+    divides it by the agents, and an explicit region_firms overrides it."""
+    import tomllib
+
+    from mittelbau.core.region_data import DATA_DIR
+
+    data = tomllib.loads((DATA_DIR / "regions" / f"{region}.toml").read_text("utf-8"))["population"]
+    assert data["low"] <= data["firms"] <= data["high"] and data["source"] == "assumption"
+    assert len(data["assumption"]) > 40
+    m = MittelbauModel(region=region, firms=500, years=0)
+    assert m.population_scale == data["firms"] / 500
+    assert MittelbauModel(region=region, firms=500, years=0, region_firms=1000).population_scale == 2.0
