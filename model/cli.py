@@ -105,8 +105,9 @@ def run(
             cpm = lv["cost_per_additional_upward_move_eur"]
             dws = lv["deadweight_share"]
             typer.echo(
-                f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached']} firms reached, "
-                f"{lv['additional_upward_moves']:+d} upward moves against no programme, "
+                # the region's firms (agents × population_scale), the unit the € buy
+                f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached_region']:,.0f} firms "
+                f"reached, {lv['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
                 + (f", deadweight {dws:.0%}" if dws is not None else "")
             )

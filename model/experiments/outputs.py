@@ -96,6 +96,7 @@ def lever_summary(
             "total_cost_eur": round(cost, 2),
             "firm_cost_eur": round(lever.firm_cost_eur, 2),
             "firms_reached": int(lever.reached_by.sum()),
+            "firms_reached_region": round(float(lever.reached_by.sum()) * scale, 2),
             "firms_reached_by_size": {
                 c: int(v) for c, v in zip(SIZE_CLASSES, lever.reached_by.sum(axis=1), strict=True)
             },

@@ -133,8 +133,8 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
     rows = []
     keys = [
         "total_cost_eur",
-        "firms_reached",
-        "additional_upward_moves",
+        "firms_reached_region",
+        "additional_upward_moves_region",
         "cost_per_additional_upward_move_eur",
         "deadweight_share",
     ]
@@ -328,7 +328,7 @@ def write_report(folder: str | Path) -> Path:
             "",
             "Cost per additional move is taken over the runs in which the lever added moves; "
             "additional moves are counted against the same-seed run without any programme, "
-            "for each lever run alone.",
+            "for each lever run alone. Firms and moves are the region's (agents × population_scale).",
             "",
             "| scenario | lever | public cost (€ M) | firms reached | additional upward moves | "
             "€ per additional move | deadweight share |",
@@ -337,7 +337,8 @@ def write_report(folder: str | Path) -> Path:
         for _, r in levers.iterrows():
             lines.append(
                 f"| {r.scenario} | {r.lever} | {_fmt_band(r, 'total_cost_eur', 1e-6, '{:.1f}')} | "
-                f"{_fmt_band(r, 'firms_reached')} | {_fmt_band(r, 'additional_upward_moves')} | "
+                f"{_fmt_band(r, 'firms_reached_region')} | "
+                f"{_fmt_band(r, 'additional_upward_moves_region')} | "
                 f"{_fmt_band(r, 'cost_per_additional_upward_move_eur')} | "
                 f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
             )
