@@ -110,6 +110,7 @@ class Economics:
     # ---- views (agent units) ---------------------------------------------------------------
     @property
     def jobs(self) -> np.ndarray:
+        """Persons each firm employs at its current size."""
         return self.employees * self.grown
 
     def gross_value_added(self) -> np.ndarray:
