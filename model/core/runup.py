@@ -37,8 +37,9 @@ RUNUP_PARAMETERS = (
     "digital_pressure_growth",
 )
 LOG_H_RANGE = (-16.0, 4.0)  # bracket of the log-hazards searched (1e-7 to 55 per year)
-BISECTIONS = 44
-ROUNDS = 6  # alternations between the two DT hazards
+BISECTIONS = 32
+ROUNDS = 20  # most rounds of the two DT hazards' joint solution
+TOLERANCE = 1e-3  # rounds stop when no log-hazard changes by more
 
 
 def pressure_index(year: int, growth: float) -> float:
@@ -195,22 +196,24 @@ def _solve(region_code: str, values: tuple) -> RunUp:
 
     # BM does not depend on DT: its hazard follows from the BM marginal alone
     h_bm = np.exp(_bisect(lambda x: end(np.exp(x), np.zeros((n, 2)))[:, 1].sum(axis=1) - p_bm, (n,)))
-    # the two DT hazards barely act on each other's target: solve both at once, a few rounds
+    # the two DT hazards barely act on each other's target: solve each with the other held, both
+    # at once (the types stacked twice), and repeat until they settle
+    q0_2, h_bm_2, loss_bm_2 = np.concatenate([q0, q0]), np.tile(h_bm, 2), np.tile(loss_bm, 2)
     h_dt = np.full((n, 2), 0.05)
     for _ in range(ROUNDS):
         old = h_dt.copy()
 
         def gap(x: np.ndarray, old: np.ndarray = old) -> np.ndarray:
             trial = np.exp(x)
-            e0 = end(h_bm, np.column_stack([trial[:, 0], old[:, 1]]))
-            e1 = end(h_bm, np.column_stack([old[:, 0], trial[:, 1]]))
-            return (
-                np.column_stack([e0[:, 0, 1] / e0[:, 0].sum(axis=1), e1[:, 1, 1] / e1[:, 1].sum(axis=1)])
-                - p_dt
+            both = np.concatenate(
+                [np.column_stack([trial[:, 0], old[:, 1]]), np.column_stack([old[:, 0], trial[:, 1]])]
             )
+            e = mean_field(q0_2, h_bm_2, both, loss_bm_2, chan, dt_on, p.dt_loss_rate)[-1]
+            e0, e1 = e[:n, 0], e[n:, 1]  # DT among firms without / with a BM, each in its own copy
+            return np.column_stack([e0[:, 1] / e0.sum(axis=1), e1[:, 1] / e1.sum(axis=1)]) - p_dt
 
         h_dt = np.exp(_bisect(gap, (n, 2)))
-        if np.abs(np.log(h_dt) - np.log(old)).max() < 1e-6:
+        if np.abs(np.log(h_dt) - np.log(old)).max() < TOLERANCE:
             break
     path = np.concatenate([q0[None], mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, p.dt_loss_rate)])
     return RunUp(first, int(p.dt_wave_start_year), h_bm, h_dt, path, joint(p_bm, p_dt), c["weight"])
