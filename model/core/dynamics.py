@@ -4,8 +4,10 @@ Order within a year (all hazards read the state at the start of the year, so the
 synchronous and independent of any firm order):
 1. exposures: adoption shares among network partners, customers and industry peers;
 2. exit of firms (market pressure on stage-1 firms with simple products and a threatened BM);
-3. capability change of survivors: DT adoption/loss, BM adoption/loss (with its motive);
-4. competence learning and engagement drift;
+3. capability change of survivors: DT adoption/loss, BM adoption/loss (with its motive), at
+   each firm type's run-up hazards (mittelbau.core.runup);
+4. competence learning and engagement drift (from 2016: techniques and engagement are the
+   2015/16 survey readings, drawn at the end of the run-up);
 5. entry: each exit is replaced by an entrant drawn from the region's structure, taking over
    the exiting firm's place in the value chain and its customer–supplier ties.
 """

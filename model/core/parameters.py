@@ -159,8 +159,8 @@ REGISTRY: tuple[Parameter, ...] = (
         "First year in which DT spreads (and is given up); before it, DT stays as at the start",
         "assumption: sources §7.1 dates the digital wave in services from the mid-2010s, but "
         "with 50–58 % DT users in 2015 (sources §2.2, §2.14) and internet and mobile devices "
-        "the common items (sources §2.3) it must have started about a decade earlier; at "
-        "2003 no size class moves more than 5 points in a run-up year",
+        "the common items (sources §2.3) it must have started about a decade earlier; from "
+        "2003 no size class's expected stage shares move more than 5 points in a run-up year",
         2000,
         2012,
         group="runup",

@@ -1,5 +1,6 @@
 """Population synthesis: draw a region's firms from its structure (sources §3) and the shared
-traits (sources §4), then their initial capabilities from the fitted propensities."""
+traits (sources §4), then their capabilities — from the fitted 2015 propensities, or from
+per-type state probabilities such as a year of the run-up."""
 
 from __future__ import annotations
 
