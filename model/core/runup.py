@@ -4,8 +4,9 @@ The model starts at `runup_start_year` with fewer business models (BM) and digit
 services (DT) than in 2015 and runs its own yearly dynamics up to 2015 (sources §7.1: service-based
 BMs spread since about 2000, DT in a later wave). The adoption hazards of each firm type (a cell
 of industry × size × batch × complexity × service strategy, `structure_cells`) are the ones
-under which the expected-value (mean-field) run-up of the same dynamics arrives exactly at the
-2015 cross-section of the fitted propensities: P(BM), P(DT | BM) and P(DT | no BM) per type.
+under which the expected-value (mean-field) run-up of the same dynamics arrives at the 2015
+cross-section of the fitted propensities: P(BM), P(DT | BM) and P(DT | no BM) per type (where
+the dynamics can reach it; `RunUp.unreachable_share`).
 Three targets, three hazards per type: the BM hazard and the DT hazards of firms without and
 with a BM. Their ratio is the BM–DT coupling the 2015 within-type association implies.
 """
