@@ -111,7 +111,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "years",
         20,
         "years",
-        "Projection horizon; 0 writes the 2015 initial state only",
+        "Projection horizon after 2015; 0 writes the run-up to the 2015 state only",
         "model brief (10–20 years ahead)",
         0,
         60,
