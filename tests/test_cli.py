@@ -47,14 +47,14 @@ def test_output_files_and_columns(small_run):
     ]
     shares = pd.read_csv(out / "stage_shares.csv")
     assert list(shares.columns) == ["year", "group", "stage", "share"]
-    assert set(shares["year"]) == set(range(2015, 2022))
+    assert set(shares["year"]) == set(range(2000, 2022))  # the run-up from 2000, then 2016–2021
     assert {"all", "size:20-49", "size:250-499", "industry:machinery"} <= set(shares["group"])
     sums = shares.groupby(["year", "group"])["share"].sum()
     assert ((sums - 1).abs() < 1e-5).all()
     assert (shares.groupby(["year", "group"]).size() == 3).all()
     trans = pd.read_csv(out / "transitions.csv")
     assert list(trans.columns) == ["year", "from_stage", "to_stage", "firms"]
-    assert set(trans["year"]) == set(range(2016, 2022))
+    assert set(trans["year"]) == set(range(2001, 2022))
     assert (
         trans.groupby("year")["firms"].sum()
         == 1500 + trans[trans.from_stage == 0].groupby("year")["firms"].sum()
@@ -78,6 +78,10 @@ def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
     shares = pd.read_csv(out / "stage_shares.csv").query("group == 'all' and year == 2021")
     assert h["stage_shares_end"]["stage2"] == pytest.approx(shares["share"].iloc[1], abs=1e-6)
     assert h["hollowed"] == (h["year_hollowed"] is not None)
+    assert s["years"] == [2015, 2021] and s["runup"]["years"] == [2000, 2015]
+    start = pd.read_csv(out / "stage_shares.csv").query("group == 'all' and year == 2015")
+    assert h["stage_shares_start"]["stage2"] == pytest.approx(start["share"].iloc[1], abs=1e-6)
+    assert s["runup"]["implied_coupling"] > 5  # the 2015 within-type association is strong
     assert set(h["bm_introductions_by_motive"]) == {"intrinsic", "peers", "customers", "competition"}
 
 
@@ -98,8 +102,8 @@ def test_years_zero_writes_the_initial_state_only(tmp_path, root):
     )
     assert res.exit_code == 0, res.output
     shares = pd.read_csv(out / "stage_shares.csv")
-    assert set(shares["year"]) == {2015}
-    assert pd.read_csv(out / "transitions.csv").empty
+    assert set(shares["year"]) == set(range(2000, 2016))  # the run-up only
+    assert pd.read_csv(out / "transitions.csv")["year"].max() == 2015
     s = json.loads((out / "summary.json").read_text())
     assert s["region"] == "Nord" and s["seed"] == 7 and "Initial state" in s["headline"]["verdict"]
 
@@ -137,8 +141,8 @@ INVALID = {
     "unknown key": ("[parameters]\nfirmz = 10\n", ["'firmz'", "did you mean 'firms'"]),
     "wrong type": ('[parameters]\nfirms = "many"\n', ["'firms'", "'many'", "an integer"]),
     "out of range": (
-        "[parameters]\ndt_adoption_rate = 2.5\n",
-        ["'dt_adoption_rate'", "2.5", "from 0 to 0.5"],
+        "[parameters]\ndt_adoption_factor = 7.5\n",
+        ["'dt_adoption_factor'", "7.5", "from 0 to 5"],
     ),
     "bad choice": ('[parameters]\nregion = "bavaria"\n', ["'region'", "'bavaria'", "'nord'"]),
     "malformed": ("[parameters\nfirms = 10\n", ["malformed TOML"]),

@@ -97,7 +97,7 @@ def test_value_kept_is_the_discounted_difference_and_its_price():
         capture_exit_factor=5.0,
         pressure_exit_factor=3.0,
     )
-    m, base = paired(3, firms=3000, funding_budget_eur=1e7, funding_target="stage1", **strong)
+    m, base = paired(6, firms=3000, funding_budget_eur=1e7, funding_target="stage1", **strong)
     out = stakes.kept(m, base)
     c = column_names().index
     mine, theirs = m.economics.region_records()[:, 0], base.economics.region_records()[:, 0]

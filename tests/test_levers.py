@@ -127,7 +127,7 @@ def deadweight_share(**kw) -> float:
         seed=3,
         funding_budget_eur=2e6,
         funding_purpose="dt",
-        bm_adoption_rate=0.0,
+        bm_adoption_factor=0.0,
         funding_application_rate=1.0,
         exit_rate=0.0,  # no entrants, which would arrive without the constraint set below
         **kw,

@@ -53,12 +53,12 @@ def test_morris_pipeline_recovers_linear_effects():
 
 def test_factors_come_from_the_registry():
     default = [p.name for p in factors()]
-    assert "dt_adoption_rate" in default and "region" not in default and "seed" not in default
+    assert "dt_adoption_factor" in default and "region" not in default and "seed" not in default
     assert not any(n.startswith(("funding_", "coop_", "centre")) for n in default)
     with_levers = [p.name for p in factors(include_levers=True)]
     assert "funding_budget_eur" in with_levers and "funding_start_year" not in with_levers
-    spec = problem(factors(["dt_adoption_rate", "bm_loss_rate"]), grouped=False)
-    assert spec["bounds"] == [[0.0, 0.5], [0.0, 0.2]]
+    spec = problem(factors(["dt_adoption_factor", "bm_loss_rate"]), grouped=False)
+    assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.2]]
     with pytest.raises(FactorError, match="unknown factor 'dt_rate'"):
         factors(["dt_rate"])
     with pytest.raises(FactorError, match="cannot vary"):
@@ -81,7 +81,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
             tiny,
             tmp_path / f"{executor}{workers}",
             8,
-            ["dt_adoption_rate", "hollowing_threshold"],
+            ["dt_adoption_factor", "hollowing_threshold"],
             outputs=("middle_share",),
             replications=2,
             run_kw={"workers": workers, "executor": executor},
@@ -89,7 +89,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
     first = runs["local", 1]["indices"]
     idx = first.set_index("factor")
     assert idx.loc["hollowing_threshold", "ST"] == 0.0
-    assert idx.loc["dt_adoption_rate", "ST"] > 0.2
+    assert idx.loc["dt_adoption_factor", "ST"] > 0.2
     assert all(r["indices"].equals(first) for r in runs.values())
     for name in (
         "indices.csv",
@@ -104,7 +104,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
 
 def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
     done = []
-    points = [{"dt_adoption_rate": 0.01}, {"dt_adoption_rate": 0.2}]
+    points = [{"dt_adoption_factor": 0.01}, {"dt_adoption_factor": 0.2}]
     first = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append)
     assert sum(done) == 18 and len(first) == 18
     (tmp_path / "batches" / "batch-000001.csv").unlink()
@@ -157,7 +157,7 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
             "--trajectories",
             "2",
             "--factors",
-            "dt_adoption_rate,bm_adoption_rate,exit_rate",
+            "dt_adoption_factor,bm_adoption_factor,exit_rate",
             *small,
             "--out",
             str(tmp_path / "m"),
@@ -166,7 +166,7 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert res.exit_code == 0, res.output
     assert "middle_share:" in res.output and (tmp_path / "m" / "morris.png").exists()
     idx = pd.read_csv(tmp_path / "m" / "indices.csv")
-    assert set(idx["factor"]) == {"dt_adoption_rate", "bm_adoption_rate", "exit_rate"}
+    assert set(idx["factor"]) == {"dt_adoption_factor", "bm_adoption_factor", "exit_rate"}
     res = runner.invoke(
         app,
         [
@@ -175,7 +175,7 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
             "--samples",
             "40",
             "--factors",
-            "dt_adoption_rate,bm_loss_rate,exit_rate,hollowing_threshold",
+            "dt_adoption_factor,bm_loss_rate,exit_rate,hollowing_threshold",
             "--set",
             "firms=300",
             "--set",
@@ -224,7 +224,7 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     from mittelbau.experiments.discovery import discover
 
     scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=8"])
-    names = ["bm_adoption_rate", "engagement_drift_rate", "exit_rate"]
+    names = ["bm_adoption_factor", "engagement_drift_rate", "exit_rate"]
     probe = discover(scen, tmp_path / "probe", 60, names, case="middle_share < 2")
     assert probe["found"] and probe["cases_of_interest"] == 60  # every share is below 2
     runs = pd.concat(pd.read_csv(p) for p in sorted((tmp_path / "probe" / "runs" / "batches").glob("*.csv")))

@@ -131,7 +131,7 @@ REGISTRY: tuple[Parameter, ...] = (
         "years",
         20,
         "years",
-        "Projection horizon; 0 writes the 2015 initial state only",
+        "Projection horizon after 2015; 0 writes the run-up to the 2015 state only",
         "model brief (10–20 years ahead)",
         0,
         60,
@@ -149,16 +149,65 @@ REGISTRY: tuple[Parameter, ...] = (
         group="run",
         control=True,
     ),
+    # ---- run-up to the 2015 state (mittelbau.core.runup) ------------------------------
+    P(
+        "runup_start_year",
+        2000,
+        "year",
+        "First year of the model: the run-up starts here and reaches the 2015 survey state",
+        "sources §7.1 (service-based BMs developed since the beginning of the millennium)",
+        1995,
+        2005,
+        group="runup",
+    ),
+    P(
+        "bm_start_odds",
+        0.15,
+        "odds ratio",
+        "Odds of offering a service-based BM at the run-up's start relative to 2015, in every "
+        "firm type (Stuttgart: BM share 18 % in 2000 at the default)",
+        "assumption: sources §7.1 (BMs spread since about 2000 to 41–46 % in 2015, a few points "
+        "a year at most; product-related services were offered before)",
+        0.02,
+        0.6,
+        group="runup",
+    ),
+    P(
+        "dt_wave_start_year",
+        2003,
+        "year",
+        "First year in which DT spreads (and is given up); before it, DT stays as at the start",
+        "assumption: sources §7.1 dates the digital wave in services from the mid-2010s, but "
+        "with 50–58 % DT users in 2015 (sources §2.2, §2.14) and internet and mobile devices "
+        "the common items (sources §2.3) it must have started about a decade earlier; from "
+        "2003 no size class's expected stage shares move more than 5 points in a run-up year",
+        2000,
+        2012,
+        group="runup",
+    ),
+    P(
+        "dt_start_odds",
+        0.15,
+        "odds ratio",
+        "Odds of using DT (given BM) when the DT wave starts relative to 2015, in every firm "
+        "type (Stuttgart: DT share 23 % at the default)",
+        "assumption: sources §2.3 (internet-based remote services predate the wave); the 2015 "
+        "shares follow from it",
+        0.02,
+        0.6,
+        group="runup",
+    ),
     # ---- DT adoption -------------------------------------------------------------------
-    P_fit(
-        "dt_adoption_rate",
-        0.01,
-        "1/year",
-        "Annual DT adoption hazard of a reference firm (metal, 20–49 employees, small/medium "
-        "series, medium complexity, unconstrained, 3 techniques, engagement 'internal')",
-        "assumption: a low reference rate (the survey targets say little about DT adoption)",
+    P(
+        "dt_adoption_factor",
+        1.0,
+        "factor",
+        "Multiplier of every firm type's DT adoption hazard from 2016 on, against the hazard "
+        "that carried the run-up to the 2015 state (1: the run-up's pace goes on)",
+        "assumption: no break in the survey year; the hazards themselves follow from the run-up "
+        "(sources §2.1, §2.14, §7.1)",
         0.0,
-        0.5,
+        5.0,
     ),
     P(
         "dt_social_weight",
@@ -199,17 +248,6 @@ REGISTRY: tuple[Parameter, ...] = (
         1.0,
     ),
     P(
-        "capability_coupling",
-        2.0,
-        "factor",
-        "Multiplier of the DT hazard for BM firms and of the BM hazard for DT firms",
-        "assumption: sources §2.1–2.2, §2.14 (BM and DT go together far more often than by "
-        "chance: the cross-section's DT-on-BM log-odds effect is fitted in calibration/); the "
-        "dynamic size of the effect is assumed",
-        1.0,
-        10.0,
-    ),
-    P(
         "dt_loss_rate",
         0.01,
         "1/year",
@@ -219,16 +257,16 @@ REGISTRY: tuple[Parameter, ...] = (
         0.1,
     ),
     # ---- BM adoption -------------------------------------------------------------------
-    P_fit(
-        "bm_adoption_rate",
-        0.01,
-        "1/year",
-        "Annual hazard of introducing a service-based BM for a reference firm (metal, small/"
-        "medium series, medium complexity, no service strategy) at reference social conditions",
-        "assumption: below the 13 %/year rate of any new complementary BM implied by sources "
-        "§4.1 (34 % within 3 years), since only service-based BMs count; to be calibrated",
+    P(
+        "bm_adoption_factor",
+        1.0,
+        "factor",
+        "Multiplier of every firm type's BM adoption hazard from 2016 on, against the hazard "
+        "that carried the run-up to the 2015 state (1: the run-up's pace goes on)",
+        "assumption: no break in the survey year; the hazards themselves follow from the run-up "
+        "(sources §2.2, §7.1)",
         0.0,
-        0.5,
+        5.0,
     ),
     P(
         "bm_weight_peers",

@@ -15,7 +15,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.parameters import BY_NAME
 from mittelbau.experiments.outputs import upward_moves
@@ -44,11 +44,10 @@ class PairedModel(MittelbauModel):
         self.notice: str | None = None
         if "seed" in overrides:
             overrides["seed"], self.notice = read_seed(overrides["seed"])
+        self.baseline: MittelbauModel | None = None  # built after the run-up (which steps alone)
         super().__init__(**overrides)
         self.levers_on = enabled(self.params)
-        self.baseline: MittelbauModel | None = (
-            MittelbauModel(without_levers(self.params)) if self.levers_on else None
-        )
+        self.baseline = MittelbauModel(without_levers(self.params)) if self.levers_on else None
         self.running = self.params.years > 0
         self._network: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -56,7 +55,7 @@ class PairedModel(MittelbauModel):
         super().step()
         if self.baseline is not None:
             self.baseline.step()
-        self.running = self.time < self.params.years
+        self.running = self.year < START_YEAR + self.params.years
 
     # ---- views ------------------------------------------------------------------------------
     def history(self) -> pd.DataFrame:

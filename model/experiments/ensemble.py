@@ -121,12 +121,17 @@ def completed(out: Path, spec: RunSpec) -> bool:
 
 
 def _warm_caches(specs: list[RunSpec]) -> None:
-    """Load the region data, traits and fitted propensities each run needs, once, here."""
+    """Load the region data, traits and fitted propensities each run needs, and solve each
+    scenario's run-up, once, here."""
     from mittelbau.core.population import synthesise
     from mittelbau.core.region_data import load_region
+    from mittelbau.core.runup import solve_runup
 
-    for region in sorted({make_params(s.overrides).region for s in specs}):
+    every = [make_params(s.overrides) for s in specs]
+    for region in sorted({p.region for p in every}):
         synthesise(load_region(region), 2, np.random.default_rng(0))
+    for params in every:
+        solve_runup(params.region, params)  # cached: one solution per region and run-up values
 
 
 def run_batch(specs: list[RunSpec]) -> list[tuple[RunSpec, RunResult | BaseException]]:

@@ -44,6 +44,10 @@ DEFINITIONS = {
     "stuck_share_small": ind_defs.STUCK_SHARE_SMALL,
     "competence_gap": ind_defs.COMPETENCE_GAP,
     "competence_gap_widens": ind_defs.GAP_WIDENS,
+    "runup": "years before 2015: the model's own dynamics from runup_start_year to the 2015 "
+    "survey state; verdicts and changes compare the horizon with 2015",
+    "implied_coupling": "population-weighted median over firm types of the DT adoption hazard "
+    "with a BM over the one without, as the run-up to the 2015 cross-section requires",
 }
 
 
@@ -62,10 +66,11 @@ class RunResult:
 
 
 def upward_moves(model: MittelbauModel) -> int:
-    """All moves to a higher stage (1→2, 1→3, 2→3) over the run."""
-    if not model.transitions:
+    """All moves to a higher stage (1→2, 1→3, 2→3) after 2015."""
+    projected = model.transitions[model.runup_years :]
+    if not projected:
         return 0
-    t = np.sum(model.transitions, axis=0)
+    t = np.sum(projected, axis=0)
     return int(t[1, 2] + t[1, 3] + t[2, 3])
 
 
@@ -140,7 +145,7 @@ def collect(
     """Turn a finished model (and, with levers, its same-seed counterfactual runs) into its
     tables and summary."""
     counts = np.stack(model.stage_counts)  # years × groups × 3
-    years = START_YEAR + np.arange(counts.shape[0])
+    years = model.first_year + np.arange(counts.shape[0])
     totals = counts.sum(axis=2, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     y, g, s = np.meshgrid(np.arange(len(years)), np.arange(len(GROUPS)), np.arange(3), indexing="ij")
@@ -158,7 +163,7 @@ def collect(
         for a in range(4):
             for b in range(4):
                 if a or b:
-                    rows.append((START_YEAR + k + 1, a, b, int(matrix[a, b])))
+                    rows.append((model.first_year + k + 1, a, b, int(matrix[a, b])))
     transitions = pd.DataFrame(rows, columns=["year", "from_stage", "to_stage", "firms"])
     indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     levers = pd.DataFrame(model.lever_records, columns=LEVER_COLUMNS)
@@ -198,7 +203,8 @@ def _rounded(x: float) -> float | None:
 
 def verdict_indicators(ind: pd.DataFrame, shrink_pp: float) -> dict[str, Any]:
     """The verdicts beside 'two worlds' (docs/odd.md, 'Indicators'): the middle shrinks, the
-    stuck shares at the horizon, the competence gap then and now and whether it widens."""
+    stuck shares at the horizon, the competence gap in 2015 and at the horizon and whether it
+    widens; `ind` holds the rows from 2015 on."""
     start, end = ind.iloc[0], ind.iloc[-1]
     s = ["stage1", "stage2", "stage3"]
     gap = [float(start["competence_gap"]), float(end["competence_gap"])]
@@ -211,8 +217,11 @@ def verdict_indicators(ind: pd.DataFrame, shrink_pp: float) -> dict[str, Any]:
     }
 
 
-def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> dict[str, Any]:
+def summarise(model: MittelbauModel, scenario: Scenario, indicators: pd.DataFrame) -> dict[str, Any]:
+    """The run's summary; the headline compares the horizon with the 2015 state (the run-up
+    years are in the tables)."""
     p = model.params
+    ind = indicators[indicators["year"] >= START_YEAR].reset_index(drop=True)
     first, sentence = verdict(ind, p.hollowing_threshold)
     start, end = ind.iloc[0], ind.iloc[-1]
     motives = model.motive_totals
@@ -233,6 +242,12 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
         "mittelbau_version": __version__,
         "region": model.region.name,
         "years": [int(start["year"]), int(end["year"])],
+        "runup": {
+            "years": [model.first_year, START_YEAR],
+            "dt_wave_start_year": model.runup.dt_wave_start_year,
+            "implied_coupling": round(model.runup.coupling, 4),
+            "stage_shares_first_year": shares(indicators.iloc[0]),
+        },
         "headline": {
             "verdict": sentence,
             "hollowed": first is not None,
@@ -249,7 +264,7 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
                 round(float(end["hollowing_ratio"]), 6),
             ],
             "mean_upward_rate": (
-                round(float(ind["upward_rate"].dropna().mean()), 6) if len(ind) > 1 else None
+                round(float(ind["upward_rate"].iloc[1:].dropna().mean()), 6) if len(ind) > 1 else None
             ),
             "bm_introductions_by_motive": {
                 m: round(motives[m] / n_intro, 6) if n_intro else None for m in MOTIVES

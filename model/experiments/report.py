@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.experiments import stakes
 from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
@@ -92,13 +92,15 @@ def verdict_sentence(row: pd.Series) -> str:
 
 def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     """Each scenario minus the reference, paired by replicate (common random numbers where the
-    scenarios share their seed): end stage-2 share (pp) and upward moves over the horizon."""
+    scenarios share their seed): end stage-2 share (pp) and upward moves after 2015."""
     ind, trans = ens["indicators"], ens["transitions"]
     names = list(ens["manifest"]["scenarios"])
     ref = reference_scenario(names)
     end = ind[ind["year"] == ind["year"].max()].set_index(["scenario", "replicate"])["stage2"]
-    up = trans[
-        ((trans.from_stage == 1) & (trans.to_stage >= 2)) | ((trans.from_stage == 2) & (trans.to_stage == 3))
+    projected = trans[trans.year > START_YEAR]  # the run-up's moves are not the scenario's
+    up = projected[
+        ((projected.from_stage == 1) & (projected.to_stage >= 2))
+        | ((projected.from_stage == 2) & (projected.to_stage == 3))
     ]
     moves = up.groupby(["scenario", "replicate"])["firms"].sum()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}

@@ -31,10 +31,9 @@ DEFINITIONS = {
 
 
 def years_of(model: MittelbauModel) -> np.ndarray:
-    """The recorded years of a run (from its first state)."""
-    return int(model.datacollector.get_model_vars_dataframe()["year"].iloc[0]) + np.arange(
-        len(model.economics.records)
-    )
+    """The years of the economics' records: its accounting starts with the 2015 state (the
+    run-up has none), so these are the years of indicators.csv from 2015 on."""
+    return START_YEAR + np.arange(len(model.economics.records))
 
 
 def economics_table(model: MittelbauModel) -> pd.DataFrame:
