@@ -12,9 +12,9 @@ size and grows linearly over `entrant_growth_years`.
 
 Accounting (every year, in agent units; × population_scale gives the region's totals):
 value added in the region's firms + captured by platforms + lost through exits not replaced
-= the value added of the first recorded firm table. The last term is kept from flows (value
-added of exits at exit, of entrants at entry and their growth), so the identity checks the
-bookkeeping rather than holding by definition.
+= the value added of the 2015 firm table (the accounting starts at the end of the run-up).
+The last term is kept from flows (value added of exits at exit, of entrants at entry and their
+growth), so the identity checks the bookkeeping rather than holding by definition.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Economics:
     """Per-firm economics of one run and the yearly record of where value added goes.
 
     `full_*` arrays hold a firm's full size; `grown` is the share of it an entrant has reached
-    (1 for the firms of the first table)."""
+    (1 for the 2015 firms)."""
 
     def __init__(self, state: FirmTable, p, scale: float, rng: np.random.Generator) -> None:
         self.p, self.scale = p, scale
@@ -147,7 +147,7 @@ class Economics:
     # ---- the yearly record ----------------------------------------------------------------
     def record(self, state: FirmTable, stuck: np.ndarray) -> None:
         """Stocks of the current table and this year's exits, by group; `stuck` marks the firms
-        of the first table still in stage 1."""
+        of the 2015 table still in stage 1."""
         gross = self.gross_value_added()
         captured = gross * self.p.platform_margin_loss * state.platform
         jobs = self.jobs

@@ -1018,7 +1018,8 @@ REGISTRY: tuple[Parameter, ...] = (
         "discount_rate",
         0.03,
         "1/year",
-        "Rate at which programme costs and value added kept are discounted to the first recorded year",
+        "Rate at which programme costs and value added kept are discounted to 2015, the first "
+        "year of the accounting",
         "assumption: a social discount rate of a few per cent a year for public programmes",
         0.0,
         0.1,

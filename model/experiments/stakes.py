@@ -21,10 +21,10 @@ DEFINITIONS = {
     "capture (€ per year, region totals = agent sums × population_scale)",
     "value_added_captured_eur": "value added of platform suppliers that moves to platform owners",
     "value_added_lost_exits_eur": "value added of firms that exited minus that of their entrants "
-    "so far (entrants start small): the first table's value added = in firms + captured + lost",
-    "employment_stuck_stage1": "persons in firms of the first table that were in stage 1 then and still are",
+    "so far (entrants start small): the 2015 firms' value added = in firms + captured + lost",
+    "employment_stuck_stage1": "persons in 2015 firms that were in stage 1 then and still are",
     "eur_per_value_added_kept": "programme cost / value added kept in the region's firms, both "
-    "discounted at discount_rate to the first recorded year; null (undefined) when nothing is kept",
+    "discounted at discount_rate to 2015; null (undefined) when nothing is kept",
     "eur_per_job_kept": "programme cost / additional persons employed at the horizon; null "
     "(undefined) when no job is kept",
 }
