@@ -15,9 +15,10 @@ matplotlib.use("Agg")
 
 from mittelbau.dashboard import charts
 from mittelbau.dashboard.paired import PairedModel
+from mittelbau.dashboard.stakes import stakes_figure
 
 FIGURES = {
-    "shares": (charts.stage_shares_figure, charts.middle_figure, charts.size_figure),
+    "shares": (charts.stage_shares_figure, stakes_figure, charts.middle_figure, charts.size_figure),
     "network": (charts.network_figure,),
     "baseline": (charts.compare_figure,),
 }

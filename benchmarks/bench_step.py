@@ -1,5 +1,10 @@
-"""Build time and stepping speed of the vectorised model, and the speed ratio against the
-per-firm reference step (tests/reference_model.py). Prints figures; asserts nothing.
+"""Build time and stepping speed of the vectorised model (with every switchable mechanism off
+and on), the run-up's inversion, and the speed ratio against the per-firm reference step
+(tests/reference_model.py). Prints figures; asserts nothing.
+
+Building a model runs its run-up (2000–2015 at the defaults) on the same step, so "build"
+holds the synthesis, the network and the run-up's years; "run" the 20 projected years. The
+inversion of the run-up is solved once per region and parameter set (cached) and timed apart.
 
     .venv/bin/python benchmarks/bench_step.py
 """
@@ -10,20 +15,31 @@ import sys
 import time
 from pathlib import Path
 
+from mittelbau.core import runup
+from mittelbau.core.mechanisms import NAMES
 from mittelbau.core.model import MittelbauModel
+from mittelbau.core.scenario import make_params
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 
 YEARS = 20
+ALL_ON = {f"mech_{n}": "on" for n in NAMES}
 
 
-def vectorised(firms: int) -> tuple[float, float]:
+def vectorised(firms: int, **overrides) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    m = MittelbauModel(firms=firms, seed=1, years=YEARS)
+    m = MittelbauModel(firms=firms, seed=1, years=YEARS, **overrides)
     t1 = time.perf_counter()
     m.run()
     t2 = time.perf_counter()
-    return t1 - t0, t2 - t1
+    return t1 - t0, t2 - t1, m.runup_years
+
+
+def inversion() -> float:
+    runup._solve.cache_clear()
+    t0 = time.perf_counter()
+    runup.solve_runup("stuttgart", make_params({}))
+    return time.perf_counter() - t0
 
 
 def reference_step(firms: int, years: int) -> float:
@@ -37,11 +53,15 @@ def reference_step(firms: int, years: int) -> float:
 
 
 def main() -> None:
-    print(f"{'firms':>8} {'build s':>8} {'run s':>8} {'total s':>8} {'firm-steps/s':>14}")
-    for firms in (4_000, 20_000, 100_000):
-        build, run = min((vectorised(firms) for _ in range(5)), key=sum)
-        rate = firms * YEARS / run
-        print(f"{firms:>8} {build:>8.3f} {run:>8.3f} {build + run:>8.3f} {rate:>14,.0f}")
+    print(f"run-up inversion (Stuttgart, defaults, uncached): {min(inversion() for _ in range(3)):.3f} s\n")
+    for label, overrides in (("mechanisms off", {}), ("every mechanism on", ALL_ON)):
+        head = f"{'firms':>8} {'build s':>8} {'run s':>8} {'total s':>8} {'step s':>8} {'firm-steps/s':>14}"
+        print(f"{label}\n{head}   (build: synthesis, network and run-up; run and step: the projected years)")
+        for firms in (4_000, 20_000, 100_000):
+            build, run, _ = min((vectorised(firms, **overrides) for _ in range(5)), key=lambda t: t[0] + t[1])
+            rate = firms * YEARS / run
+            row = f"{firms:>8} {build:>8.3f} {run:>8.3f} {build + run:>8.3f}"
+            print(f"{row} {run / YEARS:>8.4f} {rate:>14,.0f}")
     firms = 20_000
     run = min(vectorised(firms)[1] for _ in range(5))
     vec_step = run / YEARS

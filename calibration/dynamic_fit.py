@@ -29,7 +29,7 @@ from mittelbau.calibration.fit_report import CALIBRATION, load_targets, run_stat
 from mittelbau.core.parameters import BY_NAME
 
 PARAMETER_FILE = CALIBRATION / "dynamic_parameters.toml"
-FITTED = ("bm_adoption_rate", "dt_adoption_rate", "engagement_drift_rate", "competence_learning")
+FITTED = ("engagement_drift_rate", "competence_learning")
 POPULATION = "stuttgart"
 
 

@@ -9,6 +9,8 @@ line stays quick):
 - one run: `MittelbauModel`, `simulate`, `RunResult`
 - ensembles and their comparison: `run_ensemble`, `load_ensemble`, `verdicts`,
   `verdict_sentence`, `horizon_outcomes`, `paired_differences`, `lever_table`, `write_report`
+- what is at stake in € and persons: `economics_table` (one run), `stakes_table` and
+  `kept_table` (ensembles: outcomes at the horizon, value added and jobs kept per lever)
 - sensitivity analysis and scenario discovery: `sensitivity_factors`, `run_sensitivity`,
   `discover`, and `ema_model` (the model for EMA Workbench, with the `discovery` extra)
 - outcomes, indicators and intervals: `OUTCOMES` (the outcome registry), `middle_share`,
@@ -43,6 +45,9 @@ _API = {
     "paired_differences": ("experiments.report", "paired_differences"),
     "lever_table": ("experiments.report", "lever_table"),
     "write_report": ("experiments.report", "write_report"),
+    "economics_table": ("experiments.stakes", "economics_table"),
+    "stakes_table": ("experiments.stakes", "stakes_table"),
+    "kept_table": ("experiments.stakes", "kept_table"),
     "sensitivity_factors": ("experiments.sensitivity", "factors"),
     "run_sensitivity": ("experiments.sensitivity_study", "run_study"),
     "discover": ("experiments.discovery", "discover"),

@@ -168,6 +168,22 @@ def _clear(folder: Path) -> None:
                 entry.unlink()
 
 
+def _other_verdicts(h: dict) -> str:
+    """One line for the verdicts beside 'two worlds' (docs/odd.md, 'Indicators')."""
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{x:.1%}"
+
+    g0, g1 = h["competence_gap"]
+    gap = "–" if g0 is None or g1 is None else f"{g0:.1f} → {g1:.1f} techniques"
+    widens = {True: "widens", False: "does not widen", None: "–"}[h["competence_gap_widens"]]
+    return (
+        f"middle shrinks: {'yes' if h['middle_shrinks'] else 'no'}; stuck in stage 1: "
+        f"{pct(h['stuck_share'])} (< 100 employees {pct(h['stuck_share_small'])}); "
+        f"competence gap stage 3 − stage 1: {gap} ({widens})"
+    )
+
+
 @app.command()
 def run(
     scenarios: Annotated[
@@ -254,12 +270,15 @@ def run(
         if y1 != y0:
             typer.echo(f"  stage shares {y1}: {b['stage1']:.1%} / {b['stage2']:.1%} / {b['stage3']:.1%}")
         typer.echo(f"  {h['verdict']}")
+        if y1 != y0:
+            typer.echo(f"  {_other_verdicts(h)}")
         for name, lv in result.summary["levers"].items():
             cpm = lv["cost_per_additional_upward_move_eur"]
             dws = lv["deadweight_share"]
             typer.echo(
-                f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached']} firms reached, "
-                f"{lv['additional_upward_moves']:+d} upward moves against no programme, "
+                # the region's firms (agents × population_scale), the unit the € buy
+                f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached_region']:,.0f} firms "
+                f"reached, {lv['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
                 + (f", deadweight {dws:.0%}" if dws is not None else "")
             )

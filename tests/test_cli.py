@@ -4,6 +4,7 @@ import io
 import json
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -37,6 +38,7 @@ def test_output_files_and_columns(small_run):
     out, output = small_run
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        "economics.csv",
         "indicators.csv",
         "levers.csv",
         "stage_shares.csv",
@@ -46,7 +48,7 @@ def test_output_files_and_columns(small_run):
     ]
     shares = pd.read_csv(out / "stage_shares.csv")
     assert list(shares.columns) == ["year", "group_by", "group", "stage", "share"]
-    assert set(shares["year"]) == set(range(2015, 2022))
+    assert set(shares["year"]) == set(range(2000, 2022))  # the run-up from 2000, then 2016–2021
     assert set(shares["group_by"]) == {"all", "size", "industry"}
     pairs = set(zip(shares["group_by"], shares["group"], strict=True))
     assert {("all", "all"), ("size", "20-49"), ("size", "250-499"), ("industry", "machinery")} <= pairs
@@ -54,7 +56,7 @@ def test_output_files_and_columns(small_run):
     assert ((sums - 1).abs() < 1e-5).all()
     assert (shares.groupby(["year", "group_by", "group"]).size() == 3).all()
     # all firms, each size class and each industry: three partitions of the same firms
-    assert len(sums) == 7 * (1 + 4 + 7)
+    assert len(sums) == 22 * (1 + 4 + 7)
     levers = pd.read_csv(out / "levers.csv")
     assert levers.empty and list(levers.columns) == [
         "year",
@@ -66,11 +68,15 @@ def test_output_files_and_columns(small_run):
     ]
     trans = pd.read_csv(out / "transitions.csv")
     assert list(trans.columns) == ["year", "from_stage", "to_stage", "firms"]
-    assert set(trans["year"]) == set(range(2016, 2022))
+    assert set(trans["year"]) == set(range(2001, 2022))
     assert (
         trans.groupby("year")["firms"].sum()
         == 1500 + trans[trans.from_stage == 0].groupby("year")["firms"].sum()
     ).all()
+    econ = pd.read_csv(out / "economics.csv")
+    assert list(econ.columns[:4]) == ["year", "group", "firms", "employment"]
+    assert set(econ["year"]) == set(range(2015, 2022)) and "stage:1" in set(econ["group"])
+    assert np.allclose(econ.query("group == 'all'")["firms"], 3000)  # the region's firms
     assert (out / "stage_shares.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "hollow" in output
 
@@ -86,16 +92,32 @@ def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
     shares = pd.read_csv(out / "stage_shares.csv").query("group == 'all' and year == 2021")
     assert h["stage_shares_end"]["stage2"] == pytest.approx(shares["share"].iloc[1], abs=1e-6)
     assert h["hollowed"] == (h["year_hollowed"] is not None)
+    assert s["years"] == [2015, 2021] and s["runup"]["years"] == [2000, 2015]
+    start = pd.read_csv(out / "stage_shares.csv").query("group == 'all' and year == 2015")
+    assert h["stage_shares_start"]["stage2"] == pytest.approx(start["share"].iloc[1], abs=1e-6)
+    assert s["runup"]["implied_coupling"] > 5  # the 2015 within-type association is strong
     assert set(h["bm_introductions_by_motive"]) == {"intrinsic", "peers", "customers", "competition"}
     # the outcomes at the horizon, as the outcome registry summarises the yearly indicators
     ind = pd.read_csv(out / "indicators.csv")
     o = s["outcomes"]
     assert o["hollowed"] is h["hollowed"] and ind["hollowed"].dtype == bool
-    assert o["hollowed"] == bool(ind["hollowed"].any())
+    projected = ind[ind["year"] >= 2015]  # the run-up's years are not summarised
+    assert o["hollowed"] == bool(projected["hollowed"].any())
     assert o["middle_share"] == pytest.approx(ind["middle_share"].iloc[-1], abs=1e-6)
     assert o["middle_share"] == h["stage_shares_end"]["stage2"]
-    assert o["upward_rate"] == pytest.approx(ind["upward_rate"].iloc[1:].mean(), abs=1e-6)
-    assert ind["upward_rate"].isna().tolist() == [True] + [False] * 6  # no move before the first year
+    assert o["upward_rate"] == pytest.approx(ind.loc[ind["year"] > 2015, "upward_rate"].mean(), abs=1e-6)
+    assert ind["upward_rate"].isna().tolist() == [True] + [False] * 21  # no move before the first year
+    # the verdict indicators: undefined in the run-up, registry outcomes at the horizon
+    assert ind.loc[ind["year"] < 2015, "stuck_share"].isna().all()
+    assert projected["stuck_share"].iloc[0] == 1.0  # every 2015 stage-1 firm is in stage 1 then
+    assert o["stuck_share"] == pytest.approx(ind["stuck_share"].iloc[-1], abs=1e-6) == h["stuck_share"]
+    gap = projected["competence_gap"].to_numpy()
+    assert o["competence_gap"] == pytest.approx(gap[-1], abs=1e-6)
+    assert h["competence_gap"] == [pytest.approx(gap[0], abs=1e-6), o["competence_gap"]]
+    assert o["competence_gap_widens"] is bool(gap[-1] > gap[0]) is h["competence_gap_widens"]
+    change = 100 * (projected["stage2"].iloc[-1] - projected["stage2"].iloc[0])
+    assert o["middle_shrinks"] is bool(change <= -s["parameters"]["middle_shrink_pp"])
+    assert s["definitions"]["stuck_share"]["unit"] == "share"
     assert o["cost_per_additional_upward_move"] is None  # no programme
     assert s["definitions"]["upward_rate"]["at_horizon"].startswith("the mean over the simulated years")
     assert s["definitions"]["hollowed"]["kind"] == "bool"
@@ -118,8 +140,8 @@ def test_years_zero_writes_the_initial_state_only(tmp_path, root):
     )
     assert res.exit_code == 0, res.output
     shares = pd.read_csv(out / "stage_shares.csv")
-    assert set(shares["year"]) == {2015}
-    assert pd.read_csv(out / "transitions.csv").empty
+    assert set(shares["year"]) == set(range(2000, 2016))  # the run-up only
+    assert pd.read_csv(out / "transitions.csv")["year"].max() == 2015
     s = json.loads((out / "summary.json").read_text())
     assert s["region"] == "Nord" and s["seed"] == 7 and "Initial state" in s["headline"]["verdict"]
 
@@ -157,8 +179,8 @@ INVALID = {
     "unknown key": ("[parameters]\nfirmz = 10\n", ["'firmz'", "did you mean 'firms'"]),
     "wrong type": ('[parameters]\nfirms = "many"\n', ["'firms'", "'many'", "an integer"]),
     "out of range": (
-        "[parameters]\ndt_adoption_rate = 2.5\n",
-        ["'dt_adoption_rate'", "2.5", "from 0 to 0.5"],
+        "[parameters]\ndt_adoption_factor = 7.5\n",
+        ["'dt_adoption_factor'", "7.5", "from 0 to 5"],
     ),
     "bad choice": ('[parameters]\nregion = "bavaria"\n', ["'region'", "'bavaria'", "'nord'"]),
     "malformed": ("[parameters\nfirms = 10\n", ["malformed TOML"]),
@@ -227,8 +249,8 @@ def test_params_json_has_numbers_roles_and_both_ranges():
     assert res.exit_code == 0
     rows = {r["name"]: r for r in json.loads(res.output)}
     assert rows["seed"]["high"] == 4294967295 and isinstance(rows["seed"]["high"], int)
-    assert rows["dt_adoption_rate"]["role"] == "uncertainty"
-    assert rows["dt_adoption_rate"]["explore_high"] == rows["dt_adoption_rate"]["high"] == 0.5
+    assert rows["dt_adoption_factor"]["role"] == "uncertainty"
+    assert rows["dt_adoption_factor"]["explore_high"] == rows["dt_adoption_factor"]["high"] == 5.0
     assert rows["centres_number"]["role"] == "lever" and rows["centres_number"]["explore_high"] == 10
     assert rows["region"]["choices"][0] == "stuttgart" and rows["region"]["low"] is None
     assert {r["role"] for r in rows.values()} == {"setting", "lever", "uncertainty"}
@@ -281,8 +303,10 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
         assert sum(lv["firms_reached_by_size"].values()) == lv["firms_reached"]
         assert sum(lv["firms_reached_by_start_stage"].values()) == lv["firms_reached"]
         if lv["additional_upward_moves"] > 0:
+            # moves of the region's firms: 2,000 agents for Stuttgart's 3,000 firms
+            assert lv["additional_upward_moves_region"] == 1.5 * lv["additional_upward_moves"]
             assert lv["cost_per_additional_upward_move_eur"] == pytest.approx(
-                lv["total_cost_eur"] / lv["additional_upward_moves"], abs=0.01
+                lv["total_cost_eur"] / lv["additional_upward_moves_region"], abs=0.01
             )
         assert f"{name}: €" in res.output
     policy = s["policy"]

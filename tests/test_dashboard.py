@@ -92,11 +92,11 @@ def test_paired_model_is_the_run_and_its_same_seed_twin(paired):
     params = {**LEVERS, "seed": 4242}
     alone = MittelbauModel(**params).run()
     twin = MittelbauModel(without_levers(alone.params)).run()
-    assert paired.time == 6 and not paired.running
+    assert paired.year == 2021 and paired.time == 21 and not paired.running  # run-up from 2000
     np.testing.assert_array_equal(paired.state.stage, alone.state.stage)
     np.testing.assert_array_equal(paired.baseline.state.stage, twin.state.stage)
     h = paired.history()
-    assert list(h.index) == list(range(2015, 2022))
+    assert list(h.index) == list(range(2000, 2022))
     np.testing.assert_allclose(h[["stage1", "stage2", "stage3"]].to_numpy().sum(axis=1), 1.0)
     effect = paired.programme_effect()
     assert effect["upward_moves"] == upward_moves(alone)

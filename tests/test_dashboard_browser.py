@@ -109,7 +109,8 @@ def test_dashboard_lever_step_and_compare(server, root):
             assert tabs == ["STAGE SHARES", "OUTCOMES", "FIRM NETWORK", "AGAINST THE BASELINE"], tabs
             charts = page.locator(".views img")
             charts.first.wait_for(timeout=30_000)
-            assert charts.count() == 3  # stage shares, middle tier and hollowing, size classes
+            # stage shares, value added at stake, middle tier and hollowing, size classes
+            assert charts.count() == 4
             before = charts.first.get_attribute("src")
 
             # a lever control: cooperation projects per year, moved from 0 by a click on its track
@@ -175,7 +176,7 @@ def test_dashboard_lever_step_and_compare(server, root):
             page.screenshot(path=str(artifacts / "dashboard-compare.png"))
 
             # a budget of millions shows whole on its slider's thumb, also at the slider's end
-            page.get_by_role("tab", name="Page 0").click()
+            page.get_by_role("tab", name="Stage shares").click()
             page.get_by_test_id("status").wait_for(timeout=30_000)
             funding = page.locator(".v-input", has_text="funding programme")
             funding.scroll_into_view_if_needed()

@@ -27,11 +27,11 @@ def test_targets_of_the_fit_are_the_behavioural_ones():
 
 def test_loss_is_zero_on_data_made_by_the_model_itself():
     targets = dynamic_targets()
-    truth = {"bm_adoption_rate": 0.08}
+    truth = {"competence_learning": 0.3}
     synthetic = simulate(truth, 11, 4000, targets)
     assert distance(simulate(truth, 11, 4000, targets), synthetic, targets) == 0.0
     noise = distance(simulate(truth, 12, 4000, targets), synthetic, targets)
-    wrong = distance(simulate({"bm_adoption_rate": 0.3}, 12, 4000, targets), synthetic, targets)
+    wrong = distance(simulate({"competence_learning": 2.0}, 12, 4000, targets), synthetic, targets)
     assert noise < wrong / 5
 
 
@@ -96,7 +96,7 @@ def test_parameter_set_is_versioned_and_round_trips(tmp_path):
     post = pd.DataFrame(
         [
             {
-                "parameter": "bm_adoption_rate",
+                "parameter": "competence_learning",
                 "median": 0.1,
                 "mean": 0.1,
                 "sd": 0.01,
@@ -112,7 +112,7 @@ def test_parameter_set_is_versioned_and_round_trips(tmp_path):
     write_parameter_set(result, {"population": 200, "seed": 1}, path)
     write_parameter_set(result, {"population": 200, "seed": 1}, path)
     data = tomllib.loads(path.read_text())
-    assert data["version"] == 2 and data["bm_adoption_rate"]["median"] == 0.1
+    assert data["version"] == 2 and data["competence_learning"]["median"] == 0.1
 
 
 def test_registry_defaults_are_the_committed_fit():

@@ -21,7 +21,15 @@ def test_the_ema_model_takes_roles_ranges_and_outcomes_from_the_registries():
     model = ema_model()
     uncertainties = {u.name: u for u in model.uncertainties}
     levers = {lv.name: lv for lv in model.levers}
-    assert set(uncertainties) == {p.name for p in REGISTRY if p.role == "uncertainty" and not p.choices}
+    # the numeric uncertainties and the mechanism switches (categorical); start years stay fixed
+    assert set(uncertainties) == {
+        p.name
+        for p in REGISTRY
+        if p.role == "uncertainty"
+        and (not p.choices or p.group == "mechanisms")
+        and not p.name.endswith("_start_year")
+    }
+    assert [c.value for c in uncertainties["mech_lockin"].categories] == ["off", "on"]
     assert all(BY_NAME[n].role == "lever" for n in levers)
     assert "funding_start_year" not in levers and "funding_target" in levers
     budget = levers["funding_budget_eur"]
@@ -31,7 +39,7 @@ def test_the_ema_model_takes_roles_ranges_and_outcomes_from_the_registries():
     assert [c.value for c in levers["cooperation_partner"].categories] == ["digital", "research"]
     assert [o.name for o in model.outcomes] == list(OUTCOMES)
     constants = {c.name: c.value for c in model.constants}
-    assert constants["seed"] == BY_NAME["seed"].default and "dt_adoption_rate" not in constants
+    assert constants["seed"] == BY_NAME["seed"].default and "dt_adoption_factor" not in constants
     assert set(constants) | set(uncertainties) | set(levers) == set(BY_NAME)
 
 
@@ -42,8 +50,8 @@ def test_a_lever_named_as_an_uncertainty_is_not_also_a_lever():
 
 
 def test_unknown_lever_names_are_refused_with_the_allowed_ones():
-    with pytest.raises(ValueError, match="lever 'dt_adoption_rate' is unknown; allowed: funding_budget_eur"):
-        lever_parameters(["dt_adoption_rate"])
+    with pytest.raises(ValueError, match="lever 'exit_rate' is unknown; allowed: funding_budget_eur"):
+        lever_parameters(["exit_rate"])
 
 
 def test_evaluate_accepts_what_ema_samples():
@@ -61,7 +69,7 @@ def test_perform_experiments_then_prim_runs_without_glue():
     scenario = load_scenario(None, ["firms=300", "years=5"])
     model = ema_model(
         scenario,
-        uncertainties=["bm_adoption_rate", "exit_rate", "customers_per_supplier"],
+        uncertainties=["bm_adoption_factor", "exit_rate", "customers_per_supplier"],
         levers=["funding_budget_eur", "funding_target"],
     )
     with warnings.catch_warnings():
@@ -84,18 +92,18 @@ def test_perform_experiments_then_prim_runs_without_glue():
             {
                 "firms": 300,
                 "years": 5,
-                **{k: row[k] for k in ("bm_adoption_rate", "exit_rate", "customers_per_supplier")},
+                **{k: row[k] for k in ("bm_adoption_factor", "exit_rate", "customers_per_supplier")},
                 "funding_budget_eur": row["funding_budget_eur"],
                 "funding_target": str(row["funding_target"]),
             }
         )
     )
     assert outcomes["middle_share"][5] == pytest.approx(again["middle_share"])
-    # few upward moves happen where the BM adoption rate is low: PRIM bounds it from above
+    # few upward moves happen where BM adoption is slow: PRIM bounds it from above
     slow = outcomes["upward_rate"] < np.median(outcomes["upward_rate"])
     with warnings.catch_warnings():  # the library's own pandas deprecation notices
         warnings.simplefilter("ignore")
         box = prim.Prim(experiments, slow).find_box()
     last = box.box_lims[-1]
     assert box.peeling_trajectory["density"].iloc[-1] >= 0.8
-    assert last["bm_adoption_rate"].iloc[1] < 0.3
+    assert last["bm_adoption_factor"].iloc[1] < 3.0

@@ -206,11 +206,13 @@ def test_paired_difference_interval_contains_a_known_effect():
         for r in range(n):
             rows.append({"scenario": name, "replicate": r, "year": 2035, "stage2": s2[r]})
     ind = pd.DataFrame(rows)
+    # moves after 2015 differ by 3; the run-up's (2010), which no scenario changes, are left out
     trans = pd.DataFrame(
         [
-            {"scenario": s, "replicate": r, "from_stage": 1, "to_stage": 2, "firms": 10 + (s == "policy") * 3}
+            {"scenario": s, "replicate": r, "year": y, "from_stage": 1, "to_stage": 2, "firms": f}
             for s in ("baseline", "policy")
             for r in range(n)
+            for y, f in ((2010, 50 + (s == "policy") * 7), (2016, 10 + (s == "policy") * 3))
         ]
     )
     seeds = list(range(n))

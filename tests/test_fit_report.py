@@ -22,7 +22,7 @@ def test_targets_are_unique_and_complete():
 
 
 def test_statistics_read_the_model_state():
-    m = MittelbauModel(firms=3000, seed=2, years=3, bm_adoption_rate=0.3)
+    m = MittelbauModel(firms=3000, seed=2, years=3, bm_adoption_factor=5.0)
     eng = STATISTICS["engagement_share"](m, {"level": "partners"})
     assert eng == pytest.approx((m.state.engagement == 2).mean())
     assert STATISTICS["bm_introduced_since"](m, {"since": 2016}) == 0.0
@@ -38,7 +38,7 @@ def test_statistics_read_the_model_state():
         STATISTICS["techniques_share"](m, {"low": lo, "high": hi}) for lo, hi in ((0, 2), (3, 5), (6, 10))
     ]
     assert sum(bands) == pytest.approx(1.0)  # fractional learning never falls between bands
-    still = MittelbauModel(firms=2000, seed=2, years=3, bm_adoption_rate=0.0).run()
+    still = MittelbauModel(firms=2000, seed=2, years=3, bm_adoption_factor=0.0).run()
     assert STATISTICS["bm_introduced_since"](still, {"since": 2016}) == 0.0
 
 

@@ -50,17 +50,17 @@ def test_an_outcome_added_in_one_place_reaches_every_output(registered, tmp_path
     params = make_params({"firms": 400, "years": 4, "seed": 3, "exit_rate": 0.06})
     result = simulate(Scenario("dummy", "", params))
     ind = result.indicators
-    # the model's reporters: a column per year, none before the first simulated year
+    # the model's reporters: a column per year (the run-up's too), none before the first simulated year
     assert list(ind.columns[-2:]) == ["exit_share", "many_exits"]
     moves = pd.DataFrame(result.transitions)
     exits = moves[(moves.to_stage == 0)].groupby("year")["firms"].sum() / 400
     assert np.isnan(ind["exit_share"].iloc[0])
     assert np.allclose(ind["exit_share"].iloc[1:].to_numpy(), exits.to_numpy())
     assert 0.02 < ind["exit_share"].iloc[1:].mean() < 0.1
-    # the summary at the horizon, as the entry's horizon says, with its definition
+    # the summary at the horizon, as the entry's horizon says, over the projected years only
     o = result.summary["outcomes"]
-    assert o["exit_share"] == pytest.approx(exits.mean(), abs=1e-6)
-    assert o["many_exits"] is bool((exits > 0.05).any())
+    assert o["exit_share"] == pytest.approx(exits[exits.index > 2015].mean(), abs=1e-6)
+    assert o["many_exits"] is bool((exits[exits.index >= 2015] > 0.05).any())
     assert result.summary["definitions"]["exit_share"]["unit"] == "share"
     # the run's files
     write_run(result, tmp_path / "run", figure=False)
@@ -97,29 +97,48 @@ def test_one_name_and_one_kind_per_outcome_everywhere(tmp_path):
     for name, outcome in OUTCOMES.items():
         assert o[name] is None or isinstance(o[name], outcome.kind), name
     # upward_rate is the yearly rate per year and its mean over the simulated years at the horizon
-    assert o["upward_rate"] == pytest.approx(ind["upward_rate"].iloc[1:].mean(), abs=1e-6)
+    assert o["upward_rate"] == pytest.approx(ind.loc[ind["year"] > 2015, "upward_rate"].mean(), abs=1e-6)
     assert runs["hollowed"].dtype == bool and bool(runs["hollowed"].iloc[0]) == o["hollowed"]
     assert runs["upward_rate"].iloc[0] == o["upward_rate"] and runs["middle_share"].iloc[0] == o["stage2"]
-    assert default_outputs() == ("middle_share", "polarisation_index", "hollowing_ratio", "upward_rate")
+    assert default_outputs() == (
+        "middle_share",
+        "polarisation_index",
+        "hollowing_ratio",
+        "upward_rate",
+        "stuck_share",
+        "stuck_share_small",
+        "competence_gap",
+    )
+    assert runs["middle_shrinks"].iloc[0] == o["middle_shrinks"]
+    assert runs["stuck_share"].iloc[0] == o["stuck_share"] == pytest.approx(ind["stuck_share"].iloc[-1])
 
 
 def test_horizon_summaries_of_a_constructed_table():
+    # a run-up year (2014) first: hollowed and fast then, which no summary at the horizon sees
     yearly = pd.DataFrame(
         {
-            "year": [2015, 2016, 2017],
-            **{f"stage{k}": [0.3, 0.3, 0.3] for k in (1, 2, 3)},
-            "middle_share": [0.4, 0.3, 0.2],
-            "polarisation_index": [0.1, 0.2, 0.3],
-            "hollowing_ratio": [1.0, 0.4, np.inf],
-            "hollowed": [False, True, False],
-            "upward_rate": [None, 0.1, 0.3],
+            "year": [2014, 2015, 2016, 2017],
+            **{f"stage{k}": [0.3, 0.3, 0.3, 0.3] for k in (1, 2, 3)},
+            "middle_share": [0.1, 0.4, 0.3, 0.2],
+            "polarisation_index": [0.5, 0.1, 0.2, 0.3],
+            "hollowing_ratio": [0.2, 1.0, 0.4, np.inf],
+            "hollowed": [True, False, True, False],
+            "upward_rate": [0.9, 0.5, 0.1, 0.3],
+            "middle_shrinks": [None, False, False, True],
+            "stuck_share": [np.nan, 1.0, 0.8, 0.7],
+            "stuck_share_small": [np.nan, 1.0, 0.9, 0.85],
+            "competence_gap": [np.nan, 2.0, 2.5, 3.0],
+            "competence_gap_widens": [None, False, True, True],
         }
     )
     policy = {"policy": {"cost_per_additional_upward_move_eur": 1234.5}}
     o = at_horizon(yearly, policy)
     assert o["middle_share"] == 0.2 and o["hollowing_ratio"] == np.inf
-    assert o["hollowed"] is True  # hollowed in some year up to the horizon
-    assert o["upward_rate"] == pytest.approx(0.2)
+    assert o["hollowed"] is True  # hollowed in some year from 2015 to the horizon
+    assert at_horizon(yearly.assign(hollowed=[True, False, False, False]), policy)["hollowed"] is False
+    assert o["upward_rate"] == pytest.approx(0.2)  # the years after 2015: 2015's move is the run-up's
+    assert o["middle_shrinks"] is True and o["competence_gap_widens"] is True
+    assert o["stuck_share"] == 0.7 and o["stuck_share_small"] == 0.85 and o["competence_gap"] == 3.0
     assert o["cost_per_additional_upward_move"] == 1234.5
     assert at_horizon(yearly, {"policy": None})["cost_per_additional_upward_move"] is None
 
@@ -137,4 +156,4 @@ def test_model_reporters_are_the_registry(registered):
     m = MittelbauModel(firms=200, seed=1, years=1)
     assert "exit_share" in m.datacollector.model_reporters
     m.step()
-    assert m.datacollector.get_model_vars_dataframe()["exit_share"].iloc[1] == exit_share(m)
+    assert m.datacollector.get_model_vars_dataframe()["exit_share"].iloc[-1] == exit_share(m)

@@ -112,11 +112,11 @@ def test_numpy_scalars_and_integral_floats_validate_where_an_integer_is_expected
 def test_roles_follow_the_groups_and_exploration_ranges_lie_within_validation():
     roles = {p.name: p.role for p in REGISTRY}
     assert roles["seed"] == roles["firms"] == roles["hollowing_threshold"] == "setting"
-    assert roles["dt_adoption_rate"] == roles["customers_per_supplier"] == "uncertainty"
+    assert roles["dt_adoption_factor"] == roles["customers_per_supplier"] == "uncertainty"
     assert roles["funding_budget_eur"] == roles["centres_reach"] == "lever"
     budget = BY_NAME["funding_budget_eur"]
     assert (budget.low, budget.high, budget.explore_low, budget.explore_high) == (0.0, 1e8, 0.0, 5e6)
     for p in REGISTRY:
         if not p.choices:
             assert p.low <= p.explore_low < p.explore_high <= p.high or p.low == p.high, p.name
-    assert BY_NAME["dt_adoption_rate"].exploration is None
+    assert BY_NAME["dt_adoption_factor"].exploration is None

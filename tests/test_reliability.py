@@ -331,7 +331,11 @@ def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
     def free(scenario, on_year=None):
         result = real(scenario, on_year)
         for lever in result.summary["levers"].values():
-            lever |= {"total_cost_eur": 0.0, "additional_upward_moves": 15}
+            lever |= {
+                "total_cost_eur": 0.0,
+                "additional_upward_moves": 15,
+                "additional_upward_moves_region": 15.0,
+            }
             lever["cost_per_additional_upward_move_eur"] = 0.0
         return dataclasses.replace(result)
 

@@ -56,12 +56,13 @@ def test_morris_pipeline_recovers_linear_effects():
 
 def test_factors_come_from_the_registry():
     default = [p.name for p in factors()]
-    assert "dt_adoption_rate" in default and "region" not in default and "seed" not in default
+    assert "dt_adoption_factor" in default and "region" not in default and "seed" not in default
     assert not any(n.startswith(("funding_", "cooperation_", "centre")) for n in default)
+    assert "mech_lockin" in default and "middle_shrink_pp" not in default  # a switch varies, a setting not
     with_levers = [p.name for p in factors(include_levers=True)]
     assert "funding_budget_eur" in with_levers and "funding_start_year" not in with_levers
-    spec = problem(factors(["dt_adoption_rate", "bm_loss_rate"]), grouped=False)
-    assert spec["bounds"] == [[0.0, 0.5], [0.0, 0.2]]
+    spec = problem(factors(["dt_adoption_factor", "bm_loss_rate"]), grouped=False)
+    assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.2]]
     with pytest.raises(FactorError, match="unknown factor 'dt_rate'"):
         factors(["dt_rate"])
     with pytest.raises(FactorError, match="cannot vary"):
@@ -85,7 +86,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
             tiny,
             tmp_path / f"{executor}{workers}",
             8,
-            ["dt_adoption_rate", "hollowing_threshold"],
+            ["dt_adoption_factor", "hollowing_threshold"],
             outputs=("middle_share",),
             replications=2,
             run_kw={"workers": workers, "executor": executor},
@@ -94,7 +95,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
     first = runs["local", 1]["indices"]
     idx = first.set_index("factor")
     assert idx.loc["hollowing_threshold", "ST"] == 0.0
-    assert idx.loc["dt_adoption_rate", "ST"] > 0.2
+    assert idx.loc["dt_adoption_factor", "ST"] > 0.2
     assert all(r["indices"].equals(first) for r in runs.values())
     for name in (
         "indices.csv",
@@ -109,7 +110,7 @@ def test_an_unread_parameter_gets_no_total_index_and_executors_agree(tmp_path, t
 
 def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
     done = []
-    points = [{"dt_adoption_rate": 0.01}, {"dt_adoption_rate": 0.2}]
+    points = [{"dt_adoption_factor": 0.01}, {"dt_adoption_factor": 0.2}]
     first = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append)
     assert sum(done) == 18 and len(first) == 18
     shutil.rmtree(tmp_path / "batches" / "batch-000001")
@@ -126,7 +127,7 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
     assert len(told) == 1 and "batch-000000 is damaged (runs.parquet does not match its checksum)" in told[0]
     # the batches form one Parquet dataset: every run with its parameters and outcomes
     dataset = pd.read_parquet(tmp_path / "batches").sort_values(["point", "replicate"])
-    assert len(dataset) == 18 and set(dataset["dt_adoption_rate"]) == {0.01, 0.2}
+    assert len(dataset) == 18 and set(dataset["dt_adoption_factor"]) == {0.01, 0.2}
     assert dataset["scenario"].unique().tolist() == [tiny.name] and "middle_share" in dataset
     assert (
         first.groupby("point")["seed"].apply(list).iloc[0]
@@ -174,7 +175,7 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
             "--trajectories",
             "2",
             "--factors",
-            "dt_adoption_rate,bm_adoption_rate,exit_rate",
+            "dt_adoption_factor,bm_adoption_factor,exit_rate",
             *small,
             "--out",
             str(tmp_path / "m"),
@@ -183,7 +184,7 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert res.exit_code == 0, res.output
     assert "middle_share:" in res.output and (tmp_path / "m" / "morris.png").exists()
     idx = pd.read_csv(tmp_path / "m" / "indices.csv")
-    assert set(idx["factor"]) == {"dt_adoption_rate", "bm_adoption_rate", "exit_rate"}
+    assert set(idx["factor"]) == {"dt_adoption_factor", "bm_adoption_factor", "exit_rate"}
     # the sample is stored with its outcomes: SALib analyses it again to the same indices
     import json
 
@@ -206,7 +207,7 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
             "--samples",
             "40",
             "--factors",
-            "dt_adoption_rate,bm_loss_rate,exit_rate,hollowing_threshold",
+            "dt_adoption_factor,bm_loss_rate,exit_rate,hollowing_threshold",
             "--set",
             "firms=300",
             "--set",
@@ -258,7 +259,7 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     from mittelbau.experiments.discovery import discover
 
     scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=8"])
-    names = ["bm_adoption_rate", "engagement_drift_rate", "exit_rate"]
+    names = ["bm_adoption_factor", "engagement_drift_rate", "exit_rate"]
     probe = discover(scen, tmp_path / "probe", 60, names, case="middle_share < 2")
     assert probe["found"] and probe["cases_of_interest"] == 60  # every share is below 2
     runs = pd.read_parquet(tmp_path / "probe" / "runs" / "batches")  # one dataset of all runs
@@ -285,7 +286,7 @@ def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tin
         tiny,
         tmp_path,
         8,
-        ["dt_adoption_rate", "hollowing_threshold"],
+        ["dt_adoption_factor", "hollowing_threshold"],
         outputs=("middle_share", "hollowed"),
         on_batch=done.append,
         on_total=totals.append,
@@ -306,7 +307,7 @@ def test_sample_sizes_are_known_before_sampling():
 
     from mittelbau.experiments.sensitivity import sample_points
 
-    one_group = ["dt_adoption_rate", "bm_adoption_rate", "exit_rate"]
+    one_group = ["dt_adoption_factor", "bm_adoption_factor", "exit_rate"]
     two_groups = [*one_group, "customers_per_supplier"]
     for names, grouped in ((one_group, False), (one_group, True), (two_groups, True)):
         spec = problem(factors(names), grouped)
@@ -318,7 +319,7 @@ def test_sample_sizes_are_known_before_sampling():
 
 def test_sobol_samples_are_checked_before_the_pilot_runs(tmp_path, tiny):
     with pytest.raises(FactorError, match="--samples = 10 is invalid"):
-        run_study("sobol", tiny, tmp_path / "s", 10, ["dt_adoption_rate"])
+        run_study("sobol", tiny, tmp_path / "s", 10, ["dt_adoption_factor"])
     with pytest.raises(FactorError, match="unknown factor 'nope'"):
         run_study("morris", tiny, tmp_path / "m", 2, ["nope"])
     assert not list(tmp_path.iterdir())  # nothing written, not even the folder

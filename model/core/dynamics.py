@@ -4,8 +4,10 @@ Order within a year (all hazards read the state at the start of the year, so the
 synchronous and independent of any firm order):
 1. exposures: adoption shares among network partners, customers and industry peers;
 2. exit of firms (market pressure on stage-1 firms with simple products and a threatened BM);
-3. capability change of survivors: DT adoption/loss, BM adoption/loss (with its motive);
-4. competence learning and engagement drift;
+3. capability change of survivors: DT adoption/loss, BM adoption/loss (with its motive), at
+   each firm type's run-up hazards (mittelbau.core.runup);
+4. competence learning and engagement drift (from 2016: techniques and engagement are the
+   2015/16 survey readings, drawn at the end of the run-up);
 5. entry: each exit is replaced by an entrant drawn from the region's structure, taking over
    the exiting firm's place in the value chain and its customer–supplier ties.
 """
@@ -13,15 +15,16 @@ synchronous and independent of any firm order):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mittelbau.core.categories import COMPLEXITIES
 from mittelbau.core.population import FirmTable, draw_dt_items
-from mittelbau.core.propensities import Propensities
 
-REF_BM_SHARE = 0.46  # sources §2.2: Stuttgart BM share, the setting of the IHK 2016 motives
-REF_DT_SHARE = 0.58  # sources §2.14: Stuttgart any-DT share (reading)
+if TYPE_CHECKING:
+    from mittelbau.core.mechanisms import MechanismYear
+
 REF_TECHNIQUES = 3.0  # reference firm's digital techniques (lower bound of the modal band, §4.4)
 REF_ENGAGEMENT = 1  # reference engagement level: 'internal'
 MAX_TECHNIQUES = 10.0  # IHK 2016 asked about 10 digital techniques (sources §4.4)
@@ -31,21 +34,25 @@ MOTIVES = ("intrinsic", "peers", "customers", "competition")  # sources §4.2
 
 @dataclass(frozen=True)
 class Exposure:
-    """What each firm sees of others at the start of the year."""
+    """What each firm sees of others at the start of the year, relative to what the run-up
+    expects there (1: as many adopters as expected)."""
 
     peer_bm: np.ndarray  # BM share among firms of its industry
-    peer_dt: np.ndarray
-    network_dt: np.ndarray  # DT share among its customers and suppliers
+    social_dt: np.ndarray  # DT share among its network partners and industry peers
     customer_bm: np.ndarray  # BM share among its customers
 
 
-def structural_log_hazards(state: FirmTable, props: Propensities, shift: float) -> tuple:
-    """The structural parts of the DT and BM log-hazards: the same effects that shape the
-    initial cross-section (calibration/initial_propensities.toml), relative to the reference firm."""
-    args = (state.industry, state.size, state.batch, state.complexity, state.service_strategy)
-    x_dt = props.dt.structural(*args) + props.dt.innovation * shift
-    x_bm = props.bm.structural(*args) + props.bm.innovation * shift
-    return x_dt, x_bm
+@dataclass(frozen=True)
+class BaseHazards:
+    """Each firm's adoption hazards of this year before its own traits and the social terms:
+    its type's run-up hazards (`runup.RunUp`), switched off before the DT wave, times the
+    projection factors from 2016 on."""
+
+    dt: np.ndarray  # DT adoption hazard at the firm's BM status
+    bm: np.ndarray
+    dt_loss: float  # 0 before the DT wave
+    dt_norm: np.ndarray | None  # per size class: mean trait factor of firms without DT (None: traits off)
+    bm_norm: np.ndarray | None  # per size class × DT: mean trait factor of firms without BM
 
 
 def hazard_to_probability(h: np.ndarray) -> np.ndarray:
@@ -66,9 +73,44 @@ class Boost:
         return cls(np.ones(n), np.ones(n), np.zeros(n, dtype=bool))
 
 
+def dt_traits(state: FirmTable, p, finance_relief: np.ndarray | bool = False) -> np.ndarray:
+    """The DT hazard's factor of the firm's own traits: financing, digital techniques and
+    engagement (known from the 2015/16 surveys on)."""
+    constrained = state.financing_constraint & ~np.asarray(finance_relief)
+    return (
+        np.where(constrained, p.dt_finance_factor, 1.0)
+        * np.exp(p.dt_competence_effect * (state.techniques - REF_TECHNIQUES))
+        * np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
+    )
+
+
+def bm_traits(state: FirmTable, p) -> np.ndarray:
+    """The BM hazard's factor of the firm's own traits: engagement (no size or finance term,
+    sources §2.10)."""
+    return np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
+
+
+def trait_norms(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
+    """Mean trait factors of the firms at risk in the 2015 state: of the DT factor over firms
+    without DT per size class, of the BM factor over firms without BM per size class and DT
+    status. Dividing by them keeps each type's mean hazard where the run-up left it (the traits
+    depend on size and DT only, so these groups suffice)."""
+    k = int(state.size.max(initial=0)) + 1
+
+    def means(x: np.ndarray, at_risk: np.ndarray, group: np.ndarray, m: int) -> np.ndarray:
+        s = np.bincount(group[at_risk], weights=x[at_risk], minlength=m)
+        c = np.bincount(group[at_risk], minlength=m)
+        return np.where(c > 0, s / np.maximum(c, 1), 1.0)
+
+    size = state.size.astype(np.int64)
+    dt_norm = means(dt_traits(state, p), ~state.dt, size, k)
+    bm_norm = means(bm_traits(state, p), ~state.bm, size * 2 + state.dt, 2 * k).reshape(k, 2)
+    return dt_norm, bm_norm
+
+
 def dt_hazard(
     state: FirmTable,
-    x_dt: np.ndarray,
+    base: BaseHazards,
     exposure: Exposure,
     p,
     factor: np.ndarray | float = 1.0,
@@ -76,43 +118,31 @@ def dt_hazard(
 ) -> np.ndarray:
     """Annual DT adoption hazard (firms without DT use the result); `factor` and
     `finance_relief` carry the policy levers."""
-    social = 0.5 * (exposure.network_dt + exposure.peer_dt) / REF_DT_SHARE
-    constrained = state.financing_constraint & ~np.asarray(finance_relief)
-    return (
-        p.dt_adoption_rate
-        * factor
-        * np.exp(x_dt)
-        * np.where(state.bm, p.capability_coupling, 1.0)
-        * np.where(constrained, p.dt_finance_factor, 1.0)
-        * np.exp(p.dt_competence_effect * (state.techniques - REF_TECHNIQUES))
-        * np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
-        * ((1.0 - p.dt_social_weight) + p.dt_social_weight * social)
-    )
+    traits = 1.0 if base.dt_norm is None else dt_traits(state, p, finance_relief) / base.dt_norm[state.size]
+    return base.dt * factor * traits * ((1.0 - p.dt_social_weight) + p.dt_social_weight * exposure.social_dt)
 
 
 def bm_channels(exposure: Exposure, pressure: float, p) -> np.ndarray:
-    """Relative BM hazard per motive channel (columns in MOTIVES order); at reference social
-    conditions and pressure 1 the columns are the motive shares of sources §4.2."""
+    """Relative BM hazard per motive channel (columns in MOTIVES order); with peers and
+    customers adopting as expected and pressure 1 the columns are the motive shares of
+    sources §4.2."""
     n = len(exposure.peer_bm)
     return np.column_stack(
         [
             np.full(n, p.bm_weight_intrinsic),
-            p.bm_weight_peers * exposure.peer_bm / REF_BM_SHARE,
-            p.bm_weight_customers * exposure.customer_bm / REF_BM_SHARE,
+            p.bm_weight_peers * exposure.peer_bm,
+            p.bm_weight_customers * exposure.customer_bm,
             np.full(n, p.bm_weight_competition * pressure),
         ]
     )
 
 
-def bm_hazard(state: FirmTable, x_bm: np.ndarray, channels: np.ndarray, p) -> np.ndarray:
+def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p) -> np.ndarray:
     """Annual BM adoption hazard: no size or finance term (sources §2.10)."""
-    return (
-        p.bm_adoption_rate
-        * np.exp(x_bm)
-        * np.where(state.dt, p.capability_coupling, 1.0)
-        * np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
-        * channels.sum(axis=1)
+    traits = (
+        1.0 if base.bm_norm is None else bm_traits(state, p) / base.bm_norm[state.size, state.dt.astype(int)]
     )
+    return base.bm * traits * channels.sum(axis=1)
 
 
 def exit_hazard(state: FirmTable, pressure: float, p) -> np.ndarray:
@@ -139,7 +169,7 @@ class CapabilityChange:
 
 def change_capabilities(
     state: FirmTable,
-    x: tuple[np.ndarray, np.ndarray],
+    base: BaseHazards,
     exposure: Exposure,
     pressure: float,
     survivors: np.ndarray,
@@ -147,6 +177,7 @@ def change_capabilities(
     item_draw: np.ndarray,
     rng: np.random.Generator,
     boost: Boost | None = None,
+    mech: MechanismYear | None = None,
 ) -> CapabilityChange:
     """Adopt and lose BM and DT for surviving firms, in place.
 
@@ -154,27 +185,30 @@ def change_capabilities(
     levers and the same-seed run without them see the same random numbers (common random
     numbers); `boost` None means no lever acts. A lever-reached firm's
     gain is counted as happening 'anyway' when the same draw also falls below the hazard
-    without the lever — the in-model counterfactual behind deadweight.
+    without the lever — the in-model counterfactual behind deadweight. `mech` carries the
+    switchable mechanisms' hazard multipliers (None: every mechanism off).
     """
     n = len(state)
-    x_dt, x_bm = x
     u = rng.random((4, n))
     side = rng.spawn(1)[0]  # DT items and motives: drawn per gain, never shifting `u`
     had_bm, had_dt = state.bm.copy(), state.dt.copy()
 
-    h_dt0 = dt_hazard(state, x_dt, exposure, p)
+    # mechanisms (model/core/mechanisms.py): multipliers of the gain and loss hazards
+    m_dt, m_bm, m_loss = (1.0, 1.0, 1.0) if mech is None else (mech.dt_gain, mech.bm_gain, mech.bm_loss)
+    h_dt0 = dt_hazard(state, base, exposure, p) * m_dt
     channels = bm_channels(exposure, pressure, p)
-    h_bm0 = bm_hazard(state, x_bm, channels, p)
+    h_bm0 = bm_hazard(state, base, channels, p) * m_bm
     p_dt0, p_bm0 = hazard_to_probability(h_dt0), hazard_to_probability(h_bm0)
     if boost is None:
         p_dt, p_bm = p_dt0, p_bm0
     else:
-        p_dt = hazard_to_probability(dt_hazard(state, x_dt, exposure, p, boost.dt, boost.finance_relief))
+        h_dt = dt_hazard(state, base, exposure, p, boost.dt, boost.finance_relief) * m_dt
+        p_dt = hazard_to_probability(h_dt)
         p_bm = hazard_to_probability(boost.bm * h_bm0)
-    loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0)
+    loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0) * m_loss
 
     gain_dt = survivors & ~had_dt & (u[0] < p_dt)
-    lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(n, p.dt_loss_rate)))
+    lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(n, base.dt_loss)))
     gain_bm = survivors & ~had_bm & (u[2] < p_bm)
     lose_bm = survivors & had_bm & (u[3] < hazard_to_probability(loss_bm))
     anyway = (~gain_dt | (u[0] < p_dt0)) & (~gain_bm | (u[2] < p_bm0))

@@ -41,3 +41,54 @@ def upward_rate(transitions: np.ndarray) -> float:
     (exits count in the denominator). `transitions` is the 4 × 4 matrix from/to stage, 0 = outside."""
     start = transitions[1].sum()
     return float(transitions[1, 2:].sum() / start) if start else 0.0
+
+
+# ---- verdict indicators (formulas in docs/odd.md, section 'Indicators') -----------------------
+MIDDLE_SHRINKS = "s2 at the horizon at least middle_shrink_pp percentage points below s2 in 2015"
+STUCK_SHARE = (
+    "share of the 2015 stage-1 firms that never got out: in stage 1 at the horizon, or left the "
+    "market from stage 1 (firms that moved up before exiting are not stuck)"
+)
+STUCK_SHARE_SMALL = "stuck_share among the 2015 stage-1 firms with < 100 employees"
+COMPETENCE_GAP = "mean digital techniques of stage-3 firms minus those of stage-1 firms"
+GAP_WIDENS = "competence_gap at the horizon larger than in 2015"
+
+
+def middle_shrinks(start: np.ndarray, end: np.ndarray, pp: float) -> bool:
+    """The middle shrinks: s2 at the horizon at least `pp` percentage points below 2015."""
+    change_pp = 100.0 * (float(end[1]) - float(start[1]))
+    return bool(change_pp <= -pp + 1e-9)  # a fall of exactly `pp` counts despite rounding
+
+
+def stuck_share(
+    start_stage: np.ndarray,
+    stage: np.ndarray,
+    exit_stage: np.ndarray,
+    among: np.ndarray | None = None,
+) -> float:
+    """Share of the 2015 stage-1 firms (optionally only `among` them) that never got out of
+    stage 1. Per row of the 2015 population: `start_stage` its stage then, `stage` the row's
+    stage now (meaningful while the 2015 firm is still there), `exit_stage` 0 while it is, else
+    the stage it exited from. Exits from stage 1 count as stuck; nan when there is no such firm."""
+    base = start_stage == 1 if among is None else (start_stage == 1) & among
+    stuck = np.where(exit_stage == 0, stage == 1, exit_stage == 1)
+    n = int(base.sum())
+    return float((stuck & base).sum() / n) if n else float("nan")
+
+
+def competence_by_stage(techniques: np.ndarray, stage: np.ndarray) -> np.ndarray:
+    """Mean digital techniques of the firms in stages 1, 2, 3 (nan for an empty stage)."""
+    sums = np.bincount(stage, weights=techniques, minlength=4)[1:4]
+    counts = np.bincount(stage, minlength=4)[1:4]
+    return np.divide(sums, counts, out=np.full(3, np.nan), where=counts > 0)
+
+
+def competence_gap(techniques: np.ndarray, stage: np.ndarray) -> float:
+    """Mean techniques of stage 3 minus stage 1."""
+    c = competence_by_stage(techniques, stage)
+    return float(c[2] - c[0])
+
+
+def gap_widens(gap_start: float, gap_end: float) -> bool:
+    """The competence gap between stage 3 and stage 1 is wider at the horizon than in 2015."""
+    return bool(gap_end > gap_start)

@@ -8,6 +8,10 @@ same-seed counterfactuals) are computed from the run's summary instead of year b
 Everything that shows outcomes reads this registry: the model's reporters (indicators.csv),
 the run summary (summary.json), the ensemble report, sampled experiments, sensitivity
 analysis, scenario discovery and the dashboard. A new outcome is one entry in `OUTCOMES`.
+
+A run's yearly records start with the run-up (from `runup_start_year`); the summaries at the
+horizon read only the years from 2015 on, the projection. The verdict indicators follow the
+2015 firms and have no value in the run-up years.
 """
 
 from __future__ import annotations
@@ -19,11 +23,17 @@ from typing import Any
 
 import pandas as pd
 
+from mittelbau.core import indicators as ind
+from mittelbau.core.categories import START_YEAR
 from mittelbau.core.indicators import (
+    gap_widens,
     hollowing_ratio,
     is_hollowed,
     middle_share,
+    middle_shrinks,
     polarisation_index,
+    stage_shares,
+    stuck_share,
     upward_rate,
 )
 
@@ -43,8 +53,11 @@ def _mean(values: pd.Series) -> float | None:
 
 HORIZONS = {
     "end": Horizon("the value in the horizon year", lambda v: v.iloc[-1]),
-    "mean": Horizon("the mean over the simulated years (the start year has none)", _mean),
-    "ever": Horizon("true when it holds in any year up to the horizon", lambda v: bool(v.astype(bool).any())),
+    "mean": Horizon(f"the mean over the simulated years after {START_YEAR}", lambda v: _mean(v.iloc[1:])),
+    "ever": Horizon(
+        f"true when it holds in any year from {START_YEAR} to the horizon",
+        lambda v: bool(v.astype(bool).any()),
+    ),
     "run": Horizon("computed once for the whole run", lambda v: None),
 }
 
@@ -96,7 +109,7 @@ class Outcome:
     def value(self, raw: Any) -> bool | float | None:
         """A plain Python value of the outcome's kind (None where there is none); floats
         rounded to 6 decimals, as in every written table."""
-        if raw is None or (self.kind is float and isinstance(raw, float) and math.isnan(raw)):
+        if raw is None or (isinstance(raw, float) and math.isnan(raw)):
             return None
         if self.kind is bool:
             return bool(raw)
@@ -105,6 +118,25 @@ class Outcome:
 
 def _stage(k: int) -> Callable[[Any], float]:
     return lambda m: float(m.recorded_shares[k])
+
+
+def _projected(per_year: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A reporter that has no value in the run-up years (the verdict indicators follow the
+    2015 firms and compare with the 2015 state)."""
+    return lambda m: per_year(m) if m.year >= START_YEAR else None
+
+
+def _gap(m: Any) -> float:
+    return float(m.recorded_competence[2] - m.recorded_competence[0])
+
+
+def _gap_widens(m: Any) -> bool | None:
+    """The gap now against the gap recorded in 2015 (the DataCollector's row of 2015; the
+    competence_gap reporter of the same row runs first)."""
+    recorded = m.datacollector.model_vars
+    start = recorded["competence_gap"][recorded["year"].index(START_YEAR)]
+    gap = _gap(m)
+    return gap_widens(start, gap) if math.isfinite(start) and math.isfinite(gap) else None
 
 
 def _cost_per_move(summary: Mapping[str, Any]) -> float | None:
@@ -191,6 +223,58 @@ _ENTRIES = (
         sensitivity=True,
     ),
     Outcome(
+        "middle_shrinks",
+        "middle shrinks",
+        ind.MIDDLE_SHRINKS,
+        "-",
+        bool,
+        "end",
+        _projected(
+            lambda m: middle_shrinks(
+                stage_shares(m.start_stage), m.recorded_shares, m.params.middle_shrink_pp
+            )
+        ),
+    ),
+    Outcome(
+        "stuck_share",
+        "stuck in stage 1",
+        ind.STUCK_SHARE,
+        "share",
+        float,
+        "end",
+        _projected(lambda m: stuck_share(m.start_stage, m.state.stage, m.exit_stage)),
+        sensitivity=True,
+    ),
+    Outcome(
+        "stuck_share_small",
+        "stuck in stage 1 (< 100 employees)",
+        ind.STUCK_SHARE_SMALL,
+        "share",
+        float,
+        "end",
+        _projected(lambda m: stuck_share(m.start_stage, m.state.stage, m.exit_stage, m.start_small)),
+        sensitivity=True,
+    ),
+    Outcome(
+        "competence_gap",
+        "competence gap",
+        ind.COMPETENCE_GAP,
+        "digital techniques",
+        float,
+        "end",
+        _projected(_gap),
+        sensitivity=True,
+    ),
+    Outcome(
+        "competence_gap_widens",
+        "competence gap widens",
+        ind.GAP_WIDENS,
+        "-",
+        bool,
+        "end",
+        _projected(_gap_widens),
+    ),
+    Outcome(
         "cost_per_additional_upward_move",
         "€ per additional upward move",
         "public money spent by the programmes over the run per upward move more than in the same-seed "
@@ -212,10 +296,12 @@ def reporters() -> dict[str, Callable[[Any], Any]]:
 
 def at_horizon(yearly: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, bool | float | None]:
     """Every outcome at the horizon: yearly outcomes summarised from their column of the
-    yearly table (indicators.csv), outcomes of the whole run read from the run's summary."""
+    yearly table (indicators.csv) over the years from 2015 on (the run-up's rows before it are
+    not the projection), outcomes of the whole run read from the run's summary."""
+    projected = yearly[yearly["year"] >= START_YEAR]
     out = {}
     for o in OUTCOMES.values():
-        raw = HORIZONS[o.horizon].of(yearly[o.name]) if o.yearly else o.of_run(summary)
+        raw = HORIZONS[o.horizon].of(projected[o.name]) if o.yearly else o.of_run(summary)
         out[o.name] = o.value(raw)
     return out
 

@@ -37,6 +37,26 @@ def calibrated(name: str, assumed: float, reason: str) -> tuple[float, str]:
 
 
 P = Parameter
+# assumptions of the firm economics per industry (see the registry entries for the reasons)
+REVENUE_PER_EMPLOYEE = {
+    "food": 220_000.0,
+    "paper": 180_000.0,
+    "chemicals": 260_000.0,
+    "metal": 140_000.0,
+    "electronics": 170_000.0,
+    "machinery": 200_000.0,
+    "other": 160_000.0,
+}
+VALUE_ADDED_SHARE = {
+    "food": 0.25,
+    "paper": 0.33,
+    "chemicals": 0.32,
+    "metal": 0.45,
+    "electronics": 0.40,
+    "machinery": 0.38,
+    "other": 0.38,
+}
+SWITCH = ("off", "on")  # choices of a mechanism switch
 
 
 def P_fit(
@@ -63,9 +83,9 @@ _ENTRIES: tuple[Parameter, ...] = (
         "firms",
         4000,
         "firms",
-        "Number of firm agents",
-        "assumption: order of magnitude of manufacturing SMEs with 20–499 employees in a "
-        "metropolitan region; the studies give no count (shares are scale-free)",
+        "Number of firm agents; each stands for population_scale = region_firms / firms firms of the region",
+        "assumption: enough agents for shares to be precise to under a percentage point; the "
+        "region's count is region_firms (shares are scale-free, totals and budgets are scaled)",
         100,
         1_000_000,
         group="run",
@@ -76,7 +96,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         "years",
         20,
         "years",
-        "Projection horizon; 0 writes the 2015 initial state only",
+        "Projection horizon after 2015; 0 writes the run-up to the 2015 state only",
         "model brief (10–20 years ahead)",
         0,
         60,
@@ -94,16 +114,65 @@ _ENTRIES: tuple[Parameter, ...] = (
         group="run",
         control=True,
     ),
+    # ---- run-up to the 2015 state (mittelbau.core.runup) ------------------------------
+    P(
+        "runup_start_year",
+        2000,
+        "year",
+        "First year of the model: the run-up starts here and reaches the 2015 survey state",
+        "sources §7.1 (service-based BMs developed since the beginning of the millennium)",
+        1995,
+        2005,
+        group="runup",
+    ),
+    P(
+        "bm_start_odds",
+        0.15,
+        "odds ratio",
+        "Odds of offering a service-based BM at the run-up's start relative to 2015, in every "
+        "firm type (Stuttgart: BM share 18 % in 2000 at the default)",
+        "assumption: sources §7.1 (BMs spread since about 2000 to 41–46 % in 2015, a few points "
+        "a year at most; product-related services were offered before)",
+        0.02,
+        0.6,
+        group="runup",
+    ),
+    P(
+        "dt_wave_start_year",
+        2003,
+        "year",
+        "First year in which DT spreads (and is given up); before it, DT stays as at the start",
+        "assumption: sources §7.1 dates the digital wave in services from the mid-2010s, but "
+        "with 50–58 % DT users in 2015 (sources §2.2, §2.14) and internet and mobile devices "
+        "the common items (sources §2.3) it must have started about a decade earlier; from "
+        "2003 no size class's expected stage shares move more than 5 points in a run-up year",
+        2000,
+        2012,
+        group="runup",
+    ),
+    P(
+        "dt_start_odds",
+        0.15,
+        "odds ratio",
+        "Odds of using DT (given BM) when the DT wave starts relative to 2015, in every firm "
+        "type (Stuttgart: DT share 23 % at the default)",
+        "assumption: sources §2.3 (internet-based remote services predate the wave); the 2015 "
+        "shares follow from it",
+        0.02,
+        0.6,
+        group="runup",
+    ),
     # ---- DT adoption -------------------------------------------------------------------
-    P_fit(
-        "dt_adoption_rate",
-        0.01,
-        "1/year",
-        "Annual DT adoption hazard of a reference firm (metal, 20–49 employees, small/medium "
-        "series, medium complexity, unconstrained, 3 techniques, engagement 'internal')",
-        "assumption: a low reference rate (the survey targets say little about DT adoption)",
+    P(
+        "dt_adoption_factor",
+        1.0,
+        "factor",
+        "Multiplier of every firm type's DT adoption hazard from 2016 on, against the hazard "
+        "that carried the run-up to the 2015 state (1: the run-up's pace goes on)",
+        "assumption: no break in the survey year; the hazards themselves follow from the run-up "
+        "(sources §2.1, §2.14, §7.1)",
         0.0,
-        0.5,
+        5.0,
     ),
     P(
         "dt_social_weight",
@@ -144,17 +213,6 @@ _ENTRIES: tuple[Parameter, ...] = (
         1.0,
     ),
     P(
-        "capability_coupling",
-        2.0,
-        "factor",
-        "Multiplier of the DT hazard for BM firms and of the BM hazard for DT firms",
-        "assumption: sources §2.1–2.2, §2.14 (BM and DT go together far more often than by "
-        "chance: the cross-section's DT-on-BM log-odds effect is fitted in calibration/); the "
-        "dynamic size of the effect is assumed",
-        1.0,
-        10.0,
-    ),
-    P(
         "dt_loss_rate",
         0.01,
         "1/year",
@@ -164,16 +222,16 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.1,
     ),
     # ---- BM adoption -------------------------------------------------------------------
-    P_fit(
-        "bm_adoption_rate",
-        0.01,
-        "1/year",
-        "Annual hazard of introducing a service-based BM for a reference firm (metal, small/"
-        "medium series, medium complexity, no service strategy) at reference social conditions",
-        "assumption: below the 13 %/year rate of any new complementary BM implied by sources "
-        "§4.1 (34 % within 3 years), since only service-based BMs count; to be calibrated",
+    P(
+        "bm_adoption_factor",
+        1.0,
+        "factor",
+        "Multiplier of every firm type's BM adoption hazard from 2016 on, against the hazard "
+        "that carried the run-up to the 2015 state (1: the run-up's pace goes on)",
+        "assumption: no break in the survey year; the hazards themselves follow from the run-up "
+        "(sources §2.2, §7.1)",
         0.0,
-        0.5,
+        5.0,
     ),
     P(
         "bm_weight_peers",
@@ -291,6 +349,325 @@ _ENTRIES: tuple[Parameter, ...] = (
         1.0,
         group="network",
     ),
+    # ---- mechanisms that can hollow the middle (docs/odd.md, section 7.6) ----------------
+    P(
+        "mech_service_neglect",
+        "off",
+        "-",
+        "Weak service revenue feeds neglect: the BM loss hazard rises as a firm's realised "
+        "service revenue share falls below the sector mean",
+        "sources §2.12, §2.13, §7.5 (a possibility the study names, not a measured effect; "
+        "off by default so the calibrated structure is the reference)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "service_revenue_mean",
+        0.0,
+        "share of revenue",
+        "Mean service revenue share (direct and indirect billing) of the synthesised firms; "
+        "0 = the region's mean (its file's [service_revenue])",
+        "sources §2.12 (Stuttgart 10 %, Germany 11 %)",
+        0.0,
+        0.3,
+        group="mechanisms",
+    ),
+    P(
+        "service_revenue_concentration",
+        10.0,
+        "-",
+        "Concentration a + b of the beta distribution of the service revenue share",
+        "assumption: the studies give the mean only; 10 gives a standard deviation of about "
+        "9 pp around a mean of 10 %",
+        2.0,
+        100.0,
+        group="mechanisms",
+    ),
+    P(
+        "service_below_value",
+        0.5,
+        "share",
+        "Share of its service value a supplier does not bill when all its customers are larger "
+        "than itself (services given away or sold below value)",
+        "sources §2.12, §7.5 (market power of final-product makers over smaller suppliers); size assumed",
+        0.0,
+        0.9,
+        group="mechanisms",
+    ),
+    P(
+        "neglect_effect",
+        1.0,
+        "factor",
+        "Extra relative BM loss hazard of a firm with no realised service revenue (linear in "
+        "the shortfall below the mean)",
+        "assumption: sources §7.5 gives the direction ('further neglect of the service "
+        "business'), not the size; 1 doubles the loss hazard at zero revenue",
+        0.0,
+        5.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_lockin",
+        "off",
+        "-",
+        "Stage-1 lock-in: stage-1 firms not engaged (watching, internal only) barely respond "
+        "until engagement drift or a programme wakes them",
+        "sources §4.3, §4.9 (about 40 % not engaged; firms that have not engaged do not see the challenge)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "lockin_response",
+        0.3,
+        "factor",
+        "Multiplier of the DT and BM adoption hazards of locked-in firms",
+        "assumption: sources §4.3 ('do not see the challenge') gives the direction; 'barely "
+        "respond' read as under a third",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_rising_bar",
+        "off",
+        "-",
+        "The rising bar: the digital competence needed for DT grows with the frontier; IT "
+        "specialists and training decide who keeps up",
+        "sources §2.10, §6.2, §7.4 (firms < 100 employees risk being decoupled step by step)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "bar_growth",
+        0.2,
+        "techniques/year",
+        "Yearly growth of the digital competence the DT hazard is measured against (from "
+        "three techniques in 2015)",
+        "assumption: slower than a DT user's learning (competence_learning), so users keep "
+        "pace and non-users fall behind",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "bar_effect",
+        0.15,
+        "log-hazard per technique",
+        "Fall of the DT log-hazard per technique a firm's competence lies below the bar",
+        "assumption: the same size as dt_competence_effect (sources §4.5)",
+        0.0,
+        0.5,
+        group="mechanisms",
+    ),
+    P(
+        "it_specialist_bonus",
+        2.0,
+        "techniques",
+        "Digital competence an IT specialist adds to a firm's techniques against the bar",
+        "assumption: sources §6.2 (IT specialists in 12 % of 10–49 vs 43 % of 50–249); size assumed",
+        0.0,
+        5.0,
+        group="mechanisms",
+    ),
+    P(
+        "training_learning",
+        0.15,
+        "techniques/year",
+        "Techniques a firm without DT that covers skills gaps by training adds per year",
+        "assumption: sources §6.2 (training in 18 % of 10–49 vs 43 % of 50–249); half the "
+        "default learning by use",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_platform_capture",
+        "off",
+        "-",
+        "Platform capture: stage-1 makers of simple products with a threatened BM become "
+        "platform suppliers, lose margin and may exit",
+        "sources §4.9, §7.2, §7.3",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "capture_rate",
+        0.05,
+        "1/year per pressure unit",
+        "Hazard that an exposed stage-1 firm becomes a platform supplier, per unit of the "
+        "digital pressure index",
+        "assumption: sources §4.9 (7 % threatened now, 21 % possibly in future: about a "
+        "fifth of the exposed within a few years)",
+        0.0,
+        0.5,
+        group="mechanisms",
+    ),
+    P(
+        "capture_exit_factor",
+        2.0,
+        "factor",
+        "Multiplier of a platform supplier's exit hazard (lost margin)",
+        "assumption: sources §7.2, §7.3 (value added moves to the platform); size assumed",
+        1.0,
+        10.0,
+        group="mechanisms",
+    ),
+    P(
+        "capture_adoption_factor",
+        0.5,
+        "factor",
+        "Multiplier of a platform supplier's DT and BM adoption hazards (dependency)",
+        "assumption: sources §7.3 (dependencies on the platform); size assumed",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_delayed_slump",
+        "off",
+        "-",
+        "Delayed slump: where services carry little strategic weight, success lowers the BM "
+        "adoption hazard after a delay",
+        "sources §2.13 ('with a delay' a slump in new BM offers)",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "slump_delay",
+        5,
+        "years",
+        "Years after 2015 before the slump begins (it deepens linearly over the next five)",
+        "assumption: sources §2.13 says 'with a delay', not how long",
+        0,
+        20,
+        group="mechanisms",
+    ),
+    P(
+        "slump_depth",
+        0.5,
+        "share",
+        "Fall of the BM adoption hazard of firms without a service strategy once the slump is complete",
+        "assumption: sources §2.13 gives the direction only",
+        0.0,
+        1.0,
+        group="mechanisms",
+    ),
+    P(
+        "mech_leapfrog",
+        "off",
+        "-",
+        "Leapfrogging: stage-1 firms exchanging with partners acquire DT and BM together "
+        "(1 → 3), e.g. through a digital partner",
+        "sources §2.13 (the 2 → 3 flow depends on stage 2's size), §4.3, §5.2",
+        choices=SWITCH,
+        group="mechanisms",
+    ),
+    P(
+        "leap_rate",
+        0.02,
+        "1/year",
+        "Hazard that a stage-1 firm at engagement 'partners' or beyond acquires DT and BM together",
+        "assumption: below the reference adoption rates' order of a few per cent a year",
+        0.0,
+        0.2,
+        group="mechanisms",
+    ),
+    # ---- firm economics (model/core/economics.py, docs/odd.md 'Economics') ---------------
+    P(
+        "region_firms",
+        0,
+        "firms",
+        "Manufacturing SMEs (20–499 employees) the region has; 0 = its region file's count. "
+        "population_scale = region_firms / firms turns agent sums into the region's totals",
+        "assumption: the studies give no count; each region file states its count and range",
+        0,
+        1_000_000,
+        group="economics",
+    ),
+    P(
+        "employee_size_exponent",
+        1.0,
+        "-",
+        "Pareto exponent of employees within a firm's size class (0: log-uniform)",
+        "assumption: firm sizes follow a Pareto law with an exponent near 1 (Zipf's law of firm "
+        "sizes), so more firms lie near a class's lower bound; the studies give classes only "
+        "(sources §3.2)",
+        0.0,
+        2.0,
+        group="economics",
+    ),
+    *(
+        P(
+            f"revenue_per_employee_{industry}",
+            eur,
+            "€/employee/year",
+            f"Revenue per employee in the {industry} industry",
+            "assumption: order of magnitude of revenue per person employed in German "
+            "manufacturing SMEs of the industry around 2015; the studies give no figure; "
+            "range ± half",
+            eur / 2,
+            eur * 1.5,
+            group="economics",
+        )
+        for industry, eur in REVENUE_PER_EMPLOYEE.items()
+    ),
+    *(
+        P(
+            f"value_added_share_{industry}",
+            share,
+            "share of revenue",
+            f"Gross value added as a share of revenue in the {industry} industry",
+            "assumption: order of magnitude of the value-added ratio of German manufacturing "
+            "by industry (low where bought-in materials dominate, as in food); the studies give "
+            "no figure",
+            0.15,
+            0.6,
+            group="economics",
+        )
+        for industry, share in VALUE_ADDED_SHARE.items()
+    ),
+    P(
+        "platform_margin_loss",
+        0.3,
+        "share of value added",
+        "Share of a platform supplier's value added that moves to the platform owner",
+        "assumption: sources §7.2, §7.3 ('part of value added would then no longer take place "
+        "in industry') give the direction, not the size",
+        0.05,
+        0.8,
+        group="economics",
+    ),
+    P(
+        "entrant_start_share",
+        0.5,
+        "share",
+        "An entrant's employees and value added in its entry year, as a share of its full size",
+        "assumption: entrants start small and grow; the studies give no figure",
+        0.0,
+        1.0,
+        group="economics",
+    ),
+    P(
+        "entrant_growth_years",
+        5,
+        "years",
+        "Years an entrant takes to reach its full size (linearly); 0 = full size at entry",
+        "assumption: the studies give no figure",
+        0,
+        20,
+        group="economics",
+    ),
+    P(
+        "discount_rate",
+        0.03,
+        "1/year",
+        "Rate at which programme costs and value added kept are discounted to 2015, the first "
+        "year of the accounting",
+        "assumption: a social discount rate of a few per cent a year for public programmes",
+        0.0,
+        0.1,
+        group="economics",
+    ),
     # ---- indicators --------------------------------------------------------------------
     P(
         "hollowing_threshold",
@@ -301,6 +678,17 @@ _ENTRIES: tuple[Parameter, ...] = (
         "assumption: 'two worlds' (sources §2.13) read as a middle less than half the size of either pole",
         0.1,
         1.0,
+        group="indicators",
+    ),
+    P(
+        "middle_shrink_pp",
+        2.0,
+        "pp",
+        "The middle shrinks when stage 2 at the horizon lies at least this far below 2015",
+        "assumption: a fall clearly beyond the sampling noise of a 4,000-firm run (about "
+        "0.7 pp standard deviation)",
+        0.0,
+        20.0,
         group="indicators",
     ),
 )

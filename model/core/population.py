@@ -1,5 +1,6 @@
 """Population synthesis: draw a region's firms from its structure (sources §3) and the shared
-traits (sources §4), then their initial capabilities from the fitted propensities."""
+traits (sources §4), then their capabilities — from the fitted 2015 propensities, or from
+per-type state probabilities such as a year of the run-up."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ class FirmTable:
     bm: np.ndarray
     dt: np.ndarray
     dt_items: np.ndarray  # (n, 4) booleans, order DT_ITEMS
+    # state of the switchable mechanisms (model/core/mechanisms.py): neutral values from
+    # `synthesise`, drawn from the mechanisms' own stream by `mechanisms.draw_state`
+    service_revenue: np.ndarray  # service revenue share (sources §2.12)
+    it_specialist: np.ndarray  # employs IT specialists (sources §6.2)
+    trains: np.ndarray  # covers skills gaps by training (sources §6.2)
+    platform: np.ndarray  # a platform supplier (sources §7.3)
 
     def __len__(self) -> int:
         return len(self.industry)
@@ -92,6 +99,21 @@ class StructureCells:
     codes: dict[str, np.ndarray]
     weight: np.ndarray
     service_strategy_intercept: float
+
+
+def cell_index(
+    industry: np.ndarray,
+    size: np.ndarray,
+    batch: np.ndarray,
+    complexity: np.ndarray,
+    service_strategy: np.ndarray,
+) -> np.ndarray:
+    """Row of each firm's type in `structure_cells` (the same order)."""
+    flat = ((industry.astype(np.int64) * len(SIZE_CLASSES) + size) * len(BATCH_TYPES) + batch) * len(
+        COMPLEXITIES
+    ) + complexity
+    n_flat = len(INDUSTRIES) * len(SIZE_CLASSES) * len(BATCH_TYPES) * len(COMPLEXITIES)
+    return flat + n_flat * service_strategy.astype(np.int64)
 
 
 def structure_cells(region: Region) -> StructureCells:
@@ -173,9 +195,33 @@ def _service_strategy_intercept(code: str) -> float:
     return structure_cells(load_region(code)).service_strategy_intercept
 
 
-def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
-    """Draw `n` firms of `region`: structure, traits, then initial capabilities. Also used for
-    entrants, so any `n` ≥ 1 gives the region's expected shares."""
+def draw_state(
+    cell: np.ndarray, state_probs: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """BM and DT of firms of the given types from per-type (BM, DT) probabilities
+    (types × 2 × 2, `structure_cells` order)."""
+    cum = np.cumsum(state_probs.reshape(len(state_probs), 4), axis=1)[cell]
+    k = (rng.random(len(cell))[:, None] * cum[:, -1:] >= cum[:, :-1]).sum(axis=1)
+    return k >= 2, (k % 2) == 1
+
+
+def draw_survey_traits(table: FirmTable, rng: np.random.Generator) -> None:
+    """Digital techniques and engagement (IHK 2016, sources §4.3–4.4) given each firm's DT and
+    size, in place."""
+    eng = load_traits()["engagement"]
+    table.techniques = draw_techniques(table.dt, table.size, rng)
+    table.engagement = correlated_category(
+        table.techniques.astype(float), normalised(eng["shares"], ENGAGEMENT_LEVELS), eng["correlation"], rng
+    )
+
+
+def synthesise(
+    region: Region, n: int, rng: np.random.Generator, state_probs: np.ndarray | None = None
+) -> FirmTable:
+    """Draw `n` firms of `region`: structure, traits, then capabilities — from the fitted 2015
+    propensities, or from per-type (BM, DT) probabilities `state_probs` (types × 2 × 2, the
+    order of `structure_cells`), such as a year of the run-up. Also used for entrants, so any
+    `n` ≥ 1 gives the region's expected shares."""
     traits = load_traits()
     props = load_propensities()
 
@@ -209,17 +255,12 @@ def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
         "complexity": complexity,
         "service_strategy": service_strategy,
     }
-    bm, dt, dt_items = draw_capabilities(structure, props, region.innovation_shift, rng)
-
-    techniques = draw_techniques(dt, size, rng)
-    eng = traits["engagement"]
-    engagement = correlated_category(
-        techniques.astype(float),
-        normalised(eng["shares"], ENGAGEMENT_LEVELS),
-        eng["correlation"],
-        rng,
-    )
-    return FirmTable(
+    if state_probs is None:
+        bm, dt, dt_items = draw_capabilities(structure, props, region.innovation_shift, rng)
+    else:
+        bm, dt = draw_state(cell_index(industry, size, batch, complexity, service_strategy), state_probs, rng)
+        dt_items = draw_dt_items(dt, props.dt_item_draw, rng)
+    table = FirmTable(
         industry=industry,
         size=size,
         batch=batch,
@@ -229,12 +270,18 @@ def synthesise(region: Region, n: int, rng: np.random.Generator) -> FirmTable:
         financing_constraint=financing_constraint,
         service_strategy=service_strategy,
         threatened=threatened,
-        techniques=techniques,
-        engagement=engagement,
+        techniques=np.zeros(n),
+        engagement=np.zeros(n, dtype=np.int8),
         bm=bm,
         dt=dt,
         dt_items=dt_items,
+        service_revenue=np.zeros(n),
+        it_specialist=np.zeros(n, dtype=bool),
+        trains=np.zeros(n, dtype=bool),
+        platform=np.zeros(n, dtype=bool),
     )
+    draw_survey_traits(table, rng)
+    return table
 
 
 def draw_techniques(dt: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -3,9 +3,9 @@
 A firm's log-odds of offering a service-based business model (BM) and of using digital
 technology in its service business (DT) are sums of effects of its structure. BM has no size
 term (sources §2.10: no size effect); DT depends on BM, which carries the strong BM–DT
-association that the stage shares imply (sources §2.1–2.2, §2.14). The same effects scale the
-adoption hazards of the dynamics, so a firm's structure shapes both where it starts and how
-fast it moves.
+association that the stage shares imply (sources §2.1–2.2, §2.14). The resulting 2015
+probabilities per firm type are the state the model's run-up must arrive at
+(`mittelbau.core.runup`), which turns them into each type's adoption hazards.
 """
 
 from __future__ import annotations

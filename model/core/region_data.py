@@ -47,6 +47,8 @@ class Region:
     complexity: np.ndarray
     service_strategy_share: float
     service_innovator_share: float
+    firms: int  # manufacturing SMEs the region has (its file's [population]; an assumption)
+    service_revenue_mean: float  # mean service revenue share (sources §2.12)
 
     @property
     def innovation_shift(self) -> float:
@@ -71,6 +73,8 @@ def load_region(code: str) -> Region:
         complexity=normalised(data["complexity"]["shares"], COMPLEXITIES),
         service_strategy_share=float(data["service_strategy"]["share"]),
         service_innovator_share=float(data["service_innovators"]["share"]),
+        firms=int(data["population"]["firms"]),
+        service_revenue_mean=float(data["service_revenue"]["mean"]),
     )
 
 

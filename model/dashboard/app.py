@@ -20,6 +20,7 @@ from mittelbau.dashboard import captions, charts, readout
 from mittelbau.dashboard.app_server import SCENARIO_VARIABLE
 from mittelbau.dashboard.controls import model_params
 from mittelbau.dashboard.paired import PairedModel
+from mittelbau.dashboard.stakes import stakes_figure
 
 
 def _figure(build):
@@ -92,7 +93,12 @@ def Outcomes(model: PairedModel):
 
 # the tabs of the page, named by what they show: (title, sentences and tables, figures)
 TABS = (
-    ("Stage shares", [], [charts.stage_shares_figure, charts.middle_figure, charts.size_figure]),
+    (
+        "Stage shares",
+        [],
+        # value added at stake beside the stage shares
+        [charts.stage_shares_figure, stakes_figure, charts.middle_figure, charts.size_figure],
+    ),
     ("Outcomes", [Outcomes], []),
     ("Firm network", [], [charts.network_figure]),
     ("Against the baseline", [Comparison], [charts.compare_figure]),

@@ -36,7 +36,10 @@ def comparison(model: PairedModel) -> str:
     e = model.programme_effect()
     extra = e["additional_moves"]
     per_move = (
-        f"€{e['spent_eur'] / extra:,.0f} per additional move" if extra > 0 else "no additional move yet"
+        # moves of agents × population_scale = moves of the region's firms, which the € buy
+        f"€{e['spent_eur'] / (extra * model.population_scale):,.0f} per additional move of a firm"
+        if extra > 0
+        else "no additional move yet"
     )
     return (
         f"**Programmes: {', '.join(model.levers_on)}.** Spent so far: €{e['spent_eur']:,.0f}. "

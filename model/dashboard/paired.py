@@ -45,11 +45,10 @@ class PairedModel(MittelbauModel):
         self.notice: str | None = None
         if isinstance(seed, str | int):
             seed, self.notice = read_seed(seed)
+        self.baseline: MittelbauModel | None = None  # built after the run-up (which steps alone)
         super().__init__(params, seed=seed, **kwargs)
         self.levers_on = enabled(self.params)
-        self.baseline: MittelbauModel | None = (
-            MittelbauModel(without_levers(self.params)) if self.levers_on else None
-        )
+        self.baseline = MittelbauModel(without_levers(self.params)) if self.levers_on else None
         self._network: tuple[np.ndarray, np.ndarray] | None = None
 
     def step(self) -> None:

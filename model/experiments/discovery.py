@@ -17,7 +17,7 @@ from SALib.sample import latin
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
-from mittelbau.experiments.sensitivity import factors, problem, to_overrides
+from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
 from mittelbau.experiments.store import folder_lock
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -144,12 +144,16 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
     x = pd.DataFrame(X, columns=[p.name for p in chosen])
+    for p in chosen:  # a switch enters PRIM as 0 (off) / 1 (on), as the runs saw it
+        if is_categorical(p):
+            x[p.name] = (x[p.name] >= 0.5).astype(float)
     numbers = [n for n, o in OUTCOMES.items() if n in runs.columns]
     y = runs.groupby("point")[numbers].mean().reset_index(drop=True)
     sample = pd.concat([x, y], axis=1).assign(case=cases)
     sample.to_csv(out / "sample.csv", index=False, float_format="%.6g")
     sample.to_parquet(out / "sample.parquet", index=False)
     found = prim_box(x, cases, min_density)
+    verdicts = verdict_shares(runs)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",
         "",
@@ -157,7 +161,12 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
         f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
         f"in most of its replicates — {case.explain()}.",
         "",
-        f"Cases of interest: {int(cases.sum())} of {samples} points.",
+        f"Cases of interest: {int(cases.sum())} of {samples} points ({cases.mean():.0%}).",
+        "",
+        "Verdicts over the sampled points (a binary verdict counts at a point when it holds in "
+        "most of its replicates; stuck shares are means over points):",
+        "",
+        *[f"- {k}: {v:.0%}" for k, v in verdicts.items()],
         "",
     ]
     if found["found"]:
@@ -174,10 +183,30 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
         ]
         for name, (lo, hi) in found["restricted"].items():
             p = next(q for q in chosen if q.name == name)
-            lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
+            if is_categorical(p):
+                low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
+                lines.append(f"| {name} | {low} | {high} | off, on |")
+            else:
+                lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
     else:
         lines.append(f"No sampled point has `{case}`, so there is no box to find.")
     (out / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     found.pop("trajectory", None)
     found["case"] = str(case)
+    found["share"] = float(cases.mean())
+    found["verdicts"] = verdicts
     return found
+
+
+def verdict_shares(runs: pd.DataFrame) -> dict[str, float]:
+    """Over the sampled points: the share where each yes/no outcome of the outcome registry
+    holds in most replicates, and the mean stuck shares."""
+    by_point = runs.groupby("point")
+    out = {
+        name: float((by_point[name].mean() > 0.5).mean())
+        for name, o in OUTCOMES.items()
+        if o.kind is bool and name in runs.columns
+    }
+    for name in ("stuck_share", "stuck_share_small"):
+        out[f"{name}_mean"] = float(by_point[name].mean().mean())
+    return out

@@ -5,8 +5,8 @@ Layout of an ensemble folder::
 
     ensemble.json                       the design: scenarios, their parameters, the replication
                                         seeds and a hash of every run's parameters and seed
-    runs/<scenario>/rep-0000/           one finished run: stage_shares, transitions, indicators
-                                        and levers as Parquet (columns scenario, replicate, seed
+    runs/<scenario>/rep-0000/           one finished run: stage_shares, transitions, indicators,
+                                        levers and economics as Parquet (columns scenario, replicate, seed
                                         first), summary.json and _checksums.json (written last)
     runs.parquet                        one row per finished run: scenario, replicate, seed,
                                         every parameter and the headline outcomes
@@ -106,7 +106,7 @@ def run_replicate(spec: RunSpec) -> RunResult:
     return simulate(scenario)
 
 
-TABLES = ("stage_shares", "transitions", "indicators", "levers")
+TABLES = ("stage_shares", "transitions", "indicators", "levers", "economics")
 KEYS = ("scenario", "replicate", "seed")
 RUNS_TABLE = "runs.parquet"
 # column types of the tables whose rows may be none (a run without levers has no lever rows)
@@ -259,12 +259,17 @@ def write_ensemble_run(result: RunResult, spec: RunSpec, out: Path) -> None:
 
 
 def _warm_caches(specs: list[RunSpec]) -> None:
-    """Load the region data, traits and fitted propensities each run needs, once, here."""
+    """Load the region data, traits and fitted propensities each run needs, and solve each
+    scenario's run-up, once, here."""
     from mittelbau.core.population import synthesise
     from mittelbau.core.region_data import load_region
+    from mittelbau.core.runup import solve_runup
 
-    for region in sorted({make_params(s.overrides).region for s in specs}):
+    every = [make_params(s.overrides) for s in specs]
+    for region in sorted({p.region for p in every}):
         synthesise(load_region(region), 2, np.random.default_rng(0))
+    for params in every:
+        solve_runup(params.region, params)  # cached: one solution per region and run-up values
 
 
 def run_batch(specs: list[RunSpec]) -> list[tuple[RunSpec, RunResult | BaseException]]:

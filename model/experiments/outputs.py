@@ -17,9 +17,11 @@ from mittelbau import __version__
 from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES, START_YEAR
 from mittelbau.core.dynamics import MOTIVES
 from mittelbau.core.indicators import hollowing_ratio, polarisation_index
+from mittelbau.core.mechanisms import active
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.outcomes import at_horizon, definitions
 from mittelbau.core.scenario import Scenario
+from mittelbau.experiments import stakes
 from mittelbau.experiments.plots import plot_stage_shares
 from mittelbau.levers import planned_public_cost
 
@@ -37,6 +39,14 @@ LEVER_COLUMNS = {
     "deadweight": "int64",
 }
 
+# fields of summary.json beside the outcomes (whose definitions come from the outcome registry)
+RUNUP_DEFINITIONS = {
+    "runup": "years before 2015: the model's own dynamics from runup_start_year to the 2015 "
+    "survey state; verdicts and changes compare the horizon with 2015",
+    "implied_coupling": "population-weighted median over firm types of the DT adoption hazard "
+    "with a BM over the one without, as the run-up to the 2015 cross-section requires",
+}
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -46,13 +56,15 @@ class RunResult:
     indicators: pd.DataFrame
     levers: pd.DataFrame
     summary: dict[str, Any]
+    economics: pd.DataFrame | None = None  # economics.csv (model/experiments/stakes.py)
 
 
 def upward_moves(model: MittelbauModel) -> int:
-    """All moves to a higher stage (1→2, 1→3, 2→3) over the run."""
-    if not model.transitions:
+    """All moves to a higher stage (1→2, 1→3, 2→3) after 2015."""
+    projected = model.transitions[model.runup_years :]
+    if not projected:
         return 0
-    t = np.sum(model.transitions, axis=0)
+    t = np.sum(projected, axis=0)
     return int(t[1, 2] + t[1, 3] + t[2, 3])
 
 
@@ -68,9 +80,10 @@ def lever_summary(
     if no_policy is None:
         return {}, None
     base_up = upward_moves(no_policy)
+    scale = model.population_scale  # moves of agents × scale = moves of the region's firms
 
     def per_move(cost: float, extra: int) -> float | None:
-        return round(cost / extra, 2) if extra > 0 else None
+        return round(cost / (extra * scale), 2) if extra > 0 else None
 
     out: dict[str, Any] = {}
     for lever in model.levers:
@@ -82,6 +95,7 @@ def lever_summary(
             "total_cost_eur": round(cost, 2),
             "firm_cost_eur": round(lever.firm_cost_eur, 2),
             "firms_reached": int(lever.reached_by.sum()),
+            "firms_reached_region": round(float(lever.reached_by.sum()) * scale, 2),
             "firms_reached_by_size": {
                 c: int(v) for c, v in zip(SIZE_CLASSES, lever.reached_by.sum(axis=1), strict=True)
             },
@@ -92,7 +106,10 @@ def lever_summary(
             "deadweight_moves": dead,
             "deadweight_share": round(dead / ups, 6) if ups else None,
             "additional_upward_moves": extra,
+            "additional_upward_moves_region": round(extra * scale, 2),
             "cost_per_additional_upward_move_eur": per_move(cost, extra),
+            # value added and jobs kept (model/experiments/stakes.py)
+            **stakes.kept(alone[lever.name], no_policy, rows.groupby("year")["spent_eur"].sum()),
         }
     total = float(levers["spent_eur"].sum())
     extra = upward_moves(model) - base_up
@@ -103,7 +120,9 @@ def lever_summary(
         "upward_moves": upward_moves(model),
         "upward_moves_without_programmes": base_up,
         "additional_upward_moves": extra,
+        "additional_upward_moves_region": round(extra * scale, 2),
         "cost_per_additional_upward_move_eur": per_move(total, extra),
+        **stakes.kept(model, no_policy, levers.groupby("year")["spent_eur"].sum()),
         "stage_shares_end_without_programmes": {
             f"stage{k + 1}": round(float(v), 6) for k, v in enumerate(no_policy.shares)
         },
@@ -120,7 +139,7 @@ def collect(
     """Turn a finished model (and, with levers, its same-seed counterfactual runs) into its
     tables and summary."""
     counts = np.stack(model.stage_counts)  # years × groups × 3
-    years = START_YEAR + np.arange(counts.shape[0])
+    years = model.first_year + np.arange(counts.shape[0])
     totals = counts.sum(axis=2, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     y, g, s = np.meshgrid(np.arange(len(years)), np.arange(len(GROUPS)), np.arange(3), indexing="ij")
@@ -139,15 +158,18 @@ def collect(
         for a in range(4):
             for b in range(4):
                 if a or b:
-                    rows.append((START_YEAR + k + 1, a, b, int(matrix[a, b])))
+                    rows.append((model.first_year + k + 1, a, b, int(matrix[a, b])))
     transitions = pd.DataFrame(rows, columns=["year", "from_stage", "to_stage", "firms"])
     indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
     levers = pd.DataFrame(model.lever_records, columns=list(LEVER_COLUMNS)).astype(LEVER_COLUMNS)
     summary = summarise(model, scenario, indicators)
     summary["levers"], summary["policy"] = lever_summary(model, levers, no_policy, alone or {})
     summary["outcomes"] = at_horizon(indicators, summary)
-    summary["definitions"] = definitions()
-    return RunResult(scenario, stage_shares, transitions, indicators, levers, summary)
+    summary["headline"] |= verdict_indicators(indicators, summary["outcomes"])
+    summary["economics"] = stakes.headline(model)
+    summary["definitions"] = definitions() | RUNUP_DEFINITIONS | stakes.DEFINITIONS
+    economics = stakes.economics_table(model)
+    return RunResult(scenario, stage_shares, transitions, indicators, levers, summary, economics)
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
@@ -172,8 +194,29 @@ def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str
     return first, f"The middle tier hollows out by {first} ({change}; {rule})."
 
 
-def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> dict[str, Any]:
+def _rounded(x: float) -> float | None:
+    return round(float(x), 6) if np.isfinite(x) else None
+
+
+def verdict_indicators(indicators: pd.DataFrame, outcomes: dict[str, Any]) -> dict[str, Any]:
+    """The verdicts beside 'two worlds' for the headline (docs/odd.md, 'Indicators'): the
+    middle shrinks, the stuck shares at the horizon, the competence gap in 2015 and at the
+    horizon and whether it widens. The values at the horizon are the registry's outcomes."""
+    gap_2015 = float(indicators.loc[indicators["year"] == START_YEAR, "competence_gap"].iloc[0])
+    return {
+        "middle_shrinks": outcomes["middle_shrinks"],
+        "stuck_share": outcomes["stuck_share"],
+        "stuck_share_small": outcomes["stuck_share_small"],
+        "competence_gap": [_rounded(gap_2015), outcomes["competence_gap"]],
+        "competence_gap_widens": outcomes["competence_gap_widens"],
+    }
+
+
+def summarise(model: MittelbauModel, scenario: Scenario, indicators: pd.DataFrame) -> dict[str, Any]:
+    """The run's summary; the headline compares the horizon with the 2015 state (the run-up
+    years are in the tables)."""
     p = model.params
+    ind = indicators[indicators["year"] >= START_YEAR].reset_index(drop=True)
     first, sentence = verdict(ind, p.hollowing_threshold)
     start, end = ind.iloc[0], ind.iloc[-1]
     motives = model.motive_totals
@@ -200,6 +243,12 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
                 SIZE_CLASSES, model.stage_counts[-1][1 : 1 + len(SIZE_CLASSES)].sum(axis=1), strict=True
             )
         },
+        "runup": {
+            "years": [model.first_year, START_YEAR],
+            "dt_wave_start_year": model.runup.dt_wave_start_year,
+            "implied_coupling": round(model.runup.coupling, 4),
+            "stage_shares_first_year": shares(indicators.iloc[0]),
+        },
         "headline": {
             "verdict": sentence,
             "hollowed": first is not None,
@@ -219,6 +268,7 @@ def summarise(model: MittelbauModel, scenario: Scenario, ind: pd.DataFrame) -> d
                 m: round(motives[m] / n_intro, 6) if n_intro else None for m in MOTIVES
             },
         },
+        "mechanisms": list(active(p)),
     }
 
 
@@ -237,6 +287,8 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
         result.transitions.to_csv(tmp / "transitions.csv", index=False)
         result.indicators.to_csv(tmp / "indicators.csv", index=False, float_format="%.6f")
         result.levers.to_csv(tmp / "levers.csv", index=False, float_format="%.2f")
+        if result.economics is not None:
+            result.economics.to_csv(tmp / "economics.csv", index=False, float_format="%.2f")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )

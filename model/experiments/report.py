@@ -11,8 +11,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
+from mittelbau.experiments import stakes
 from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
 from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES, THRESHOLD_COLOUR, save_figure, share_axis
@@ -55,6 +56,26 @@ def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
+    """Per scenario: the share of runs in which the middle shrinks and in which the competence
+    gap widens (Wilson intervals), and the mean stuck shares at the horizon (t intervals) —
+    the verdicts beside 'two worlds' (docs/odd.md, 'Indicators')."""
+    rows = []
+    for name in ens["manifest"]["scenarios"]:
+        heads = [r["summary"]["headline"] for r in ens["summaries"] if r["scenario"] == name]
+        row: dict[str, Any] = {"scenario": name, "runs": len(heads)}
+        for key in ("middle_shrinks", "competence_gap_widens"):
+            known = [h.get(key) for h in heads if h.get(key) is not None]
+            p, lo, hi = wilson_interval(sum(bool(k) for k in known), len(known))
+            row |= {f"p_{key}": p, f"p_{key}_low": lo, f"p_{key}_high": hi}
+        for key in ("stuck_share", "stuck_share_small"):
+            vals = np.array([h[key] for h in heads if h.get(key) is not None], dtype=float)
+            m, lo, hi = mean_interval(vals) if len(vals) else (np.nan,) * 3
+            row |= {key: m, f"{key}_low": lo, f"{key}_high": hi}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def verdict_sentence(row: pd.Series) -> str:
     interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
     if row.p_hollowed == 0:
@@ -70,13 +91,15 @@ def verdict_sentence(row: pd.Series) -> str:
 
 def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     """Each scenario minus the reference, paired by replicate (common random numbers where the
-    scenarios share their seed): end stage-2 share (pp) and upward moves over the horizon."""
+    scenarios share their seed): end stage-2 share (pp) and upward moves after 2015."""
     ind, trans = ens["indicators"], ens["transitions"]
     names = list(ens["manifest"]["scenarios"])
     ref = reference_scenario(names)
     end = ind[ind["year"] == ind["year"].max()].set_index(["scenario", "replicate"])["stage2"]
-    up = trans[
-        ((trans.from_stage == 1) & (trans.to_stage >= 2)) | ((trans.from_stage == 2) & (trans.to_stage == 3))
+    projected = trans[trans.year > START_YEAR]  # the run-up's moves are not the scenario's
+    up = projected[
+        ((projected.from_stage == 1) & (projected.to_stage >= 2))
+        | ((projected.from_stage == 2) & (projected.to_stage == 3))
     ]
     moves = up.groupby(["scenario", "replicate"])["firms"].sum()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
@@ -111,8 +134,8 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
     rows = []
     keys = [
         "total_cost_eur",
-        "firms_reached",
-        "additional_upward_moves",
+        "firms_reached_region",
+        "additional_upward_moves_region",
         "cost_per_additional_upward_move_eur",
         "deadweight_share",
     ]
@@ -247,6 +270,23 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _probability_row(r: pd.Series) -> str:
+    def share(key: str) -> str:
+        return f"{r[key]:.0%} [{r[key + '_low']:.0%}–{r[key + '_high']:.0%}]"
+
+    def mean(key: str) -> str:
+        if not np.isfinite(r[key]):
+            return "–"
+        if not np.isfinite(r[key + "_low"]):
+            return f"{100 * r[key]:.1f} %"
+        return f"{100 * r[key]:.1f} % [{100 * r[key + '_low']:.1f}–{100 * r[key + '_high']:.1f}]"
+
+    return (
+        f"| {r['scenario']} | {share('p_middle_shrinks')} | {share('p_competence_gap_widens')} | "
+        f"{mean('stuck_share')} | {mean('stuck_share_small')} |"
+    )
+
+
 def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
     if row[f"{key}_runs"] == 0:
         return "–"
@@ -264,6 +304,7 @@ def write_report(folder: str | Path) -> Path:
         raise EnsembleError(f"{folder} has no finished runs to report on")
     figs = figures(ens, folder)
     ver = verdicts(ens)
+    probs = verdict_probabilities(ens)
     diffs = paired_differences(ens)
     levers = lever_table(ens)
     ind = ens["indicators"]
@@ -280,6 +321,15 @@ def write_report(folder: str | Path) -> Path:
         "Hollowed = stage 2 below `hollowing_threshold` × the smaller of stages 1 and 3.",
         "",
         *[f"- {verdict_sentence(r)}" for r in ver.itertuples()],
+        "",
+        "The other verdicts (definitions in docs/odd.md, 'Indicators'): the share of runs in which "
+        "stage 2 at the horizon is at least `middle_shrink_pp` below 2015 and in which the "
+        "competence gap between stages 3 and 1 widens, and the mean share of the 2015 stage-1 "
+        "firms still stuck in stage 1 (exits from stage 1 count as stuck).",
+        "",
+        "| scenario | middle shrinks | competence gap widens | stuck (all) | stuck (< 100 employees) |",
+        "|---|---|---|---|---|",
+        *[_probability_row(r) for _, r in probs.iterrows()],
         "",
         f"## Stage shares at {end_year}",
         "",
@@ -330,7 +380,7 @@ def write_report(folder: str | Path) -> Path:
             "",
             "Cost per additional move is taken over the runs in which the lever added moves; "
             "additional moves are counted against the same-seed run without any programme, "
-            "for each lever run alone.",
+            "for each lever run alone. Firms and moves are the region's (agents × population_scale).",
             "",
             "| scenario | lever | public cost (€ M) | firms reached | additional upward moves | "
             "€ per additional move | deadweight share |",
@@ -339,11 +389,13 @@ def write_report(folder: str | Path) -> Path:
         for _, r in levers.iterrows():
             lines.append(
                 f"| {r.scenario} | {r.lever} | {_fmt_band(r, 'total_cost_eur', 1e-6, '{:.1f}')} | "
-                f"{_fmt_band(r, 'firms_reached')} | {_fmt_band(r, 'additional_upward_moves')} | "
+                f"{_fmt_band(r, 'firms_reached_region')} | "
+                f"{_fmt_band(r, 'additional_upward_moves_region')} | "
                 f"{_fmt_band(r, 'cost_per_additional_upward_move_eur')} | "
                 f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
             )
         lines.append("")
+    lines += stakes.report_lines(ens, folder)  # € and persons at stake (model/experiments/stakes.py)
     path = folder / "report.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

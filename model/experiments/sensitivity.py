@@ -1,8 +1,11 @@
 """Global sensitivity analysis with SALib: Morris screening and Sobol indices.
 
-Factors and their ranges come from the parameter registry. The analysis functions take any
-evaluator X (n × k, one row per point) → table of outputs (n rows), so the same pipeline runs
-on the model (replicate means of its indicators) and on test functions with known indices.
+Factors and their ranges come from the parameter registry. The mechanism switches ("off"/"on")
+are categorical factors: sampled on [0, 1] like any factor and mapped to a choice by
+`to_overrides` (below 0.5 "off", from 0.5 "on"), so structural uncertainty is ranked with the
+rates. The analysis functions take any evaluator X (n × k, one row per point) → table of outputs
+(n rows), so the same pipeline runs on the model (replicate means of its indicators) and on
+test functions with known indices.
 """
 
 from __future__ import annotations
@@ -27,27 +30,45 @@ class FactorError(ValueError):
     """A factor selection names no parameter, or one that cannot vary."""
 
 
+def is_categorical(p: Parameter) -> bool:
+    """A mechanism switch: a choice factor, sampled on [0, 1] and mapped by `choice_of`."""
+    return bool(p.choices) and p.group == "mechanisms"
+
+
+def choice_of(p: Parameter, x: float) -> str:
+    """The choice a sampled value in [0, 1] stands for: equal parts of [0, 1] in order."""
+    assert p.choices is not None
+    return p.choices[min(int(float(x) * len(p.choices)), len(p.choices) - 1)]
+
+
 def factors(names: Sequence[str] | None = None, include_levers: bool = False) -> list[Parameter]:
-    """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty (and
-    lever with `include_levers`) of the registry — settings never vary; a lever's start and
-    end year stay as the scenario sets them."""
+    """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty and
+    mechanism switch (categorical) of the registry, and with `include_levers` the levers'
+    numeric parameters — settings never vary; a lever's start and end year stay as the scenario
+    sets them."""
     if names:
         chosen = []
         for name in names:
             p = BY_NAME.get(name)
             if p is None:
-                raise FactorError(f"unknown factor {name!r}; allowed: numeric registry parameters")
-            if p.choices or p.group == "run" or p.low == p.high:
                 raise FactorError(
-                    f"factor {name!r} cannot vary; allowed: numeric registry "
-                    "parameters with a range (not region, firms, years, seed)"
+                    f"unknown factor {name!r}; allowed: numeric registry parameters and mechanism switches"
+                )
+            if (
+                (p.choices and not is_categorical(p))
+                or p.group == "run"
+                or (not p.choices and p.low == p.high)
+            ):
+                raise FactorError(
+                    f"factor {name!r} cannot vary; allowed: numeric registry parameters with a "
+                    "range and mechanism switches (not region, firms, years, seed)"
                 )
             chosen.append(p)
         return chosen
     return [
         p
         for p in REGISTRY
-        if not p.choices
+        if (not p.choices or is_categorical(p))
         and (p.role == "uncertainty" or (include_levers and p.role == "lever"))
         and not p.name.endswith(("_start_year", "_end_year"))
     ]
@@ -58,7 +79,9 @@ def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
     spec = {
         "num_vars": len(chosen),
         "names": [p.name for p in chosen],
-        "bounds": [[float(p.explore_low), float(p.explore_high)] for p in chosen],
+        "bounds": [
+            [0.0, 1.0] if is_categorical(p) else [float(p.explore_low), float(p.explore_high)] for p in chosen
+        ],
     }
     if grouped:
         spec["groups"] = [p.group for p in chosen]
@@ -78,10 +101,14 @@ def sample_points(method: str, spec: dict, size: int, second_order: bool = False
 
 
 def to_overrides(row: np.ndarray, chosen: Sequence[Parameter]) -> dict:
-    """One sample row as registry overrides (integer parameters rounded)."""
-    return {
-        p.name: (round(float(x)) if p.kind is int else float(x)) for p, x in zip(chosen, row, strict=True)
-    }
+    """One sample row as registry overrides (integer parameters rounded, switches mapped)."""
+
+    def value(p: Parameter, x: float) -> float | int | str:
+        if is_categorical(p):
+            return choice_of(p, x)
+        return round(float(x)) if p.kind is int else float(x)
+
+    return {p.name: value(p, x) for p, x in zip(chosen, row, strict=True)}
 
 
 @dataclass

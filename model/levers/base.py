@@ -84,6 +84,14 @@ class LeverSpec:
         return getattr(params, self.switch) > 0
 
 
+def agents_for(firms: float, scale: float, rng: np.random.Generator) -> int:
+    """Agents that stand for `firms` of the region when each agent stands for `scale` firms
+    (the model's population_scale): rounded at random to one of the two nearest integers, so
+    the expected number is exact whatever the number of agents. Always one draw."""
+    x = max(float(firms), 0.0) / scale
+    return int(np.floor(x) + (rng.random() < x - np.floor(x)))
+
+
 @dataclass
 class LeverYear:
     """A lever's action in one year: whom it reached, what it cost, what it does to hazards."""

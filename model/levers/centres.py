@@ -8,7 +8,7 @@ import numpy as np
 
 from mittelbau.core.categories import TARGETS
 from mittelbau.core.registry_entry import Parameter
-from mittelbau.levers.base import Lever, LeverSpec, LeverYear, first_in_random_order, in_target
+from mittelbau.levers.base import Lever, LeverSpec, LeverYear, agents_for, first_in_random_order, in_target
 
 
 @dataclass
@@ -20,7 +20,9 @@ class Centres(Lever):
     `dt_finance_factor` for constrained firms when access costs a fee. Seekers are served in
     random order up to capacity. A use adds `centres_technique_gain` techniques and multiplies
     the DT hazard by `centres_hazard_factor` that year. Public cost: running cost per centre
-    and year; fees are reported as the firms' cost."""
+    and year; fees are reported as the firms' cost. Capacity counts firms of the region: an
+    agent stands for `population_scale` of them, so capacity / scale agents are served
+    (rounded at random)."""
 
     p: object = None
     name: str = "centres"
@@ -36,7 +38,7 @@ class Centres(Lever):
         # the simulation (population synthesis, scipy) when it does
         from mittelbau.core.dynamics import MAX_TECHNIQUES
 
-        p, s = self.p, model.state
+        p, s, scale = self.p, model.state, model.population_scale
         if not p.centres_start_year <= year <= p.centres_end_year:
             return LeverYear(np.zeros(self.n, dtype=bool), 0.0)
         prob = p.centres_demand_rate * (1 + s.techniques) / 4
@@ -45,11 +47,12 @@ class Centres(Lever):
         seekers = (
             self.in_reach & in_target(p.centres_target, s) & (rng.random(self.n) < np.minimum(prob, 1.0))
         )
-        users = first_in_random_order(seekers, p.centres_number * p.centres_capacity, rng)
+        capacity = agents_for(p.centres_number * p.centres_capacity, scale, rng)
+        users = first_in_random_order(seekers, capacity, rng)
         reached = np.zeros(self.n, dtype=bool)
         reached[users] = True
         s.techniques[users] = np.minimum(s.techniques[users] + p.centres_technique_gain, MAX_TECHNIQUES)
-        self.firm_cost_eur += len(users) * p.centres_access_cost_eur
+        self.firm_cost_eur += len(users) * p.centres_access_cost_eur * scale
         return LeverYear(
             reached=reached,
             spent_eur=float(p.centres_number * p.centres_running_cost_eur),

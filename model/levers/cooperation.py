@@ -9,7 +9,7 @@ import numpy as np
 
 from mittelbau.core.categories import ENGAGEMENT_LEVELS, TARGETS
 from mittelbau.core.registry_entry import Parameter
-from mittelbau.levers.base import Lever, LeverSpec, LeverYear, first_in_random_order, in_target
+from mittelbau.levers.base import Lever, LeverSpec, LeverYear, agents_for, first_in_random_order, in_target
 
 
 @dataclass
@@ -21,7 +21,10 @@ class Cooperation(Lever):
     hazards are multiplied by `cooperation_hazard_factor` while the project runs. Afterwards, for
     `cooperation_spillover_years`, their network partners' hazards rise by `cooperation_spillover` × the
     participants' gain. Cost: `cooperation_cost_per_project_eur` per project, booked in the year it
-    starts (commitment), so a year's spending is its new projects times their cost."""
+    starts (commitment), so a year's spending is its new projects times their cost. An agent
+    stands for `population_scale` firms, so a project of agents stands for that many
+    projects: `cooperation_projects_per_year` / scale of them start (rounded at random) and each
+    costs scale × the cost of a project."""
 
     p: object = None
     name: str = "cooperation"
@@ -34,7 +37,7 @@ class Cooperation(Lever):
         self.spill_left = np.zeros(self.n, dtype=np.int64)
 
     def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
-        p, s = self.p, model.state
+        p, s, scale = self.p, model.state, model.population_scale
         finished = self.years_left == 1
         self.years_left = np.maximum(self.years_left - 1, 0)
         self.spill_left = np.maximum(self.spill_left - 1, 0)
@@ -47,7 +50,8 @@ class Cooperation(Lever):
             prob = np.minimum(1.0, p.cooperation_application_rate * (1 + s.engagement) / 2)
             applicants = eligible & (rng.random(self.n) < prob)
             k = p.cooperation_firms_per_project
-            members = first_in_random_order(applicants, p.cooperation_projects_per_year * k, rng)
+            wanted = agents_for(p.cooperation_projects_per_year, scale, rng)
+            members = first_in_random_order(applicants, wanted * k, rng)
             members = members[: len(members) // k * k]  # only complete projects start
             projects = list(members.reshape(-1, k))
             duration = min(p.cooperation_duration, p.cooperation_end_year - year + 1)
@@ -63,7 +67,7 @@ class Cooperation(Lever):
         if alumni.any() and p.cooperation_spillover > 0:
             spill = (model.ties @ alumni > 0) * p.cooperation_spillover * gain
         factor = np.where(reached, p.cooperation_hazard_factor, 1.0 + spill)
-        spent = len(projects) * p.cooperation_cost_per_project_eur
+        spent = len(projects) * p.cooperation_cost_per_project_eur * scale
         return LeverYear(reached=reached, spent_eur=float(spent), dt=factor, bm=factor)
 
     def drop_rows(self, rows: np.ndarray) -> None:

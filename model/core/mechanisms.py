@@ -1,0 +1,225 @@
+"""Switchable mechanisms that can hollow the middle (docs/odd.md, section 7.6), vectorised over
+firms.
+
+Each mechanism is named by its registry switch (`mech_<name>`, "on"/"off") and acts through a
+narrow hook: hazard multipliers for the year (`MechanismYear`: DT gain, BM gain, BM loss, exit)
+and a few state updates (platform capture before the exits, leapfrogging after the capability
+change, training after learning). All their draws come from the mechanisms' own generator,
+spawned apart from the core streams, with a fixed size per firm and mechanism: switching a
+mechanism off shifts no other draw, and with every mechanism off the step is the one without
+them, draw for draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from mittelbau.core.categories import COMPLEXITIES, ENGAGEMENT_LEVELS, SIZE_CLASSES, START_YEAR
+from mittelbau.core.dynamics import MAX_TECHNIQUES, REF_TECHNIQUES
+from mittelbau.core.population import FirmTable, draw_dt_items
+from mittelbau.core.region_data import in_order, load_traits
+
+NAMES = (
+    "service_neglect",
+    "lockin",
+    "rising_bar",
+    "platform_capture",
+    "delayed_slump",
+    "leapfrog",
+)
+SIMPLE = COMPLEXITIES.index("simple")
+INTERNAL = ENGAGEMENT_LEVELS.index("internal")  # 'watching' and 'internal': not engaged (§4.3)
+PARTNERS = ENGAGEMENT_LEVELS.index("partners")
+SLUMP_RAMP_YEARS = 5  # the slump deepens linearly over five years once it begins
+
+
+def switch(name: str) -> str:
+    """Registry name of a mechanism's switch."""
+    return f"mech_{name}"
+
+
+def active(p) -> tuple[str, ...]:
+    """The mechanisms switched on in a parameter set, in NAMES order."""
+    return tuple(n for n in NAMES if getattr(p, switch(n)) == "on")
+
+
+@dataclass(frozen=True)
+class MechanismYear:
+    """What the switched-on mechanisms do to each firm's hazards this year (all ones: nothing)."""
+
+    dt_gain: np.ndarray
+    bm_gain: np.ndarray
+    bm_loss: np.ndarray
+    exit: np.ndarray
+
+    @classmethod
+    def none(cls, n: int) -> MechanismYear:
+        return cls(np.ones(n), np.ones(n), np.ones(n), np.ones(n))
+
+
+# ---- state drawn at synthesis ------------------------------------------------------------------
+def draw_state(state: FirmTable, p, rng: np.random.Generator) -> None:
+    """Draw the mechanisms' firm state in place: service revenue share (beta with mean
+    `service_revenue_mean`, sources §2.12), IT specialists and training by size (sources §6.2);
+    no firm starts as a platform supplier."""
+    n = len(state)
+    mean, k = p.service_revenue_mean, p.service_revenue_concentration
+    skills = load_traits()["it_skills"]
+    specialists = in_order(skills["specialists_by_size"], SIZE_CLASSES)[state.size]
+    training = in_order(skills["training_by_size"], SIZE_CLASSES)[state.size]
+    u = rng.random((2, n))
+    state.service_revenue = rng.beta(mean * k, (1.0 - mean) * k, n)
+    state.it_specialist = u[0] < specialists
+    state.trains = u[1] < training
+    state.platform = np.zeros(n, dtype=bool)
+
+
+def customer_power(customers: sparse.csr_array, size: np.ndarray) -> np.ndarray:
+    """Per firm: the share of its customers in a larger size class than its own (0 without
+    customers) — the market power of final-product makers over smaller suppliers (§7.5)."""
+    coo = customers.tocoo()
+    larger = size[coo.col] > size[coo.row]
+    n = customers.shape[0]
+    degree = np.bincount(coo.row, minlength=n)
+    return np.bincount(coo.row, weights=larger.astype(float), minlength=n) / np.maximum(degree, 1)
+
+
+# ---- one function per mechanism ----------------------------------------------------------------
+def service_neglect(state: FirmTable, power: np.ndarray, p) -> np.ndarray:
+    """BM loss multiplier: 1 + `neglect_effect` · shortfall of the realised service revenue
+    share below the mean, realised = share · (1 − `service_below_value` · customer power)."""
+    realised = state.service_revenue * (1.0 - p.service_below_value * power)
+    shortfall = np.clip(1.0 - realised / p.service_revenue_mean, 0.0, 1.0)
+    return 1.0 + p.neglect_effect * shortfall
+
+
+def locked_in(state: FirmTable, reached: np.ndarray) -> np.ndarray:
+    """Stage-1 firms not engaged (watching or internal only) that no programme reaches."""
+    return ~state.bm & ~state.dt & (state.engagement <= INTERNAL) & ~reached
+
+
+def lockin(state: FirmTable, reached: np.ndarray, p) -> np.ndarray:
+    """Adoption multiplier (DT and BM): `lockin_response` for locked-in firms."""
+    return np.where(locked_in(state, reached), p.lockin_response, 1.0)
+
+
+def bar(year: int, p) -> float:
+    """The digital competence the DT hazard is measured against in simulated `year`."""
+    return REF_TECHNIQUES + p.bar_growth * (year - 1 - START_YEAR)
+
+
+def rising_bar(state: FirmTable, year: int, p) -> np.ndarray:
+    """DT gain multiplier exp(−`bar_effect` · shortfall): the part of the bar above both three
+    techniques and the firm's competence (techniques + `it_specialist_bonus` for firms with IT
+    specialists). 1 in the first projected year, so the 2015 state carries no jump."""
+    competence = state.techniques + p.it_specialist_bonus * state.it_specialist
+    shortfall = np.maximum(0.0, bar(year, p) - np.maximum(competence, REF_TECHNIQUES))
+    return np.exp(-p.bar_effect * shortfall)
+
+
+def train(state: FirmTable, p) -> None:
+    """Firms without DT that train add `training_learning` techniques (up to the maximum)."""
+    grow = state.trains & ~state.dt
+    state.techniques = np.where(
+        grow, np.minimum(state.techniques + p.training_learning, MAX_TECHNIQUES), state.techniques
+    )
+
+
+def capture(state: FirmTable, pressure: float, p, u: np.ndarray) -> np.ndarray:
+    """Exposed stage-1 firms (simple product, threatened BM) become platform suppliers with
+    hazard `capture_rate` · pressure; returns the newly captured (state updated in place)."""
+    exposed = ~state.bm & ~state.dt & (state.complexity == SIMPLE) & state.threatened & ~state.platform
+    new = exposed & (u < -np.expm1(-p.capture_rate * pressure))
+    state.platform = state.platform | new
+    return new
+
+
+def platform_effects(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
+    """Adoption and exit multipliers of platform suppliers."""
+    return (
+        np.where(state.platform, p.capture_adoption_factor, 1.0),
+        np.where(state.platform, p.capture_exit_factor, 1.0),
+    )
+
+
+def delayed_slump(state: FirmTable, year: int, p) -> np.ndarray:
+    """BM gain multiplier of firms without a service strategy: 1 until `slump_delay` years
+    after 2015, then falling linearly to 1 − `slump_depth` over SLUMP_RAMP_YEARS."""
+    ramp = np.clip((year - 1 - START_YEAR - p.slump_delay) / SLUMP_RAMP_YEARS, 0.0, 1.0)
+    return np.where(state.service_strategy, 1.0, 1.0 - p.slump_depth * ramp)
+
+
+def leapfrog(state: FirmTable, candidates: np.ndarray, p, u: np.ndarray) -> np.ndarray:
+    """Which candidates (stage-1 survivors that gained nothing this year) at engagement
+    'partners' or beyond acquire DT and BM together, with hazard `leap_rate`."""
+    return candidates & (state.engagement >= PARTNERS) & (u < -np.expm1(-p.leap_rate))
+
+
+# ---- the hook into the step --------------------------------------------------------------------
+class Mechanisms:
+    """The mechanisms of one run: their hazard multipliers and state updates per year."""
+
+    def __init__(self, p) -> None:
+        self.p = p
+        self.on = active(p)
+
+    def __bool__(self) -> bool:
+        return bool(self.on)
+
+    def start_year(
+        self,
+        state: FirmTable,
+        year: int,
+        pressure: float,
+        reached: np.ndarray,
+        power: np.ndarray,
+        rng: np.random.Generator,
+    ) -> MechanismYear | None:
+        """State updates at the start of the year (platform capture) and this year's hazard
+        multipliers; None when every mechanism is off."""
+        if not self.on:
+            return None
+        p, n = self.p, len(state)
+        u_capture = rng.random(n)  # drawn whether or not the mechanism is on
+        dt_gain, bm_gain, bm_loss, ex = np.ones(n), np.ones(n), np.ones(n), np.ones(n)
+        if "platform_capture" in self.on:
+            capture(state, pressure, p, u_capture)
+            adopt, ex = platform_effects(state, p)
+            dt_gain, bm_gain = dt_gain * adopt, bm_gain * adopt
+        if "service_neglect" in self.on:
+            bm_loss = bm_loss * service_neglect(state, power, p)
+        if "lockin" in self.on:
+            m = lockin(state, reached, p)
+            dt_gain, bm_gain = dt_gain * m, bm_gain * m
+        if "rising_bar" in self.on:
+            dt_gain = dt_gain * rising_bar(state, year, p)
+        if "delayed_slump" in self.on:
+            bm_gain = bm_gain * delayed_slump(state, year, p)
+        return MechanismYear(dt_gain, bm_gain, bm_loss, ex)
+
+    def after_change(
+        self,
+        state: FirmTable,
+        candidates: np.ndarray,
+        item_draw: np.ndarray,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Leapfrogging after the capability change; returns the firms that leapt 1 → 3."""
+        n = len(state)
+        if "leapfrog" not in self.on:
+            return np.zeros(n, dtype=bool)
+        u = rng.random(n)
+        items = rng.spawn(1)[0]
+        leap = leapfrog(state, candidates, self.p, u)
+        state.bm = state.bm | leap
+        state.dt = state.dt | leap
+        state.dt_items[leap] = draw_dt_items(np.ones(int(leap.sum()), bool), item_draw, items)
+        return leap
+
+    def after_learning(self, state: FirmTable) -> None:
+        """Training of firms without DT (part of the rising bar)."""
+        if "rising_bar" in self.on:
+            train(state, self.p)
