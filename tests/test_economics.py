@@ -203,3 +203,15 @@ def test_population_scale_comes_from_the_region_file(region):
     m = MittelbauModel(region=region, firms=500, years=0)
     assert m.population_scale == data["firms"] / 500
     assert MittelbauModel(region=region, firms=500, years=0, region_firms=1000).population_scale == 2.0
+
+
+def test_the_accounting_starts_with_the_2015_state():
+    """economics.csv covers 2015 to the horizon, the years of indicators.csv from 2015 on; its
+    first value added is that of the 2015 firms."""
+    m = MittelbauModel(firms=2000, seed=2, years=4).run()
+    years = m.datacollector.get_model_vars_dataframe()["year"]
+    table = stakes.economics_table(m)
+    assert sorted(table["year"].unique()) == [y for y in years if y >= 2015] == list(range(2015, 2020))
+    first = table[(table["year"] == 2015) & (table["group"] == "all")].iloc[0]
+    assert first["value_added_reference_eur"] == pytest.approx(first["value_added_eur"])
+    assert first["exits"] == 0 and first["value_added_lost_exits_eur"] == 0

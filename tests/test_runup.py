@@ -5,6 +5,7 @@ import pytest
 
 from mittelbau.calibration.fit_initial_state import ATTRIBUTES, load_targets
 from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.mechanisms import NAMES
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.runup import solve_runup
 from mittelbau.core.scenario import make_params
@@ -56,6 +57,19 @@ def test_runup_years_are_records_and_levers_wait_for_2016():
     a, b = np.stack(plain.stage_counts), np.stack(funded.stage_counts)
     assert np.array_equal(a[:16], b[:16]) and not np.array_equal(a[16:], b[16:])
     assert min(r[0] for r in funded.lever_records) == 2016
+
+
+def test_mechanisms_wait_for_2016_and_the_verdicts_follow_the_2015_firms():
+    """Every mechanism on leaves the run-up untouched (the 2015 state stays the survey's) and
+    changes the years after it; the firms the verdict indicators follow are those of 2015."""
+    on = {f"mech_{n}": "on" for n in NAMES}
+    plain = MittelbauModel(firms=3000, seed=4, years=5).run()
+    mech = MittelbauModel(firms=3000, seed=4, years=5, **on).run()
+    a, b = np.stack(plain.stage_counts), np.stack(mech.stage_counts)
+    assert np.array_equal(a[:16], b[:16]) and not np.array_equal(a[16:], b[16:])
+    assert np.array_equal(np.bincount(mech.start_stage, minlength=4)[1:], b[15, 0])
+    assert (mech.entry_year[mech.firm_id == mech.start_firm] <= 2015).all()
+    assert (mech.start_firm != np.arange(3000)).any()  # rows changed hands in the run-up
 
 
 @pytest.fixture(scope="module")
