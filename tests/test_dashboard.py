@@ -113,8 +113,13 @@ def test_outcome_table_reads_the_outcome_registry(paired):
     assert now["middle hollowed"] == ("yes" if paired.history()["hollowed"].iloc[-1] else "no")
     rate = paired.history()["upward_rate"].iloc[-1]
     assert now["upward rate"] == f"{100 * rate:.1f} %" and 0 < rate < 1
-    fresh = PairedModel(firms=200, years=1)
-    assert {label: value for label, value, _ in readout.outcome_rows(fresh)}["upward rate"] == "–"
+    fresh = PairedModel(firms=200, years=1)  # at the 2015 state, after the run-up
+    shown = {label: value for label, value, _ in readout.outcome_rows(fresh)}
+    assert (
+        fresh.year == 2015
+        and shown["upward rate"] == f"{100 * fresh.history()['upward_rate'].iloc[-1]:.1f} %"
+    )
+    assert shown["stuck in stage 1"] == "100.0 %"  # every 2015 stage-1 firm is still in stage 1 in 2015
 
 
 def test_without_levers_there_is_no_twin():

@@ -174,9 +174,10 @@ def test_mesa_batch_run_runs_the_model_to_its_horizon():
             display_progress=False,
         )
     df = pd.DataFrame(rows)
-    assert len(df) == 2 * (3 + 5)  # two iterations × (start + 2 years, start + 4 years)
+    # two iterations × (2000, the 15 run-up years to 2015, then 2 or 4 projected years)
+    assert len(df) == 2 * ((16 + 2) + (16 + 4))
     ends = df.groupby("RunId").agg(years=("years", "first"), last=("year", "max"), steps=("Step", "max"))
-    assert (ends["last"] == 2015 + ends["years"]).all() and (ends["steps"] == ends["years"]).all()
+    assert (ends["last"] == 2015 + ends["years"]).all() and (ends["steps"] == 15 + ends["years"]).all()
     assert {"stage2", "hollowed", "upward_rate"} <= set(df.columns)
     # iterations draw fresh seeds: the two 4-year runs differ
     four = df[(df["years"] == 4) & (df["year"] == 2019)]
