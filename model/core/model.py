@@ -299,9 +299,9 @@ class MittelbauModel(mesa.Model):
             self.economics.exit(rows, s, before[rows])
         self._replace(rows, entry, mech_entry)
         after = s.stage
-        matrix = np.zeros((4, 4), dtype=np.int64)
-        np.add.at(matrix, (before[~exits], after[~exits]), 1)
-        matrix[:, 0] = 0
+        stay = ~exits
+        flat = before[stay].astype(np.int64) * 4 + after[stay]
+        matrix = np.bincount(flat, minlength=16).reshape(4, 4)  # from × to, 0 = outside
         matrix[1:, 0] = np.bincount(before[exits], minlength=4)[1:]
         matrix[0, 1:] = np.bincount(after[exits], minlength=4)[1:]
         self.transitions.append(matrix)
