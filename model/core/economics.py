@@ -33,9 +33,8 @@ GROUP_NAMES = (
     + [f"industry:{i}" for i in INDUSTRIES]
     + [f"stage:{k}" for k in (1, 2, 3)]
 )
-# economics.csv, per year and group: value columns in € (…_eur) or persons
-MEASURES = (
-    "firms",
+# the stocks of a year, in € (…_eur) or persons: the region's totals that summaries compare
+STOCKS = (
     "employment",
     "revenue_eur",
     "service_revenue_eur",
@@ -43,10 +42,9 @@ MEASURES = (
     "value_added_captured_eur",
     "employment_platform_suppliers",
     "employment_stuck_stage1",
-    "exits",
-    "employment_exited",
-    "value_added_exited_eur",
 )
+# economics.csv, per year and group: the firms, the stocks, and the year's exits
+MEASURES = ("firms", *STOCKS, "exits", "employment_exited", "value_added_exited_eur")
 # identity terms, recorded for the group 'all' only (a firm's group changes over its life)
 TOTALS = ("value_added_lost_exits_eur", "value_added_reference_eur", "employment_lost_exits")
 

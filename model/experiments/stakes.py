@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mittelbau.core.categories import START_YEAR
-from mittelbau.core.economics import GROUP_NAMES, column_names
+from mittelbau.core.economics import GROUP_NAMES, STOCKS, column_names
 from mittelbau.core.model import MittelbauModel
 
 HORIZON_REFERENCE_YEAR = START_YEAR  # horizon summaries compare with the survey year
@@ -60,21 +60,12 @@ def headline(model: MittelbauModel) -> dict[str, Any]:
     def at(year: int, key: str) -> float:
         return round(float(whole.loc[year, key]), 2)
 
-    keys = (
-        "employment",
-        "revenue_eur",
-        "service_revenue_eur",
-        "value_added_eur",
-        "value_added_captured_eur",
-        "employment_platform_suppliers",
-        "employment_stuck_stage1",
-    )
     return {
         "population_scale": round(model.population_scale, 6),
         "region_firms": model.params.region_firms,
         "reference_year": int(ref),
-        "at_reference": {k: at(ref, k) for k in keys},
-        "at_horizon": {k: at(last, k) for k in keys},
+        "at_reference": {k: at(ref, k) for k in STOCKS},
+        "at_horizon": {k: at(last, k) for k in STOCKS},
         "value_added_lost_exits_eur": at(last, "value_added_lost_exits_eur"),
         "employment_exited": round(float(whole.loc[first + 1 :, "employment_exited"].sum()), 2),
         "value_added_exited_eur": round(float(whole.loc[first + 1 :, "value_added_exited_eur"].sum()), 2),
