@@ -32,6 +32,7 @@ from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import pressure_index, solve_runup
 from mittelbau.core.scenario import Params, make_params
+from mittelbau.core.shock import shock_exit_multiplier, shock_pressure
 from mittelbau.levers import LeverYear, build_levers
 
 
@@ -184,8 +185,9 @@ class MittelbauModel(mesa.Model):
 
     def pressure_in(self, year: int) -> float:
         """Digital pressure index at the start of simulated `year` (1 at the start of 2016, the
-        end of the 2015 survey year; linear, not below 0)."""
-        return pressure_index(year, self.params.digital_pressure_growth)
+        end of the 2015 survey year; linear, not below 0), raised in the shock's years
+        (`mittelbau.core.shock`; nothing added by default)."""
+        return pressure_index(year, self.params.digital_pressure_growth) + shock_pressure(year, self.params)
 
     def exposure(self) -> Exposure:
         """Adoption among peers, partners and customers at the start of the year, each relative
@@ -255,7 +257,12 @@ class MittelbauModel(mesa.Model):
             if projecting
             else None
         )
-        h_exit = exit_hazard(s, pressure, p) * (1.0 if mech is None else mech.exit)
+        # the shock's demand slump multiplies every exit hazard in its years (1.0 otherwise)
+        h_exit = (
+            exit_hazard(s, pressure, p)
+            * shock_exit_multiplier(self.year, p)
+            * (1.0 if mech is None else mech.exit)
+        )
         exits = core.random(len(s)) < hazard_to_probability(h_exit)
         change = change_capabilities(
             s,

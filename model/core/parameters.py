@@ -327,6 +327,53 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.0,
         5.0,
     ),
+    # ---- a temporary demand-and-pressure shock (mittelbau.core.shock) ------------------
+    P(
+        "shock_year",
+        2020,
+        "year",
+        "First year of the demand-and-pressure shock (acts only where a magnitude is above 0)",
+        "sources §6.4 (the COVID-19 pandemic, 2020)",
+        2016,
+        2075,
+        group="shock",
+    ),
+    P(
+        "shock_years",
+        2,
+        "years",
+        "Years the shock lasts",
+        "assumption: the pandemic's restrictions lasted through 2020 and 2021; sources §6.4 "
+        "gives no duration",
+        1,
+        10,
+        group="shock",
+    ),
+    P(
+        "shock_pressure",
+        0.0,
+        "pressure index units",
+        "Addition to the digital pressure index in each shock year: raises the exit hazard of "
+        "exposed stage-1 firms, the competition channel of the BM hazard and engagement drift "
+        "(0: no shock)",
+        "assumption: no shock in the baseline; the covid-2020 scenario sets 1 (the pandemic "
+        "moved sales, service and customer contact to digital channels, read as doubling the "
+        "2020 index of about 1.2); sources §6.4 gives no size",
+        0.0,
+        5.0,
+        group="shock",
+    ),
+    P(
+        "shock_exit_factor",
+        0.0,
+        "relative increase",
+        "Relative increase of every firm's exit hazard in each shock year, the demand shock (0: no shock)",
+        "assumption: no shock in the baseline; the covid-2020 scenario sets 0.5 (a demand slump "
+        "of a severe recession year, damped by state support); sources §6.4 gives no size",
+        0.0,
+        5.0,
+        group="shock",
+    ),
     # ---- network -----------------------------------------------------------------------
     P(
         "customers_per_supplier",
@@ -694,9 +741,10 @@ _ENTRIES: tuple[Parameter, ...] = (
 )
 
 # ---- roles and exploration ranges ---------------------------------------------------------
-# The role follows from the group: run settings and indicator definitions are held fixed,
-# lever parameters are policy choices, everything else is uncertain.
-SETTING_GROUPS = frozenset({"run", "indicators"})
+# The role follows from the group: run settings, indicator definitions and the shock (a
+# scenario's event, not an uncertain rate) are held fixed, lever parameters are policy
+# choices, everything else is uncertain.
+SETTING_GROUPS = frozenset({"run", "indicators", "shock"})
 LEVER_GROUPS = frozenset(s.name for s in SPECS)
 
 # Ranges experiments sample where the validation range (what a scenario may set) is wider than
