@@ -743,9 +743,17 @@ def calibrate_report(
     replications: Annotated[int, typer.Option(help="Replicate runs per population")] = 10,
     firms: Annotated[int, typer.Option(help="Firms per run")] = 20_000,
     seed: Annotated[int, typer.Option(help="Root seed of the replicate seeds")] = 20170501,
+    validation: Annotated[
+        bool,
+        typer.Option(
+            "--validation/--no-validation",
+            help="Add the checks against data not used in fitting (as `calibrate validate`)",
+        ),
+    ] = True,
 ) -> None:
     """Compare the model with every survey target: observed ± SE, simulated mean ± sd, z,
-    within 2 SE (fit_report.md, .csv, .png), and each region's predicted initial stage shares."""
+    within 2 SE (fit_report.md, .csv, .png), each region's predicted initial stage shares and
+    the checks against data not used in fitting (validation.csv, .png)."""
     from mittelbau.calibration.fit_report import write_fit_report
 
     _at_least("--replications", replications, 2)
@@ -753,12 +761,41 @@ def calibrate_report(
     _out(str(out), out, "experiment", overwrite=True)
     _write_figures_to_files()
     page, table = write_fit_report(out, replications, firms, seed)
+    if validation:
+        from mittelbau.calibration.validation import append_to_report
+
+        append_to_report(page, replications, firms, seed)
     met = int(table["within_2se"].sum())
     typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
     for r in table[~table["within_2se"]].itertuples():
         typer.echo(
             f"  missed: {r.target} ({r.source}): observed {r.observed:.3f}, "
             f"simulated {r.simulated_mean:.3f}, z {r.z:+.1f}"
+        )
+    typer.echo(f"  report: {page}")
+
+
+@calibrate_app.command("validate")
+def calibrate_validate(
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/validation"),
+    replications: Annotated[int, typer.Option(help="Replicate runs per check")] = 10,
+    firms: Annotated[int, typer.Option(help="Firms per run")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Root seed of the replicate seeds")] = 20170501,
+) -> None:
+    """Check the model against data not used in fitting: the covid-2020 shock against the
+    pandemic's business-model adaptation, the 2020 size gradient of digital use, and the 2015
+    stage shares of the regions outside the initial-state fit (validation.md, .csv, .png)."""
+    from mittelbau.calibration.validation import write_validation
+
+    _at_least("--replications", replications, 2)
+    _at_least("--firms", firms, 100)
+    _out(str(out), out, "experiment", overwrite=True)
+    _write_figures_to_files()
+    page, v = write_validation(out, replications, firms, seed)
+    for r in v.table.itertuples():
+        typer.echo(
+            f"  {r.group}: {r.check}: observed {r.relation} {r.observed:.3g}, "
+            f"model {r.model:.3g}; {r.verdict}"
         )
     typer.echo(f"  report: {page}")
 
