@@ -249,3 +249,14 @@ def test_cli_validate_writes_table_and_figure(tmp_path):
     assert "Checks against data not used in fitting" in (tmp_path / "validation.md").read_text()
     bad = CliRunner().invoke(app, ["calibrate", "validate", "--firms", "50"])
     assert bad.exit_code == 2 and "--firms = 50 is invalid; allowed: 100 or more" in bad.output
+
+
+def test_fit_report_hook_appends_the_section_and_writes_its_files(tmp_path):
+    page = tmp_path / "fit_report.md"
+    page.write_text("# Fit report\n", encoding="utf-8")
+    v = validation.append_to_report(page, replications=2, firms=1500, seed=3)
+    text = page.read_text()
+    assert text.startswith("# Fit report\n") and "\n## Checks against data not used in fitting\n" in text
+    assert text.count("| regions 2015 |") == 3 * len(VALIDATION_REGIONS) + 1
+    assert pd.read_csv(tmp_path / "validation.csv").verdict.tolist() == v.table.verdict.tolist()
+    assert (tmp_path / "validation.png").exists()
