@@ -260,3 +260,49 @@ def test_fit_report_hook_appends_the_section_and_writes_its_files(tmp_path):
     assert text.count("| regions 2015 |") == 3 * len(VALIDATION_REGIONS) + 1
     assert pd.read_csv(tmp_path / "validation.csv").verdict.tolist() == v.table.verdict.tolist()
     assert (tmp_path / "validation.png").exists()
+
+
+def test_shock_parameters_are_settings_and_the_scenario_states_their_sizes():
+    from mittelbau.core.parameters import BY_NAME
+    from mittelbau.core.scenario import ScenarioError
+
+    for name in ("shock_year", "shock_years", "shock_pressure", "shock_exit_factor"):
+        assert BY_NAME[name].role == "setting" and BY_NAME[name].group == "shock", name
+    p = load_scenario("covid-2020").params
+    assert (p.region, p.shock_year, p.shock_years, p.shock_pressure, p.shock_exit_factor) == (
+        "germany",
+        2020,
+        2,
+        1.0,
+        0.5,
+    )
+    with pytest.raises(ScenarioError, match="shock_year") as err:
+        load_scenario("covid-2020", ["shock_year=2015"])
+    assert "2016" in str(err.value) and "2075" in str(err.value)
+
+
+@pytest.mark.slow
+def test_readme_validation_figures_are_the_current_ones(root, tmp_path):
+    """The README's validation paragraph quotes `mittelbau calibrate validate` at its defaults."""
+    _, v = validation.write_validation(tmp_path)  # the defaults of the command
+    readme = (root / "README.md").read_text()
+    shock = v.covid[v.covid.run == "shock"].mean(numeric_only=True)
+    calm = v.covid[v.covid.run == "none"].mean(numeric_only=True)
+    quoted = [
+        f"from {100 * calm.exits_per_year:.2f} % to {100 * shock.exits_per_year:.2f} % of firms a year",
+        f"from {100 * calm.bm_introductions_per_year:.2f} % to {100 * shock.bm_introductions_per_year:.2f} %",
+        f"{100 * shock.adapted_bm:.1f} % introduced a service-based",
+        f"BM ({100 * calm.adapted_bm:.1f} % without the shock) and "
+        f"{100 * shock.adapted_any:.1f} % a BM or DT",
+        f"**{v.dt_ratios.mean():.2f} ± {v.dt_ratios.std(ddof=1):.2f}: the",
+    ]
+    expected = v.regions[v.regions.role == "predicted"].pivot(
+        index="region", columns="stage", values="expected"
+    )
+    quoted.append(
+        ", ".join(
+            "/".join(f"{100 * expected.loc[r, k]:.0f}" for k in (1, 2, 3)) for r in VALIDATION_REGIONS[:2]
+        )
+    )
+    for text in quoted:
+        assert text in " ".join(readme.split()), text
