@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 from scipy.stats import norm
 
 from mittelbau.calibration import fit_initial_state
-from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.parameters import BY_NAME
 from mittelbau.core.region_data import load_region, raw_sample_size
@@ -56,7 +56,7 @@ VALIDATION_REGIONS = ("nord", "muenchen", "rhein-ruhr")
 REFERENCE_REGION = "stuttgart"  # the regions' orderings are stated against it (sources §2.1)
 COVID_SCENARIO = "covid-2020"
 COVID_REGION = "germany"  # sources §6.4 is about German SMEs
-SHOCK_YEARS = (2020, 2021)  # the years whose adaptation is counted (the scenario's shock)
+SHOCK_YEARS = (2020, 2021)  # the years whose adaptation is counted (the pandemic, as in the scenario)
 FOLLOW_UP_YEARS = 3  # exits counted from the start of 2022 to the end of 2024
 DT_YEAR = 2020  # Destatis ICT indicators 2020 (sources §6.1)
 LEVEL_PP = 0.03  # "about level" (sources §2.13) read as within 3 percentage points
@@ -118,7 +118,7 @@ class ShockPanel:
 def shock_panel(params: Params, firms: int, seed: int) -> ShockPanel:
     """Run `params` to the end of the follow-up and follow the firms alive at the start of 2020."""
     first, last = SHOCK_YEARS[0], SHOCK_YEARS[-1] + FOLLOW_UP_YEARS
-    model = MittelbauModel(params, firms=firms, seed=seed, years=last - 2015)
+    model = MittelbauModel(params, firms=firms, seed=seed, years=last - START_YEAR)
     while model.year < first - 1:
         model.step()
     s = model.state
@@ -181,7 +181,7 @@ def covid_check(replications: int, firms: int, seed: int) -> pd.DataFrame:
     """Replicates × measures of the covid-2020 scenario (run `shock`), of the same runs without
     the shock (`none`) and with both shock sizes at the top of their registry ranges (`top`:
     how far a larger shock could go)."""
-    params = load_scenario(COVID_SCENARIO).params
+    params = load_scenario(COVID_SCENARIO).params.with_overrides({"region": COVID_REGION})
     calm = params.with_overrides({"shock_pressure": 0.0, "shock_exit_factor": 0.0})
     top = params.with_overrides({k: BY_NAME[k].high for k in ("shock_pressure", "shock_exit_factor")})
     rows = []
@@ -211,7 +211,12 @@ def observed_size_ratios() -> dict[str, float]:
 def dt_ratio_check(replications: int, firms: int, seed: int) -> np.ndarray:
     """The model's 2020 DT size ratio (Germany, no shock), one per replicate."""
     params = load_scenario(COVID_SCENARIO).params.with_overrides(
-        {"shock_pressure": 0.0, "shock_exit_factor": 0.0, "years": DT_YEAR - 2015}
+        {
+            "region": COVID_REGION,
+            "shock_pressure": 0.0,
+            "shock_exit_factor": 0.0,
+            "years": DT_YEAR - START_YEAR,
+        }
     )
     ratios = []
     for s in replicate_seeds(seed, replications):
