@@ -336,3 +336,17 @@ def test_bad_posterior_options_exit_2_before_anything_is_written(tmp_path, extra
     res = runner.invoke(app, ["run", "baseline", *extra, "--out", str(out)])
     assert res.exit_code == 2 and message in res.output and "allowed: " in res.output
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_fit_writes_its_last_generation_as_a_sample_the_ensembles_read(tmp_path):
+    from mittelbau.calibration.dynamic_fit import fit
+
+    result = fit(tmp_path / "fit", population_size=20, generations=2, firms=500, seed=4, resume=False)
+    path = write_posterior(result, tmp_path / "posterior.csv", {"firms": 500})
+    post = load_posterior(path)
+    assert len(post) == 20 and post.names == ("engagement_drift_rate", "competence_learning")
+    assert sum(post.weights) == pytest.approx(1.0, abs=1e-12)
+    for row in result.posterior.itertuples():  # the sample is the one the fit summarises
+        x = np.array([v[row.parameter] for v in post.values])
+        assert np.average(x, weights=post.weights) == pytest.approx(row.mean, rel=1e-9)
