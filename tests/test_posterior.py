@@ -16,14 +16,14 @@ from mittelbau.calibration.posterior import effective_sample_size, write_posteri
 from mittelbau.cli import app
 from mittelbau.core.scenario import load_scenario
 from mittelbau.experiments.ensemble import load_ensemble, plan, replicate_seeds, run_ensemble
-from mittelbau.experiments.intervals import wilson_effective, wilson_interval
+from mittelbau.experiments.intervals import mean_interval, wilson_effective, wilson_interval
 from mittelbau.experiments.posterior import (
     POSTERIOR_FILE,
     PosteriorError,
     load_posterior,
     split_variance,
 )
-from mittelbau.experiments.report import verdicts, write_report
+from mittelbau.experiments.report import spread, verdict_probabilities, verdicts, write_report
 from mittelbau.experiments.runs import simulate
 
 runner = CliRunner()
@@ -350,3 +350,25 @@ def test_a_fit_writes_its_last_generation_as_a_sample_the_ensembles_read(tmp_pat
     for row in result.posterior.itertuples():  # the sample is the one the fit summarises
         x = np.array([v[row.parameter] for v in post.values])
         assert np.average(x, weights=post.weights) == pytest.approx(row.mean, rel=1e-9)
+
+
+def test_the_other_verdicts_of_a_posterior_ensemble_have_intervals_widened_by_the_design_effect(
+    tmp_path, small
+):
+    post = load_posterior(sample_file(tmp_path))
+    run_ensemble([small], 8, tmp_path / "e", posterior=post, seeds_per_draw=2)
+    ens = load_ensemble(tmp_path / "e")
+    row = verdict_probabilities(ens).iloc[0]
+    split = spread(ens).set_index("outcome")
+    heads = [r["summary"]["headline"] for r in ens["summaries"]]
+    stuck = np.array([h["stuck_share"] for h in heads])
+    m, lo, hi = mean_interval(stuck)
+    widen = np.sqrt(split.loc["stuck_share", "design_effect"])
+    assert row.stuck_share_low == pytest.approx(m - widen * (m - lo))
+    assert row.stuck_share_high == pytest.approx(m + widen * (hi - m))
+    k = sum(bool(h["middle_shrinks"]) for h in heads)
+    effect = split.loc["middle_shrinks", "design_effect"]
+    effect = effect if np.isfinite(effect) else 2.0
+    assert (row.p_middle_shrinks_low, row.p_middle_shrinks_high) == pytest.approx(
+        wilson_effective(k / 8, 8 / effect)
+    )

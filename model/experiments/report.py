@@ -54,6 +54,16 @@ def spread(ens: dict[str, Any]) -> pd.DataFrame:
     return spread_table(ens["runs"], list(OUTCOMES), m)
 
 
+def design_effect(ens: dict[str, Any], split: pd.DataFrame, scenario: str, outcome: str) -> float:
+    """How much more a mean over the runs varies than one over independent runs: 1 in a plain
+    ensemble, 1 + (m − 1) · ICC in a posterior one, its bound m where the split is unknown."""
+    if not len(split):
+        return 1.0
+    found = split[(split["scenario"] == scenario) & (split["outcome"] == outcome)]
+    effect = float(found["design_effect"].iloc[0]) if len(found) else np.nan
+    return effect if np.isfinite(effect) else float(seeds_per_draw(ens) or 1)
+
+
 def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario: share of runs whose middle hollows out by the horizon, with its interval,
     and the median year of hollowing among those runs. In a posterior ensemble the share is
@@ -67,11 +77,8 @@ def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
         years = [s["headline"]["year_hollowed"] for s in runs]
         hollow = [y for y in years if y is not None]
         p, lo, hi = wilson_interval(len(hollow), len(runs))
-        effect = 1.0
+        effect = design_effect(ens, split, name, "hollowed")
         if len(split):
-            found = split[(split["scenario"] == name) & (split["outcome"] == "hollowed")]
-            effect = float(found["design_effect"].iloc[0]) if len(found) else np.nan
-            effect = effect if np.isfinite(effect) else float(seeds_per_draw(ens))  # the bound
             lo, hi = wilson_effective(p, len(runs) / effect)
         horizon = runs[0]["years"][1] if runs else None
         rows.append(
@@ -92,7 +99,9 @@ def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
 def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario: the share of runs in which the middle shrinks and in which the competence
     gap widens (Wilson intervals), and the mean stuck shares at the horizon (t intervals) —
-    the verdicts beside 'two worlds' (docs/odd.md, 'Indicators')."""
+    the verdicts beside 'two worlds' (docs/odd.md, 'Indicators'). In a posterior ensemble the
+    intervals are widened by each outcome's design effect (runs at one draw are correlated)."""
+    split = spread(ens)
     rows = []
     for name in ens["manifest"]["scenarios"]:
         heads = [r["summary"]["headline"] for r in ens["summaries"] if r["scenario"] == name]
@@ -100,10 +109,15 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
         for key in ("middle_shrinks", "competence_gap_widens"):
             known = [h.get(key) for h in heads if h.get(key) is not None]
             p, lo, hi = wilson_interval(sum(bool(k) for k in known), len(known))
+            if len(split) and known:
+                lo, hi = wilson_effective(p, len(known) / design_effect(ens, split, name, key))
             row |= {f"p_{key}": p, f"p_{key}_low": lo, f"p_{key}_high": hi}
         for key in ("stuck_share", "stuck_share_small"):
             vals = np.array([h[key] for h in heads if h.get(key) is not None], dtype=float)
             m, lo, hi = mean_interval(vals) if len(vals) else (np.nan,) * 3
+            if len(split):
+                widen = np.sqrt(design_effect(ens, split, name, key))
+                lo, hi = m - widen * (m - lo), m + widen * (hi - m)
             row |= {key: m, f"{key}_low": lo, f"{key}_high": hi}
         rows.append(row)
     return pd.DataFrame(rows)
