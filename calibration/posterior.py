@@ -64,7 +64,7 @@ def write_posterior(result: Any, path: Path = POSTERIOR_FILE, notes: Mapping[str
         raise ValueError("the fit result holds no sample of particles; allowed: a result of dynamic_fit.fit")
     made = {
         "posterior sample of the dynamic fit": "ABC-SMC (pyabc), last generation",
-        "generations": result.generations,
+        "generations done": result.generations,
         "final epsilon": f"{result.epsilon:.6g}",
         "evaluations": result.evaluations,
     }

@@ -833,8 +833,11 @@ def calibrate_fit(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
 ) -> None:
     """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
-    resumes an interrupted fit from its history."""
+    resumes an interrupted fit from its history. The last generation's weighted particles are
+    written as posterior_sample.csv (with --write: calibration/posterior.csv, the sample
+    posterior-predictive ensembles draw from)."""
     from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
+    from mittelbau.calibration.posterior import write_posterior
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
@@ -880,10 +883,12 @@ def calibrate_fit(
         typer.echo(f"  refitted {', '.join(keep)} with the others fixed:")
         for r in result.posterior.itertuples():
             typer.echo(f"    {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g})")
+    settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
+    write_posterior(result, out / "posterior_sample.csv", settings)
     if write:
-        settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
         write_parameter_set(result, settings, not_identified=not_identified)
-        typer.echo("  written to calibration/dynamic_parameters.toml")
+        write_posterior(result, notes=settings)
+        typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
 
 
 @calibrate_app.command("identify")

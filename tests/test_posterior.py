@@ -120,7 +120,7 @@ def test_the_writer_round_trips_exactly_and_states_the_effective_sample_size(tmp
     text = path.read_text()
     ess = 1 / np.sum(w**2)
     assert f"effective sample size (1 / sum of squared weights): {ess:.1f}" in text
-    assert "# firms: 1000" in text and "# generations: 3" in text
+    assert "# firms: 1000" in text and "# generations done: 3" in text
     assert effective_sample_size(np.ones(10)) == pytest.approx(10.0)
     # a sample the loader would refuse is never written
     bad = sample.assign(engagement_drift_rate=0.5)
@@ -372,3 +372,31 @@ def test_the_other_verdicts_of_a_posterior_ensemble_have_intervals_widened_by_th
     assert (row.p_middle_shrinks_low, row.p_middle_shrinks_high) == pytest.approx(
         wilson_effective(k / 8, 8 / effect)
     )
+
+
+def test_calibrate_fit_writes_its_sample_beside_the_history(tmp_path, monkeypatch):
+    import mittelbau.calibration.dynamic_fit as dynamic_fit
+
+    sample = pd.DataFrame(
+        {"weight": [0.25, 0.75], "engagement_drift_rate": [0.05, 0.07], "competence_learning": [0.4, 0.6]}
+    )
+    summary = pd.DataFrame(
+        {
+            "parameter": ["engagement_drift_rate", "competence_learning"],
+            "median": [0.07, 0.6],
+            "mean": [0.065, 0.55],
+            "sd": [0.01, 0.1],
+            "q05": [0.05, 0.4],
+            "q95": [0.07, 0.6],
+            "prior_sd": [0.0866, 0.577],
+            "sd_ratio": [0.1, 0.2],
+        }
+    )
+    result = dynamic_fit.FitResult(summary, 3, 1.5, 600, sample)
+    monkeypatch.setattr(dynamic_fit, "fit", lambda *a, **k: result)
+    (tmp_path / "fit").mkdir()  # the fit makes its folder
+    res = runner.invoke(app, ["calibrate", "fit", "--out", str(tmp_path / "fit")])
+    assert res.exit_code == 0, res.output
+    back = load_posterior(tmp_path / "fit" / "posterior_sample.csv")
+    assert back.weights == (0.25, 0.75) and back.values[1]["competence_learning"] == 0.6
+    assert "# generations done: 3" in (tmp_path / "fit" / "posterior_sample.csv").read_text()
