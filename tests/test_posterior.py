@@ -400,3 +400,10 @@ def test_calibrate_fit_writes_its_sample_beside_the_history(tmp_path, monkeypatc
     back = load_posterior(tmp_path / "fit" / "posterior_sample.csv")
     assert back.weights == (0.25, 0.75) and back.values[1]["competence_learning"] == 0.6
     assert "# generations done: 3" in (tmp_path / "fit" / "posterior_sample.csv").read_text()
+
+
+def test_runs_that_never_differ_take_the_bound_of_the_design_effect():
+    assert split_variance(np.zeros((50, 3))).design_effect == 3.0
+    assert split_variance(np.zeros((50, 3)), one_particle=True).design_effect == 3.0
+    lo, hi = wilson_effective(0.0, 150 / 3.0)
+    assert lo == 0.0 and hi == pytest.approx(wilson_interval(0, 50)[2])

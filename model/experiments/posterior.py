@@ -188,7 +188,10 @@ class Split:
 
     @property
     def design_effect(self) -> float:
-        """Variance of a mean over the runs against independent runs: 1 + (m − 1) · ICC."""
+        """Variance of a mean over the runs against independent runs: 1 + (m − 1) · ICC; its
+        upper bound m when the runs do not vary at all (the ICC is then unknown)."""
+        if self.total == 0:
+            return float(self.seeds_per_draw)
         return 1.0 + (self.seeds_per_draw - 1) * self.parameter_share
 
 
