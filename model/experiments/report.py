@@ -125,10 +125,11 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
 
 def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
     interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
-    if posterior:
+    if posterior:  # one decimal: a posterior verdict is read against small probabilities
+        interval = f"{LEVEL:.0%} interval {row.p_low:.1%}–{row.p_high:.1%}"
         return (
             f"**{row.scenario}**: posterior-predictive probability that the middle hollows out "
-            f"by {row.horizon}: {row.p_hollowed:.0%} ({interval}; {row.runs} runs, design "
+            f"by {row.horizon}: {row.p_hollowed:.1%} ({interval}; {row.runs} runs, design "
             f"effect {row.design_effect:.2f})"
             + ("." if row.median_year is None else f"; median year {row.median_year}.")
         )
