@@ -215,7 +215,8 @@ def run(
         typer.Option(
             "--posterior",
             help="Posterior-predictive ensemble: each replicate draws its parameter set from the "
-            "fit's posterior sample (calibration/posterior.csv)",
+            "fit's posterior sample (calibration/posterior.csv); a parameter the scenario or --set "
+            "fixes keeps that value",
         ),
     ] = False,
     posterior_file: Annotated[

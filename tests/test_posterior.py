@@ -407,3 +407,20 @@ def test_runs_that_never_differ_take_the_bound_of_the_design_effect():
     assert split_variance(np.zeros((50, 3)), one_particle=True).design_effect == 3.0
     lo, hi = wilson_effective(0.0, 150 / 3.0)
     assert lo == 0.0 and hi == pytest.approx(wilson_interval(0, 50)[2])
+
+
+def test_a_scenario_holding_every_drawn_parameter_has_no_parameter_part(tmp_path, root):
+    post = load_posterior(sample_file(tmp_path))
+    held = load_scenario(
+        root / "scenarios" / "baseline.toml",
+        ["firms=500", "years=4", "engagement_drift_rate=0.05", "competence_learning=0.5"],
+        seed=3,
+    )
+    run_ensemble([held], 6, tmp_path / "e", posterior=post, seeds_per_draw=2)
+    ens = load_ensemble(tmp_path / "e")
+    assert ens["runs"]["particle"].nunique() > 1  # particles differ, their values are not used
+    assert set(ens["runs"]["competence_learning"]) == {0.5}
+    split = spread(ens)
+    assert (split["parameter_sd"].dropna() == 0).all() and (split["seed_sd"].dropna() > 0).any()
+    text = write_report(tmp_path / "e").read_text()
+    assert "Held at the scenario's value (not drawn): competence_learning, engagement_drift_rate." in text

@@ -17,7 +17,8 @@ Spread: for each outcome, the one-way random-effects analysis of variance of tha
 splits Var(Y) into E[Var(Y | θ)] (seed part: the mean within-draw variance) and
 Var(E[Y | θ]) (parameter part: (MSB − MSW) / m, set to 0 when negative) — the law of total
 variance, each term estimated without bias for draws that are independent samples of the
-posterior. When all draws hit the same particle the parameter part is 0 by definition.
+posterior. When all runs share one parameter set (one particle drawn, or the scenario holds
+every parameter of the sample) the parameter part is 0 by definition.
 """
 
 from __future__ import annotations
@@ -224,15 +225,17 @@ def draw_matrix(runs: Any, outcome: str, seeds_per_draw: int) -> np.ndarray:
     return wide.to_numpy(dtype=float)
 
 
-def spread_table(runs: Any, outcomes: list[str], seeds_per_draw: int) -> Any:
+def spread_table(runs: Any, outcomes: list[str], seeds_per_draw: int, names: list[str]) -> Any:
     """Per scenario and outcome: mean over runs, total, seed and parameter standard deviation,
     the parameter share of the variance and the design effect (NaN where the design cannot
-    split the spread)."""
+    split the spread). `names` are the sample's parameters: runs that all ran at one set of
+    their values (one particle drawn, or every drawn parameter held by the scenario) have no
+    parameter part."""
     import pandas as pd
 
     rows = []
     for scenario, part in runs.groupby("scenario", sort=False):
-        one = part["particle"].nunique() == 1
+        one = len(part[list(names)].drop_duplicates()) == 1
         for name in outcomes:
             found = split_variance(draw_matrix(part, name, seeds_per_draw), one)
             row: dict[str, Any] = {"scenario": scenario, "outcome": name}

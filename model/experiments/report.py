@@ -51,7 +51,7 @@ def spread(ens: dict[str, Any]) -> pd.DataFrame:
     m = seeds_per_draw(ens)
     if m is None or ens["runs"].empty:
         return pd.DataFrame()
-    return spread_table(ens["runs"], list(OUTCOMES), m)
+    return spread_table(ens["runs"], list(OUTCOMES), m, ens["manifest"]["posterior"]["parameters"])
 
 
 def design_effect(ens: dict[str, Any], split: pd.DataFrame, scenario: str, outcome: str) -> float:
