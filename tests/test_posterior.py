@@ -3,6 +3,7 @@ executors, the seed/parameter split of the spread, and the verdict's interval.""
 
 import json
 import math
+import re
 from collections import Counter
 from types import SimpleNamespace
 
@@ -424,3 +425,14 @@ def test_a_scenario_holding_every_drawn_parameter_has_no_parameter_part(tmp_path
     assert (split["parameter_sd"].dropna() == 0).all() and (split["seed_sd"].dropna() > 0).any()
     text = write_report(tmp_path / "e").read_text()
     assert "Held at the scenario's value (not drawn): competence_learning, engagement_drift_rate." in text
+
+
+def test_the_readme_headline_names_the_committed_sample(root):
+    """The headline's numbers come from the committed sample: when the sample changes, the
+    README's headline must be made again with its command."""
+    header = POSTERIOR_FILE.read_text(encoding="utf-8")
+    ess = re.search(r"# effective sample size \(1 / sum of squared weights\): ([0-9.]+)", header)
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert f"{len(load_posterior())} particles" in readme
+    assert f"effective sample size {ess.group(1)};" in readme
+    assert "mittelbau run baseline --posterior --replications 1000" in readme
