@@ -68,6 +68,7 @@ def test_a_valid_sample_is_read_with_its_weights_and_values(tmp_path):
         ("weight,engagement_drift_rat\n1,0.1\n", "unknown column 'engagement_drift_rat'"),
         ("weight,seed\n1,3\n", "unknown column 'seed'"),
         ("weight,region\n1,3\n", "unknown column 'region'"),
+        ("weight,hollowing_threshold\n1,0.5\n", "unknown column 'hollowing_threshold'"),
         ("weight,exit_rate,exit_rate\n1,0.1,0.1\n", "column 'exit_rate' twice"),
         ("weight,engagement_drift_rate\n1,0.1,2\n", "line 2: 3 fields"),
         ("weight,engagement_drift_rate\n1,fast\n", "column 'engagement_drift_rate' = 'fast' is not a number"),

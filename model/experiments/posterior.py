@@ -39,7 +39,9 @@ POSTERIOR_FILE = Path(calibration.__file__).resolve().parent / "posterior.csv"
 WEIGHT = "weight"
 WEIGHT_TOLERANCE = 1e-6  # |Σ weights − 1| allowed
 DRAW_STREAM = 0x504F5354  # second entropy word: the draws' generators differ from the replicate seeds'
-NOT_DRAWN = ("run",)  # registry groups a posterior may not hold (region, firms, years, seed)
+# registry groups a posterior may not hold: the run settings (region, firms, years, seed) and
+# the verdicts' definitions (hollowing_threshold, middle_shrink_pp), which are not uncertain
+NOT_DRAWN = ("run", "indicators")
 
 
 class PosteriorError(ValueError):
@@ -49,7 +51,7 @@ class PosteriorError(ValueError):
 
 def drawable() -> list[str]:
     """Registry parameters a posterior sample may hold: the numeric ones outside the run
-    settings."""
+    settings and the verdicts' definitions."""
     return sorted(n for n, p in BY_NAME.items() if not p.choices and p.group not in NOT_DRAWN)
 
 
