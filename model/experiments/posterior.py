@@ -130,9 +130,10 @@ def load_posterior(path: str | Path | None = None) -> Posterior:
         raise _fail(f"{where} line {header_line}", "no parameter column", "one column per fitted parameter")
     for name in names:
         if name not in allowed_names:
+            kind = "a registry parameter no posterior may draw" if name in BY_NAME else "unknown"
             raise _fail(
                 f"{where} line {header_line}",
-                f"unknown column {name!r}",
+                f"column {name!r} is {kind}",
                 "registry parameters a fit can draw: " + ", ".join(allowed_names),
             )
     if len(set(columns)) != len(columns):
