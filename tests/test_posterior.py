@@ -437,3 +437,15 @@ def test_the_readme_headline_names_the_committed_sample(root):
     assert f"{len(load_posterior())} particles" in readme
     assert f"effective sample size {ess.group(1)};" in readme
     assert "mittelbau run baseline --posterior --replications 1000" in readme
+
+
+def test_more_replications_extend_a_posterior_ensemble_and_keep_its_draws(tmp_path, small):
+    post = load_posterior(sample_file(tmp_path))
+    out = tmp_path / "e"
+    run_ensemble([small], 4, out, posterior=post, seeds_per_draw=2)
+    before = load_ensemble(out)["runs"][["replicate", "seed", "draw", "particle"]]
+    counts = run_ensemble([small], 8, out, posterior=post, seeds_per_draw=2)
+    assert counts["skipped"] == 4 and counts["ran"] == 4
+    after = load_ensemble(out)["runs"][["replicate", "seed", "draw", "particle"]]
+    assert after.iloc[:4].equals(before) and list(after["draw"]) == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert list(after["particle"].iloc[::2]) == post.draws(small.params.seed, 4)
