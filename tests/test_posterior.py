@@ -449,3 +449,15 @@ def test_more_replications_extend_a_posterior_ensemble_and_keep_its_draws(tmp_pa
     after = load_ensemble(out)["runs"][["replicate", "seed", "draw", "particle"]]
     assert after.iloc[:4].equals(before) and list(after["draw"]) == [0, 0, 1, 1, 2, 2, 3, 3]
     assert list(after["particle"].iloc[::2]) == post.draws(small.params.seed, 4)
+
+
+def test_run_with_posterior_draws_from_the_committed_sample_by_default(tmp_path):
+    out = tmp_path / "e"
+    args = ["run", "baseline", "--set", "firms=300", "--set", "years=2", "--posterior"]
+    res = runner.invoke(app, [*args, "--replications", "2", "--workers", "1", "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    drawn = json.loads((out / "ensemble.json").read_text())["posterior"]
+    committed = load_posterior()
+    assert drawn["file"] == "posterior.csv" and drawn["sha256"] == committed.sha256
+    summary = json.loads((out / "runs" / "baseline" / "rep-0001" / "summary.json").read_text())
+    assert summary["posterior"]["parameters"] == committed.values[summary["posterior"]["particle"]]
