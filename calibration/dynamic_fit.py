@@ -68,6 +68,7 @@ class FitResult:
     generations: int
     epsilon: float
     evaluations: int
+    sample: pd.DataFrame | None = None  # the last generation: weight, then one column per parameter
 
 
 def _prior(names):
@@ -170,11 +171,14 @@ def fit(
             }
         )
     pops = history.get_all_populations()
+    sample = frame[list(names)].reset_index(drop=True)
+    sample.insert(0, "weight", weights / weights.sum())
     return FitResult(
         pd.DataFrame(rows),
         int(history.max_t + 1),
         float(pops["epsilon"].iloc[-1]),
         int(history.total_nr_simulations),
+        sample,
     )
 
 

@@ -210,12 +210,30 @@ def run(
     scheduler: Annotated[
         str | None, typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786")
     ] = None,
+    posterior: Annotated[
+        bool,
+        typer.Option(
+            "--posterior",
+            help="Posterior-predictive ensemble: each replicate draws its parameter set from the "
+            "fit's posterior sample (calibration/posterior.csv); a parameter the scenario or --set "
+            "fixes keeps that value",
+        ),
+    ] = False,
+    posterior_file: Annotated[
+        Path | None,
+        typer.Option(help="Posterior sample to draw from instead of the committed one (implies --posterior)"),
+    ] = None,
+    seeds_per_draw: Annotated[
+        int | None,
+        typer.Option(help="With --posterior: seeds run at each drawn parameter set (default 2)"),
+    ] = None,
     overwrite: OverwriteOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
 ) -> None:
     """Run scenarios. One scenario once writes stage_shares.csv, transitions.csv,
-    indicators.csv, levers.csv, summary.json and stage_shares.png; several scenarios or
-    --replications > 1 run an ensemble (resumable) and write its comparison report."""
+    indicators.csv, levers.csv, summary.json and stage_shares.png; several scenarios,
+    --replications > 1 or --posterior run an ensemble (resumable) and write its comparison
+    report."""
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
     assignments = _assignments(set_, seed)
     _at_least("--replications", replications, 1)
@@ -223,10 +241,19 @@ def run(
         scens = [load_scenario(path, assignments, seed) for path in paths]
     except ScenarioError as exc:
         _fail(str(exc))
-    if len(scens) > 1 or replications != 1:
+    sample, per_draw = _posterior(posterior or posterior_file is not None, posterior_file, seeds_per_draw)
+    if sample is not None and replications % per_draw:
+        _fail(
+            f"--replications {replications} is not a multiple of --seeds-per-draw {per_draw}; "
+            f"allowed: {per_draw}, {2 * per_draw}, {3 * per_draw}, … (every draw runs the same "
+            "number of seeds)"
+        )
+    if len(scens) > 1 or replications != 1 or sample is not None:
         executor, workers = _executor(executor, workers, scheduler, len(scens) * replications)
         folder = _out(out, Path("results") / "-".join(s.name for s in scens), "ensemble", overwrite)
-        _run_ensemble(scens, replications, folder, workers, executor, scheduler, overwrite, quiet)
+        _run_ensemble(
+            scens, replications, folder, workers, executor, scheduler, overwrite, quiet, sample, per_draw
+        )
         return
     options = (("--workers", workers), ("--executor", executor), ("--scheduler", scheduler))
     given = [o for o, v in options if v is not None]
@@ -292,7 +319,26 @@ def run(
         typer.echo(f"  written to {folder}/")
 
 
-def _run_ensemble(scens, replications, folder, workers, executor, scheduler, overwrite, quiet) -> None:
+def _posterior(wanted: bool, path: Path | None, seeds_per_draw: int | None):
+    """The posterior sample of --posterior / --posterior-file, validated, and the seeds per
+    draw; (None, 1) without --posterior."""
+    from mittelbau.experiments.posterior import PosteriorError, load_posterior
+
+    if not wanted:
+        if seeds_per_draw is not None:
+            _fail(f"--seeds-per-draw {seeds_per_draw} goes with --posterior; allowed: add --posterior")
+        return None, 1
+    _at_least("--seeds-per-draw", seeds_per_draw, 1)
+    try:
+        sample = load_posterior(path)
+    except PosteriorError as exc:
+        _fail(f"--posterior{'-file' if path is not None else ''}: {exc}")
+    return sample, 2 if seeds_per_draw is None else seeds_per_draw
+
+
+def _run_ensemble(
+    scens, replications, folder, workers, executor, scheduler, overwrite, quiet, posterior=None, per_draw=1
+) -> None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -336,7 +382,17 @@ def _run_ensemble(scens, replications, folder, workers, executor, scheduler, ove
                 typer.echo(f"warning: {message}", err=True)
 
             counts = run_ensemble(
-                scens, replications, folder, executor, workers, scheduler, advance, damaged, overwrite
+                scens,
+                replications,
+                folder,
+                executor,
+                workers,
+                scheduler,
+                advance,
+                damaged,
+                overwrite,
+                posterior,
+                per_draw,
             )
             progress.update(task, completed=total)
         _write_figures_to_files()
@@ -815,8 +871,11 @@ def calibrate_fit(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
 ) -> None:
     """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
-    resumes an interrupted fit from its history."""
+    resumes an interrupted fit from its history. The last generation's weighted particles are
+    written as posterior_sample.csv (with --write: calibration/posterior.csv, the sample
+    posterior-predictive ensembles draw from)."""
     from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
+    from mittelbau.calibration.posterior import write_posterior
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
@@ -862,10 +921,12 @@ def calibrate_fit(
         typer.echo(f"  refitted {', '.join(keep)} with the others fixed:")
         for r in result.posterior.itertuples():
             typer.echo(f"    {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g})")
+    settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
+    write_posterior(result, out / "posterior_sample.csv", settings)
     if write:
-        settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
         write_parameter_set(result, settings, not_identified=not_identified)
-        typer.echo("  written to calibration/dynamic_parameters.toml")
+        write_posterior(result, notes=settings)
+        typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
 
 
 @calibrate_app.command("identify")

@@ -100,7 +100,7 @@ def test_wheel_ships_its_data_and_runs_a_library_scenario_by_name(root, tmp_path
         ("model/core", "mittelbau/core"),
         ("calibration", "mittelbau/calibration"),
     ):
-        files = list((root / folder).glob("*.toml"))
+        files = [*(root / folder).glob("*.toml"), *(root / folder).glob("*.csv")]  # data files
         assert files, folder
         for f in files:
             assert f"{packaged}/{f.name}" in names, f"{folder}/{f.name} is not in the wheel"

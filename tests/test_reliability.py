@@ -356,6 +356,7 @@ def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
 INT_OPTIONS = {  # command, option, least valid value
     ("run",): [("--replications", 1)],
     ("run", "--replications", "2"): [("--workers", 1)],
+    ("run", "--posterior"): [("--seeds-per-draw", 1)],
     ("sensitivity", "morris"): [("--trajectories", 2), ("--replications", 1), ("--workers", 1)],
     ("discover",): [("--samples", 2), ("--replications", 1), ("--workers", 1)],
     ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100)],

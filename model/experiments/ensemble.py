@@ -19,6 +19,11 @@ One process writes into a folder at a time (an advisory lock).
 Replication seeds are spawned from each scenario's seed (`numpy.random.SeedSequence.spawn`), so
 the same command gives identical results whatever the executor and the number of workers, and
 scenarios that share a seed share their replication seeds (common random numbers).
+
+A posterior-predictive ensemble (`posterior=`) draws each replicate's parameter set from the
+fit's weighted sample (`mittelbau.experiments.posterior`), with generators spawned from the
+scenario's seed as well; the manifest names the sample (file, SHA-256, particles, seeds per
+draw), each run's summary.json and runs.parquet row its draw, particle and drawn parameters.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario, check_name, make_params
 from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
 from mittelbau.experiments.outputs import RunResult
+from mittelbau.experiments.posterior import Posterior, draws_needed
 from mittelbau.experiments.runs import simulate
 from mittelbau.experiments.store import (
     LOCK,
@@ -67,15 +73,18 @@ class RunSpec:
     overrides: dict[str, Any]
     replicate: int
     seed: int
+    # a posterior-predictive run: its draw, particle and the parameters it drew (None: plain)
+    posterior: dict[str, Any] | None = None
 
     @property
     def folder(self) -> str:
         return f"runs/{self.scenario}/rep-{self.replicate:04d}"
 
     def describe(self) -> str:
+        drawn = "" if self.posterior is None else f"posterior draw {self.posterior['draw']}, "
         return (
             f"scenario {self.scenario!r}, replicate {self.replicate}, seed {self.seed}, "
-            f"overrides {self.overrides}"
+            f"{drawn}overrides {self.overrides}"
         )
 
 
@@ -85,17 +94,36 @@ def replicate_seeds(seed: int, replications: int) -> list[int]:
     return [int(c.generate_state(1, dtype=np.uint32)[0]) for c in children]
 
 
-def plan(scenarios: Sequence[Scenario], replications: int) -> list[RunSpec]:
+def plan(
+    scenarios: Sequence[Scenario],
+    replications: int,
+    posterior: Posterior | None = None,
+    seeds_per_draw: int = 1,
+) -> list[RunSpec]:
+    """Every run of the design. With a posterior sample, replicate r takes the parameter set
+    of draw r // seeds_per_draw on top of the scenario; a parameter the scenario (or --set)
+    sets explicitly keeps the scenario's value and is not drawn."""
     names = [check_name(s.name, "scenario") for s in scenarios]
     if len(set(names)) != len(names):
         raise EnsembleError(f"scenario names must differ within an ensemble; got {names}")
     if replications < 1:
         raise EnsembleError(f"--replications = {replications} is invalid; allowed: 1 or more")
+    if seeds_per_draw < 1:
+        raise EnsembleError(f"--seeds-per-draw = {seeds_per_draw} is invalid; allowed: 1 or more")
     specs = []
     for s in scenarios:
         overrides = {k: v for k, v in s.overrides.items() if k != "seed"}
-        for r, seed in enumerate(replicate_seeds(s.params.seed, replications)):
-            specs.append(RunSpec(s.name, s.description, overrides, r, seed))
+        seeds = replicate_seeds(s.params.seed, replications)
+        if posterior is None:
+            specs += [RunSpec(s.name, s.description, overrides, r, seed) for r, seed in enumerate(seeds)]
+            continue
+        particles = posterior.draws(s.params.seed, draws_needed(replications, seeds_per_draw))
+        held = sorted(set(posterior.names) & set(overrides))
+        for r, seed in enumerate(seeds):
+            draw = r // seeds_per_draw
+            drawn = {k: v for k, v in posterior.values[particles[draw]].items() if k not in held}
+            record = {"draw": draw, "particle": particles[draw], "parameters": drawn, "held": held}
+            specs.append(RunSpec(s.name, s.description, drawn | overrides, r, seed, record))
     return specs
 
 
@@ -132,8 +160,17 @@ def run_design(spec: RunSpec) -> str:
     return design_hash({"scenario": spec.scenario, "parameters": run_parameters(spec)})
 
 
-def _manifest(scenarios: Sequence[Scenario], replications: int, specs: list[RunSpec]) -> dict[str, Any]:
-    return {
+def _manifest(
+    scenarios: Sequence[Scenario],
+    replications: int,
+    specs: list[RunSpec],
+    posterior: Posterior | None = None,
+    seeds_per_draw: int = 1,
+) -> dict[str, Any]:
+    drawn = {}
+    if posterior is not None:  # only a posterior ensemble's manifest has the key
+        drawn = {"posterior": posterior.describe() | {"seeds_per_draw": seeds_per_draw}}
+    return drawn | {
         "format": FORMAT,
         "replications": replications,
         "scenarios": {
@@ -177,6 +214,8 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
         ]
         if changed:
             return f"it holds scenario {name!r} with other parameters ({'; '.join(changed)})"
+    if old.get("posterior") != new.get("posterior"):
+        return "it was run with another posterior sample or design (or none)"
     if new["replications"] < old["replications"]:
         return f"it holds {old['replications']} replications per scenario, {new['replications']} asked"
     differ = [k for k, h in old["runs"].items() if new["runs"].get(k) != h]
@@ -243,6 +282,20 @@ def _table(name: str, table: Any, spec: RunSpec) -> Any:
     return arrow
 
 
+def _summary(result: RunResult, spec: RunSpec) -> dict[str, Any]:
+    """A run's summary; a posterior run's also says which draw and particle it took and the
+    parameters it drew, so that it can be repeated alone."""
+    if spec.posterior is None:
+        return result.summary
+    return result.summary | {"posterior": spec.posterior}
+
+
+def _posterior_keys(summary: dict[str, Any]) -> dict[str, int]:
+    """The draw and particle columns of a posterior run's row (none for a plain run)."""
+    drawn = summary.get("posterior")
+    return {} if drawn is None else {"draw": drawn["draw"], "particle": drawn["particle"]}
+
+
 def write_ensemble_run(result: RunResult, spec: RunSpec, out: Path) -> None:
     """Write one run's tables (Parquet) and summary atomically, its checksums last."""
     import pyarrow.parquet as pq
@@ -251,7 +304,7 @@ def write_ensemble_run(result: RunResult, spec: RunSpec, out: Path) -> None:
         for name in TABLES:
             pq.write_table(_table(name, getattr(result, name), spec), tmp / f"{name}.parquet")
         (tmp / "summary.json").write_text(
-            json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+            json.dumps(_summary(result, spec), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
 
     (out / spec.folder).parent.mkdir(parents=True, exist_ok=True)
@@ -315,6 +368,7 @@ def _write_runs_table(out: Path, specs: list[RunSpec]) -> None:
             params = {k: v for k, v in summary["parameters"].items() if k != "seed"}
             rows.append(
                 {"scenario": spec.scenario, "replicate": spec.replicate, "seed": spec.seed}
+                | _posterior_keys(summary)
                 | params
                 | headline_outcomes(summary)
             )
@@ -334,6 +388,8 @@ def run_ensemble(
     on_run: Callable[[RunSpec, bool], None] | None = None,
     on_damaged: Callable[[str], None] | None = None,
     overwrite: bool = False,
+    posterior: Posterior | None = None,
+    seeds_per_draw: int = 1,
 ) -> dict[str, int]:
     """Run every replicate of every scenario not yet in `out`, persisting each as it finishes.
 
@@ -342,11 +398,12 @@ def run_ensemble(
     all runs if any failed, naming each failed run's scenario, replicate, seed and overrides.
     A run on disk whose files do not match their checksums is recomputed and reported through
     `on_damaged(message)`. `on_run(spec, ok)` is called after each finished run (for progress).
+    With `posterior`, each replicate draws its parameter set from the sample (see `plan`).
     """
     check(executor, workers, scheduler)
     out = Path(out)
-    specs = plan(scenarios, replications)
-    manifest = _manifest(scenarios, replications, specs)
+    specs = plan(scenarios, replications, posterior, seeds_per_draw)
+    manifest = _manifest(scenarios, replications, specs, posterior, seeds_per_draw)
     with folder_lock(out):
         _check_folder(out, manifest, overwrite)
         remove_stale(out)
@@ -413,7 +470,7 @@ def load_ensemble(out: str | Path) -> dict[str, Any]:
         keys = {"scenario": name, "replicate": rep, "seed": summary["seed"]}
         summaries.append({**keys, "summary": summary})
         params = {k: v for k, v in summary["parameters"].items() if k != "seed"}
-        rows.append(keys | params | headline_outcomes(summary))
+        rows.append(keys | _posterior_keys(summary) | params | headline_outcomes(summary))
         finished.append(out / folder)
     tables: dict[str, Any] = {}
     for name in TABLES:

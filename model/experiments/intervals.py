@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import stats
 
@@ -37,3 +39,16 @@ def wilson_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float,
     low = 0.0 if k == 0 else float(ci.low)
     high = 1.0 if k == n else float(ci.high)
     return k / n, low, high
+
+
+def wilson_effective(p: float, n_eff: float, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval of a share p estimated from runs worth `n_eff` independent runs
+    (the runs' count divided by their design effect, for runs clustered by parameter draw)."""
+    if not n_eff > 0 or not math.isfinite(p):
+        return float("nan"), float("nan")
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    centre = (p + z**2 / (2 * n_eff)) / (1 + z**2 / n_eff)
+    half = z / (1 + z**2 / n_eff) * math.sqrt(p * (1 - p) / n_eff + z**2 / (4 * n_eff**2))
+    low = 0.0 if p == 0 else max(0.0, centre - half)
+    high = 1.0 if p == 1 else min(1.0, centre + half)
+    return low, high

@@ -15,8 +15,16 @@ from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.experiments import stakes
 from mittelbau.experiments.ensemble import load_ensemble
-from mittelbau.experiments.intervals import BAND, LEVEL, band, mean_interval, wilson_interval
+from mittelbau.experiments.intervals import (
+    BAND,
+    LEVEL,
+    band,
+    mean_interval,
+    wilson_effective,
+    wilson_interval,
+)
 from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES, THRESHOLD_COLOUR, save_figure, share_axis
+from mittelbau.experiments.posterior import spread_table
 
 REFERENCE_NAMES = ("baseline",)
 
@@ -32,20 +40,52 @@ def reference_scenario(names: list[str]) -> str:
     return next((n for n in names if n in REFERENCE_NAMES), names[0])
 
 
+def seeds_per_draw(ens: dict[str, Any]) -> int | None:
+    """Seeds per parameter draw of a posterior-predictive ensemble; None for a plain one."""
+    drawn = ens["manifest"].get("posterior")
+    return None if drawn is None else int(drawn["seeds_per_draw"])
+
+
+def spread(ens: dict[str, Any]) -> pd.DataFrame:
+    """Seed and parameter parts of each registry outcome's spread (posterior ensembles only)."""
+    m = seeds_per_draw(ens)
+    if m is None or ens["runs"].empty:
+        return pd.DataFrame()
+    return spread_table(ens["runs"], list(OUTCOMES), m, ens["manifest"]["posterior"]["parameters"])
+
+
+def design_effect(ens: dict[str, Any], split: pd.DataFrame, scenario: str, outcome: str) -> float:
+    """How much more a mean over the runs varies than one over independent runs: 1 in a plain
+    ensemble, 1 + (m − 1) · ICC in a posterior one, its bound m where the split is unknown."""
+    if not len(split):
+        return 1.0
+    found = split[(split["scenario"] == scenario) & (split["outcome"] == outcome)]
+    effect = float(found["design_effect"].iloc[0]) if len(found) else np.nan
+    return effect if np.isfinite(effect) else float(seeds_per_draw(ens) or 1)
+
+
 def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario: share of runs whose middle hollows out by the horizon, with its interval,
-    and the median year of hollowing among those runs."""
+    and the median year of hollowing among those runs. In a posterior ensemble the share is
+    the posterior-predictive probability; its Wilson interval counts the runs at their
+    effective number (runs / design effect), since runs at one parameter draw are not
+    independent."""
+    split = spread(ens)
     rows = []
     for name in ens["manifest"]["scenarios"]:
         runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
         years = [s["headline"]["year_hollowed"] for s in runs]
         hollow = [y for y in years if y is not None]
         p, lo, hi = wilson_interval(len(hollow), len(runs))
+        effect = design_effect(ens, split, name, "hollowed")
+        if len(split):
+            lo, hi = wilson_effective(p, len(runs) / effect)
         horizon = runs[0]["years"][1] if runs else None
         rows.append(
             {
                 "scenario": name,
                 "runs": len(runs),
+                "design_effect": effect,
                 "horizon": horizon,
                 "p_hollowed": p,
                 "p_low": lo,
@@ -59,7 +99,9 @@ def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
 def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario: the share of runs in which the middle shrinks and in which the competence
     gap widens (Wilson intervals), and the mean stuck shares at the horizon (t intervals) —
-    the verdicts beside 'two worlds' (docs/odd.md, 'Indicators')."""
+    the verdicts beside 'two worlds' (docs/odd.md, 'Indicators'). In a posterior ensemble the
+    intervals are widened by each outcome's design effect (runs at one draw are correlated)."""
+    split = spread(ens)
     rows = []
     for name in ens["manifest"]["scenarios"]:
         heads = [r["summary"]["headline"] for r in ens["summaries"] if r["scenario"] == name]
@@ -67,17 +109,30 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
         for key in ("middle_shrinks", "competence_gap_widens"):
             known = [h.get(key) for h in heads if h.get(key) is not None]
             p, lo, hi = wilson_interval(sum(bool(k) for k in known), len(known))
+            if len(split) and known:
+                lo, hi = wilson_effective(p, len(known) / design_effect(ens, split, name, key))
             row |= {f"p_{key}": p, f"p_{key}_low": lo, f"p_{key}_high": hi}
         for key in ("stuck_share", "stuck_share_small"):
             vals = np.array([h[key] for h in heads if h.get(key) is not None], dtype=float)
             m, lo, hi = mean_interval(vals) if len(vals) else (np.nan,) * 3
+            if len(split):
+                widen = np.sqrt(design_effect(ens, split, name, key))
+                lo, hi = m - widen * (m - lo), m + widen * (hi - m)
             row |= {key: m, f"{key}_low": lo, f"{key}_high": hi}
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def verdict_sentence(row: pd.Series) -> str:
+def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
     interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
+    if posterior:  # one decimal: a posterior verdict is read against small probabilities
+        interval = f"{LEVEL:.0%} interval {row.p_low:.1%}–{row.p_high:.1%}"
+        return (
+            f"**{row.scenario}**: posterior-predictive probability that the middle hollows out "
+            f"by {row.horizon}: {row.p_hollowed:.1%} ({interval}; {row.runs} runs, design "
+            f"effect {row.design_effect:.2f})"
+            + ("." if row.median_year is None else f"; median year {row.median_year}.")
+        )
     if row.p_hollowed == 0:
         return (
             f"**{row.scenario}**: the middle does not hollow out by {row.horizon} in any of "
@@ -294,6 +349,43 @@ def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}"
     return f"{fmt.format(v)} [{fmt.format(lo)}–{fmt.format(hi)}]"
 
 
+def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> list[str]:
+    """The report's section on a posterior ensemble: the sample, the design and each outcome's
+    spread split into its seed and parameter parts (also written as spread.csv)."""
+    if not len(split):
+        return []
+    drawn = ens["manifest"]["posterior"]
+    split.to_csv(folder / "spread.csv", index=False, float_format="%.6g")
+    held = sorted({h for r in ens["summaries"] for h in r["summary"].get("posterior", {}).get("held", [])})
+    lines = [
+        "## Parameter uncertainty",
+        "",
+        f"Each replicate drew its parameter set ({', '.join(drawn['parameters'])}) from the "
+        f"posterior sample {drawn['file']} ({drawn['particles']} particles, SHA-256 "
+        f"{drawn['sha256'][:12]}…), {drawn['seeds_per_draw']} seeds per draw; each run's "
+        "summary.json names its draw, particle and parameters."
+        + (f" Held at the scenario's value (not drawn): {', '.join(held)}." if held else ""),
+        "",
+        "The spread of each outcome over runs splits into a seed part (the mean variance "
+        "between seeds at one parameter set, E[Var(Y | θ)]) and a parameter part (the variance "
+        "of the mean over parameter sets, Var(E[Y | θ])), estimated by the one-way "
+        "random-effects analysis of variance of draws × seeds (docs/odd.md, 'Parameter "
+        "uncertainty'). Standard deviations; share = parameter part / total variance.",
+        "",
+        "| outcome | scenario | draws | mean | sd | seed sd | parameter sd | parameter share |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in split.itertuples():
+        if not np.isfinite(r.sd):
+            lines.append(f"| `{r.outcome}` | {r.scenario} | – | – | – | – | – | – |")
+            continue
+        lines.append(
+            f"| `{r.outcome}` | {r.scenario} | {int(r.draws)} | {r.mean:.3g} | {r.sd:.3g} | "
+            f"{r.seed_sd:.3g} | {r.parameter_sd:.3g} | {r.parameter_share:.0%} |"
+        )
+    return [*lines, ""]
+
+
 def write_report(folder: str | Path) -> Path:
     """Write report.md and its figures into the ensemble folder; return the report's path."""
     folder = Path(folder)
@@ -304,6 +396,8 @@ def write_report(folder: str | Path) -> Path:
         raise EnsembleError(f"{folder} has no finished runs to report on")
     figs = figures(ens, folder)
     ver = verdicts(ens)
+    split = spread(ens)
+    posterior = seeds_per_draw(ens) is not None
     probs = verdict_probabilities(ens)
     diffs = paired_differences(ens)
     levers = lever_table(ens)
@@ -320,8 +414,9 @@ def write_report(folder: str | Path) -> Path:
         "",
         "Hollowed = stage 2 below `hollowing_threshold` × the smaller of stages 1 and 3.",
         "",
-        *[f"- {verdict_sentence(r)}" for r in ver.itertuples()],
+        *[f"- {verdict_sentence(r, posterior)}" for r in ver.itertuples()],
         "",
+        *posterior_lines(ens, split, folder),
         "The other verdicts (definitions in docs/odd.md, 'Indicators'): the share of runs in which "
         "stage 2 at the horizon is at least `middle_shrink_pp` below 2015 and in which the "
         "competence gap between stages 3 and 1 widens, and the mean share of the 2015 stage-1 "
