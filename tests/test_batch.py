@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_statistics
 from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import MittelbauModel
@@ -130,3 +131,11 @@ def test_one_worker_two_workers_and_dask_give_identical_batched_points(tmp_path)
     alone = simulate(Scenario("point", "", make_params({**SMALL, **points[3], "seed": seed})))
     row = first[(first["point"] == 3) & (first["replicate"] == 1)].iloc[0]
     assert row["middle_share"] == alone.summary["outcomes"]["middle_share"]
+
+
+def test_fit_statistics_of_runs_stepped_together_are_those_of_each_run():
+    targets = [t for t in load_targets() if t["population"] == "stuttgart"]
+    seeds = [4, 9]
+    together = runs_statistics("stuttgart", targets, seeds, 300)
+    assert [run_statistics("stuttgart", targets, s, 300) for s in seeds] == together
+    assert together[0] != together[1] and len(together[0]) == len(targets)
