@@ -34,6 +34,8 @@ from mittelbau.experiments.sensitivity import (
 from mittelbau.experiments.sensitivity_study import PILOT_REPLICATIONS, default_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
+# speeds are per processor second of this process, so that other work on the machine
+# does not count
 CORES = 2
 
 
@@ -54,16 +56,20 @@ def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
 def timed_points(
     scenario: Scenario, points: list[dict], replications: int, batched: bool
 ) -> tuple[float, pd.DataFrame]:
-    """Seconds and outcomes of the points' runs in one process, batched or one at a time."""
+    """Seconds and outcomes of the points' runs in one process, batched or one at a time: the
+    processor time of this process (robust when other work shares the cores), and the wall
+    time beside it."""
     batched_runner = experiment.run_batch
     experiment.run_batch = batched_runner if batched else one_at_a_time
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             table = experiment.evaluate_points(scenario, points, replications, Path(tmp), workers=1)
-            return time.perf_counter() - start, table
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     finally:
         experiment.run_batch = batched_runner
+    print(f"    ({wall:.1f} s wall, {cpu:.1f} s processor)")
+    return cpu, table
 
 
 def firm_steps(scenario: Scenario, runs: int) -> int:

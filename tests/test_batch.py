@@ -101,6 +101,9 @@ def test_batch_groups_cut_by_key_and_size_in_order():
     ps = [make_params({**SMALL, "firms": f}) for f in (300, 400, 300, 300, 400)]
     assert batch_groups(ps, 2) == [[0, 2], [1, 4], [3]]
     assert batch_groups(ps, 16) == [[0, 2, 3], [1, 4]]
+    assert batch_groups(ps, 16, rows=900) == [[0, 2, 3], [1, 4]]
+    assert batch_groups(ps, 16, rows=800) == [[0, 2], [1, 4], [3]]
+    assert batch_groups(ps, 16, rows=100) == [[0], [1], [2], [3], [4]]  # one run at least
     with pytest.raises(ValueError, match="batch size = 0"):
         batch_groups(ps, 0)
 

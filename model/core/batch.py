@@ -24,17 +24,19 @@ def batch_key(params: Params) -> tuple:
     return tuple(getattr(params, k) for k in BATCH_KEYS)
 
 
-def batch_groups(params: Sequence[Params], most: int) -> list[list[int]]:
-    """Indices of `params` cut into batches of at most `most` runs with equal keys, in the
-    order of their first run (each batch keeps the order of its runs)."""
+def batch_groups(params: Sequence[Params], most: int, rows: int | None = None) -> list[list[int]]:
+    """Indices of `params` cut into batches of at most `most` runs with equal keys, and at most
+    `rows` firms in all (at least one run each), in the order of their first run (each batch
+    keeps the order of its runs)."""
     if most < 1:
         raise ValueError(f"batch size = {most} is invalid; allowed: 1 or more")
     open_: dict[tuple, list[int]] = {}
     groups: list[list[int]] = []
     for i, p in enumerate(params):
         key = batch_key(p)
+        size = most if rows is None else max(1, min(most, rows // p.firms))
         group = open_.get(key)
-        if group is None or len(group) == most:
+        if group is None or len(group) >= size:
             group = open_[key] = []
             groups.append(group)
         group.append(i)

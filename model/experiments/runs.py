@@ -11,6 +11,7 @@ from mittelbau.experiments.outputs import RunResult, collect
 from mittelbau.levers import enabled, without_levers
 
 BATCH_SIZE = 16  # most runs stepped together (core.batch.ModelBatch) by `simulate_batch`
+BATCH_ROWS = 64_000  # most firms of all runs stepped together (memory: a batch holds them all)
 
 
 def runs_needed(params: Params) -> int:
@@ -61,12 +62,12 @@ def simulate(
 
 def simulate_batch(scenarios: Sequence[Scenario], batch_size: int = BATCH_SIZE) -> list[RunResult]:
     """`simulate` of every scenario, their runs (counterfactuals included) stepped together in
-    batches of up to `batch_size` runs that share firms, region and years
+    batches of up to `batch_size` runs and BATCH_ROWS firms that share firms, region and years
     (`core.batch.ModelBatch`); each result is exactly that of `simulate` alone."""
     needed = [run_parameters(s.params) for s in scenarios]
     flat = [p for ps in needed for p in ps]
     models: list[MittelbauModel | None] = [None] * len(flat)
-    for group in batch_groups(flat, batch_size):
+    for group in batch_groups(flat, batch_size, BATCH_ROWS):
         for i, model in zip(group, ModelBatch([flat[i] for i in group]).run(), strict=True):
             models[i] = model
     results, k = [], 0
