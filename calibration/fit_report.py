@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mittelbau import calibration
+from mittelbau.core.batch import ModelBatch
 from mittelbau.core.categories import (
     DT_ITEMS,
     ENGAGEMENT_LEVELS,
@@ -27,6 +28,7 @@ from mittelbau.core.categories import (
 )
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.region_data import raw_sample_size
+from mittelbau.core.scenario import make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.plots import save_figure
 
@@ -92,28 +94,35 @@ def run_statistics(
     population: str, targets: list[dict], seed: int, firms: int, overrides: dict | None = None
 ) -> dict[str, float]:
     """One run of `population` with `seed`, reading each target's statistic in its year."""
+    return runs_statistics(population, targets, [seed], firms, overrides)[0]
+
+
+def runs_statistics(
+    population: str, targets: list[dict], seeds: list[int], firms: int, overrides: dict | None = None
+) -> list[dict[str, float]]:
+    """`run_statistics` of one run per seed, the runs stepped together (`ModelBatch`)."""
     mine = [t for t in targets if t["population"] == population]
     last = max(t["year"] for t in mine)
-    model = MittelbauModel(
-        region=population, firms=firms, seed=seed, years=last - START_YEAR, **(overrides or {})
-    )
-    values: dict[str, float] = {}
+    common = {**(overrides or {}), "region": population, "firms": firms, "years": last - START_YEAR}
+    batch = ModelBatch([make_params({**common, "seed": seed}) for seed in seeds])
+    values: list[dict[str, float]] = [{} for _ in seeds]
     while True:
-        for t in (t for t in mine if t["year"] == model.year):
-            values[t["id"]] = STATISTICS[t["statistic"]](model, t)
-        if model.year >= last:
+        year = batch.runs[0].year
+        for model, found in zip(batch.runs, values, strict=True):
+            for t in (t for t in mine if t["year"] == year):
+                found[t["id"]] = STATISTICS[t["statistic"]](model, t)
+        if year >= last:
             return values
-        model.step()
+        batch.step()
 
 
 def simulated(targets: list[dict], replications: int, firms: int, seed: int) -> pd.DataFrame:
     """Replicates × targets: the model's value of each target."""
-    rows: list[dict] = []
-    for r, rep_seed in enumerate(replicate_seeds(seed, replications)):
-        row: dict = {"replicate": r}
-        for population in sorted({t["population"] for t in targets}):
-            row |= run_statistics(population, targets, rep_seed, firms)
-        rows.append(row)
+    seeds = replicate_seeds(seed, replications)
+    rows: list[dict] = [{"replicate": r} for r in range(replications)]
+    for population in sorted({t["population"] for t in targets}):
+        for row, found in zip(rows, runs_statistics(population, targets, seeds, firms), strict=True):
+            row |= found
     return pd.DataFrame(rows).set_index("replicate")
 
 

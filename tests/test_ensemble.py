@@ -127,7 +127,15 @@ def flaky(scenario, on_year=None):
         raise RuntimeError("worker lost its mind")
     return real(scenario, on_year)
 
+real_batch = ens.simulate_batch
+
+def flaky_batch(scenarios, *args):
+    if any(s.params.seed == bad and s.name == "baseline" for s in scenarios):
+        raise RuntimeError("worker lost its mind")
+    return real_batch(scenarios, *args)
+
 ens.simulate = flaky
+ens.simulate_batch = flaky_batch
 try:
     run_ensemble(scens, 3, out, workers=workers)
 except EnsembleError as exc:

@@ -50,9 +50,11 @@ class BaseHazards:
 
     dt: np.ndarray  # DT adoption hazard at the firm's BM status
     bm: np.ndarray
-    dt_loss: float  # 0 before the DT wave
-    dt_norm: np.ndarray | None  # per size class: mean trait factor of firms without DT (None: traits off)
-    bm_norm: np.ndarray | None  # per size class × DT: mean trait factor of firms without BM
+    dt_loss: np.ndarray | float  # 0 before the DT wave
+    # per firm: the mean trait factor of the firms without DT of its size class, and of the
+    # firms without BM of its size class and DT status (`trait_norms`; None: traits off)
+    dt_norm: np.ndarray | None
+    bm_norm: np.ndarray | None
 
 
 def hazard_to_probability(h: np.ndarray) -> np.ndarray:
@@ -118,11 +120,11 @@ def dt_hazard(
 ) -> np.ndarray:
     """Annual DT adoption hazard (firms without DT use the result); `factor` and
     `finance_relief` carry the policy levers."""
-    traits = 1.0 if base.dt_norm is None else dt_traits(state, p, finance_relief) / base.dt_norm[state.size]
+    traits = 1.0 if base.dt_norm is None else dt_traits(state, p, finance_relief) / base.dt_norm
     return base.dt * factor * traits * ((1.0 - p.dt_social_weight) + p.dt_social_weight * exposure.social_dt)
 
 
-def bm_channels(exposure: Exposure, pressure: float, p) -> np.ndarray:
+def bm_channels(exposure: Exposure, pressure: np.ndarray | float, p) -> np.ndarray:
     """Relative BM hazard per motive channel (columns in MOTIVES order); with peers and
     customers adopting as expected and pressure 1 the columns are the motive shares of
     sources §4.2."""
@@ -139,13 +141,11 @@ def bm_channels(exposure: Exposure, pressure: float, p) -> np.ndarray:
 
 def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p) -> np.ndarray:
     """Annual BM adoption hazard: no size or finance term (sources §2.10)."""
-    traits = (
-        1.0 if base.bm_norm is None else bm_traits(state, p) / base.bm_norm[state.size, state.dt.astype(int)]
-    )
+    traits = 1.0 if base.bm_norm is None else bm_traits(state, p) / base.bm_norm
     return base.bm * traits * channels.sum(axis=1)
 
 
-def exit_hazard(state: FirmTable, pressure: float, p) -> np.ndarray:
+def exit_hazard(state: FirmTable, pressure: np.ndarray | float, p) -> np.ndarray:
     """Annual exit hazard; stage-1 firms with simple products and a threatened main BM are
     exposed to the digital pressure (sources §2.13, §4.9)."""
     exposed = (~state.bm & ~state.dt) & (state.complexity == SIMPLE) & state.threatened
@@ -164,33 +164,44 @@ class CapabilityChange:
     gain_dt: np.ndarray
     gain_bm: np.ndarray
     anyway: np.ndarray  # every gain of the firm would also have happened without the levers
-    bm_motives: np.ndarray  # counts of BM introductions per motive (MOTIVES order)
+    channels: np.ndarray  # the BM motive channels of every firm (`bm_channels`)
+
+    def rows(self, part: slice) -> CapabilityChange:
+        """The change of the firms in `part` (one run of several stacked)."""
+        return CapabilityChange(
+            self.gain_dt[part], self.gain_bm[part], self.anyway[part], self.channels[part]
+        )
+
+
+def capability_draws(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.random.Generator]:
+    """The draws that decide the capability events of `n` firms (one per firm and event), and
+    the side stream of what is drawn per gain (DT items, motives), which never shifts them."""
+    return rng.random((4, n)), rng.spawn(1)[0]
 
 
 def change_capabilities(
     state: FirmTable,
     base: BaseHazards,
     exposure: Exposure,
-    pressure: float,
+    pressure: np.ndarray | float,
     survivors: np.ndarray,
     p,
-    item_draw: np.ndarray,
-    rng: np.random.Generator,
+    u: np.ndarray,
     boost: Boost | None = None,
     mech: MechanismYear | None = None,
 ) -> CapabilityChange:
-    """Adopt and lose BM and DT for surviving firms, in place.
+    """Adopt and lose BM and DT for surviving firms, in place, by the draws `u`
+    (`capability_draws`); the DT items and motives of the gains follow (`draw_gains`).
 
     The draws that decide events have a fixed size (one per firm and event), so a run with
     levers and the same-seed run without them see the same random numbers (common random
     numbers); `boost` None means no lever acts. A lever-reached firm's
     gain is counted as happening 'anyway' when the same draw also falls below the hazard
     without the lever — the in-model counterfactual behind deadweight. `mech` carries the
-    switchable mechanisms' hazard multipliers (None: every mechanism off).
+    switchable mechanisms' hazard multipliers (None: every mechanism off). Every operation is
+    elementwise per firm, so the firms of several runs stacked (with per-firm parameters and
+    pressure) change exactly as each run alone.
     """
-    n = len(state)
-    u = rng.random((4, n))
-    side = rng.spawn(1)[0]  # DT items and motives: drawn per gain, never shifting `u`
     had_bm, had_dt = state.bm.copy(), state.dt.copy()
 
     # mechanisms (model/core/mechanisms.py): multipliers of the gain and loss hazards
@@ -208,17 +219,26 @@ def change_capabilities(
     loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0) * m_loss
 
     gain_dt = survivors & ~had_dt & (u[0] < p_dt)
-    lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(n, base.dt_loss)))
+    lose_dt = survivors & had_dt & (u[1] < hazard_to_probability(np.full(len(state), base.dt_loss)))
     gain_bm = survivors & ~had_bm & (u[2] < p_bm)
     lose_bm = survivors & had_bm & (u[3] < hazard_to_probability(loss_bm))
     anyway = (~gain_dt | (u[0] < p_dt0)) & (~gain_bm | (u[2] < p_bm0))
 
     state.dt = (had_dt | gain_dt) & ~lose_dt
     state.bm = (had_bm | gain_bm) & ~lose_bm
-    state.dt_items[gain_dt] = draw_dt_items(np.ones(int(gain_dt.sum()), bool), item_draw, side)
     state.dt_items[lose_dt] = False
-    motives = choose_motive(channels[gain_bm], side.random(int(gain_bm.sum())))
-    return CapabilityChange(gain_dt, gain_bm, anyway, np.bincount(motives, minlength=len(MOTIVES)))
+    return CapabilityChange(gain_dt, gain_bm, anyway, channels)
+
+
+def draw_gains(
+    state: FirmTable, change: CapabilityChange, item_draw: np.ndarray, side: np.random.Generator
+) -> np.ndarray:
+    """The DT items of the firms that gained DT (in place) and the motive of each BM gain, from
+    the side stream of `capability_draws`; returns the BM introductions per motive (MOTIVES)."""
+    gain_dt, gain_bm = change.gain_dt, change.gain_bm
+    state.dt_items[gain_dt] = draw_dt_items(np.ones(int(gain_dt.sum()), bool), item_draw, side)
+    motives = choose_motive(change.channels[gain_bm], side.random(int(gain_bm.sum())))
+    return np.bincount(motives, minlength=len(MOTIVES))
 
 
 def learn_and_engage(state: FirmTable, pressure: float, p, rng: np.random.Generator) -> None:

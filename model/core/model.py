@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import mesa
@@ -14,8 +15,11 @@ from mittelbau.core.dynamics import (
     MOTIVES,
     BaseHazards,
     Boost,
+    CapabilityChange,
     Exposure,
+    capability_draws,
     change_capabilities,
+    draw_gains,
     exit_hazard,
     hazard_to_probability,
     learn_and_engage,
@@ -24,7 +28,7 @@ from mittelbau.core.dynamics import (
 from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
-from mittelbau.core.mechanisms import Mechanisms, customer_power, draw_state
+from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state
 from mittelbau.core.network import neighbour_share, supplier_network
 from mittelbau.core.outcomes import reporters
 from mittelbau.core.population import cell_index, draw_survey_traits, synthesise
@@ -33,6 +37,7 @@ from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import pressure_index, solve_runup
 from mittelbau.core.scenario import Params, make_params
 from mittelbau.core.shock import shock_exit_multiplier, shock_pressure
+from mittelbau.core.stacking import RowParams, block_diagonal, parts_of, per_row, stack_tables, table_rows
 from mittelbau.levers import LeverYear, build_levers
 
 
@@ -73,6 +78,8 @@ class MittelbauModel(mesa.Model):
     for a fresh seed; left out, the run uses the seed of `params` (the registry default). A
     Mesa `scenario=` (SolaraViz passes one on Reset) gives its `rng` and registry overrides.
     `running` turns False at the horizon `years`, so `mesa.batch_run` stops there.
+    `run_up=False` leaves the model at `runup_start_year` (a batch of runs runs the run-up of
+    its members together).
     """
 
     def __init__(
@@ -82,6 +89,7 @@ class MittelbauModel(mesa.Model):
         rng: SeedArg = UNSET,
         seed: SeedArg = UNSET,
         scenario: MesaScenario | None = None,
+        run_up: bool = True,
         **overrides: Any,
     ) -> None:
         if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
@@ -136,7 +144,8 @@ class MittelbauModel(mesa.Model):
         self.mechanisms = Mechanisms(params)
         self.mechanism_rng = lever_root.spawn(1)[0]
         draw_state(self.state, params, self.mechanism_rng.spawn(1)[0])
-        self.customer_power = customer_power(self.customers, self.state.size)
+        self.customer_pairs = self.customers.tocoo()  # fixed: the market slots keep their ties
+        self.customer_power = customer_power(self.customer_pairs, self.state.size)
         # firm economics (model/core/economics.py) draw from a third child of the levers' root;
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
@@ -156,8 +165,11 @@ class MittelbauModel(mesa.Model):
         # one reporter per yearly outcome of the outcome registry
         self.datacollector = mesa.DataCollector(model_reporters={"year": "year", **reporters()})
         self._record()
+        # stepped by a batch of runs (mittelbau.core.batch), not on its own
+        self.batched = False
         # the run-up: the same yearly dynamics up to the 2015 survey state
-        self.run_for(START_YEAR - self.first_year)
+        if run_up:
+            self.run_for(START_YEAR - self.first_year)
         self.running = params.years > 0
 
     # ---- state views ------------------------------------------------------------------------
@@ -191,33 +203,20 @@ class MittelbauModel(mesa.Model):
 
     def exposure(self) -> Exposure:
         """Adoption among peers, partners and customers at the start of the year, each relative
-        to its expectation on the run-up's path (the 2015 expectation from 2016 on): the social
-        terms do not shift the level the run-up is solved for, only deviations from it."""
-        s = self.state
-        k = len(INDUSTRIES)
-        expected = self.runup.state_in(self.year - 1)[self.cell]  # firms × BM × DT
-        e_bm, e_dt = expected[:, 1].sum(axis=1), expected[:, :, 1].sum(axis=1)
-        peer_bm, peer_dt = _group_mean(s.bm, s.industry, k), _group_mean(s.dt, s.industry, k)
-        ref_bm, ref_dt = _group_mean(e_bm, s.industry, k), _group_mean(e_dt, s.industry, k)
-        net_dt = neighbour_share(self.ties, self.tie_degree, s.dt, peer_dt)
-        ref_net_dt = neighbour_share(self.ties, self.tie_degree, e_dt, ref_dt)
-        # final-product makers sell outside the region: their customers count as expected
-        cust_bm = neighbour_share(self.customers, self.customer_degree, s.bm, e_bm)
-        ref_cust_bm = neighbour_share(self.customers, self.customer_degree, e_bm, e_bm)
-        return Exposure(
-            peer_bm=_ratio(peer_bm, ref_bm),
-            social_dt=_ratio(net_dt + peer_dt, ref_net_dt + ref_dt),
-            customer_bm=_ratio(cust_bm, ref_cust_bm),
-        )
+        to its expectation on the run-up's path (`Cohort.exposure`)."""
+        return Cohort([self]).exposure()
 
     def base_hazards(self) -> BaseHazards:
         """Each firm's type hazards for the year being simulated (`dynamics.BaseHazards`)."""
-        p, year = self.params, self.year
+        p, year, s = self.params, self.year, self.state
         wave = year >= self.runup.dt_wave_start_year
         projecting = year > START_YEAR
-        h_dt = self.runup.h_dt[self.cell, self.state.bm.astype(np.int64)]
+        h_dt = self.runup.h_dt[self.cell, s.bm.astype(np.int64)]
         h_bm = self.runup.h_bm[self.cell]
-        dt_norm, bm_norm = self.trait_norms if projecting and self.trait_norms else (None, None)
+        dt_norm = bm_norm = None
+        if projecting and self.trait_norms:
+            dt_norm = self.trait_norms[0][s.size]
+            bm_norm = self.trait_norms[1][s.size, s.dt.astype(int)]
         return BaseHazards(
             dt=h_dt * (wave * (p.dt_adoption_factor if projecting else 1.0)),
             bm=h_bm * (p.bm_adoption_factor if projecting else 1.0),
@@ -232,95 +231,12 @@ class MittelbauModel(mesa.Model):
 
     # ---- the step -----------------------------------------------------------------------------
     def step(self) -> None:
-        """One year: levers, exposures, exits, capability change, learning, entry, records."""
-        p, s = self.params, self.state
-        pressure = self.pressure_in(self.year)
-        # one stream each for the core dynamics, the entrants and the levers, spawned anew every
-        # year, so that a lever's own draws never shift the draws of the same-seed run without it
-        core, entry, lever_rng = self.rng.spawn(3)
-        mech_start, mech_leap, mech_entry = self.mechanism_rng.spawn(3)
-        before = s.stage
-        # programmes start in 2016 at the earliest (registry): none acts in the run-up
-        levers = self.levers if self.year > START_YEAR else []
-        actions = [(lever, lever.act(self, self.year, lever_rng)) for lever in levers]
-        for lever, act in actions:
-            lever.note_reach(act.reached, s)
-        exposure = self.exposure()  # after the levers: cooperation adds ties
-        reached = np.zeros(len(s), dtype=bool)
-        for _, act in actions:
-            reached |= act.reached
-        # the mechanisms act from 2016, like traits, levers and learning: the run-up is solved
-        # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
-        projecting = self.year > START_YEAR
-        mech = (
-            self.mechanisms.start_year(s, self.year, pressure, reached, self.customer_power, mech_start)
-            if projecting
-            else None
-        )
-        # the shock's demand slump multiplies every exit hazard in its years (1.0 otherwise)
-        h_exit = (
-            exit_hazard(s, pressure, p)
-            * shock_exit_multiplier(self.year, p)
-            * (1.0 if mech is None else mech.exit)
-        )
-        exits = core.random(len(s)) < hazard_to_probability(h_exit)
-        change = change_capabilities(
-            s,
-            self.base_hazards(),
-            exposure,
-            pressure,
-            ~exits,
-            p,
-            self.props.dt_item_draw,
-            core,
-            boost=combined_boost(len(s), [act for _, act in actions]) if actions else None,
-            mech=mech,
-        )
-        motives = change.bm_motives
-        self.bm_introduced[change.gain_bm] = self.year
-        if projecting:
-            if self.mechanisms:
-                stayed = ~exits & (before == 1) & (s.stage == 1)
-                leap = self.mechanisms.after_change(s, stayed, self.props.dt_item_draw, mech_leap)
-                self.bm_introduced[leap] = self.year
-            learn_and_engage(s, pressure, p, core)
-            self.mechanisms.after_learning(s)
-        moved_up = ~exits & (s.stage > before)
-        for lever, act in actions:
-            up = act.reached & moved_up
-            self.lever_records.append(
-                (
-                    self.year,
-                    lever.name,
-                    act.spent_eur,
-                    int(act.reached.sum()),
-                    int(up.sum()),
-                    int((up & change.anyway).sum()),
-                )
-            )
-        rows = np.flatnonzero(exits)
-        first = rows[self.firm_id[rows] == self.start_firm[rows]]  # 2015 firms leaving now
-        self.exit_stage[first] = before[first]
-        if self.economics is not None:
-            self.economics.grow()
-            self.economics.exit(rows, s, before[rows])
-        self._replace(rows, entry, mech_entry)
-        after = s.stage
-        stay = ~exits
-        flat = before[stay].astype(np.int64) * 4 + after[stay]
-        matrix = np.bincount(flat, minlength=16).reshape(4, 4)  # from × to, 0 = outside
-        matrix[1:, 0] = np.bincount(before[exits], minlength=4)[1:]
-        matrix[0, 1:] = np.bincount(after[exits], minlength=4)[1:]
-        self.transitions.append(matrix)
-        self.bm_motives.append(motives)
-        if self.year == START_YEAR:
-            # the 2015/16 survey traits, given the run-up's DT state; from 2016 they act on
-            # the hazards, normalised so that each type's mean hazard carries on
-            draw_survey_traits(s, core)
-            self.trait_norms = trait_norms(s, p)
-            self._start_verdicts()
-        self._record()
-        self.running = self.year < START_YEAR + p.years
+        """One year: levers, exposures, exits, capability change, learning, entry, records
+        (`Cohort.advance`: a single run is a cohort of one). A run stepped in a batch
+        (`mittelbau.core.batch.ModelBatch`) only advances its clock here: the batch then steps
+        its runs together."""
+        if not self.batched:
+            Cohort([self]).advance()
 
     def _start_verdicts(self) -> None:
         """At the 2015 state: the firms the verdict indicators follow, and the first firm table
@@ -356,7 +272,7 @@ class MittelbauModel(mesa.Model):
         self.state.replace_rows(rows, entrants, keep=("position",))
         if self.economics is not None:
             self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
-        self.customer_power = customer_power(self.customers, self.state.size)
+        self.customer_power = customer_power(self.customer_pairs, self.state.size)
         self.cell[rows] = self._cells(entrants)
 
     def add_ties(self, groups: list[np.ndarray]) -> None:
@@ -432,3 +348,253 @@ def _group_mean(x: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
     sums = np.bincount(group, weights=x.astype(float), minlength=k)
     counts = np.bincount(group, minlength=k)
     return (sums / np.maximum(counts, 1))[group]
+
+
+class Cohort:
+    """Runs of the model at the same year, stepped as one: each run draws from its own streams
+    in the order of a run alone and keeps its own programmes, mechanisms, entrants, economics
+    and records, while the vectorised kernels (exposure, exit and capability hazards and
+    decisions) run once over the rows of all runs stacked (`mittelbau.core.stacking`), so
+    each run's numbers are exactly those of the run alone. One model is a cohort of one."""
+
+    def __init__(self, runs: list[MittelbauModel]) -> None:
+        self.runs = runs
+        self.single = len(runs) == 1
+        self.sizes = [len(m.state) for m in runs]
+        self.parts = parts_of(self.sizes)
+        self.run = np.repeat(np.arange(len(runs)), self.sizes)  # each row's run
+        self.params = runs[0].params if self.single else RowParams([m.params for m in runs], self.sizes)
+        self.state = runs[0].state
+        self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
+        self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
+
+    def stack(self, arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
+        return arrays[0] if self.single else np.concatenate(arrays, axis=axis)
+
+    def per_row(self, values: list[Any]) -> Any:
+        return values[0] if self.single else per_row(values, self.sizes)
+
+    def gather(self) -> None:
+        """Stack the runs' tables (each run's own is used as it is when alone)."""
+        self.state = self.runs[0].state if self.single else stack_tables([m.state for m in self.runs])
+
+    def spread(self) -> None:
+        """Give each run its rows of the stack as its table (views)."""
+        if not self.single:
+            for m, part in zip(self.runs, self.parts, strict=True):
+                m.state = table_rows(self.state, part)
+
+    def ties(self) -> tuple[sparse.csr_array, np.ndarray]:
+        """The partner ties of the stacked runs and their degrees (rebuilt when a run's ties
+        change: cooperation projects add ties)."""
+        if self.single:
+            return self.runs[0].ties, self.runs[0].tie_degree
+        now = [m.ties for m in self.runs]
+        if self._ties is None or any(a is not b for a, b in zip(self._ties[0], now, strict=True)):
+            self._ties = (now, block_diagonal(now), np.concatenate([m.tie_degree for m in self.runs]))
+        return self._ties[1], self._ties[2]
+
+    def customers(self) -> tuple[sparse.csr_array, np.ndarray]:
+        """The customer ties of the stacked runs and their degrees (fixed in a run)."""
+        if self.single:
+            return self.runs[0].customers, self.runs[0].customer_degree
+        if self._customers is None:
+            self._customers = (
+                block_diagonal([m.customers for m in self.runs]),
+                np.concatenate([m.customer_degree for m in self.runs]),
+            )
+        return self._customers
+
+    def exposure(self) -> Exposure:
+        """Adoption among peers, partners and customers at the start of the year, each relative
+        to its expectation on the run-up's path (the 2015 expectation from 2016 on): the social
+        terms do not shift the level the run-up is solved for, only deviations from it. Peers
+        are the firms of the same industry in the same run."""
+        s = self.state
+        k = len(INDUSTRIES) * len(self.runs)
+        group = s.industry if self.single else s.industry + len(INDUSTRIES) * self.run
+        # firms × BM × DT
+        expected = self.stack([m.runup.state_in(m.year - 1)[m.cell] for m in self.runs])
+        e_bm, e_dt = expected[:, 1].sum(axis=1), expected[:, :, 1].sum(axis=1)
+        peer_bm, peer_dt = _group_mean(s.bm, group, k), _group_mean(s.dt, group, k)
+        ref_bm, ref_dt = _group_mean(e_bm, group, k), _group_mean(e_dt, group, k)
+        ties, tie_degree = self.ties()
+        customers, customer_degree = self.customers()
+        net_dt = neighbour_share(ties, tie_degree, s.dt, peer_dt)
+        ref_net_dt = neighbour_share(ties, tie_degree, e_dt, ref_dt)
+        # final-product makers sell outside the region: their customers count as expected
+        cust_bm = neighbour_share(customers, customer_degree, s.bm, e_bm)
+        ref_cust_bm = neighbour_share(customers, customer_degree, e_bm, e_bm)
+        return Exposure(
+            peer_bm=_ratio(peer_bm, ref_bm),
+            social_dt=_ratio(net_dt + peer_dt, ref_net_dt + ref_dt),
+            customer_bm=_ratio(cust_bm, ref_cust_bm),
+        )
+
+    def base_hazards(self) -> BaseHazards:
+        """Each firm's type hazards for the year being simulated, run by run, stacked."""
+        each = [m.base_hazards() for m in self.runs]
+        if self.single:
+            return each[0]
+        norms = each[0].dt_norm is not None
+        return BaseHazards(
+            dt=self.stack([b.dt for b in each]),
+            bm=self.stack([b.bm for b in each]),
+            dt_loss=self.per_row([b.dt_loss for b in each]),
+            dt_norm=self.stack([b.dt_norm for b in each]) if norms else None,
+            bm_norm=self.stack([b.bm_norm for b in each]) if norms else None,
+        )
+
+    def advance(self) -> None:
+        """One year of every run: levers, exposures, exits, capability change, learning, entry,
+        records."""
+        year = self.runs[0].year
+        if any(m.year != year for m in self.runs):
+            raise ValueError(f"runs at years {[m.year for m in self.runs]}; allowed: runs at one year")
+        # programmes start in 2016 at the earliest (registry): none acts in the run-up; the
+        # mechanisms act from 2016, like traits, levers and learning: the run-up is solved
+        # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
+        projecting = year > START_YEAR
+        years = [_RunYear.start(m, year, projecting) for m in self.runs]
+        self.gather()
+        s, p = self.state, self.params
+        pressure = self.per_row([y.pressure for y in years])
+        exposure = self.exposure()  # after the levers: cooperation adds ties
+        mech = None
+        if any(y.mech is not None for y in years):
+            mech = MechanismYear(
+                *(
+                    self.stack(
+                        [
+                            getattr(y.mech or MechanismYear.none(n), f)
+                            for y, n in zip(years, self.sizes, strict=True)
+                        ]
+                    )
+                    for f in ("dt_gain", "bm_gain", "bm_loss", "exit")
+                )
+            )
+        boost = None
+        if any(y.actions for y in years):
+            boosts = [
+                combined_boost(n, [act for _, act in y.actions])
+                for y, n in zip(years, self.sizes, strict=True)
+            ]
+            boost = Boost(
+                *(self.stack([getattr(b, f) for b in boosts]) for f in ("dt", "bm", "finance_relief"))
+            )
+        # the shock's demand slump multiplies every exit hazard in its years (1.0 otherwise)
+        slump = self.per_row([shock_exit_multiplier(year, m.params) for m in self.runs])
+        h_exit = exit_hazard(s, pressure, p) * slump * (1.0 if mech is None else mech.exit)
+        exits = self.stack([y.u_exit for y in years]) < hazard_to_probability(h_exit)
+        u = self.stack([y.u for y in years], axis=1)
+        change = change_capabilities(s, self.base_hazards(), exposure, pressure, ~exits, p, u, boost, mech)
+        self.spread()
+        for m, y, part in zip(self.runs, years, self.parts, strict=True):
+            y.finish(m, exits[part], change.rows(part))
+
+
+@dataclass
+class _RunYear:
+    """One run's part of a year: its streams and pressure, its programmes' actions and its
+    mechanisms' multipliers (drawn before the stacked kernels), then its own bookkeeping."""
+
+    year: int
+    projecting: bool
+    pressure: float
+    core: np.random.Generator
+    entry: np.random.Generator
+    mech_leap: np.random.Generator
+    mech_entry: np.random.Generator
+    before: np.ndarray
+    actions: list[tuple[Any, LeverYear]]
+    mech: MechanismYear | None
+    u_exit: np.ndarray
+    u: np.ndarray
+    side: np.random.Generator
+
+    @classmethod
+    def start(cls, m: MittelbauModel, year: int, projecting: bool) -> _RunYear:
+        s = m.state
+        pressure = m.pressure_in(year)
+        # one stream each for the core dynamics, the entrants and the levers, spawned anew every
+        # year, so that a lever's own draws never shift the draws of the same-seed run without it
+        core, entry, lever_rng = m.rng.spawn(3)
+        mech_start, mech_leap, mech_entry = m.mechanism_rng.spawn(3)
+        before = s.stage
+        actions = [(lever, lever.act(m, year, lever_rng)) for lever in (m.levers if projecting else [])]
+        reached = np.zeros(len(s), dtype=bool)
+        for lever, act in actions:
+            lever.note_reach(act.reached, s)
+            reached |= act.reached
+        mech = (
+            m.mechanisms.start_year(s, year, pressure, reached, m.customer_power, mech_start)
+            if projecting
+            else None
+        )
+        u_exit = core.random(len(s))
+        u, side = capability_draws(core, len(s))
+        return cls(
+            year,
+            projecting,
+            pressure,
+            core,
+            entry,
+            mech_leap,
+            mech_entry,
+            before,
+            actions,
+            mech,
+            u_exit,
+            u,
+            side,
+        )
+
+    def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> None:
+        """After the capability change: the gains' draws, leapfrogging, learning, the
+        programmes' records, exit and entry, transitions, records."""
+        s, p, year, before = m.state, m.params, self.year, self.before
+        motives = draw_gains(s, change, m.props.dt_item_draw, self.side)
+        m.bm_introduced[change.gain_bm] = year
+        if self.projecting:
+            if m.mechanisms:
+                stayed = ~exits & (before == 1) & (s.stage == 1)
+                leap = m.mechanisms.after_change(s, stayed, m.props.dt_item_draw, self.mech_leap)
+                m.bm_introduced[leap] = year
+            learn_and_engage(s, self.pressure, p, self.core)
+            m.mechanisms.after_learning(s)
+        moved_up = ~exits & (s.stage > before)
+        for lever, act in self.actions:
+            up = act.reached & moved_up
+            m.lever_records.append(
+                (
+                    year,
+                    lever.name,
+                    act.spent_eur,
+                    int(act.reached.sum()),
+                    int(up.sum()),
+                    int((up & change.anyway).sum()),
+                )
+            )
+        rows = np.flatnonzero(exits)
+        first = rows[m.firm_id[rows] == m.start_firm[rows]]  # 2015 firms leaving now
+        m.exit_stage[first] = before[first]
+        if m.economics is not None:
+            m.economics.grow()
+            m.economics.exit(rows, s, before[rows])
+        m._replace(rows, self.entry, self.mech_entry)
+        after = s.stage
+        stay = ~exits
+        flat = before[stay].astype(np.int64) * 4 + after[stay]
+        matrix = np.bincount(flat, minlength=16).reshape(4, 4)  # from × to, 0 = outside
+        matrix[1:, 0] = np.bincount(before[exits], minlength=4)[1:]
+        matrix[0, 1:] = np.bincount(after[exits], minlength=4)[1:]
+        m.transitions.append(matrix)
+        m.bm_motives.append(motives)
+        if year == START_YEAR:
+            # the 2015/16 survey traits, given the run-up's DT state; from 2016 they act on
+            # the hazards, normalised so that each type's mean hazard carries on
+            draw_survey_traits(s, self.core)
+            m.trait_norms = trait_norms(s, p)
+            m._start_verdicts()
+        m._record()
+        m.running = year < START_YEAR + p.years

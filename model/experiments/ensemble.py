@@ -44,7 +44,7 @@ from mittelbau.core.scenario import Scenario, check_name, make_params
 from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
 from mittelbau.experiments.outputs import RunResult
 from mittelbau.experiments.posterior import Posterior, draws_needed
-from mittelbau.experiments.runs import simulate
+from mittelbau.experiments.runs import BATCH_SIZE, simulate, simulate_batch
 from mittelbau.experiments.store import (
     LOCK,
     FolderError,
@@ -127,11 +127,14 @@ def plan(
     return specs
 
 
+def _scenario(spec: RunSpec) -> Scenario:
+    params = make_params({**spec.overrides, "seed": spec.seed}, f"scenario {spec.scenario!r}")
+    return Scenario(spec.scenario, spec.description, params, {**spec.overrides, "seed": spec.seed})
+
+
 def run_replicate(spec: RunSpec) -> RunResult:
     """Run one replicate (in a worker process or on a Dask worker)."""
-    params = make_params({**spec.overrides, "seed": spec.seed}, f"scenario {spec.scenario!r}")
-    scenario = Scenario(spec.scenario, spec.description, params, {**spec.overrides, "seed": spec.seed})
-    return simulate(scenario)
+    return simulate(_scenario(spec))
 
 
 TABLES = ("stage_shares", "transitions", "indicators", "levers", "economics")
@@ -326,30 +329,33 @@ def _warm_caches(specs: list[RunSpec]) -> None:
 
 
 def run_batch(specs: list[RunSpec]) -> list[tuple[RunSpec, RunResult | BaseException]]:
-    """Run several replicates in one task; a failing run is returned as its exception."""
-    out: list[tuple[RunSpec, RunResult | BaseException]] = []
-    for spec in specs:
-        try:
-            out.append((spec, run_replicate(spec)))
-        except Exception as exc:  # reported with the run's parameters by run_ensemble
-            out.append((spec, exc))
-    return out
+    """Run several replicates in one task, stepped together (`runs.simulate_batch`); when the
+    batch fails, each run is retried alone and a failing run is returned as its exception."""
+    scenarios = [_scenario(spec) for spec in specs]
+    try:
+        return list(zip(specs, simulate_batch(scenarios), strict=True))
+    except Exception:  # find the failing runs: the others still count
+        out: list[tuple[RunSpec, RunResult | BaseException]] = []
+        for spec in specs:
+            try:
+                out.append((spec, run_replicate(spec)))
+            except Exception as exc:  # reported with the run's parameters by run_ensemble
+                out.append((spec, exc))
+        return out
 
 
 def _results(
     specs: list[RunSpec], executor: str, workers: int, scheduler: str | None
 ) -> Iterator[tuple[RunSpec, RunResult | BaseException]]:
-    """Each run's result (or exception) as it finishes. On Dask, runs travel in batches of
-    about an eighth of a worker's share, so task overhead stays small against runs of a
-    fraction of a second; a batch lost with its worker is recomputed by Dask."""
-    if executor != "dask":
-        yield from execute(
-            run_replicate, specs, executor, workers, scheduler, warm=lambda: _warm_caches(specs)
-        )
-        return
-    size = max(1, len(specs) // (8 * dask_workers(scheduler, workers)))
+    """Each run's result (or exception) as its batch finishes. Runs travel in batches of up to
+    BATCH_SIZE, stepped together, and of at most half a worker's share, so every worker gets
+    work; a batch lost with its worker is recomputed by Dask."""
+    if executor == "dask":
+        workers = dask_workers(scheduler, workers)
+    size = min(BATCH_SIZE, max(1, len(specs) // (2 * workers)))
     batches = [specs[i : i + size] for i in range(0, len(specs), size)]
-    for batch, result in execute(run_batch, batches, executor, workers, scheduler):
+    warm = (lambda: _warm_caches(specs)) if executor != "dask" else None
+    for batch, result in execute(run_batch, batches, executor, workers, scheduler, warm=warm):
         if isinstance(result, BaseException):
             yield from ((spec, result) for spec in batch)
         else:

@@ -25,7 +25,7 @@ from mittelbau.core.outcomes import OUTCOMES, definitions
 from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
-from mittelbau.experiments.runs import simulate
+from mittelbau.experiments.runs import simulate, simulate_batch
 from mittelbau.experiments.store import (
     FolderError,
     damage,
@@ -38,7 +38,7 @@ from mittelbau.experiments.store import (
 
 MANIFEST = "experiment.json"
 FORMAT = 2  # version of the folder layout (Parquet batches with checksums)
-BATCH_RUNS = 16  # runs per batch: the unit of persistence and of work sent to a worker
+BATCH_RUNS = 16  # runs per batch: the unit of persistence, of work sent to a worker, of runs stepped together
 
 
 @dataclass(frozen=True)
@@ -60,15 +60,16 @@ def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) ->
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:
-    """The runs of a batch: scenario, point, replicate, seed, every parameter, the outcomes."""
+    """The runs of a batch, stepped together (`runs.simulate_batch`): scenario, point,
+    replicate, seed, every parameter, the outcomes."""
+    every = [batch_parameters(batch, run) for run in batch.runs]
+    results = simulate_batch([Scenario("point", "", make_params(params)) for params in every])
     rows = []
-    for run in batch.runs:
-        point, replicate, seed, _ = run
-        params = batch_parameters(batch, run)
+    for (point, replicate, seed, _), params, result in zip(batch.runs, every, results, strict=True):
         rows.append(
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
             | {k: v for k, v in params.items() if k != "seed"}
-            | run_outputs(make_params(params))
+            | headline_outcomes(result.summary)
         )
     return pd.DataFrame(rows)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from mittelbau.core.batch import ModelBatch, batch_groups
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.scenario import Params, Scenario, load_scenario
 from mittelbau.experiments.outputs import RunResult, collect
 from mittelbau.levers import enabled, without_levers
+
+BATCH_SIZE = 16  # most runs stepped together (core.batch.ModelBatch) by `simulate_batch`
+BATCH_ROWS = 64_000  # most firms of all runs stepped together (memory: a batch holds them all)
 
 
 def runs_needed(params: Params) -> int:
@@ -15,6 +19,25 @@ def runs_needed(params: Params) -> int:
     programme, and with several levers each lever alone."""
     on = enabled(params)
     return 1 + (1 if on else 0) + (len(on) if len(on) > 1 else 0)
+
+
+def run_parameters(params: Params) -> list[Params]:
+    """The parameter sets of a scenario's runs (`runs_needed`): itself; with levers the same
+    seed without any programme; with several levers each lever alone."""
+    on = enabled(params)
+    if not on:
+        return [params]
+    alone = [without_levers(params, (n,)) for n in on] if len(on) > 1 else []
+    return [params, without_levers(params), *alone]
+
+
+def _collect(scenario: Scenario, models: list[MittelbauModel]) -> RunResult:
+    on = enabled(scenario.params)
+    if not on:
+        return collect(models[0], scenario)
+    model, no_policy = models[0], models[1]
+    alone = {on[0]: model} if len(on) == 1 else dict(zip(on, models[2:], strict=True))
+    return collect(model, scenario, no_policy, alone)
 
 
 def simulate(
@@ -25,7 +48,6 @@ def simulate(
     programme (and each lever alone, for a mix), on common random numbers, to count the
     additional upward moves. `on_year` is called after every simulated year (for progress)."""
     scenario = scenario or load_scenario(None)
-    params = scenario.params
 
     def run(p: Params) -> MittelbauModel:
         model = MittelbauModel(p)
@@ -35,10 +57,22 @@ def simulate(
                 on_year(model)
         return model
 
-    model = run(params)
-    on = enabled(params)
-    if not on:
-        return collect(model, scenario)
-    no_policy = run(without_levers(params))
-    alone = {on[0]: model} if len(on) == 1 else {n: run(without_levers(params, (n,))) for n in on}
-    return collect(model, scenario, no_policy, alone)
+    return _collect(scenario, [run(p) for p in run_parameters(scenario.params)])
+
+
+def simulate_batch(scenarios: Sequence[Scenario], batch_size: int = BATCH_SIZE) -> list[RunResult]:
+    """`simulate` of every scenario, their runs (counterfactuals included) stepped together in
+    batches of up to `batch_size` runs and BATCH_ROWS firms that share firms, region and years
+    (`core.batch.ModelBatch`); each result is exactly that of `simulate` alone."""
+    needed = [run_parameters(s.params) for s in scenarios]
+    flat = [p for ps in needed for p in ps]
+    models: list[MittelbauModel | None] = [None] * len(flat)
+    for group in batch_groups(flat, batch_size, BATCH_ROWS):
+        for i, model in zip(group, ModelBatch([flat[i] for i in group]).run(), strict=True):
+            models[i] = model
+    results, k = [], 0
+    for scenario, ps in zip(scenarios, needed, strict=True):
+        results.append(_collect(scenario, models[k : k + len(ps)]))
+        models[k : k + len(ps)] = [None] * len(ps)  # let finished runs go
+        k += len(ps)
+    return results

@@ -1,0 +1,133 @@
+"""Experiment throughput of runs stepped together (`core.batch.ModelBatch`, up to 16 runs per
+batch) against running them one at a time, at equal settings (one process each). Prints:
+
+1. a Sobol experiment of `base` samples × 2 replications over all default factors at 1,000
+   firms on the baseline (runs, seconds, runs/s, firm-steps/s, speed-up);
+2. at 4,000 firms: the pilot that chooses the replications (16 runs of the baseline point,
+   batched) and the same 16 runs one at a time; from these, the projected wall time of Sobol
+   N = 1024 over all default factors with 1 replication and with the pilot's replications on
+   2 cores (two workers, each at the measured one-process rate).
+
+    .venv/bin/python benchmarks/bench_batch.py [base samples, default 8]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from SALib.sample import sobol as sobol_sample
+
+from mittelbau.core.categories import START_YEAR
+from mittelbau.core.scenario import Scenario, load_scenario, make_params
+from mittelbau.experiments import experiment
+from mittelbau.experiments.sensitivity import (
+    factors,
+    problem,
+    sample_points,
+    stabilised_replications,
+    to_overrides,
+)
+from mittelbau.experiments.sensitivity_study import PILOT_REPLICATIONS, default_outputs
+
+ROOT = Path(__file__).resolve().parents[1]
+# speeds are per processor second of this process, so that other work on the machine
+# does not count
+CORES = 2
+
+
+def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
+    """The runner of a batch before runs were stepped together: one model after the other."""
+    rows = []
+    for run in batch.runs:
+        point, replicate, seed, _ = run
+        params = experiment.batch_parameters(batch, run)
+        rows.append(
+            {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
+            | {k: v for k, v in params.items() if k != "seed"}
+            | experiment.run_outputs(make_params(params))
+        )
+    return pd.DataFrame(rows)
+
+
+def timed_points(
+    scenario: Scenario, points: list[dict], replications: int, batched: bool
+) -> tuple[float, pd.DataFrame]:
+    """Seconds and outcomes of the points' runs in one process, batched or one at a time: the
+    processor time of this process (robust when other work shares the cores), and the wall
+    time beside it."""
+    batched_runner = experiment.run_batch
+    experiment.run_batch = batched_runner if batched else one_at_a_time
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, cpu = time.perf_counter(), time.process_time()
+            table = experiment.evaluate_points(scenario, points, replications, Path(tmp), workers=1)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    finally:
+        experiment.run_batch = batched_runner
+    print(f"    ({wall:.1f} s wall, {cpu:.1f} s processor)")
+    return cpu, table
+
+
+def firm_steps(scenario: Scenario, runs: int) -> int:
+    p = scenario.params
+    return runs * p.firms * (START_YEAR - p.runup_start_year + p.years)
+
+
+def sobol_case(base: int) -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "baseline.toml", ["firms=1000"])
+    chosen = factors()
+    spec = problem(chosen)
+    X = sobol_sample.sample(spec, base, calc_second_order=False, seed=1)
+    points = [to_overrides(row, chosen) for row in X]
+    runs = len(points) * 2
+    print(f"Sobol {base} base samples × 2 replications, {len(chosen)} factors, 1,000 firms: {runs} runs")
+    times = {}
+    for batched in (False, True):
+        elapsed, table = timed_points(scenario, points, 2, batched)
+        times[batched] = (elapsed, table)
+        label = "batched     " if batched else "one at a time"
+        print(
+            f"  {label}: {elapsed:6.1f} s  {runs / elapsed:6.1f} runs/s  "
+            f"{firm_steps(scenario, runs) / elapsed / 1e6:5.2f} M firm-steps/s"
+        )
+    same = times[True][1].equals(times[False][1])
+    print(f"  speed-up {times[False][0] / times[True][0]:.2f}×; identical outcomes: {same}")
+
+
+def projection() -> None:
+    scenario = load_scenario(ROOT / "scenarios" / "baseline.toml", ["firms=4000"])
+    k = len(factors())
+    pilot = {}
+    for batched in (False, True):
+        elapsed, table = timed_points(scenario, [{}], PILOT_REPLICATIONS, batched)
+        pilot[batched] = elapsed / PILOT_REPLICATIONS
+    outputs = default_outputs()
+    replications, _ = stabilised_replications(table.astype({o: float for o in outputs}), outputs)
+    alone, batched = pilot[False], pilot[True]
+    print(
+        f"4,000 firms, one process: {1 / alone:.2f} runs/s one at a time, {1 / batched:.2f} runs/s batched "
+        f"({alone / batched:.2f}×, {firm_steps(scenario, 1) / batched / 1e6:.2f} M firm-steps/s); "
+        f"the pilot chooses {replications} replications"
+    )
+    points = sample_points("sobol", problem(factors()), 1024)
+    for reps in (1, replications):
+        runs = points * reps
+        print(
+            f"  Sobol N = 1024, {k} factors, {reps} replication(s): {runs:,} runs on {CORES} cores ≈ "
+            f"{runs * alone / CORES / 60:,.0f} min one at a time, "
+            f"{runs * batched / CORES / 60:,.0f} min batched"
+        )
+
+
+def main() -> None:
+    base = int(sys.argv[1]) if len(sys.argv) > 1 else 8
+    sobol_case(base)
+    projection()
+
+
+if __name__ == "__main__":
+    main()

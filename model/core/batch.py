@@ -1,0 +1,86 @@
+"""Several runs of the model stepped together as one stack of rows (`model.Cohort`): R
+replications and/or P parameter points, each with its own seed, streams and parameter values,
+so that every run's records are exactly those of the run alone, at a fraction of the cost of
+running them one by one (the vectorised kernels run once per year for all of them).
+
+Within a batch the runs must share what fixes the rows and the years they step through: the
+number of firms, the region, the first year of the run-up and the horizon (`BATCH_KEYS`).
+`batch_groups` cuts a list of parameter sets into batches that do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.scenario import Params
+
+# what every run of a batch shares: its rows (firms, region) and the years it steps through
+BATCH_KEYS = ("firms", "region", "runup_start_year", "years")
+
+
+def batch_key(params: Params) -> tuple:
+    """The values of BATCH_KEYS: runs with equal keys can share a batch."""
+    return tuple(getattr(params, k) for k in BATCH_KEYS)
+
+
+def batch_groups(params: Sequence[Params], most: int, rows: int | None = None) -> list[list[int]]:
+    """Indices of `params` cut into batches of at most `most` runs with equal keys, and at most
+    `rows` firms in all (at least one run each), in the order of their first run (each batch
+    keeps the order of its runs)."""
+    if most < 1:
+        raise ValueError(f"batch size = {most} is invalid; allowed: 1 or more")
+    open_: dict[tuple, list[int]] = {}
+    groups: list[list[int]] = []
+    for i, p in enumerate(params):
+        key = batch_key(p)
+        size = most if rows is None else max(1, min(most, rows // p.firms))
+        group = open_.get(key)
+        if group is None or len(group) >= size:
+            group = open_[key] = []
+            groups.append(group)
+        group.append(i)
+    return groups
+
+
+class ModelBatch:
+    """The runs of `params` (each with its own seed), built and run up together, then stepped
+    one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model of
+    `params[i]`: read its records as those of a run alone."""
+
+    def __init__(self, params: Sequence[Params]) -> None:
+        if not params:
+            raise ValueError("a batch of no runs; allowed: one or more parameter sets")
+        keys = [batch_key(p) for p in params]
+        for k, name in enumerate(BATCH_KEYS):
+            values = sorted({str(key[k]) for key in keys})
+            if len(values) > 1:
+                raise ValueError(
+                    f"runs of one batch with {name} = {', '.join(values)}; allowed: one value of each "
+                    f"of {', '.join(BATCH_KEYS)} per batch (batch_groups cuts runs into such batches)"
+                )
+        self.runs = [MittelbauModel(p, run_up=False) for p in params]
+        for m in self.runs:
+            m.batched = True
+        self.cohort = Cohort(self.runs)
+        for _ in range(self.runs[0].runup_years):
+            self.step()
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    @property
+    def running(self) -> bool:
+        return self.runs[0].running
+
+    def step(self) -> None:
+        """One year of every run: each model's clock advances (Mesa), then the cohort steps."""
+        for m in self.runs:
+            m.step()
+        self.cohort.advance()
+
+    def run(self) -> list[MittelbauModel]:
+        """Run to the horizon; returns the runs."""
+        for _ in range(self.runs[0].params.years):
+            self.step()
+        return self.runs

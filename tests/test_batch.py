@@ -1,0 +1,144 @@
+"""Runs stepped together (core.batch.ModelBatch, experiments.runs.simulate_batch) give each
+run's outputs exactly as the run alone: indicators, transitions, lever records, economics,
+stage shares and summary, for replications of one point and for several parameter points."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_statistics
+from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
+from mittelbau.core.mechanisms import NAMES, switch
+from mittelbau.core.model import MittelbauModel
+from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.experiments.ensemble import replicate_seeds
+from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.outputs import RunResult
+from mittelbau.experiments.runs import run_parameters, simulate, simulate_batch
+
+SMALL = {"firms": 300, "years": 6}
+LEVERS = {"funding_budget_eur": 3e6, "cooperation_projects_per_year": 4, "centres_number": 2}
+MECHANISMS = {switch(n): "on" for n in NAMES}
+TABLES = ("stage_shares", "transitions", "indicators", "levers", "economics")
+
+
+def scenario(overrides: dict) -> Scenario:
+    return Scenario("point", "", make_params({**SMALL, **overrides}))
+
+
+def assert_same(batched: RunResult, alone: RunResult) -> None:
+    for name in TABLES:
+        a, b = getattr(batched, name), getattr(alone, name)
+        assert list(a.columns) == list(b.columns) and list(a.dtypes) == list(b.dtypes), name
+        assert a.equals(b), name
+    assert json.dumps(batched.summary, sort_keys=True) == json.dumps(alone.summary, sort_keys=True)
+
+
+def check(points: list[dict]) -> list[RunResult]:
+    scenarios = [scenario(p) for p in points]
+    batched = simulate_batch(scenarios)
+    for got, s in zip(batched, scenarios, strict=True):
+        assert_same(got, simulate(s))
+    return batched
+
+
+def test_replications_of_one_point_are_each_run_alone():
+    seeds = replicate_seeds(11, 4)
+    results = check([{"seed": s} for s in seeds])
+    moves = [tuple(r.transitions["firms"]) for r in results]
+    assert len(set(moves)) == 4  # own streams: the replications differ
+
+
+def test_replications_with_levers_and_mechanisms_are_each_run_alone():
+    results = check([{"seed": s, **LEVERS, **MECHANISMS} for s in (3, 4, 5)])
+    assert all(not r.levers.empty for r in results)
+    assert all(r.summary["mechanisms"] == list(NAMES) for r in results)
+
+
+def test_parameter_points_are_each_run_alone():
+    """Different registry values (dynamics, pressure, a mechanism, levers on and off) in one
+    batch; firms, region, run-up start and horizon shared."""
+    points = [
+        {"seed": 1, "exit_rate": 0.02, "digital_pressure_growth": 0.05},
+        {"seed": 1, "exit_rate": 0.06, "bm_adoption_factor": 2.0, "dt_social_weight": 0.8},
+        {"seed": 2, "mech_platform_capture": "on", "capture_rate": 0.3, **LEVERS},
+        {"seed": 2, "employee_size_exponent": 0.0, "entrant_growth_years": 0, "funding_budget_eur": 1e6},
+    ]
+    results = check(points)
+    assert len({r.summary["outcomes"]["middle_share"] for r in results}) == 4
+
+
+def test_a_batch_steps_its_runs_as_each_alone_year_by_year():
+    params = [make_params({**SMALL, "seed": s, "bm_loss_rate": 0.01 * (1 + s)}) for s in range(3)]
+    batch = ModelBatch(params)
+    alone = [MittelbauModel(p) for p in params]
+    for m, a in zip(batch.runs, alone, strict=True):
+        assert m.year == a.year == 2015 and np.array_equal(m.state.stage, a.state.stage)
+    while batch.running:
+        batch.step()
+        for m, a in zip(batch.runs, alone, strict=True):
+            a.step()
+            assert m.year == a.year
+            assert np.array_equal(m.state.techniques, a.state.techniques)
+            assert np.array_equal(m.firm_id, a.firm_id)
+    assert [m.year for m in batch.runs] == [2021] * 3 and not any(m.running for m in batch.runs)
+
+
+def test_runs_of_a_batch_share_firms_region_and_years():
+    assert BATCH_KEYS == ("firms", "region", "runup_start_year", "years")
+    for key, other in (("firms", 400), ("region", "nord"), ("years", 3), ("runup_start_year", 2001)):
+        params = [make_params(SMALL), make_params({**SMALL, key: other})]
+        with pytest.raises(ValueError, match=rf"runs of one batch with {key} = .*allowed: one value"):
+            ModelBatch(params)
+    with pytest.raises(ValueError, match="a batch of no runs"):
+        ModelBatch([])
+
+
+def test_batch_groups_cut_by_key_and_size_in_order():
+    ps = [make_params({**SMALL, "firms": f}) for f in (300, 400, 300, 300, 400)]
+    assert batch_groups(ps, 2) == [[0, 2], [1, 4], [3]]
+    assert batch_groups(ps, 16) == [[0, 2, 3], [1, 4]]
+    assert batch_groups(ps, 16, rows=900) == [[0, 2, 3], [1, 4]]
+    assert batch_groups(ps, 16, rows=800) == [[0, 2], [1, 4], [3]]
+    assert batch_groups(ps, 16, rows=100) == [[0], [1], [2], [3], [4]]  # one run at least
+    with pytest.raises(ValueError, match="batch size = 0"):
+        batch_groups(ps, 0)
+
+
+def test_a_scenario_with_levers_runs_its_counterfactuals():
+    params = make_params({**SMALL, **LEVERS})
+    runs = run_parameters(params)
+    assert len(runs) == 5 and runs[0] == params
+    assert runs[1].funding_budget_eur == 0 and runs[1].centres_number == 0
+    assert [r.funding_budget_eur > 0 for r in runs[2:]] == [True, False, False]
+
+
+@pytest.mark.slow
+def test_one_worker_two_workers_and_dask_give_identical_batched_points(tmp_path):
+    """Points of an experiment are stepped in batches; the executor changes nothing."""
+    base = scenario({"seed": 5})
+    points = [{"exit_rate": 0.02 + 0.005 * k, "mech_lockin": "on" if k % 2 else "off"} for k in range(10)]
+    tables = {}
+    for executor, workers in (("local", 1), ("local", 2), ("dask", 2)):
+        tables[executor, workers] = evaluate_points(
+            base, points, 2, tmp_path / f"{executor}{workers}", executor=executor, workers=workers
+        )
+    first = tables["local", 1]
+    assert len(first) == 20 and first["middle_share"].nunique() > 10
+    for key, table in tables.items():
+        assert table.equals(first), key
+    seed = replicate_seeds(5, 2)[1]
+    alone = simulate(Scenario("point", "", make_params({**SMALL, **points[3], "seed": seed})))
+    row = first[(first["point"] == 3) & (first["replicate"] == 1)].iloc[0]
+    assert row["middle_share"] == alone.summary["outcomes"]["middle_share"]
+
+
+def test_fit_statistics_of_runs_stepped_together_are_those_of_each_run():
+    targets = [t for t in load_targets() if t["population"] == "stuttgart"]
+    seeds = [4, 9]
+    together = runs_statistics("stuttgart", targets, seeds, 300)
+    assert [run_statistics("stuttgart", targets, s, 300) for s in seeds] == together
+    assert together[0] != together[1] and len(together[0]) == len(targets)
