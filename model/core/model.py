@@ -124,9 +124,8 @@ class MittelbauModel(mesa.Model):
         # year of each firm's latest BM introduction in the run (0: none since the start), for
         # the hazard target of sources §4.1
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
-        # a list, not a numpy object array: the garbage collector cannot see through the
-        # latter, and the agent ↔ model cycle would keep every finished model alive
-        self.firm_at: list[Firm] = list(Firm.create_agents(self, params.firms, row=np.arange(params.firms)))
+        # the Firm handles are made on the first request for agents (`firm_handles`)
+        self._firm_at: list[Firm] | None = None
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         lever_root = self.rng.spawn(1)[0]
         self.levers = build_levers(params, params.firms, lever_root)
@@ -158,6 +157,41 @@ class MittelbauModel(mesa.Model):
         # the run-up: the same yearly dynamics up to the 2015 survey state
         self.run_for(START_YEAR - self.first_year)
         self.running = params.years > 0
+
+    # ---- agents: Firm handles made on demand --------------------------------------------------
+    def firm_handles(self) -> list[Firm]:
+        """The Firm agent of each row, made with `Agent.create_agents` (and so registered with
+        Mesa) on the first call. The step never needs them, so a run that asks for no agents
+        spends no time or memory on one Python object per row."""
+        if self._firm_at is None:
+            n = len(self.firm_id)
+            # a list, not a numpy object array: the garbage collector cannot see through the
+            # latter, and the agent ↔ model cycle would keep every finished model alive
+            self._firm_at = list(Firm.create_agents(self, n, row=np.arange(n)))
+        return self._firm_at
+
+    @property
+    def firm_at(self) -> list[Firm]:
+        """The Firm agent of each row (`firm_at[row]`), made on first use."""
+        return self.firm_handles()
+
+    @property
+    def agents(self) -> mesa.agentset.AgentSet:
+        """Mesa's set of all agents: one Firm per row, made on first use."""
+        self.firm_handles()
+        return super().agents
+
+    @property
+    def agents_by_type(self) -> dict[type, mesa.agentset.AgentSet]:
+        """Mesa's agent sets by type (only `Firm`), made on first use."""
+        self.firm_handles()
+        return super().agents_by_type
+
+    @property
+    def agent_types(self) -> list[type]:
+        """The agent types (`Firm`), made on first use."""
+        self.firm_handles()
+        return super().agent_types
 
     # ---- state views ------------------------------------------------------------------------
     @property
