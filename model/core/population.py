@@ -150,22 +150,21 @@ def structure_cells(region: Region) -> StructureCells:
     return StructureCells(codes, np.concatenate([w * (1 - p_ss), w * p_ss]), a)
 
 
-def average_ranks(score: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of `score`, ties sharing the mean of their ranks (`scipy.stats.rankdata`'s
-    default, the same values) from one sort."""
-    order = np.argsort(score, kind="stable")
+def normal_scores(score: np.ndarray) -> np.ndarray:
+    """Rank-based standard-normal scores: the normal quantile of (rank − ½) / n, ties sharing
+    the mean of their ranks (`scipy.stats.norm.ppf` of `rankdata`, the same values). One sort
+    finds the tie groups; the quantile is taken once per group (scores have few values)."""
+    n = len(score)
+    if n <= 1:
+        return np.zeros(n)
+    order = np.argsort(score)
     ordered = score[order]
     first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # start of each tie group
-    ends = np.r_[first[1:], len(score)]
-    ranks = np.empty(len(score))
-    ranks[order] = np.repeat(0.5 * (first + ends + 1), ends - first)
-    return ranks
-
-
-def normal_scores(score: np.ndarray) -> np.ndarray:
-    """Rank-based standard-normal scores (ties share a rank)."""
-    n = len(score)
-    return ndtri((average_ranks(score) - 0.5) / n) if n > 1 else np.zeros(n)
+    ends = np.r_[first[1:], n]
+    z = ndtri((0.5 * (first + ends + 1) - 0.5) / n)
+    scores = np.empty(n)
+    scores[order] = np.repeat(z, ends - first)
+    return scores
 
 
 def correlated_category(
