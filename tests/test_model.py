@@ -141,6 +141,16 @@ def test_network_wires_suppliers_to_downstream_customers():
     assert m.firm_at[cols[0]] in supplier.customers and supplier in m.firm_at[cols[0]].suppliers
 
 
+def test_degrees_are_the_row_sums_of_the_networks():
+    """Degrees read off the row pointers equal the row sums, also after cooperation projects
+    have added ties."""
+    m = MittelbauModel(firms=1500, seed=2, years=4, cooperation_projects_per_year=8).run()
+    assert m.ties.nnz > m.customers.nnz + m.suppliers.nnz - m.customers.multiply(m.suppliers).nnz
+    assert np.array_equal(m.tie_degree, np.asarray(m.ties.sum(axis=1)).ravel())
+    assert np.array_equal(m.customer_degree, np.asarray(m.customers.sum(axis=1)).ravel())
+    assert m.customers.indices.dtype == np.int32
+
+
 @pytest.mark.parametrize("region", ["nord", "muenchen", "rhein-ruhr", "germany"])
 def test_every_region_runs(region):
     m = MittelbauModel(firms=500, seed=1, years=2, region=region).run()

@@ -25,7 +25,7 @@ from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
 from mittelbau.core.mechanisms import Mechanisms, customer_power, draw_state
-from mittelbau.core.network import neighbour_share, supplier_network
+from mittelbau.core.network import degree, neighbour_share, supplier_network
 from mittelbau.core.outcomes import reporters
 from mittelbau.core.population import cell_index, draw_survey_traits, synthesise
 from mittelbau.core.propensities import load_propensities
@@ -113,8 +113,8 @@ class MittelbauModel(mesa.Model):
         self.suppliers = self.customers.T.tocsr()
         self.ties = (self.customers + self.suppliers).tocsr()
         self.ties.data[:] = 1.0
-        self.tie_degree = np.asarray(self.ties.sum(axis=1)).ravel()
-        self.customer_degree = np.asarray(self.customers.sum(axis=1)).ravel()
+        self.tie_degree = degree(self.ties)
+        self.customer_degree = degree(self.customers)
         # mean trait factors of the 2015 state (dynamics.trait_norms); None during the run-up
         self.trait_norms: tuple[np.ndarray, np.ndarray] | None = None
         # a Firm agent is the handle of one row (a market slot); the firm occupying the row is
@@ -396,7 +396,7 @@ class MittelbauModel(mesa.Model):
         extra = sparse.csr_array((np.ones(keep.sum()), (r[keep], c[keep])), shape=self.ties.shape)
         self.ties = (self.ties + extra).tocsr()
         self.ties.data[:] = 1.0
-        self.tie_degree = np.asarray(self.ties.sum(axis=1)).ravel()
+        self.tie_degree = degree(self.ties)
 
     # ---- records ------------------------------------------------------------------------------
     def _record(self) -> None:
