@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import mesa
@@ -110,8 +111,7 @@ class MittelbauModel(mesa.Model):
             params.same_industry_ties,
             self.rng,
         )
-        self.suppliers = self.customers.T.tocsr()
-        self.ties = (self.customers + self.suppliers).tocsr()
+        self.ties = (self.customers + self.customers.T).tocsr()
         self.ties.data[:] = 1.0
         self.tie_degree = degree(self.ties)
         self.customer_degree = degree(self.customers)
@@ -192,6 +192,12 @@ class MittelbauModel(mesa.Model):
         """The agent types (`Firm`), made on first use."""
         self.firm_handles()
         return super().agent_types
+
+    @functools.cached_property
+    def suppliers(self) -> sparse.csr_array:
+        """S[j, i] = 1 when firm i supplies firm j (`customers` transposed; the ties stay with
+        the rows), made on first use: only the agents' `suppliers` read it."""
+        return self.customers.T.tocsr()
 
     # ---- state views ------------------------------------------------------------------------
     @property
