@@ -124,7 +124,7 @@ class MittelbauModel(mesa.Model):
         # year of each firm's latest BM introduction in the run (0: none since the start), for
         # the hazard target of sources §4.1
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
-        # the Firm handles are made on the first request for agents (`firm_handles`)
+        # the Firm handles are made on the first request for agents (`_firm_handles`)
         self._firm_at: list[Firm] | None = None
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         lever_root = self.rng.spawn(1)[0]
@@ -159,7 +159,7 @@ class MittelbauModel(mesa.Model):
         self.running = params.years > 0
 
     # ---- agents: Firm handles made on demand --------------------------------------------------
-    def firm_handles(self) -> list[Firm]:
+    def _firm_handles(self) -> list[Firm]:
         """The Firm agent of each row, made with `Agent.create_agents` (and so registered with
         Mesa) on the first call. The step never needs them, so a run that asks for no agents
         spends no time or memory on one Python object per row."""
@@ -173,24 +173,24 @@ class MittelbauModel(mesa.Model):
     @property
     def firm_at(self) -> list[Firm]:
         """The Firm agent of each row (`firm_at[row]`), made on first use."""
-        return self.firm_handles()
+        return self._firm_handles()
 
     @property
     def agents(self) -> mesa.agentset.AgentSet:
         """Mesa's set of all agents: one Firm per row, made on first use."""
-        self.firm_handles()
+        self._firm_handles()
         return super().agents
 
     @property
     def agents_by_type(self) -> dict[type, mesa.agentset.AgentSet]:
         """Mesa's agent sets by type (only `Firm`), made on first use."""
-        self.firm_handles()
+        self._firm_handles()
         return super().agents_by_type
 
     @property
     def agent_types(self) -> list[type]:
         """The agent types (`Firm`), made on first use."""
-        self.firm_handles()
+        self._firm_handles()
         return super().agent_types
 
     @functools.cached_property
