@@ -17,6 +17,7 @@ peak while building.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import re
 import resource
@@ -71,6 +72,48 @@ def import_ms(module: str, env: dict[str, str], cwd: str) -> float:
     return statistics.median(times[1:])
 
 
+# the parts of a single run in a fresh interpreter, in the order `mittelbau run` meets them
+PHASES = """
+import json, time
+from pathlib import Path
+marks = [time.process_time()]
+import mittelbau.cli
+marks.append(time.process_time())
+from mittelbau.experiments.outputs import write_run
+from mittelbau.experiments.runs import simulate
+from mittelbau.core.scenario import load_scenario
+marks.append(time.process_time())
+result = simulate(load_scenario("baseline", ["firms=4000"], None))
+marks.append(time.process_time())
+import matplotlib
+matplotlib.use("Agg")
+from mittelbau.experiments.plots import plot_stage_shares
+marks.append(time.process_time())
+write_run(result, Path("run"), figure=False)
+marks.append(time.process_time())
+plot_stage_shares(result.stage_shares, result.summary, Path("stage_shares.png"))
+marks.append(time.process_time())
+print(json.dumps([b - a for a, b in zip(marks, marks[1:])]))
+"""
+PHASE_NAMES = (
+    "import the command line",
+    "import the model and its outputs",
+    "build and run (35 years with the run-up)",
+    "import matplotlib",
+    "write the tables",
+    "draw and write the figure",
+)
+
+
+def phases(env: dict[str, str], cwd: str) -> list[float]:
+    """CPU seconds of each part of a single run (PHASE_NAMES), median of REPEATS."""
+    runs = []
+    for _ in range(REPEATS + 1):
+        out = subprocess.run([sys.executable, "-c", PHASES], env=env, cwd=cwd, capture_output=True, text=True)
+        runs.append(json.loads(out.stdout.splitlines()[-1]))
+    return [statistics.median(col) for col in zip(*runs[1:], strict=True)]
+
+
 class _Timed(MittelbauModel):
     """The model with the moment its run-up starts noted, to split the build."""
 
@@ -120,6 +163,9 @@ def main() -> None:
         print(f"mittelbau run baseline at 4,000 firms, whole process: {wall:.2f} s wall, {cpu:.2f} s CPU")
         wall, cpu = median_process([str(CLI), "--help"], env, tmp)
         print(f"mittelbau --help, whole process: {wall:.2f} s wall, {cpu:.2f} s CPU")
+        print("\nparts of a single run at 4,000 firms (CPU, fresh interpreter)")
+        for name, cpu in zip(PHASE_NAMES, phases(env, tmp), strict=True):
+            print(f"  {name:<42} {cpu:6.3f} s")
         print("\nimport time (python -X importtime, cumulative)")
         for module, what in (
             ("mittelbau.cli", "every command"),
