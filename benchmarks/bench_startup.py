@@ -163,6 +163,9 @@ def main() -> None:
         print(f"mittelbau run baseline at 4,000 firms, whole process: {wall:.2f} s wall, {cpu:.2f} s CPU")
         wall, cpu = median_process([str(CLI), "--help"], env, tmp)
         print(f"mittelbau --help, whole process: {wall:.2f} s wall, {cpu:.2f} s CPU")
+        worker = [sys.executable, "-c", "import mittelbau.experiments.experiment"]
+        wall, cpu = median_process(worker, env, tmp)
+        print(f"a worker's imports (experiments), whole process: {wall:.2f} s wall, {cpu:.2f} s CPU")
         print("\nparts of a single run at 4,000 firms (CPU, fresh interpreter)")
         for name, cpu in zip(PHASE_NAMES, phases(env, tmp), strict=True):
             print(f"  {name:<42} {cpu:6.3f} s")
