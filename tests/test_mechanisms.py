@@ -111,6 +111,24 @@ def test_mechanism_state_follows_its_sources():
     assert not table.platform.any()
 
 
+def test_customer_power_counts_each_suppliers_larger_customers():
+    """Per supplier, the share of its customers in a larger size class, checked row by row on a
+    random network with suppliers that have no customers."""
+    rng = np.random.default_rng(5)
+    n = 400
+    rows, cols = rng.integers(0, n, 1500), rng.integers(0, n, 1500)
+    keep = rows % 7 != 0  # every seventh firm supplies no one
+    customers = sparse.csr_array((np.ones(keep.sum()), (rows[keep], cols[keep])), shape=(n, n))
+    customers.sum_duplicates()
+    sizes = rng.integers(0, 5, n).astype(np.int8)
+    power = customer_power(customers, sizes)
+    for i in range(n):
+        cust = customers.indices[customers.indptr[i] : customers.indptr[i + 1]]
+        expected = (sizes[cust] > sizes[i]).sum() / len(cust) if len(cust) else 0.0
+        assert power[i] == expected
+    assert (power[::7] == 0).all() and 0.3 < power[power > 0].mean() < 0.9
+
+
 def test_mechanism_formulas_on_constructed_firms():
     p = make_params({"neglect_effect": 1.0, "service_below_value": 0.5, "service_revenue_mean": 0.1})
     table = synthesise(load_region("stuttgart"), 4, np.random.default_rng(0))

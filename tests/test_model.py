@@ -141,6 +141,16 @@ def test_network_wires_suppliers_to_downstream_customers():
     assert m.firm_at[cols[0]] in supplier.customers and supplier in m.firm_at[cols[0]].suppliers
 
 
+def test_degrees_are_the_row_sums_of_the_networks():
+    """Degrees read off the row pointers equal the row sums, also after cooperation projects
+    have added ties."""
+    m = MittelbauModel(firms=1500, seed=2, years=4, cooperation_projects_per_year=8).run()
+    assert m.ties.nnz > m.customers.nnz + m.suppliers.nnz - m.customers.multiply(m.suppliers).nnz
+    assert np.array_equal(m.tie_degree, np.asarray(m.ties.sum(axis=1)).ravel())
+    assert np.array_equal(m.customer_degree, np.asarray(m.customers.sum(axis=1)).ravel())
+    assert m.customers.indices.dtype == np.int32
+
+
 @pytest.mark.parametrize("region", ["nord", "muenchen", "rhein-ruhr", "germany"])
 def test_every_region_runs(region):
     m = MittelbauModel(firms=500, seed=1, years=2, region=region).run()
@@ -156,6 +166,63 @@ def test_finished_models_are_freed():
         MittelbauModel(firms=300, seed=seed, years=2).run()
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, MittelbauModel)]
+
+
+def test_a_run_that_asks_for_no_agents_makes_none():
+    import mesa
+
+    m = MittelbauModel(firms=400, seed=3, years=3).run()
+    registered = mesa.Model.agents.fget(m)  # Mesa's registry, read without asking for agents
+    assert len(registered) == 0 and m.agent_id_counter == 1
+
+
+def test_agents_made_on_demand_are_handles_on_the_rows():
+    m = MittelbauModel(firms=700, seed=4, years=4)
+    m.step()
+    agents = m.agents
+    assert len(agents) == 700 and m.agent_types == [Firm] and len(m.agents_by_type[Firm]) == 700
+    assert sorted(a.unique_id for a in agents) == list(range(1, 701))
+    assert [a.row for a in m.firm_at] == list(range(700)) and set(m.firm_at) == set(agents)
+    m.step()
+    m.step()  # the handles stay and read the rows' new occupants and states
+    assert m.agents is agents and len(agents) == 700
+    s = m.state
+    assert [f.stage for f in m.firm_at] == s.stage.tolist()
+    assert [f.firm_id for f in m.firm_at] == m.firm_id.tolist()
+    assert [f.entry_year for f in m.firm_at] == m.entry_year.tolist()
+    assert [f.digital_competence for f in m.firm_at] == (s.techniques / 10).tolist()
+
+
+def test_mesa_batch_run_collects_agent_reporters():
+    """Agent reporters ask for agents: Mesa's batch runner gets one record per row, the same
+    stages as the arrays of the same-seed run that never made agents."""
+    import mesa
+    import pandas as pd
+
+    class WithAgentReporters(MittelbauModel):
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.datacollector = mesa.DataCollector(
+                model_reporters={"year": "year"}, agent_reporters={"stage": "stage", "firm_id": "firm_id"}
+            )
+            self.datacollector.collect(self)
+
+    rows = pd.DataFrame(
+        mesa.batch_run(
+            WithAgentReporters,
+            parameters={"firms": 250, "years": 3},
+            rng=[11],
+            max_steps=50,
+            data_collection_period=-1,
+            display_progress=False,
+        )
+    ).sort_values("AgentID")
+    direct = MittelbauModel(firms=250, seed=11, years=3).run()
+    assert len(rows) == 250 and (rows["year"] == 2018).all()
+    assert rows["AgentID"].tolist() == list(range(1, 251))
+    assert rows["stage"].tolist() == direct.state.stage.tolist()
+    assert rows["firm_id"].tolist() == direct.firm_id.tolist()
+    assert len(mesa.Model.agents.fget(direct)) == 0
 
 
 def test_mesa_batch_run_runs_the_model_to_its_horizon():

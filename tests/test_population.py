@@ -210,3 +210,39 @@ def test_target_groups_name_an_attribute_and_its_labels():
     for bad in ("size:1-9", "colour:red", "size:", "size"):
         with pytest.raises(ValueError, match=r"allowed: 'all' or '<attribute>:<label>\+<label>…'"):
             group_codes(bad)
+
+
+def test_normal_scores_are_the_normal_quantiles_of_average_ranks():
+    """The model's own rank scores give exactly scipy.stats' `norm.ppf(rankdata)`."""
+    from scipy.stats import norm, rankdata
+
+    from mittelbau.core.population import normal_scores
+
+    rng = np.random.default_rng(3)
+    for score in (
+        rng.integers(0, 5, 2000).astype(float),
+        rng.random(501),
+        np.array([3.0, 1.0, 1.0, 2.0]),
+        np.zeros(4),
+        np.array([1.0, 0.0]),
+    ):
+        expected = norm.ppf((rankdata(score) - 0.5) / len(score))
+        assert np.array_equal(normal_scores(score), expected)
+    assert np.array_equal(normal_scores(np.array([5.0])), [0.0])
+
+
+def test_intercept_by_bisection_meets_the_share():
+    from scipy.optimize import brentq
+
+    from mittelbau.core.population import solve_intercept
+    from mittelbau.core.propensities import logistic
+
+    rng = np.random.default_rng(8)
+    log_odds, weights = rng.normal(0, 1.5, 300), rng.random(300)
+    for share in (0.02, 0.31, 0.9):
+        a = solve_intercept(log_odds, share, weights)
+        assert abs(np.average(logistic(a + log_odds), weights=weights) - share) < 1e-14
+        reference = brentq(
+            lambda x, s=share: np.average(logistic(x + log_odds), weights=weights) - s, -30, 30, xtol=1e-12
+        )
+        assert abs(a - reference) < 1e-11

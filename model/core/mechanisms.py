@@ -80,11 +80,11 @@ def draw_state(state: FirmTable, p, rng: np.random.Generator) -> None:
 def customer_power(customers: sparse.csr_array, size: np.ndarray) -> np.ndarray:
     """Per firm: the share of its customers in a larger size class than its own (0 without
     customers) — the market power of final-product makers over smaller suppliers (§7.5)."""
-    coo = customers.tocoo()
-    larger = size[coo.col] > size[coo.row]
-    n = customers.shape[0]
-    degree = np.bincount(coo.row, minlength=n)
-    return np.bincount(coo.row, weights=larger.astype(float), minlength=n) / np.maximum(degree, 1)
+    ptr = customers.indptr
+    degree = np.diff(ptr)
+    larger = size[customers.indices] > np.repeat(size, degree)  # per tie, in row order
+    count = np.concatenate([[0], np.cumsum(larger)])  # larger customers before each tie
+    return (count[ptr[1:]] - count[ptr[:-1]]) / np.maximum(degree, 1)
 
 
 # ---- one function per mechanism ----------------------------------------------------------------

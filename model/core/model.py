@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +30,7 @@ from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
 from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state
-from mittelbau.core.network import neighbour_share, supplier_network
+from mittelbau.core.network import degree, neighbour_share, supplier_network
 from mittelbau.core.outcomes import reporters
 from mittelbau.core.population import cell_index, draw_survey_traits, synthesise
 from mittelbau.core.propensities import load_propensities
@@ -119,11 +120,10 @@ class MittelbauModel(mesa.Model):
             params.same_industry_ties,
             self.rng,
         )
-        self.suppliers = self.customers.T.tocsr()
-        self.ties = (self.customers + self.suppliers).tocsr()
+        self.ties = (self.customers + self.customers.T).tocsr()
         self.ties.data[:] = 1.0
-        self.tie_degree = np.asarray(self.ties.sum(axis=1)).ravel()
-        self.customer_degree = np.asarray(self.customers.sum(axis=1)).ravel()
+        self.tie_degree = degree(self.ties)
+        self.customer_degree = degree(self.customers)
         # mean trait factors of the 2015 state (dynamics.trait_norms); None during the run-up
         self.trait_norms: tuple[np.ndarray, np.ndarray] | None = None
         # a Firm agent is the handle of one row (a market slot); the firm occupying the row is
@@ -133,9 +133,8 @@ class MittelbauModel(mesa.Model):
         # year of each firm's latest BM introduction in the run (0: none since the start), for
         # the hazard target of sources §4.1
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
-        # a list, not a numpy object array: the garbage collector cannot see through the
-        # latter, and the agent ↔ model cycle would keep every finished model alive
-        self.firm_at: list[Firm] = list(Firm.create_agents(self, params.firms, row=np.arange(params.firms)))
+        # the Firm handles are made on the first request for agents (`_firm_handles`)
+        self._firm_at: list[Firm] | None = None
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         lever_root = self.rng.spawn(1)[0]
         self.levers = build_levers(params, params.firms, lever_root)
@@ -144,8 +143,7 @@ class MittelbauModel(mesa.Model):
         self.mechanisms = Mechanisms(params)
         self.mechanism_rng = lever_root.spawn(1)[0]
         draw_state(self.state, params, self.mechanism_rng.spawn(1)[0])
-        self.customer_pairs = self.customers.tocoo()  # fixed: the market slots keep their ties
-        self.customer_power = customer_power(self.customer_pairs, self.state.size)
+        self.customer_power = customer_power(self.customers, self.state.size)
         # firm economics (model/core/economics.py) draw from a third child of the levers' root;
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
@@ -171,6 +169,47 @@ class MittelbauModel(mesa.Model):
         if run_up:
             self.run_for(START_YEAR - self.first_year)
         self.running = params.years > 0
+
+    # ---- agents: Firm handles made on demand --------------------------------------------------
+    def _firm_handles(self) -> list[Firm]:
+        """The Firm agent of each row, made with `Agent.create_agents` (and so registered with
+        Mesa) on the first call. The step never needs them, so a run that asks for no agents
+        spends no time or memory on one Python object per row."""
+        if self._firm_at is None:
+            n = len(self.firm_id)
+            # a list, not a numpy object array: the garbage collector cannot see through the
+            # latter, and the agent ↔ model cycle would keep every finished model alive
+            self._firm_at = list(Firm.create_agents(self, n, row=np.arange(n)))
+        return self._firm_at
+
+    @property
+    def firm_at(self) -> list[Firm]:
+        """The Firm agent of each row (`firm_at[row]`), made on first use."""
+        return self._firm_handles()
+
+    @property
+    def agents(self) -> mesa.agentset.AgentSet:
+        """Mesa's set of all agents: one Firm per row, made on first use."""
+        self._firm_handles()
+        return super().agents
+
+    @property
+    def agents_by_type(self) -> dict[type, mesa.agentset.AgentSet]:
+        """Mesa's agent sets by type (only `Firm`), made on first use."""
+        self._firm_handles()
+        return super().agents_by_type
+
+    @property
+    def agent_types(self) -> list[type]:
+        """The agent types (`Firm`), made on first use."""
+        self._firm_handles()
+        return super().agent_types
+
+    @functools.cached_property
+    def suppliers(self) -> sparse.csr_array:
+        """S[j, i] = 1 when firm i supplies firm j (`customers` transposed; the ties stay with
+        the rows), made on first use: only the agents' `suppliers` read it."""
+        return self.customers.T.tocsr()
 
     # ---- state views ------------------------------------------------------------------------
     @property
@@ -272,7 +311,7 @@ class MittelbauModel(mesa.Model):
         self.state.replace_rows(rows, entrants, keep=("position",))
         if self.economics is not None:
             self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
-        self.customer_power = customer_power(self.customer_pairs, self.state.size)
+        self.customer_power = customer_power(self.customers, self.state.size)
         self.cell[rows] = self._cells(entrants)
 
     def add_ties(self, groups: list[np.ndarray]) -> None:
@@ -285,7 +324,7 @@ class MittelbauModel(mesa.Model):
         extra = sparse.csr_array((np.ones(keep.sum()), (r[keep], c[keep])), shape=self.ties.shape)
         self.ties = (self.ties + extra).tocsr()
         self.ties.data[:] = 1.0
-        self.tie_degree = np.asarray(self.ties.sum(axis=1)).ravel()
+        self.tie_degree = degree(self.ties)
 
     # ---- records ------------------------------------------------------------------------------
     def _record(self) -> None:

@@ -44,19 +44,28 @@ def supplier_network(
         sup = np.repeat(suppliers, customers_per_supplier)
         chosen = pool_all[rng.integers(len(pool_all), size=len(sup))]
         local = rng.random(len(sup)) < same_industry
+        pool_industry, sup_industry = industry[pool_all], industry[sup]
         for k in range(len(INDUSTRIES)):
-            pool = np.flatnonzero(eligible & (industry == k))
-            pick = local & (industry[sup] == k)
+            pool = pool_all[pool_industry == k]
+            pick = local & (sup_industry == k)
             if len(pool) and pick.any():
                 chosen[pick] = pool[rng.integers(len(pool), size=int(pick.sum()))]
         rows.append(sup)
         cols.append(chosen)
-    r = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    c = np.concatenate(cols) if cols else np.empty(0, dtype=np.int64)
+    # 32-bit indices while they fit: half the index memory, faster products
+    index = np.int32 if n < np.iinfo(np.int32).max else np.int64
+    r = np.concatenate(rows).astype(index) if rows else np.empty(0, dtype=index)
+    c = np.concatenate(cols).astype(index) if cols else np.empty(0, dtype=index)
     matrix = sparse.csr_array((np.ones(len(r)), (r, c)), shape=(n, n))
     matrix.sum_duplicates()
     matrix.data[:] = 1.0
     return matrix
+
+
+def degree(adjacency: sparse.csr_array) -> np.ndarray:
+    """Row sums of a binary matrix in canonical form (ones, no duplicates), read off its row
+    pointers instead of summing."""
+    return np.diff(adjacency.indptr).astype(float)
 
 
 def neighbour_share(

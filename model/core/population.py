@@ -9,9 +9,7 @@ from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-from scipy.optimize import brentq
-from scipy.special import logit
-from scipy.stats import norm, rankdata
+from scipy.special import logit, ndtri
 
 from mittelbau.core.categories import (
     BATCH_TYPES,
@@ -82,13 +80,19 @@ def service_strategy_logit(
 
 
 def solve_intercept(log_odds: np.ndarray, share: float, weights: np.ndarray | None = None) -> float:
-    """The intercept that makes the (weighted) mean probability equal `share`."""
+    """The intercept that makes the (weighted) mean probability equal `share`: bisection on
+    [-30, 30] (the mean rises with the intercept) until the bracket cannot shrink any more.
+    Solved once per region; bisection keeps `scipy.optimize` off the model's import path."""
     w = np.ones_like(log_odds) if weights is None else weights
-
-    def gap(a: float) -> float:
-        return float(np.average(logistic(a + log_odds), weights=w)) - share
-
-    return brentq(gap, -30.0, 30.0, xtol=1e-12)
+    low, high = -30.0, 30.0
+    while True:
+        mid = 0.5 * (low + high)
+        if mid in (low, high):
+            return mid
+        if np.average(logistic(mid + log_odds), weights=w) < share:
+            low = mid
+        else:
+            high = mid
 
 
 @dataclass(frozen=True)
@@ -147,9 +151,20 @@ def structure_cells(region: Region) -> StructureCells:
 
 
 def normal_scores(score: np.ndarray) -> np.ndarray:
-    """Rank-based standard-normal scores (ties share a rank)."""
+    """Rank-based standard-normal scores: the normal quantile of (rank − ½) / n, ties sharing
+    the mean of their ranks (`scipy.stats.norm.ppf` of `rankdata`, the same values). One sort
+    finds the tie groups; the quantile is taken once per group (scores have few values)."""
     n = len(score)
-    return norm.ppf((rankdata(score) - 0.5) / n) if n > 1 else np.zeros(n)
+    if n <= 1:
+        return np.zeros(n)
+    order = np.argsort(score)
+    ordered = score[order]
+    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # start of each tie group
+    ends = np.r_[first[1:], n]
+    z = ndtri((0.5 * (first + ends + 1) - 0.5) / n)
+    scores = np.empty(n)
+    scores[order] = np.repeat(z, ends - first)
+    return scores
 
 
 def correlated_category(
@@ -160,7 +175,7 @@ def correlated_category(
     latent = correlation * normal_scores(score) + np.sqrt(1 - correlation**2) * rng.standard_normal(
         len(score)
     )
-    thresholds = norm.ppf(np.cumsum(shares)[:-1])
+    thresholds = ndtri(np.cumsum(shares)[:-1])
     return np.searchsorted(thresholds, latent).astype(np.int8)
 
 

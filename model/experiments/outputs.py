@@ -22,7 +22,6 @@ from mittelbau.core.model import MittelbauModel
 from mittelbau.core.outcomes import at_horizon, definitions
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments import stakes
-from mittelbau.experiments.plots import plot_stage_shares
 from mittelbau.levers import planned_public_cost
 
 # the groups of stage_shares.csv: (group_by, group), with group_by one of all, size, industry
@@ -293,6 +292,9 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
             json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
         if figure:
+            # matplotlib loads here, when a figure is written: runs in workers write none
+            from mittelbau.experiments.plots import plot_stage_shares
+
             plot_stage_shares(result.stage_shares, result.summary, tmp / "stage_shares.png")
         if out.exists():
             old = out.with_name(f"{tmp.name}-old")
