@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 from SALib.sample import sobol as sobol_sample
 
+from mittelbau.core import runup
 from mittelbau.core.categories import START_YEAR
 from mittelbau.core.scenario import Scenario, load_scenario, make_params
 from mittelbau.experiments import experiment
@@ -61,6 +62,7 @@ def timed_points(
     time beside it."""
     batched_runner = experiment.run_batch
     experiment.run_batch = batched_runner if batched else one_at_a_time
+    runup.clear_cache()  # each path solves its run-ups itself
     try:
         with tempfile.TemporaryDirectory() as tmp:
             wall, cpu = time.perf_counter(), time.process_time()

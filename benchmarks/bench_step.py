@@ -36,7 +36,7 @@ def vectorised(firms: int, **overrides) -> tuple[float, float, int]:
 
 
 def inversion() -> float:
-    runup._solve.cache_clear()
+    runup.clear_cache()
     t0 = time.perf_counter()
     runup.solve_runup("stuttgart", make_params({}))
     return time.perf_counter() - t0

@@ -13,6 +13,7 @@ from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_
 from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import MittelbauModel
+from mittelbau.core.runup import RUNUP_PARAMETERS, clear_cache, runup_key, solve_runup, solve_runups
 from mittelbau.core.scenario import Scenario, make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.experiment import evaluate_points
@@ -39,8 +40,10 @@ def assert_same(batched: RunResult, alone: RunResult) -> None:
 
 def check(points: list[dict]) -> list[RunResult]:
     scenarios = [scenario(p) for p in points]
+    clear_cache()
     batched = simulate_batch(scenarios)
     for got, s in zip(batched, scenarios, strict=True):
+        clear_cache()  # each run alone solves its own run-up
         assert_same(got, simulate(s))
     return batched
 
@@ -59,22 +62,76 @@ def test_replications_with_levers_and_mechanisms_are_each_run_alone():
 
 
 def test_parameter_points_are_each_run_alone():
-    """Different registry values (dynamics, pressure, a mechanism, levers on and off) in one
-    batch; firms, region, run-up start and horizon shared."""
+    """Different registry values (dynamics, pressure, run-up, a mechanism, levers on and off) in
+    one batch; firms, region, run-up start and horizon shared."""
     points = [
         {"seed": 1, "exit_rate": 0.02, "digital_pressure_growth": 0.05},
         {"seed": 1, "exit_rate": 0.06, "bm_adoption_factor": 2.0, "dt_social_weight": 0.8},
+        {"seed": 3, "dt_wave_start_year": 2009, "bm_start_odds": 0.3, "dt_loss_rate": 0.07},
         {"seed": 2, "mech_platform_capture": "on", "capture_rate": 0.3, **LEVERS},
         {"seed": 2, "employee_size_exponent": 0.0, "entrant_growth_years": 0, "funding_budget_eur": 1e6},
     ]
     results = check(points)
-    assert len({r.summary["outcomes"]["middle_share"] for r in results}) == 4
+    assert len({r.summary["outcomes"]["middle_share"] for r in results}) == 5
+
+
+RUNUP_POINTS = [
+    {},
+    {"dt_wave_start_year": 2010, "dt_start_odds": 0.4},
+    {"dt_wave_start_year": 2000, "bm_loss_rate": 0.03, "dt_loss_rate": 0.08},
+    {"bm_start_odds": 0.5, "digital_pressure_growth": 0.1, "bm_weight_peers": 0.3},
+    {},  # a point twice: solved once
+]
+
+
+def test_run_ups_solved_together_are_each_solved_alone():
+    """Points differing in run-up parameters (the DT wave's start among them) stacked: each
+    point's hazards and mean-field path are bit for bit those of the point alone."""
+    params = [make_params(p) for p in RUNUP_POINTS]
+    clear_cache()
+    together = solve_runups("stuttgart", params)
+    assert together[0] is together[4]
+    assert solve_runups("stuttgart", params[1:2])[0] is together[1]  # cached
+    for p, got in zip(params, together, strict=True):
+        clear_cache()
+        alone = solve_runup("stuttgart", p)
+        assert got.key == alone.key == runup_key("stuttgart", p)
+        assert (got.first_year, got.dt_wave_start_year) == (alone.first_year, alone.dt_wave_start_year)
+        for name in ("h_bm", "h_dt", "expected", "target", "weight"):
+            a, b = getattr(got, name), getattr(alone, name)
+            assert a.shape == b.shape and a.tobytes() == b.tobytes(), name
+    assert len({r.h_dt.tobytes() for r in together}) == 4
+    assert [r.dt_wave_start_year for r in together[:3]] == [2003, 2010, 2000]
+    assert len(RUNUP_PARAMETERS) == 11
+
+
+def test_run_ups_solved_together_share_their_start_year():
+    params = [make_params({}), make_params({"runup_start_year": 1998})]
+    clear_cache()
+    with pytest.raises(ValueError, match=r"runup_start_year = 1998, 2000; allowed: one start year"):
+        solve_runups("stuttgart", params)
+
+
+def test_a_run_takes_only_its_own_solved_run_up():
+    params = make_params({**SMALL, "seed": 3, "dt_wave_start_year": 2008})
+    own = solve_runup("stuttgart", params)
+    assert MittelbauModel(params, runup=own).runup is own
+    other = solve_runup("stuttgart", make_params({}))
+    with pytest.raises(ValueError, match=r"runup solved for .* given to a run of .*allowed: the run-up"):
+        MittelbauModel(params, runup=other)
 
 
 def test_a_batch_steps_its_runs_as_each_alone_year_by_year():
-    params = [make_params({**SMALL, "seed": s, "bm_loss_rate": 0.01 * (1 + s)}) for s in range(3)]
+    params = [
+        make_params({**SMALL, "seed": s, "bm_loss_rate": 0.01 * (1 + s), "dt_wave_start_year": 2001 + 3 * s})
+        for s in range(3)
+    ]
+    clear_cache()
     batch = ModelBatch(params)
-    alone = [MittelbauModel(p) for p in params]
+    alone = []
+    for p in params:
+        clear_cache()
+        alone.append(MittelbauModel(p))
     for m, a in zip(batch.runs, alone, strict=True):
         assert m.year == a.year == 2015 and np.array_equal(m.state.stage, a.state.stage)
     while batch.running:

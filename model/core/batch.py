@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params
 
 # what every run of a batch shares: its rows (firms, region) and the years it steps through
@@ -44,9 +45,10 @@ def batch_groups(params: Sequence[Params], most: int, rows: int | None = None) -
 
 
 class ModelBatch:
-    """The runs of `params` (each with its own seed), built and run up together, then stepped
-    one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model of
-    `params[i]`: read its records as those of a run alone."""
+    """The runs of `params` (each with its own seed), built and run up together (the run-up
+    hazards of their distinct parameter points solved together: `runup.solve_runups`), then
+    stepped one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model
+    of `params[i]`: read its records as those of a run alone."""
 
     def __init__(self, params: Sequence[Params]) -> None:
         if not params:
@@ -59,7 +61,9 @@ class ModelBatch:
                     f"runs of one batch with {name} = {', '.join(values)}; allowed: one value of each "
                     f"of {', '.join(BATCH_KEYS)} per batch (batch_groups cuts runs into such batches)"
                 )
-        self.runs = [MittelbauModel(p, run_up=False) for p in params]
+        # the run-ups of the batch's distinct parameter points, solved together
+        runups = solve_runups(params[0].region, params)
+        self.runs = [MittelbauModel(p, run_up=False, runup=r) for p, r in zip(params, runups, strict=True)]
         for m in self.runs:
             m.batched = True
         self.cohort = Cohort(self.runs)

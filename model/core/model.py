@@ -35,7 +35,7 @@ from mittelbau.core.outcomes import reporters
 from mittelbau.core.population import cell_index, draw_survey_traits, synthesise
 from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region
-from mittelbau.core.runup import pressure_index, solve_runup
+from mittelbau.core.runup import RunUp, pressure_index, runup_key, solve_runup
 from mittelbau.core.scenario import Params, make_params
 from mittelbau.core.shock import shock_exit_multiplier, shock_pressure
 from mittelbau.core.stacking import RowParams, block_diagonal, parts_of, per_row, stack_tables, table_rows
@@ -80,7 +80,9 @@ class MittelbauModel(mesa.Model):
     Mesa `scenario=` (SolaraViz passes one on Reset) gives its `rng` and registry overrides.
     `running` turns False at the horizon `years`, so `mesa.batch_run` stops there.
     `run_up=False` leaves the model at `runup_start_year` (a batch of runs runs the run-up of
-    its members together).
+    its members together). `runup=` takes the solved run-up of these parameters
+    (`runup.solve_runups`, which solves those of a batch together); left out, it is solved here
+    (cached).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class MittelbauModel(mesa.Model):
         seed: SeedArg = UNSET,
         scenario: MesaScenario | None = None,
         run_up: bool = True,
+        runup: RunUp | None = None,
         **overrides: Any,
     ) -> None:
         if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
@@ -109,7 +112,14 @@ class MittelbauModel(mesa.Model):
         params = resolve_region_defaults(params, self.region)
         self.params = params
         self.props = load_propensities()
-        self.runup = solve_runup(params.region, params)
+        if runup is None:
+            runup = solve_runup(params.region, params)
+        elif runup.key != runup_key(params.region, params):
+            raise ValueError(
+                f"runup solved for {runup.key} given to a run of {runup_key(params.region, params)}; "
+                "allowed: the run-up of the run's region and run-up parameters"
+            )
+        self.runup = runup
         self.first_year = self.runup.first_year
         self.state = synthesise(self.region, params.firms, self.rng, self.runup.state_in(self.first_year))
         self.cell = self._cells(self.state)

@@ -13,8 +13,9 @@ with a BM. Their ratio is the BM–DT coupling the 2015 within-type association 
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
@@ -37,6 +38,7 @@ RUNUP_PARAMETERS = (
     "bm_weight_competition",
     "digital_pressure_growth",
 )
+CACHE_SIZE = 64  # run-ups kept (the most recently used), shared by single runs and batches
 LOG_H_RANGE = (-16.0, 4.0)  # bracket of the log-hazards searched (1e-7 to 55 per year)
 BISECTIONS = 32
 ROUNDS = 20  # most rounds of the two DT hazards' joint solution
@@ -74,6 +76,7 @@ class RunUp:
     expected: np.ndarray
     target: np.ndarray  # cells × 2 × 2: the 2015 cross-section
     weight: np.ndarray  # cells: expected population share of each type
+    key: tuple = ()  # the region and the values of RUNUP_PARAMETERS it was solved for
 
     def state_in(self, year: int) -> np.ndarray:
         """Expected (BM, DT) probabilities per type at the end of `year` (2015 after it)."""
@@ -130,21 +133,30 @@ def mean_field(
     loss_bm: np.ndarray,
     chan: np.ndarray,
     dt_on: np.ndarray,
-    loss_dt: float,
+    loss_dt: float | np.ndarray,
+    every_year: bool = True,
 ) -> np.ndarray:
     """Expected (BM, DT) state per type after each simulated year, stacked (years × cells × 2 × 2),
-    from `q0` (cells × 2 × 2); `chan` and `dt_on` hold one value per year.
+    from `q0` (cells × 2 × 2); `chan` (the BM channel sum) and `dt_on` (1 in the years of the DT
+    wave, 0 before) hold one value per year (or per year and type, years × cells), `loss_dt` one
+    value (or one per type). With `every_year=False` only the last year's state is kept (1 × cells
+    × 2 × 2): what the inversion's bisections read.
 
     The same synchronous yearly update as the agents: from the state at the start of the year,
     BM is gained or lost, and DT gained (at the hazard of the firm's BM status) or lost,
-    independently; exits are replaced by entrants of the same expected state."""
-    out = np.empty((len(chan), *q0.shape))
+    independently; exits are replaced by entrants of the same expected state. The DT gain and
+    keep probabilities are those of the wave (times 1) or none (times 0, keeping all): the same
+    numbers as the hazards times `dt_on`, with the exponentials taken once rather than yearly."""
+    years = len(chan)
+    out = np.empty((years if every_year else 1, *q0.shape))
     q00, q01, q10, q11 = q0[:, 0, 0], q0[:, 0, 1], q0[:, 1, 0], q0[:, 1, 1]
     stay_bm = np.exp(-loss_bm)
-    for k in range(len(chan)):
+    gain0, gain1 = -np.expm1(-h_dt[..., 0]), -np.expm1(-h_dt[..., 1])
+    keep_dt = np.exp(-loss_dt)
+    for k in range(years):
         g_bm = -np.expm1(-h_bm * chan[k])
-        g0, g1 = -np.expm1(-h_dt[..., 0] * dt_on[k]), -np.expm1(-h_dt[..., 1] * dt_on[k])
-        s_dt = np.exp(-loss_dt * dt_on[k])
+        g0, g1 = gain0 * dt_on[k], gain1 * dt_on[k]
+        s_dt = np.where(dt_on[k] > 0, keep_dt, 1.0)
         # DT after the year, by BM status at its start
         d0 = q00 * g0 + q01 * s_dt  # no BM at the start, DT at the end
         n0 = q00 + q01 - d0
@@ -155,7 +167,9 @@ def mean_field(
         q10 = n0 * g_bm + n1 * stay_bm
         q01 = d0 + d1 - q11
         q00 = n0 + n1 - q10
-        out[k, :, 0, 0], out[k, :, 0, 1], out[k, :, 1, 0], out[k, :, 1, 1] = q00, q01, q10, q11
+        if every_year or k == years - 1:
+            o = out[k if every_year else 0]
+            o[:, 0, 0], o[:, 0, 1], o[:, 1, 0], o[:, 1, 1] = q00, q01, q10, q11
     return out
 
 
@@ -180,44 +194,107 @@ def start_state(p_bm: np.ndarray, p_dt: np.ndarray, bm_odds: float, dt_odds: flo
     return joint(scaled(p_bm, bm_odds), scaled(p_dt, dt_odds))
 
 
-@lru_cache(maxsize=64)
-def _solve(region_code: str, values: tuple) -> RunUp:
-    p = _Values(dict(zip(RUNUP_PARAMETERS, values, strict=True)))
+def _solve(region_code: str, points: list[tuple]) -> list[RunUp]:
+    """The run-ups of `points` (values of RUNUP_PARAMETERS, one start year) solved together:
+    the types of all points are stacked as rows, so each bisection step and each year of the
+    mean-field run-up is one array operation for all of them. Every operation is elementwise
+    per row (or sums over a row's own states), and each point stops its DT rounds at its own
+    convergence, so every point's run-up is that of the point solved alone, bit for bit."""
+    ps = [_Values(dict(zip(RUNUP_PARAMETERS, v, strict=True))) for v in points]
+    starts = sorted({int(p.runup_start_year) for p in ps})
+    if len(starts) > 1:
+        raise ValueError(
+            f"run-ups solved together with runup_start_year = {', '.join(map(str, starts))}; "
+            "allowed: one start year (the years of the run-up are shared)"
+        )
     p_bm, p_dt, c = cross_section(region_code)
-    n = len(p_bm)
-    first = int(p.runup_start_year)
+    n, k = len(p_bm), len(ps)
+    first = starts[0]
     years = range(first + 1, START_YEAR + 1)
-    chan = np.array([channel_sum(y, p) for y in years])
-    dt_on = np.array([1.0 if y >= p.dt_wave_start_year else 0.0 for y in years])
-    loss_bm = p.bm_loss_rate * np.where(c["service_strategy"], p.bm_loss_strategy_factor, 1.0)
-    q0 = start_state(p_bm, p_dt, p.bm_start_odds, p.dt_start_odds)
+    # per year × row (the types of point 0, then those of point 1, …)
+    chan = np.repeat(np.array([[channel_sum(y, p) for p in ps] for y in years]), n, axis=1)
+    wave = [[1.0 if y >= p.dt_wave_start_year else 0.0 for p in ps] for y in years]
+    dt_on = np.repeat(np.array(wave), n, axis=1)
+    loss_dt = np.repeat([p.dt_loss_rate for p in ps], n)
+    loss_bm = np.concatenate(
+        [p.bm_loss_rate * np.where(c["service_strategy"], p.bm_loss_strategy_factor, 1.0) for p in ps]
+    )
+    q0 = np.concatenate([start_state(p_bm, p_dt, p.bm_start_odds, p.dt_start_odds) for p in ps])
+    target_bm, target_dt = np.tile(p_bm, k), np.tile(p_dt, (k, 1))
 
     def end(h_bm: np.ndarray, h_dt: np.ndarray) -> np.ndarray:
-        return mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, p.dt_loss_rate)[-1]
+        return mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, loss_dt, every_year=False)[-1]
 
     # BM does not depend on DT: its hazard follows from the BM marginal alone
-    h_bm = np.exp(_bisect(lambda x: end(np.exp(x), np.zeros((n, 2)))[:, 1].sum(axis=1) - p_bm, (n,)))
+    no_dt = np.zeros((n * k, 2))
+    h_bm = np.exp(_bisect(lambda x: end(np.exp(x), no_dt)[:, 1].sum(axis=1) - target_bm, (n * k,)))
     # the two DT hazards barely act on each other's target: solve each with the other held, both
-    # at once (the types stacked twice), and repeat until they settle
-    q0_2, h_bm_2, loss_bm_2 = np.concatenate([q0, q0]), np.tile(h_bm, 2), np.tile(loss_bm, 2)
-    h_dt = np.full((n, 2), 0.05)
+    # at once (the types stacked twice), and repeat until they settle; a point whose hazards
+    # have settled leaves the rounds
+    h_dt = np.full((n * k, 2), 0.05)
+    active = np.arange(k)
     for _ in range(ROUNDS):
-        old = h_dt.copy()
-
-        def gap(x: np.ndarray, old: np.ndarray = old) -> np.ndarray:
-            trial = np.exp(x)
-            both = np.concatenate(
-                [np.column_stack([trial[:, 0], old[:, 1]]), np.column_stack([old[:, 0], trial[:, 1]])]
-            )
-            e = mean_field(q0_2, h_bm_2, both, loss_bm_2, chan, dt_on, p.dt_loss_rate)[-1]
-            e0, e1 = e[:n, 0], e[n:, 1]  # DT among firms without / with a BM, each in its own copy
-            return np.column_stack([e0[:, 1] / e0.sum(axis=1), e1[:, 1] / e1.sum(axis=1)]) - p_dt
-
-        h_dt = np.exp(_bisect(gap, (n, 2)))
-        if np.abs(np.log(h_dt) - np.log(old)).max() < TOLERANCE:
+        rows = (active[:, None] * n + np.arange(n)).ravel()
+        old = h_dt[rows]
+        h_dt[rows] = _dt_round(
+            q0[rows],
+            h_bm[rows],
+            loss_bm[rows],
+            chan[:, rows],
+            dt_on[:, rows],
+            loss_dt[rows],
+            target_dt[rows],
+            old,
+        )
+        change = np.abs(np.log(h_dt[rows]) - np.log(old)).reshape(len(active), 2 * n).max(axis=1)
+        active = active[~(change < TOLERANCE)]
+        if not len(active):
             break
-    path = np.concatenate([q0[None], mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, p.dt_loss_rate)])
-    return RunUp(first, int(p.dt_wave_start_year), h_bm, h_dt, path, joint(p_bm, p_dt), c["weight"])
+    path = np.concatenate([q0[None], mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, loss_dt)])
+    out = []
+    for i, (p, values) in enumerate(zip(ps, points, strict=True)):
+        part = slice(i * n, (i + 1) * n)
+        out.append(
+            RunUp(
+                first,
+                int(p.dt_wave_start_year),
+                h_bm[part].copy(),
+                h_dt[part].copy(),
+                path[:, part].copy(),
+                joint(p_bm, p_dt),
+                c["weight"],
+                (region_code, values),
+            )
+        )
+    return out
+
+
+def _dt_round(
+    q0: np.ndarray,
+    h_bm: np.ndarray,
+    loss_bm: np.ndarray,
+    chan: np.ndarray,
+    dt_on: np.ndarray,
+    loss_dt: np.ndarray,
+    p_dt: np.ndarray,
+    old: np.ndarray,
+) -> np.ndarray:
+    """One round of the DT hazards of the types given (rows): each of the two solved with the
+    other held at `old`, both at once (the types stacked twice)."""
+    m = len(q0)
+    q0_2, h_bm_2, loss_bm_2 = np.concatenate([q0, q0]), np.tile(h_bm, 2), np.tile(loss_bm, 2)
+    chan_2, dt_on_2, loss_dt_2 = np.tile(chan, 2), np.tile(dt_on, 2), np.tile(loss_dt, 2)
+
+    def gap(x: np.ndarray) -> np.ndarray:
+        trial = np.exp(x)
+        both = np.concatenate(
+            [np.column_stack([trial[:, 0], old[:, 1]]), np.column_stack([old[:, 0], trial[:, 1]])]
+        )
+        e = mean_field(q0_2, h_bm_2, both, loss_bm_2, chan_2, dt_on_2, loss_dt_2, every_year=False)[-1]
+        e0, e1 = e[:m, 0], e[m:, 1]  # DT among firms without / with a BM, each in its own copy
+        return np.column_stack([e0[:, 1] / e0.sum(axis=1), e1[:, 1] / e1.sum(axis=1)]) - p_dt
+
+    return np.exp(_bisect(gap, (m, 2)))
 
 
 class _Values:
@@ -230,6 +307,35 @@ class _Values:
         )
 
 
+_CACHE: OrderedDict[tuple, RunUp] = OrderedDict()
+
+
+def runup_key(region_code: str, params) -> tuple:
+    """What a run-up depends on: the region and the values of RUNUP_PARAMETERS."""
+    return (region_code, tuple(getattr(params, k) for k in RUNUP_PARAMETERS))
+
+
+def solve_runups(region_code: str, params: Sequence) -> list[RunUp]:
+    """The run-up of `region_code` under each parameter set of `params` (one runup_start_year):
+    the distinct ones not yet cached solved together (`_solve`), each as it is solved alone."""
+    keys = [runup_key(region_code, p) for p in params]
+    missing = list(dict.fromkeys(k for k in keys if k not in _CACHE))
+    found = {k: _CACHE[k] for k in keys if k in _CACHE}
+    if missing:
+        found.update(zip(missing, _solve(region_code, [values for _, values in missing]), strict=True))
+    for k in dict.fromkeys(keys):
+        _CACHE[k] = found[k]
+        _CACHE.move_to_end(k)
+    while len(_CACHE) > CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return [found[k] for k in keys]
+
+
 def solve_runup(region_code: str, params) -> RunUp:
     """The run-up of `region_code` under `params` (cached per region and the values it uses)."""
-    return _solve(region_code, tuple(getattr(params, k) for k in RUNUP_PARAMETERS))
+    return solve_runups(region_code, [params])[0]
+
+
+def clear_cache() -> None:
+    """Forget every solved run-up (for timing the inversion)."""
+    _CACHE.clear()
