@@ -5,6 +5,7 @@ stage shares and summary, for replications of one point and for several paramete
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -13,6 +14,8 @@ from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_
 from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import MittelbauModel
+from mittelbau.core.population import FirmTable, normal_scores, synthesise, synthesise_runs
+from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RUNUP_PARAMETERS, clear_cache, runup_key, solve_runup, solve_runups
 from mittelbau.core.scenario import Scenario, make_params
 from mittelbau.experiments.ensemble import replicate_seeds
@@ -119,6 +122,38 @@ def test_a_run_takes_only_its_own_solved_run_up():
     other = solve_runup("stuttgart", make_params({}))
     with pytest.raises(ValueError, match=r"runup solved for .* given to a run of .*allowed: the run-up"):
         MittelbauModel(params, runup=other)
+
+
+def test_entrants_of_several_runs_are_each_drawn_alone():
+    """Entrants of runs of 0, 1 and many firms, each from its own stream and run-up year,
+    synthesised as one stack: each run's table is bit for bit that of `synthesise` alone, and
+    each stream ends where it would alone (a run of none draws nothing)."""
+    region = load_region("stuttgart")
+    late = solve_runup("stuttgart", make_params({"dt_wave_start_year": 2010}))
+    base = solve_runup("stuttgart", make_params({}))
+    sizes = [5, 0, 120, 1, 33, 2]
+    probs = [(base, late)[k % 2].state_in(2003 + 2 * k) for k in range(len(sizes))]
+    streams = [np.random.default_rng(100 + k) for k in range(len(sizes))]
+    together = synthesise_runs(region, sizes, streams, probs)
+    for k, (n, p, got) in enumerate(zip(sizes, probs, together, strict=True)):
+        rng = np.random.default_rng(100 + k)
+        assert len(got) == n
+        if n:
+            alone = synthesise(region, n, rng, p)
+            for f in fields(FirmTable):
+                a, b = getattr(got, f.name), getattr(alone, f.name)
+                assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f.name
+        assert rng.random() == streams[k].random()
+    assert [len(t) for t in synthesise_runs(region, [0, 0], streams[:2], probs[:2])] == [0, 0]
+
+
+def test_normal_scores_rank_each_run_among_its_own():
+    score = np.array([3.0, 1.0, 1.0, 2.0, 5.0, 5.0, 0.0, 7.0])
+    sizes = [4, 1, 3]
+    stacked = normal_scores(score, sizes)
+    alone = np.concatenate([normal_scores(score[:4]), normal_scores(score[4:5]), normal_scores(score[5:])])
+    assert stacked.tobytes() == alone.tobytes()
+    assert stacked[4] == 0.0 and stacked[1] == stacked[2] < stacked[3] < stacked[0]
 
 
 def test_a_batch_steps_its_runs_as_each_alone_year_by_year():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mesa
@@ -32,7 +32,7 @@ from mittelbau.core.indicators import competence_by_stage, stage_shares
 from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state
 from mittelbau.core.network import degree, neighbour_share, supplier_network
 from mittelbau.core.outcomes import reporters
-from mittelbau.core.population import cell_index, draw_survey_traits, synthesise
+from mittelbau.core.population import FirmTable, cell_index, draw_survey_traits, synthesise, synthesise_runs
 from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RunUp, pressure_index, runup_key, solve_runup
@@ -304,10 +304,11 @@ class MittelbauModel(mesa.Model):
         return self
 
     # ---- entry and exit -----------------------------------------------------------------------
-    def _replace(self, rows: np.ndarray, rng: np.random.Generator, mech_rng: np.random.Generator) -> None:
-        """Exiting firms leave; entrants of the region's structure take their rows, keeping the
-        row's value-chain position and customer–supplier ties (the market slot). The row's
-        agent handle stays; the occupant gets a new firm_id and entry year."""
+    def _replace(self, rows: np.ndarray, entrants: FirmTable, mech_rng: np.random.Generator) -> None:
+        """Exiting firms leave; `entrants` of the region's structure (`Cohort.entrants`) take
+        their rows, keeping the row's value-chain position and customer–supplier ties (the
+        market slot). The row's agent handle stays; the occupant gets a new firm_id and entry
+        year."""
         if len(rows) == 0:
             return
         self.firm_id[rows] = self.firm_id.max() + 1 + np.arange(len(rows))
@@ -315,8 +316,6 @@ class MittelbauModel(mesa.Model):
         self.bm_introduced[rows] = 0
         for lever in self.levers:
             lever.drop_rows(rows)
-        # entrants are like the firms of their type in the entry year (the 2015 state later)
-        entrants = synthesise(self.region, len(rows), rng, self.runup.state_in(self.year))
         draw_state(entrants, self.params, mech_rng)
         self.state.replace_rows(rows, entrants, keep=("position",))
         if self.economics is not None:
@@ -400,13 +399,18 @@ def _group_mean(x: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
 
 
 class Cohort:
-    """Runs of the model at the same year, stepped as one: each run draws from its own streams
+    """Runs of the model of one region at the same year, stepped as one: each run draws from its own streams
     in the order of a run alone and keeps its own programmes, mechanisms, entrants, economics
     and records, while the vectorised kernels (exposure, exit and capability hazards and
     decisions) run once over the rows of all runs stacked (`mittelbau.core.stacking`), so
     each run's numbers are exactly those of the run alone. One model is a cohort of one."""
 
     def __init__(self, runs: list[MittelbauModel]) -> None:
+        regions = sorted({m.params.region for m in runs})
+        if len(regions) > 1:
+            raise ValueError(
+                f"runs of regions {', '.join(regions)} stepped as one; allowed: runs of one region"
+            )
         self.runs = runs
         self.single = len(runs) == 1
         self.sizes = [len(m.state) for m in runs]
@@ -538,8 +542,25 @@ class Cohort:
         u = self.stack([y.u for y in years], axis=1)
         change = change_capabilities(s, self.base_hazards(), exposure, pressure, ~exits, p, u, boost, mech)
         self.spread()
-        for m, y, part in zip(self.runs, years, self.parts, strict=True):
+        leaving = [
             y.finish(m, exits[part], change.rows(part))
+            for m, y, part in zip(self.runs, years, self.parts, strict=True)
+        ]
+        for m, y, rows, entrants in zip(
+            self.runs, years, leaving, self.entrants(leaving, years), strict=True
+        ):
+            y.close(m, rows, entrants)
+
+    def entrants(self, leaving: list[np.ndarray], years: list[_RunYear]) -> list[FirmTable]:
+        """Each run's entrants for its exits' rows, drawn from the run's entry stream and computed
+        for all runs at once (`population.synthesise_runs`, each run's as drawn alone): like
+        the firms of their type in the entry year (the 2015 state later)."""
+        return synthesise_runs(
+            self.runs[0].region,
+            [len(rows) for rows in leaving],
+            [y.entry for y in years],
+            [m.runup.state_in(m.year) for m in self.runs],
+        )
 
 
 @dataclass
@@ -560,6 +581,8 @@ class _RunYear:
     u_exit: np.ndarray
     u: np.ndarray
     side: np.random.Generator
+    exits: np.ndarray = field(init=False)
+    motives: np.ndarray = field(init=False)
 
     @classmethod
     def start(cls, m: MittelbauModel, year: int, projecting: bool) -> _RunYear:
@@ -598,9 +621,10 @@ class _RunYear:
             side,
         )
 
-    def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> None:
+    def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> np.ndarray:
         """After the capability change: the gains' draws, leapfrogging, learning, the
-        programmes' records, exit and entry, transitions, records."""
+        programmes' records and exit; returns the rows of the firms leaving (`close` follows
+        with their entrants)."""
         s, p, year, before = m.state, m.params, self.year, self.before
         motives = draw_gains(s, change, m.props.dt_item_draw, self.side)
         m.bm_introduced[change.gain_bm] = year
@@ -630,7 +654,13 @@ class _RunYear:
         if m.economics is not None:
             m.economics.grow()
             m.economics.exit(rows, s, before[rows])
-        m._replace(rows, self.entry, self.mech_entry)
+        self.exits, self.motives = exits, motives
+        return rows
+
+    def close(self, m: MittelbauModel, rows: np.ndarray, entrants: FirmTable) -> None:
+        """Entry into the rows left, transitions, the 2015 traits and verdicts, records."""
+        s, p, year, before, exits = m.state, m.params, self.year, self.before, self.exits
+        m._replace(rows, entrants, self.mech_entry)
         after = s.stage
         stay = ~exits
         flat = before[stay].astype(np.int64) * 4 + after[stay]
@@ -638,7 +668,7 @@ class _RunYear:
         matrix[1:, 0] = np.bincount(before[exits], minlength=4)[1:]
         matrix[0, 1:] = np.bincount(after[exits], minlength=4)[1:]
         m.transitions.append(matrix)
-        m.bm_motives.append(motives)
+        m.bm_motives.append(self.motives)
         if year == START_YEAR:
             # the 2015/16 survey traits, given the run-up's DT state; from 2016 they act on
             # the hazards, normalised so that each type's mean hazard carries on

@@ -5,7 +5,8 @@ per-type state probabilities such as a year of the run-up."""
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from functools import cache
 
 import numpy as np
@@ -150,38 +151,53 @@ def structure_cells(region: Region) -> StructureCells:
     return StructureCells(codes, np.concatenate([w * (1 - p_ss), w * p_ss]), a)
 
 
-def normal_scores(score: np.ndarray) -> np.ndarray:
+def normal_scores(score: np.ndarray, sizes: Sequence[int] | None = None) -> np.ndarray:
     """Rank-based standard-normal scores: the normal quantile of (rank − ½) / n, ties sharing
-    the mean of their ranks (`scipy.stats.norm.ppf` of `rankdata`, the same values). One sort
-    finds the tie groups; the quantile is taken once per group (scores have few values)."""
+    the mean of their ranks (`scipy.stats.norm.ppf` of `rankdata`, the same values). `score`
+    may hold several runs' firms stacked (`sizes` rows each, one run when None): each is
+    ranked among its own run's. One sort by run and score finds the tie groups; the quantile
+    is taken once per group (scores have few values)."""
     n = len(score)
-    if n <= 1:
-        return np.zeros(n)
-    order = np.argsort(score)
-    ordered = score[order]
-    first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # start of each tie group
+    sizes = np.array([n] if sizes is None else sizes, dtype=np.int64)
+    if n == 0:
+        return np.zeros(0)
+    run = np.repeat(np.arange(len(sizes)), sizes)
+    order = np.lexsort((score, run))
+    ordered, r = score[order], run[order]
+    new = np.r_[True, (ordered[1:] != ordered[:-1]) | (r[1:] != r[:-1])]
+    first = np.flatnonzero(new)  # start of each tie group
     ends = np.r_[first[1:], n]
-    z = ndtri((0.5 * (first + ends + 1) - 0.5) / n)
+    group_run = r[first]
+    start = (np.cumsum(sizes) - sizes)[group_run]  # row of the run's first firm
+    z = ndtri((0.5 * ((first - start) + (ends - start) + 1) - 0.5) / sizes[group_run])
     scores = np.empty(n)
     scores[order] = np.repeat(z, ends - first)
     return scores
 
 
 def correlated_category(
-    score: np.ndarray, shares: np.ndarray, correlation: float, rng: np.random.Generator
+    score: np.ndarray,
+    shares: np.ndarray,
+    correlation: float,
+    noise: np.ndarray,
+    sizes: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Categories 0..k-1 with the given shares, rank-correlated with `score` (Gaussian copula);
+    """Categories 0..k-1 with the given shares, rank-correlated with `score` (Gaussian copula,
+    `noise` the standard-normal draws, one per firm; ranks within each run of `sizes`);
     higher scores tend to higher categories."""
-    latent = correlation * normal_scores(score) + np.sqrt(1 - correlation**2) * rng.standard_normal(
-        len(score)
-    )
+    latent = correlation * normal_scores(score, sizes) + np.sqrt(1 - correlation**2) * noise
     thresholds = ndtri(np.cumsum(shares)[:-1])
     return np.searchsorted(thresholds, latent).astype(np.int8)
 
 
 def draw_dt_items(dt: np.ndarray, draw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Which of the four DT items (sources §2.3) each DT firm uses; an empty draw uses internet."""
-    items = (rng.random((len(dt), len(draw))) < draw) & dt[:, None]
+    return dt_items_of(dt, draw, rng.random((len(dt), len(draw))))
+
+
+def dt_items_of(dt: np.ndarray, draw: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """`draw_dt_items` from its uniform draws `u` (firms × items)."""
+    items = (u < draw) & dt[:, None]
     empty = dt & ~items.any(axis=1)
     items[empty, 0] = True
     return items
@@ -191,18 +207,18 @@ def draw_capabilities(
     table_structure: dict[str, np.ndarray],
     props: Propensities,
     shift: float,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """BM, then DT given BM, then DT items, from the structural propensities; `shift` is the
-    region's innovation shift (Region.innovation_shift)."""
+    u_bm: np.ndarray,
+    u_dt: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """BM, then DT given BM, from the structural propensities (`u_bm`, `u_dt`: uniform draws);
+    `shift` is the region's innovation shift (Region.innovation_shift)."""
     s = table_structure
     args = (s["industry"], s["size"], s["batch"], s["complexity"], s["service_strategy"])
     p_bm = logistic(props.bm.intercept + props.bm.innovation * shift + props.bm.structural(*args))
-    bm = rng.random(len(p_bm)) < p_bm
+    bm = u_bm < p_bm
     dt_lo = props.dt.intercept + props.dt.innovation * shift + props.dt.structural(*args)
     p_dt = logistic(dt_lo + props.dt.bm * bm)
-    dt = rng.random(len(p_dt)) < p_dt
-    return bm, dt, draw_dt_items(dt, props.dt_item_draw, rng)
+    return bm, u_dt < p_dt
 
 
 @cache
@@ -210,23 +226,40 @@ def _service_strategy_intercept(code: str) -> float:
     return structure_cells(load_region(code)).service_strategy_intercept
 
 
-def draw_state(
-    cell: np.ndarray, state_probs: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """BM and DT of firms of the given types from per-type (BM, DT) probabilities
-    (types × 2 × 2, `structure_cells` order)."""
-    cum = np.cumsum(state_probs.reshape(len(state_probs), 4), axis=1)[cell]
-    k = (rng.random(len(cell))[:, None] * cum[:, -1:] >= cum[:, :-1]).sum(axis=1)
+def draw_state(cell: np.ndarray, cum: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BM and DT of firms of the given types (`cell`, rows of `cum`) from the cumulated per-type
+    (BM, DT) probabilities (types × 4, the states in the order (0, 0), (0, 1), (1, 0), (1, 1))
+    and uniform draws `u`."""
+    c = cum[cell]
+    k = (u[:, None] * c[:, -1:] >= c[:, :-1]).sum(axis=1)
     return k >= 2, (k % 2) == 1
 
 
 def draw_survey_traits(table: FirmTable, rng: np.random.Generator) -> None:
     """Digital techniques and engagement (IHK 2016, sources §4.3–4.4) given each firm's DT and
     size, in place."""
+    n = len(table)
+    noise, u = rng.standard_normal(n), rng.random(n)
+    survey_traits(table, noise, u, rng.standard_normal(n))
+
+
+def survey_traits(
+    table: FirmTable,
+    noise: np.ndarray,
+    u: np.ndarray,
+    engagement_noise: np.ndarray,
+    sizes: Sequence[int] | None = None,
+) -> None:
+    """`draw_survey_traits` from its draws (`noise` and `u` of the techniques, then the
+    engagement's), for the firms of the runs of `sizes` stacked, in place."""
     eng = load_traits()["engagement"]
-    table.techniques = draw_techniques(table.dt, table.size, rng)
+    table.techniques = techniques_of(table.dt, table.size, noise, u, sizes)
     table.engagement = correlated_category(
-        table.techniques.astype(float), normalised(eng["shares"], ENGAGEMENT_LEVELS), eng["correlation"], rng
+        table.techniques.astype(float),
+        normalised(eng["shares"], ENGAGEMENT_LEVELS),
+        eng["correlation"],
+        engagement_noise,
+        sizes,
     )
 
 
@@ -237,31 +270,59 @@ def synthesise(
     propensities, or from per-type (BM, DT) probabilities `state_probs` (types × 2 × 2, the
     order of `structure_cells`), such as a year of the run-up. Also used for entrants, so any
     `n` ≥ 1 gives the region's expected shares."""
+    return synthesise_runs(region, [n], [rng], [state_probs])[0]
+
+
+def synthesise_runs(
+    region: Region,
+    sizes: Sequence[int],
+    rngs: Sequence[np.random.Generator],
+    state_probs: Sequence[np.ndarray | None],
+) -> list[FirmTable]:
+    """`synthesise` for several runs at once (the entrants of a batch of runs): run r draws
+    `sizes[r]` firms from its own generator `rngs[r]`, in the order and sizes of `synthesise`
+    alone, and the firms of all runs are then computed as one stack (ranks within each run's
+    firms), so each run's table is exactly the one `synthesise` gives it. A run of no firms
+    draws nothing. `state_probs` are all None or all arrays."""
     traits = load_traits()
     props = load_propensities()
+    from_state = state_probs[0] is not None
+    position_shares = normalised(traits["value_chain_position"]["shares"], POSITIONS)
+    items = len(props.dt_item_draw)
 
-    def pick(shares: np.ndarray) -> np.ndarray:
-        return rng.choice(len(shares), size=n, p=shares).astype(np.int8)
+    def draws(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+        def pick(shares: np.ndarray) -> np.ndarray:
+            return rng.choice(len(shares), size=n, p=shares).astype(np.int8)
 
-    industry = pick(region.industry)
-    size = pick(region.size)
-    batch = pick(region.batch)
-    complexity = pick(region.complexity)
-    position = pick(normalised(traits["value_chain_position"]["shares"], POSITIONS))
+        out = [pick(region.industry), pick(region.size), pick(region.batch), pick(region.complexity)]
+        out += [pick(position_shares), rng.standard_normal(n)]  # position, market position
+        out += [rng.random(n) for _ in range(3)]  # financing, threatened, service strategy
+        out += [rng.random(n)] if from_state else [rng.random(n), rng.random(n)]  # BM and DT
+        out += [rng.random((n, items)), rng.standard_normal(n), rng.random(n), rng.standard_normal(n)]
+        return out
+
+    # the runs with firms to draw (a stand-in of none when there are none, drawing nothing)
+    kept = [(rng, k, p) for rng, k, p in zip(rngs, sizes, state_probs, strict=True) if k]
+    kept = kept or [(np.random.default_rng(0), 0, state_probs[0])]
+    counted = [k for _, k, _ in kept]
+    columns = [np.concatenate(c) for c in zip(*(draws(rng, k) for rng, k, _ in kept), strict=True)]
+    industry, size, batch, complexity, position, market_noise, u_fin, u_threat, u_ss = columns[:9]
+    rest = columns[9:]
+    n = len(industry)
 
     mp = traits["market_position"]
     market_shares = normalised(mp["shares"], MARKET_POSITIONS)
     # latent ordered from many competitors (low) to leader (high): reverse the label order
     market = (len(MARKET_POSITIONS) - 1) - correlated_category(
-        size.astype(float), market_shares[::-1], mp["size_correlation"], rng
+        size.astype(float), market_shares[::-1], mp["size_correlation"], market_noise, counted
     )
 
     fin_rate = in_order(traits["financing_constraint"]["by_size"], SIZE_CLASSES)
-    financing_constraint = rng.random(n) < fin_rate[size]
-    threatened = rng.random(n) < traits["threatened"]["share"]
+    financing_constraint = u_fin < fin_rate[size]
+    threatened = u_threat < traits["threatened"]["share"]
 
     ss_logit = service_strategy_logit(industry, size, batch, complexity)
-    service_strategy = rng.random(n) < logistic(_service_strategy_intercept(region.code) + ss_logit)
+    service_strategy = u_ss < logistic(_service_strategy_intercept(region.code) + ss_logit)
 
     structure = {
         "industry": industry,
@@ -270,11 +331,16 @@ def synthesise(
         "complexity": complexity,
         "service_strategy": service_strategy,
     }
-    if state_probs is None:
-        bm, dt, dt_items = draw_capabilities(structure, props, region.innovation_shift, rng)
+    if from_state:
+        u_state, u_items, tech_noise, u_tech, eng_noise = rest
+        probs = [p for _, _, p in kept]
+        cum = np.concatenate([np.cumsum(p.reshape(len(p), 4), axis=1) for p in probs])
+        offset = np.repeat(np.arange(len(probs)) * len(probs[0]), counted)
+        cell = cell_index(industry, size, batch, complexity, service_strategy) + offset
+        bm, dt = draw_state(cell, cum, u_state)
     else:
-        bm, dt = draw_state(cell_index(industry, size, batch, complexity, service_strategy), state_probs, rng)
-        dt_items = draw_dt_items(dt, props.dt_item_draw, rng)
+        u_bm, u_dt, u_items, tech_noise, u_tech, eng_noise = rest
+        bm, dt = draw_capabilities(structure, props, region.innovation_shift, u_bm, u_dt)
     table = FirmTable(
         industry=industry,
         size=size,
@@ -289,23 +355,40 @@ def synthesise(
         engagement=np.zeros(n, dtype=np.int8),
         bm=bm,
         dt=dt,
-        dt_items=dt_items,
+        dt_items=dt_items_of(dt, props.dt_item_draw, u_items),
         service_revenue=np.zeros(n),
         it_specialist=np.zeros(n, dtype=bool),
         trains=np.zeros(n, dtype=bool),
         platform=np.zeros(n, dtype=bool),
     )
-    draw_survey_traits(table, rng)
-    return table
+    survey_traits(table, tech_noise, u_tech, eng_noise, counted)
+    ends = np.cumsum(sizes)
+    return [
+        FirmTable(**{f.name: getattr(table, f.name)[e - k : e] for f in fields(FirmTable)})
+        for k, e in zip(sizes, ends, strict=True)
+    ]
 
 
 def draw_techniques(dt: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Number of the 10 digital techniques used (sources §4.4), rank-correlated with DT and size."""
+    noise = rng.standard_normal(len(dt))
+    return techniques_of(dt, size, noise, rng.random(len(dt)))
+
+
+def techniques_of(
+    dt: np.ndarray,
+    size: np.ndarray,
+    noise: np.ndarray,
+    u: np.ndarray,
+    sizes: Sequence[int] | None = None,
+) -> np.ndarray:
+    """`draw_techniques` from its draws (`noise` of the band, `u` of the count within it), for
+    the firms of the runs of `sizes` stacked."""
     spec = load_traits()["digital_techniques"]
     bands = np.array(spec["bands"], dtype=float)
     band = correlated_category(
-        2.0 * dt + 0.5 * size, bands[:, 2] / bands[:, 2].sum(), spec["correlation"], rng
+        2.0 * dt + 0.5 * size, bands[:, 2] / bands[:, 2].sum(), spec["correlation"], noise, sizes
     )
     low, high = bands[band, 0], bands[band, 1]
-    count = low + np.floor(rng.random(len(dt)) * (high - low + 1))
+    count = low + np.floor(u * (high - low + 1))
     return count.astype(np.float64)
