@@ -13,7 +13,7 @@ import pytest
 from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_statistics
 from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
-from mittelbau.core.model import MittelbauModel
+from mittelbau.core.model import Cohort, MittelbauModel
 from mittelbau.core.population import FirmTable, normal_scores, synthesise, synthesise_runs
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RUNUP_PARAMETERS, clear_cache, runup_key, solve_runup, solve_runups
@@ -187,6 +187,9 @@ def test_runs_of_a_batch_share_firms_region_and_years():
             ModelBatch(params)
     with pytest.raises(ValueError, match="a batch of no runs"):
         ModelBatch([])
+    runs = [MittelbauModel(make_params({**SMALL, "region": r}), run_up=False) for r in ("stuttgart", "nord")]
+    with pytest.raises(ValueError, match="runs of regions nord, stuttgart stepped as one; allowed"):
+        Cohort(runs)
 
 
 def test_batch_groups_cut_by_key_and_size_in_order():

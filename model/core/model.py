@@ -399,10 +399,11 @@ def _group_mean(x: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
 
 
 class Cohort:
-    """Runs of the model of one region at the same year, stepped as one: each run draws from its own streams
-    in the order of a run alone and keeps its own programmes, mechanisms, entrants, economics
-    and records, while the vectorised kernels (exposure, exit and capability hazards and
-    decisions) run once over the rows of all runs stacked (`mittelbau.core.stacking`), so
+    """Runs of the model of one region at the same year, stepped as one: each run draws from
+    its own streams in the order of a run alone and keeps its own programmes, mechanisms,
+    entrants, economics and records, while the vectorised kernels (exposure, exit and
+    capability hazards and decisions) run once over the rows of all runs stacked
+    (`mittelbau.core.stacking`) and the entrants of all runs are synthesised as one stack, so
     each run's numbers are exactly those of the run alone. One model is a cohort of one."""
 
     def __init__(self, runs: list[MittelbauModel]) -> None:

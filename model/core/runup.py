@@ -13,6 +13,7 @@ with a BM. Their ratio is the BM–DT coupling the 2015 within-type association 
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -308,6 +309,7 @@ class _Values:
 
 
 _CACHE: OrderedDict[tuple, RunUp] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
 
 
 def runup_key(region_code: str, params) -> tuple:
@@ -319,15 +321,17 @@ def solve_runups(region_code: str, params: Sequence) -> list[RunUp]:
     """The run-up of `region_code` under each parameter set of `params` (one runup_start_year):
     the distinct ones not yet cached solved together (`_solve`), each as it is solved alone."""
     keys = [runup_key(region_code, p) for p in params]
-    missing = list(dict.fromkeys(k for k in keys if k not in _CACHE))
-    found = {k: _CACHE[k] for k in keys if k in _CACHE}
+    with _CACHE_LOCK:  # threads of one worker share the cache
+        found = {k: _CACHE[k] for k in keys if k in _CACHE}
+    missing = list(dict.fromkeys(k for k in keys if k not in found))
     if missing:
         found.update(zip(missing, _solve(region_code, [values for _, values in missing]), strict=True))
-    for k in dict.fromkeys(keys):
-        _CACHE[k] = found[k]
-        _CACHE.move_to_end(k)
-    while len(_CACHE) > CACHE_SIZE:
-        _CACHE.popitem(last=False)
+    with _CACHE_LOCK:
+        for k in dict.fromkeys(keys):
+            _CACHE[k] = found[k]
+            _CACHE.move_to_end(k)
+        while len(_CACHE) > CACHE_SIZE:
+            _CACHE.popitem(last=False)
     return [found[k] for k in keys]
 
 
@@ -338,4 +342,5 @@ def solve_runup(region_code: str, params) -> RunUp:
 
 def clear_cache() -> None:
     """Forget every solved run-up (for timing the inversion)."""
-    _CACHE.clear()
+    with _CACHE_LOCK:
+        _CACHE.clear()
