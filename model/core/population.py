@@ -158,18 +158,24 @@ def normal_scores(score: np.ndarray, sizes: Sequence[int] | None = None) -> np.n
     ranked among its own run's. One sort by run and score finds the tie groups; the quantile
     is taken once per group (scores have few values)."""
     n = len(score)
-    sizes = np.array([n] if sizes is None else sizes, dtype=np.int64)
-    if n == 0:
-        return np.zeros(0)
-    run = np.repeat(np.arange(len(sizes)), sizes)
-    order = np.lexsort((score, run))
-    ordered, r = score[order], run[order]
-    new = np.r_[True, (ordered[1:] != ordered[:-1]) | (r[1:] != r[:-1])]
-    first = np.flatnonzero(new)  # start of each tie group
-    ends = np.r_[first[1:], n]
-    group_run = r[first]
-    start = (np.cumsum(sizes) - sizes)[group_run]  # row of the run's first firm
-    z = ndtri((0.5 * ((first - start) + (ends - start) + 1) - 0.5) / sizes[group_run])
+    if n <= 1:
+        return np.zeros(n)
+    if sizes is None or len(sizes) == 1:
+        order = np.argsort(score)
+        ordered = score[order]
+        first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # start of each tie group
+        ends = np.r_[first[1:], n]
+        z = ndtri((0.5 * (first + ends + 1) - 0.5) / n)
+    else:
+        counts = np.asarray(sizes, dtype=np.int64)
+        run = np.repeat(np.arange(len(counts)), counts)
+        order = np.lexsort((score, run))
+        ordered, r = score[order], run[order]
+        first = np.flatnonzero(np.r_[True, (ordered[1:] != ordered[:-1]) | (r[1:] != r[:-1])])
+        ends = np.r_[first[1:], n]
+        group_run = r[first]
+        start = (np.cumsum(counts) - counts)[group_run]  # row of the run's first firm
+        z = ndtri((0.5 * ((first - start) + (ends - start) + 1) - 0.5) / counts[group_run])
     scores = np.empty(n)
     scores[order] = np.repeat(z, ends - first)
     return scores
@@ -305,7 +311,8 @@ def synthesise_runs(
     kept = [(rng, k, p) for rng, k, p in zip(rngs, sizes, state_probs, strict=True) if k]
     kept = kept or [(np.random.default_rng(0), 0, state_probs[0])]
     counted = [k for _, k, _ in kept]
-    columns = [np.concatenate(c) for c in zip(*(draws(rng, k) for rng, k, _ in kept), strict=True)]
+    drawn = [draws(rng, k) for rng, k, _ in kept]
+    columns = drawn[0] if len(drawn) == 1 else [np.concatenate(c) for c in zip(*drawn, strict=True)]
     industry, size, batch, complexity, position, market_noise, u_fin, u_threat, u_ss = columns[:9]
     rest = columns[9:]
     n = len(industry)
@@ -335,8 +342,9 @@ def synthesise_runs(
         u_state, u_items, tech_noise, u_tech, eng_noise = rest
         probs = [p for _, _, p in kept]
         cum = np.concatenate([np.cumsum(p.reshape(len(p), 4), axis=1) for p in probs])
-        offset = np.repeat(np.arange(len(probs)) * len(probs[0]), counted)
-        cell = cell_index(industry, size, batch, complexity, service_strategy) + offset
+        cell = cell_index(industry, size, batch, complexity, service_strategy)
+        if len(probs) > 1:  # each run's types, in the rows of its own probabilities
+            cell = cell + np.repeat(np.arange(len(probs)) * len(probs[0]), counted)
         bm, dt = draw_state(cell, cum, u_state)
     else:
         u_bm, u_dt, u_items, tech_noise, u_tech, eng_noise = rest
@@ -362,6 +370,8 @@ def synthesise_runs(
         platform=np.zeros(n, dtype=bool),
     )
     survey_traits(table, tech_noise, u_tech, eng_noise, counted)
+    if len(sizes) == 1:
+        return [table]
     ends = np.cumsum(sizes)
     return [
         FirmTable(**{f.name: getattr(table, f.name)[e - k : e] for f in fields(FirmTable)})
