@@ -769,66 +769,62 @@ def calibrate_fit(
         "results/calibration"
     ),
     population: Annotated[int, typer.Option(help="Particles per generation")] = 200,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 8,
-    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 4000,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 5,
+    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the fit")] = 20170501,
+    workers: Annotated[int, typer.Option(help="Processes evaluating particles (1: reproducible)")] = 1,
     write: Annotated[
-        bool, typer.Option("--write", help="Commit the result as calibration/dynamic_parameters.toml")
+        bool,
+        typer.Option(
+            "--write",
+            help="Commit the result as calibration/dynamic_parameters.toml and calibration/posterior.csv",
+        ),
     ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
 ) -> None:
-    """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
-    resumes an interrupted fit from its history."""
-    from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
+    """Fit the dynamic parameters to the dynamic targets (calibration/targets.toml, objective)
+    by ABC-SMC (pyabc); resumes an interrupted fit from its history."""
+    from mittelbau.calibration.dynamic_fit import (
+        IDENTIFIED_SD_RATIO,
+        fit,
+        write_parameter_set,
+        write_posterior,
+    )
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
     _at_least("--firms", firms, 100)
+    _at_least("--workers", workers, 1)
     _out(str(out), out, "experiment", overwrite=True)
     try:
         result = fit(
-            out, population_size=population, generations=generations, firms=firms, seed=seed, resume=not fresh
-        )
-    except (ImportError, ValueError) as exc:
-        _fail(str(exc))
-    typer.echo(
-        f"{result.generations} generations, {result.evaluations} simulations, "
-        f"final epsilon {result.epsilon:.3g}"
-    )
-    for r in result.posterior.itertuples():
-        typer.echo(
-            f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
-            f"sd/prior sd {r.sd_ratio:.2f}"
-        )
-    result.posterior.to_csv(out / "posterior.csv", index=False, float_format="%.6g")
-    post = result.posterior
-    weak = post[post["sd_ratio"] >= IDENTIFIED_SD_RATIO]
-    not_identified = dict(zip(weak["parameter"], weak["sd_ratio"], strict=True))
-    if not_identified:
-        typer.echo(
-            f"  not identified by the targets: {', '.join(not_identified)} "
-            "(they keep their stated assumptions)"
-        )
-        keep = tuple(post.loc[post["sd_ratio"] < IDENTIFIED_SD_RATIO, "parameter"])
-        if not keep:
-            _fail("no parameter is identified by the targets; nothing to commit")
-        result = fit(
-            out / "identified",
-            keep,
+            out,
             population_size=population,
             generations=generations,
             firms=firms,
             seed=seed,
             resume=not fresh,
+            workers=workers,
         )
-        result.posterior.to_csv(out / "posterior_identified.csv", index=False, float_format="%.6g")
-        typer.echo(f"  refitted {', '.join(keep)} with the others fixed:")
-        for r in result.posterior.itertuples():
-            typer.echo(f"    {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g})")
+    except (ImportError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{result.generations} generations, {result.evaluations} simulations in "
+        f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "
+        f"{result.ess:.0f} of {population}"
+    )
+    for r in result.posterior.itertuples():
+        flag = "" if r.sd_ratio < IDENTIFIED_SD_RATIO else " (not identified)"
+        typer.echo(
+            f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
+            f"sd/prior sd {r.sd_ratio:.2f}{flag}"
+        )
+    result.posterior.to_csv(out / "posterior_summary.csv", index=False, float_format="%.6g")
     if write:
         settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
-        write_parameter_set(result, settings, not_identified=not_identified)
-        typer.echo("  written to calibration/dynamic_parameters.toml")
+        write_parameter_set(result, settings)
+        write_posterior(result)
+        typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
 
 
 @calibrate_app.command("identify")
@@ -836,7 +832,7 @@ def calibrate_identify(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/identifiability"),
     population: Annotated[int, typer.Option(help="Particles per generation")] = 100,
     generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 6,
-    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 4000,
+    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed")] = 2,
 ) -> None:
     """Re-estimate the dynamic parameters from synthetic targets made at the current defaults:

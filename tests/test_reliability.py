@@ -358,7 +358,7 @@ INT_OPTIONS = {  # command, option, least valid value
     ("run", "--replications", "2"): [("--workers", 1)],
     ("sensitivity", "morris"): [("--trajectories", 2), ("--replications", 1), ("--workers", 1)],
     ("discover",): [("--samples", 2), ("--replications", 1), ("--workers", 1)],
-    ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100)],
+    ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100), ("--workers", 1)],
     ("calibrate", "report"): [("--replications", 2), ("--firms", 100)],
 }
 CASES = [(cmd, opt, low) for cmd, opts in INT_OPTIONS.items() for opt, low in opts]

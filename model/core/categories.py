@@ -26,6 +26,7 @@ GROUP_ATTRIBUTES = {
     "size": SIZE_CLASSES,
     "batch": BATCH_TYPES,
     "complexity": COMPLEXITIES,
+    "position": POSITIONS,
 }
 
 
