@@ -1,15 +1,14 @@
 """Fit the dynamic parameters to the dynamic targets by ABC-SMC (pyabc).
 
 The targets marked `objective` in `calibration/targets.toml` depend on the dynamics or on the
-distributions the fitted parameters shape: the 2015 BM and DT levels and their within-type
-association reached by the stochastic run-up (Stuttgart and Germany), BM introductions
-2016–2018 through the survey's measurement model, motives, engagement and digital techniques
-in 2016, BMs dropped 2017–2019 and the service revenue distribution. The distance of a
-simulation from the surveys is Σ z², z = (simulated − observed) / SE_obs over those targets
-(a bound adds only on its wrong side). One run per population per particle: at the fit's
-1,500 firms a share's simulation noise (≈ 0.012) stays below most survey standard errors
-(0.02–0.07; Germany's 2015 levels, SE 0.014, are the exception, so their z carries noise of
-about the same size).
+distributions the fitted parameters shape: Stuttgart's 2015 BM and DT levels and their
+within-type association reached by the stochastic run-up, BM introductions 2016–2018 through
+the survey's measurement model, motives, engagement and digital techniques in 2016, BMs
+dropped 2017–2019 and the service revenue distribution. The distance of a simulation from the
+surveys is Σ z², z = (simulated − observed) / SE_obs over those targets (a bound adds only on
+its wrong side). One run per particle: at the fit's 1,000 firms a share's simulation noise
+(≈ 0.015) stays below the survey standard errors (0.02–0.07). The run-up is solved anew for
+every particle (`bm_loss_rate` enters it), which is most of a particle's cost.
 
 pyabc stores every generation in an SQLite history, so an interrupted fit resumes from its last
 finished generation. Its samplers draw from NumPy's global generator, which `fit` seeds once:
@@ -122,7 +121,7 @@ def fit(
     observed: dict | None = None,
     population_size: int = 200,
     generations: int = 8,
-    firms: int = 1500,
+    firms: int = 1000,
     seed: int = 1,
     resume: bool = True,
     workers: int = 1,
@@ -323,7 +322,7 @@ def identify(
     truth: dict[str, float],
     population_size: int = 100,
     generations: int = 6,
-    firms: int = 1500,
+    firms: int = 1000,
     seed: int = 2,
     workers: int = 1,
 ) -> pd.DataFrame:

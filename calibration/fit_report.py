@@ -324,14 +324,16 @@ def fit_sections() -> list[str]:
             f"Identified: fitted with sd ratio below {ident['identified_sd_ratio']}; otherwise an "
             "assumption that drives the answer.",
             "",
-            "| parameter | indicator | total index ± 95 % | sd ratio | status |",
-            "|---|---|---|---|---|",
+            "Clear: the index stays above the threshold at the lower end of its interval.",
+            "",
+            "| parameter | indicator | total index ± 95 % | clear | sd ratio | status |",
+            "|---|---|---|---|---|---|",
         ]
         for name, d in ident["driver"].items():
             ratio = f"{d['sd_ratio']:.2f}" if "sd_ratio" in d else "not fitted"
             lines.append(
                 f"| {name} | {d['output']} | {d['total_index']:.2f} ± {d['ci95_half_width']:.2f} | "
-                f"{ratio} | {d['status']} |"
+                f"{'yes' if d['clear'] else 'no'} | {ratio} | {d['status']} |"
             )
     return lines
 

@@ -13,7 +13,6 @@ the verdict per parameter in calibration/identifiability.toml, which the README 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -59,8 +58,12 @@ def sobol_screen(
 
 def drivers(indices: pd.DataFrame, threshold: float = DRIVER_INDEX) -> pd.DataFrame:
     """Per factor: its largest total index over the verdict indicators, the indicator and the
-    index's confidence half-width there; only factors above `threshold`."""
+    index's confidence half-width there; only factors above `threshold`. `clear`: the index
+    stays above the threshold at the lower end of its 95 % interval on some indicator (at a
+    small N most do not: the screen cannot rule them out, nor confirm them)."""
     top = indices.loc[indices.groupby("factor")["ST"].idxmax(), ["factor", "output", "ST", "ST_conf"]]
+    low = (indices["ST"] - indices["ST_conf"]).groupby(indices["factor"]).max()
+    top = top.assign(clear=(low.reindex(top["factor"]) > threshold).to_numpy())
     return top[top["ST"] > threshold].sort_values("ST", ascending=False).reset_index(drop=True)
 
 
@@ -78,6 +81,7 @@ def classify(driving: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
                 "output": r.output,
                 "ST": r.ST,
                 "ST_conf": r.ST_conf,
+                "clear": bool(r.clear),
                 "sd_ratio": sd_ratio,
                 "status": "identified" if identified else "assumption",
             }
@@ -102,6 +106,7 @@ def write_identifiability(
                 "output": r.output,
                 "total_index": _round(r.ST),
                 "ci95_half_width": _round(r.ST_conf),
+                "clear": bool(r.clear),
                 "status": r.status,
                 **({} if pd.isna(r.sd_ratio) else {"sd_ratio": _round(r.sd_ratio)}),
             }
@@ -121,7 +126,7 @@ def write_identifiability(
         },
     }
     header = (
-        "# Written by `mittelbau calibrate identifiability` (calibration/identifiability.py).\n"
+        "# Written by `mittelbau calibrate identifiability --write` (calibration/identifiability.py).\n"
         "# Which parameters drive the verdicts (total Sobol index > driver_index on a verdict\n"
         "# indicator in 2035) and whether the calibration targets identify them (posterior sd /\n"
         "# prior sd < identified_sd_ratio in the recovery from synthetic data).\n"
@@ -131,8 +136,3 @@ def write_identifiability(
 
 def _round(x: float) -> float:
     return float(f"{float(x):.4g}")
-
-
-def names(table: pd.DataFrame, status: str) -> Sequence[str]:
-    """The parameters of one status, in the order of their index."""
-    return list(table.loc[table.status == status, "parameter"])

@@ -781,6 +781,10 @@ def calibrate_fit(
         ),
     ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
+    recovery: Annotated[
+        Path | None,
+        typer.Option(help="Folder of a `calibrate identify` run whose recovery --write records"),
+    ] = None,
 ) -> None:
     """Fit the dynamic parameters to the dynamic targets (calibration/targets.toml, objective)
     by ABC-SMC (pyabc); resumes an interrupted fit from its history."""
@@ -795,6 +799,7 @@ def calibrate_fit(
     _at_least("--generations", generations, 1)
     _at_least("--firms", firms, 100)
     _at_least("--workers", workers, 1)
+    recovered = _recovery_table(recovery)
     _out(str(out), out, "experiment", overwrite=True)
     try:
         result = fit(
@@ -822,9 +827,78 @@ def calibrate_fit(
     result.posterior.to_csv(out / "posterior_summary.csv", index=False, float_format="%.6g")
     if write:
         settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
-        write_parameter_set(result, settings)
+        write_parameter_set(result, settings, recovery=recovered)
         write_posterior(result)
         typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
+
+
+def _recovery_table(folder: Path | None):
+    """The recovery table a `calibrate identify` run wrote into `folder` (None: none)."""
+    if folder is None:
+        return None
+    import pandas as pd
+
+    path = folder / "identifiability.csv"
+    if not path.is_file():
+        _fail(
+            f"--recovery {folder} holds no identifiability.csv; allowed: the --out folder "
+            "of `calibrate identify`"
+        )
+    return pd.read_csv(path)
+
+
+@calibrate_app.command("identifiability")
+def calibrate_identifiability(
+    recovery: Annotated[Path, typer.Option(help="Folder of a `calibrate identify` run")] = Path(
+        "results/identifiability"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder of the Sobol screen")] = Path("results/sobol-verdicts"),
+    n: Annotated[int, typer.Option(help="Sobol base samples")] = 32,
+    firms: Annotated[int, typer.Option(help="Firms per run")] = 1000,
+    seed: Annotated[int, typer.Option(help="Root seed")] = 20170501,
+    workers: Annotated[int, typer.Option(help="Parallel workers")] = 1,
+    write: Annotated[
+        bool, typer.Option("--write", help="Commit the result as calibration/identifiability.toml")
+    ] = False,
+) -> None:
+    """Which parameters drive the verdicts in 2035 (total Sobol index above 0.05) and whether the
+    targets identify them (the recovery of `calibrate identify`): identified, or an assumption
+    that drives the answer."""
+    from mittelbau.calibration.identifiability import (
+        IDENTIFIABILITY_FILE,
+        VERDICT_OUTPUTS,
+        classify,
+        drivers,
+        screened_factors,
+        sobol_screen,
+        write_identifiability,
+    )
+
+    _at_least("--n", n, 2)
+    _at_least("--firms", firms, 100)
+    _at_least("--workers", workers, 1)
+    recovered = _recovery_table(recovery)
+    _out(str(out), out, "experiment", overwrite=True)
+    indices = sobol_screen(out, n, firms, seed, workers)
+    table = classify(drivers(indices), recovered)
+    for r in table.itertuples():
+        typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
+    if write:
+        k = len(screened_factors())
+        settings = {
+            "method": "Sobol (SALib, Saltelli sampling), total indices",
+            "n": n,
+            "runs": n * (k + 2),
+            "firms": firms,
+            "replications": 1,
+            "years": 20,
+            "factors": k,
+            "seed": seed,
+            "outputs": list(VERDICT_OUTPUTS),
+            "region": "stuttgart",
+        }
+        write_identifiability(table, settings, recovered)
+        typer.echo(f"  written to {IDENTIFIABILITY_FILE.name}")
 
 
 @calibrate_app.command("identify")
