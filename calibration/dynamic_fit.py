@@ -271,7 +271,7 @@ def write_parameter_set(
         "version": int(old["version"]) + 1,
         "method": "ABC-SMC (pyabc), uniform priors over the registry ranges, distance Σ z²",
         "targets": "calibration/targets.toml, objective = true (sources §2.1–2.2, §2.12, §2.14, "
-        "§4.1–4.4, §4.8, §7.1), Stuttgart and Germany",
+        "§4.1–4.4, §4.8, §7.1), Stuttgart",
         "settings": dict(settings),
         "generations": result.generations,
         "final_epsilon": _digits(result.epsilon, 6),

@@ -67,10 +67,16 @@ def drivers(indices: pd.DataFrame, threshold: float = DRIVER_INDEX) -> pd.DataFr
     return top[top["ST"] > threshold].sort_values("ST", ascending=False).reset_index(drop=True)
 
 
-def classify(driving: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
+def classify(
+    driving: pd.DataFrame, recovery: pd.DataFrame, fitted: dict[str, float] | None = None
+) -> pd.DataFrame:
     """Each driving factor as 'identified' (fitted, sd ratio below IDENTIFIED_SD_RATIO) or
-    'assumption' (not fitted, or fitted but not narrowed by the targets)."""
+    'assumption' (not fitted, or fitted but not narrowed by the targets). The sd ratio is the
+    larger of the recovery's and, where `fitted` gives it, the survey fit's: a parameter the
+    targets narrow at one point but not at the posterior is not called identified."""
     ratio = dict(zip(recovery["parameter"], recovery["sd_ratio"], strict=True))
+    for name, value in (fitted or {}).items():
+        ratio[name] = max(ratio.get(name, value), value)
     rows = []
     for r in driving.itertuples():
         sd_ratio = ratio.get(r.factor)
@@ -129,7 +135,8 @@ def write_identifiability(
         "# Written by `mittelbau calibrate identifiability --write` (calibration/identifiability.py).\n"
         "# Which parameters drive the verdicts (total Sobol index > driver_index on a verdict\n"
         "# indicator in 2035) and whether the calibration targets identify them (posterior sd /\n"
-        "# prior sd < identified_sd_ratio in the recovery from synthetic data).\n"
+        "# prior sd < identified_sd_ratio, in the recovery from synthetic data and in the fit to\n"
+        "# the surveys, calibration/dynamic_parameters.toml).\n"
     )
     path.write_text(header + tomli_w.dumps(data), encoding="utf-8")
 

@@ -879,8 +879,12 @@ def calibrate_identifiability(
     _at_least("--workers", workers, 1)
     recovered = _recovery_table(recovery)
     _out(str(out), out, "experiment", overwrite=True)
+    from mittelbau.calibration.dynamic_fit import load_parameter_set
+
+    fit = load_parameter_set()
+    fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
     indices = sobol_screen(out, n, firms, seed, workers)
-    table = classify(drivers(indices), recovered)
+    table = classify(drivers(indices), recovered, fitted)
     for r in table.itertuples():
         typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
     if write:

@@ -9,6 +9,7 @@ import pytest
 from mittelbau.calibration.dynamic_fit import (
     FITTED,
     PARAMETER_FILE,
+    POSTERIOR_FILE,
     FitResult,
     distance,
     dynamic_targets,
@@ -135,3 +136,28 @@ def test_posterior_sample_round_trips(tmp_path):
     back = load_posterior(path)
     assert list(back.columns) == ["weight", "competence_learning"]
     assert back["weight"].sum() == pytest.approx(1.0) and len(back) == 3
+
+
+def test_registry_defaults_are_the_committed_fit():
+    fitted = tomllib.loads(PARAMETER_FILE.read_text())
+    for name in FITTED:
+        assert BY_NAME[name].default == pytest.approx(fitted[name]["median"])
+        assert BY_NAME[name].source.startswith("calibrated: calibration/dynamic_parameters.toml")
+    assert set(fitted["not_identified"]) <= set(FITTED)
+
+
+def test_committed_posterior_sample_is_the_committed_fit():
+    """calibration/posterior.csv: weights summing to 1, then every fitted parameter inside its
+    registry range; its weighted median is the registry default (up to the sample's ties)."""
+    sample = load_posterior(POSTERIOR_FILE)
+    fitted = tomllib.loads(PARAMETER_FILE.read_text())
+    assert list(sample.columns) == ["weight", *FITTED]
+    assert sample["weight"].sum() == pytest.approx(1.0) and (sample["weight"] >= 0).all()
+    assert len(sample) == fitted["particles"]
+    assert kish_ess(sample["weight"].to_numpy()) == pytest.approx(fitted["effective_sample_size"], rel=1e-3)
+    for name in FITTED:
+        x = sample[name].to_numpy()
+        assert (x >= BY_NAME[name].low).all() and (x <= BY_NAME[name].high).all()
+        order = np.argsort(x)
+        cum = np.cumsum(sample["weight"].to_numpy()[order])
+        assert x[order][np.searchsorted(cum, 0.5)] == pytest.approx(fitted[name]["median"], rel=1e-4)

@@ -5,6 +5,8 @@ import tomllib
 import pandas as pd
 
 from mittelbau.calibration.identifiability import (
+    IDENTIFIABILITY_FILE,
+    VERDICT_OUTPUTS,
     classify,
     drivers,
     screened_factors,
@@ -54,6 +56,10 @@ def test_a_driver_is_identified_only_when_fitted_and_narrowed():
     assert table.loc["exit_rate", "status"] == "assumption"  # not fitted
     assert table.loc["engagement_drift_rate", "status"] == "assumption"  # fitted, sd ratio 0.8
     assert "competence_learning" not in table.index  # fitted, but drives no verdict
+    # narrowed in the recovery but not in the fit to the surveys: not identified
+    wide = classify(drivers(_indices()), _recovery(), {"bm_adoption_factor": 0.75}).set_index("parameter")
+    assert wide.loc["bm_adoption_factor", "status"] == "assumption"
+    assert wide.loc["bm_adoption_factor", "sd_ratio"] == 0.75
 
 
 def test_the_written_file_lists_the_assumptions_that_drive_the_answer(tmp_path):
@@ -71,3 +77,18 @@ def test_the_screen_varies_the_uncertain_parameters_that_act_on_the_stages():
     names = screened_factors()
     assert "bm_adoption_factor" in names and "mech_lockin" in names
     assert not any(BY_NAME[n].group in ("economics", "run", "measurement") for n in names)
+
+
+def test_committed_identifiability_names_every_driver_identified_or_assumed():
+    data = tomllib.loads(IDENTIFIABILITY_FILE.read_text())
+    assert data["screen"]["outputs"] == list(VERDICT_OUTPUTS)
+    drivers_ = data["driver"]
+    assert set(data["assumptions_that_drive_the_answer"]) | set(data["identified_drivers"]) == set(drivers_)
+    for name, d in drivers_.items():
+        assert d["total_index"] > data["driver_index"]
+        identified = d.get("sd_ratio", 1.0) < data["identified_sd_ratio"]
+        assert d["status"] == ("identified" if identified else "assumption"), name
+    for name, r in data["recovery"].items():
+        assert r["q05"] <= r["median"] <= r["q95"], name
+        assert r["recovered"] == (r["q05"] <= r["truth"] <= r["q95"]), name
+        assert r["identified"] == (r["sd_ratio"] < data["identified_sd_ratio"]), name
