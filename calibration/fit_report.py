@@ -324,7 +324,8 @@ def fit_sections() -> list[str]:
             f"Identified: fitted with sd ratio below {ident['identified_sd_ratio']}; otherwise an "
             "assumption that drives the answer.",
             "",
-            "Clear: the index stays above the threshold at the lower end of its interval.",
+            "Clear: on at least one indicator the index stays above the threshold at the lower "
+            "end of its interval.",
             "",
             "| parameter | indicator | total index ± 95 % | clear | sd ratio | status |",
             "|---|---|---|---|---|---|",

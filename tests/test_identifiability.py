@@ -92,3 +92,11 @@ def test_committed_identifiability_names_every_driver_identified_or_assumed():
         assert r["q05"] <= r["median"] <= r["q95"], name
         assert r["recovered"] == (r["q05"] <= r["truth"] <= r["q95"]), name
         assert r["identified"] == (r["sd_ratio"] < data["identified_sd_ratio"]), name
+
+
+def test_readme_names_every_assumption_that_drives_the_answer(root):
+    readme = (root / "README.md").read_text()
+    data = tomllib.loads(IDENTIFIABILITY_FILE.read_text())
+    assert "calibration/identifiability.toml" in readme
+    missing = [n for n in data["assumptions_that_drive_the_answer"] if f"`{n}`" not in readme]
+    assert not missing, missing
