@@ -768,8 +768,8 @@ def calibrate_fit(
     out: Annotated[Path, typer.Option(help="Folder of the fit (pyabc history)")] = Path(
         "results/calibration"
     ),
-    population: Annotated[int, typer.Option(help="Particles per generation")] = 200,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 5,
+    population: Annotated[int, typer.Option(help="Particles per generation")] = 150,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
     firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the fit")] = 20170501,
     workers: Annotated[int, typer.Option(help="Processes evaluating particles (1: reproducible)")] = 1,
@@ -853,7 +853,7 @@ def calibrate_identifiability(
         "results/identifiability"
     ),
     out: Annotated[Path, typer.Option(help="Folder of the Sobol screen")] = Path("results/sobol-verdicts"),
-    n: Annotated[int, typer.Option(help="Sobol base samples")] = 32,
+    n: Annotated[int, typer.Option(help="Sobol base samples")] = 64,
     firms: Annotated[int, typer.Option(help="Firms per run")] = 1000,
     seed: Annotated[int, typer.Option(help="Root seed")] = 20170501,
     workers: Annotated[int, typer.Option(help="Parallel workers")] = 1,
@@ -909,22 +909,41 @@ def calibrate_identifiability(
 def calibrate_identify(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/identifiability"),
     population: Annotated[int, typer.Option(help="Particles per generation")] = 100,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 6,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
     firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed")] = 2,
+    truth: Annotated[
+        list[str] | None,
+        typer.Option(help="A fitted parameter's true value, name=value (default: its registry default)"),
+    ] = None,
 ) -> None:
-    """Re-estimate the dynamic parameters from synthetic targets made at the current defaults:
-    which are recovered, and which do the targets identify at all?"""
+    """Re-estimate the dynamic parameters from synthetic targets made at known values (the
+    registry defaults unless --truth sets them): which are recovered, and which do the targets
+    identify at all?"""
     from mittelbau.calibration.dynamic_fit import FITTED, identify
     from mittelbau.core.parameters import BY_NAME
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
     _at_least("--firms", firms, 100)
+    known = {n: float(BY_NAME[n].default) for n in FITTED}
+    for item in truth or []:
+        name, _, value = item.partition("=")
+        p = BY_NAME.get(name.strip())
+        try:
+            x = float(value)
+        except ValueError:
+            x = float("nan")
+        if name.strip() not in FITTED or p is None or not (p.low <= x <= p.high):
+            _fail(
+                f"--truth {item!r} is invalid; allowed: name=value with a fitted parameter "
+                f"({', '.join(FITTED)}) and a value inside its registry range"
+            )
+        known[name.strip()] = x
     _out(str(out), out, "experiment", overwrite=True)
-    truth = {n: float(BY_NAME[n].default) for n in FITTED}
+    truth_values = known
     try:
-        table = identify(out, truth, population, generations, firms, seed)
+        table = identify(out, truth_values, population, generations, firms, seed)
     except ImportError as exc:
         _fail(str(exc))
     for r in table.itertuples():

@@ -100,3 +100,22 @@ def test_readme_names_every_assumption_that_drives_the_answer(root):
     assert "calibration/identifiability.toml" in readme
     missing = [n for n in data["assumptions_that_drive_the_answer"] if f"`{n}`" not in readme]
     assert not missing, missing
+
+
+def test_cli_refuses_a_truth_outside_the_fitted_parameters_and_a_missing_recovery(tmp_path):
+    from typer.testing import CliRunner
+
+    from mittelbau.cli import app
+
+    out = tmp_path / "out"
+    bad = CliRunner().invoke(app, ["calibrate", "identify", "--truth", "exit_rate=0.1", "--out", str(out)])
+    assert bad.exit_code == 2 and "--truth 'exit_rate=0.1' is invalid" in bad.output
+    high = CliRunner().invoke(
+        app, ["calibrate", "identify", "--truth", "bm_loss_rate=0.9", "--out", str(out)]
+    )
+    assert high.exit_code == 2 and "inside its registry range" in high.output
+    missing = CliRunner().invoke(
+        app, ["calibrate", "identifiability", "--recovery", str(tmp_path / "none"), "--out", str(out)]
+    )
+    assert missing.exit_code == 2 and "holds no identifiability.csv" in missing.output
+    assert not out.exists()
