@@ -287,7 +287,7 @@ def run(
             typer.echo(
                 f"  all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, "
                 f"{policy['additional_upward_moves']:+d} upward moves against no programme, "
-                + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
+                + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
         typer.echo(f"  written to {folder}/")
 

@@ -26,7 +26,6 @@ GROUP_ATTRIBUTES = {
     "size": SIZE_CLASSES,
     "batch": BATCH_TYPES,
     "complexity": COMPLEXITIES,
-    "position": POSITIONS,
 }
 
 
