@@ -232,8 +232,8 @@ def test_each_mechanism_moves_the_verdicts_as_documented(name, rates, hr_sign, s
     assert np.sign(mean["stuck_share"]) == stuck_sign and abs(z["stuck_share"]) > 3, (mean, z)
     if hr_sign:
         assert np.sign(mean["hollowing_ratio"]) == hr_sign and abs(z["hollowing_ratio"]) > 3, (mean, z)
-    else:
-        assert abs(mean["hollowing_ratio"]) < 0.05 and abs(z["hollowing_ratio"]) < 3, (mean, z)
+    else:  # no change worth reading: common random numbers make a tiny one significant
+        assert abs(mean["hollowing_ratio"]) < 0.05, (mean, z)
 
 
 # ---- the switches are categorical factors -------------------------------------------------------
