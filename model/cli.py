@@ -314,7 +314,7 @@ def run(
             typer.echo(
                 f"  all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, "
                 f"{policy['additional_upward_moves']:+d} upward moves against no programme, "
-                + (f"€{cpm:,.0f} per additional move" if cpm else "no additional moves")
+                + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
         typer.echo(f"  written to {folder}/")
 
@@ -861,94 +861,181 @@ def calibrate_fit(
     out: Annotated[Path, typer.Option(help="Folder of the fit (pyabc history)")] = Path(
         "results/calibration"
     ),
-    population: Annotated[int, typer.Option(help="Particles per generation")] = 200,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 8,
-    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 4000,
+    population: Annotated[int, typer.Option(help="Particles per generation")] = 150,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
+    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the fit")] = 20170501,
+    workers: Annotated[int, typer.Option(help="Processes evaluating particles (1: reproducible)")] = 1,
     write: Annotated[
-        bool, typer.Option("--write", help="Commit the result as calibration/dynamic_parameters.toml")
+        bool,
+        typer.Option(
+            "--write",
+            help="Commit the result as calibration/dynamic_parameters.toml and calibration/posterior.csv",
+        ),
     ] = False,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
+    recovery: Annotated[
+        Path | None,
+        typer.Option(help="Folder of a `calibrate identify` run whose recovery --write records"),
+    ] = None,
 ) -> None:
-    """Fit the dynamic parameters to the behavioural survey targets by ABC-SMC (pyabc);
-    resumes an interrupted fit from its history. The last generation's weighted particles are
-    written as posterior_sample.csv (with --write: calibration/posterior.csv, the sample
-    posterior-predictive ensembles draw from)."""
+    """Fit the dynamic parameters to the dynamic targets (calibration/targets.toml, objective)
+    by ABC-SMC (pyabc); resumes an interrupted fit from its history. The last generation's
+    weighted particles are written as posterior_sample.csv (with --write also as
+    calibration/posterior.csv, the sample posterior-predictive ensembles draw from)."""
     from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
     from mittelbau.calibration.posterior import write_posterior
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
     _at_least("--firms", firms, 100)
+    _at_least("--workers", workers, 1)
+    recovered = _recovery_table(recovery)
     _out(str(out), out, "experiment", overwrite=True)
     try:
         result = fit(
-            out, population_size=population, generations=generations, firms=firms, seed=seed, resume=not fresh
-        )
-    except (ImportError, ValueError) as exc:
-        _fail(str(exc))
-    typer.echo(
-        f"{result.generations} generations, {result.evaluations} simulations, "
-        f"final epsilon {result.epsilon:.3g}"
-    )
-    for r in result.posterior.itertuples():
-        typer.echo(
-            f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
-            f"sd/prior sd {r.sd_ratio:.2f}"
-        )
-    result.posterior.to_csv(out / "posterior.csv", index=False, float_format="%.6g")
-    post = result.posterior
-    weak = post[post["sd_ratio"] >= IDENTIFIED_SD_RATIO]
-    not_identified = dict(zip(weak["parameter"], weak["sd_ratio"], strict=True))
-    if not_identified:
-        typer.echo(
-            f"  not identified by the targets: {', '.join(not_identified)} "
-            "(they keep their stated assumptions)"
-        )
-        keep = tuple(post.loc[post["sd_ratio"] < IDENTIFIED_SD_RATIO, "parameter"])
-        if not keep:
-            _fail("no parameter is identified by the targets; nothing to commit")
-        result = fit(
-            out / "identified",
-            keep,
+            out,
             population_size=population,
             generations=generations,
             firms=firms,
             seed=seed,
             resume=not fresh,
+            workers=workers,
         )
-        result.posterior.to_csv(out / "posterior_identified.csv", index=False, float_format="%.6g")
-        typer.echo(f"  refitted {', '.join(keep)} with the others fixed:")
-        for r in result.posterior.itertuples():
-            typer.echo(f"    {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g})")
+    except (ImportError, ValueError) as exc:
+        _fail(str(exc))
+    typer.echo(
+        f"{result.generations} generations, {result.evaluations} simulations in "
+        f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "
+        f"{result.ess:.0f} of {population}"
+    )
+    for r in result.posterior.itertuples():
+        flag = "" if r.sd_ratio < IDENTIFIED_SD_RATIO else " (not identified)"
+        typer.echo(
+            f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
+            f"sd/prior sd {r.sd_ratio:.2f}{flag}"
+        )
+    result.posterior.to_csv(out / "posterior_summary.csv", index=False, float_format="%.6g")
     settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
     write_posterior(result, out / "posterior_sample.csv", settings)
     if write:
-        write_parameter_set(result, settings, not_identified=not_identified)
+        write_parameter_set(result, settings, recovery=recovered)
         write_posterior(result, notes=settings)
         typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
+
+
+def _recovery_table(folder: Path | None):
+    """The recovery table a `calibrate identify` run wrote into `folder` (None: none)."""
+    if folder is None:
+        return None
+    import pandas as pd
+
+    path = folder / "identifiability.csv"
+    if not path.is_file():
+        _fail(
+            f"--recovery {folder} holds no identifiability.csv; allowed: the --out folder "
+            "of `calibrate identify`"
+        )
+    return pd.read_csv(path)
+
+
+@calibrate_app.command("identifiability")
+def calibrate_identifiability(
+    recovery: Annotated[Path, typer.Option(help="Folder of a `calibrate identify` run")] = Path(
+        "results/identifiability"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder of the Sobol screen")] = Path("results/sobol-verdicts"),
+    n: Annotated[int, typer.Option(help="Sobol base samples")] = 64,
+    firms: Annotated[int, typer.Option(help="Firms per run")] = 1000,
+    seed: Annotated[int, typer.Option(help="Root seed")] = 20170501,
+    workers: Annotated[int, typer.Option(help="Parallel workers")] = 1,
+    write: Annotated[
+        bool, typer.Option("--write", help="Commit the result as calibration/identifiability.toml")
+    ] = False,
+) -> None:
+    """Which parameters drive the verdicts in 2035 (total Sobol index above 0.05) and whether the
+    targets identify them (the recovery of `calibrate identify`): identified, or an assumption
+    that drives the answer."""
+    from mittelbau.calibration.identifiability import (
+        IDENTIFIABILITY_FILE,
+        VERDICT_OUTPUTS,
+        classify,
+        drivers,
+        screened_factors,
+        sobol_screen,
+        write_identifiability,
+    )
+
+    _at_least("--n", n, 2)
+    _at_least("--firms", firms, 100)
+    _at_least("--workers", workers, 1)
+    recovered = _recovery_table(recovery)
+    _out(str(out), out, "experiment", overwrite=True)
+    from mittelbau.calibration.dynamic_fit import load_parameter_set
+
+    fit = load_parameter_set()
+    fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
+    indices = sobol_screen(out, n, firms, seed, workers)
+    table = classify(drivers(indices), recovered, fitted)
+    for r in table.itertuples():
+        typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
+    if write:
+        k = len(screened_factors())
+        settings = {
+            "method": "Sobol (SALib, Saltelli sampling), total indices",
+            "n": n,
+            "runs": n * (k + 2),
+            "firms": firms,
+            "replications": 1,
+            "years": 20,
+            "factors": k,
+            "seed": seed,
+            "outputs": list(VERDICT_OUTPUTS),
+            "region": "stuttgart",
+        }
+        write_identifiability(table, settings, recovered)
+        typer.echo(f"  written to {IDENTIFIABILITY_FILE.name}")
 
 
 @calibrate_app.command("identify")
 def calibrate_identify(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/identifiability"),
     population: Annotated[int, typer.Option(help="Particles per generation")] = 100,
-    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 6,
-    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 4000,
+    generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
+    firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed")] = 2,
+    truth: Annotated[
+        list[str] | None,
+        typer.Option(help="A fitted parameter's true value, name=value (default: its registry default)"),
+    ] = None,
 ) -> None:
-    """Re-estimate the dynamic parameters from synthetic targets made at the current defaults:
-    which are recovered, and which do the targets identify at all?"""
+    """Re-estimate the dynamic parameters from synthetic targets made at known values (the
+    registry defaults unless --truth sets them): which are recovered, and which do the targets
+    identify at all?"""
     from mittelbau.calibration.dynamic_fit import FITTED, identify
     from mittelbau.core.parameters import BY_NAME
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
     _at_least("--firms", firms, 100)
+    known = {n: float(BY_NAME[n].default) for n in FITTED}
+    for item in truth or []:
+        name, _, value = item.partition("=")
+        p = BY_NAME.get(name.strip())
+        try:
+            x = float(value)
+        except ValueError:
+            x = float("nan")
+        if name.strip() not in FITTED or p is None or not (p.low <= x <= p.high):
+            _fail(
+                f"--truth {item!r} is invalid; allowed: name=value with a fitted parameter "
+                f"({', '.join(FITTED)}) and a value inside its registry range"
+            )
+        known[name.strip()] = x
     _out(str(out), out, "experiment", overwrite=True)
-    truth = {n: float(BY_NAME[n].default) for n in FITTED}
+    truth_values = known
     try:
-        table = identify(out, truth, population, generations, firms, seed)
+        table = identify(out, truth_values, population, generations, firms, seed)
     except ImportError as exc:
         _fail(str(exc))
     for r in table.itertuples():

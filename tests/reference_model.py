@@ -156,7 +156,9 @@ class RefFirm(mesa.Agent):
             and self.random.random() < 1.0 - math.exp(-p.leap_rate)
         ):
             bm = dt = True
-        techniques = min(self.techniques + p.competence_learning, 10.0) if dt else self.techniques
+        whole = math.floor(p.competence_learning)
+        step = whole + (self.random.random() < p.competence_learning - whole)
+        techniques = min(self.techniques + step, 10.0) if dt else self.techniques
         if on(p, "rising_bar") and self.trains and not dt:
             techniques = min(techniques + p.training_learning, 10.0)
         engagement = self.engagement

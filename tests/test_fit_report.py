@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mittelbau.calibration.fit_report import STATISTICS, fit_table, load_targets, write_fit_report
+from mittelbau.calibration.fit_report import (
+    STATISTICS,
+    any_introduction_share,
+    fit_table,
+    load_targets,
+    mantel_haenszel_log_or,
+    standard_error,
+    write_fit_report,
+)
 from mittelbau.cli import app
 from mittelbau.core.model import MittelbauModel
 
@@ -16,9 +24,104 @@ def test_targets_are_unique_and_complete():
     ids = [t["id"] for t in targets]
     assert len(ids) == len(set(ids))
     for t in targets:
-        assert 0 < t["value"] < 1 and t["n"] > 0 and t["source"].startswith("sources §")
-    sections = {t["source"].split()[1].rstrip(",") for t in targets}
-    assert {"§2.1", "§2.2", "§2.5", "§2.9", "§4.1", "§4.2", "§4.3", "§4.4", "§4.6"} <= sections
+        assert t["source"].startswith("sources §")
+        if t.get("unit", "share") == "share":
+            assert 0 < t["value"] < 1 and t["n"] > 0
+        else:
+            assert t["se"] > 0 and t["measurement"]
+    sections = {s.strip(",") for t in targets for s in t["source"].split()[1:]}
+    assert {
+        "§2.1",
+        "§2.2",
+        "§2.5",
+        "§2.9",
+        "§2.12",
+        "§4.1",
+        "§4.2",
+        "§4.3",
+        "§4.4",
+        "§4.6",
+        "§4.8",
+        "§7.1",
+    } <= sections
+    # the run-up's 2015 targets take the place of the static ones of the same figure
+    for population in ("stuttgart", "germany"):
+        for capability in ("bm", "dt"):
+            assert f"{population}:{capability}_share:all" not in ids
+            assert f"runup_{capability}_{population}" in ids
+
+
+def test_introductions_measurement_model_numbers():
+    """sources §4.1: with 10 % service-based introductions among the firms and half of all
+    introductions service-based, 1 − 0.9² = 19 % report any introduction."""
+    assert any_introduction_share(0.1, 0.5) == pytest.approx(0.19)
+    assert any_introduction_share(0.1, 1.0) == pytest.approx(0.1)  # all service-based: as simulated
+    assert any_introduction_share(0.0, 0.3) == 0.0
+    m = MittelbauModel(firms=2000, seed=3, years=3, bm_service_share=0.25).run()
+    final = m.state.position == 0
+    s = (m.bm_introduced[final] >= 2016).mean()
+    got = STATISTICS["bm_introduced_any_since"](m, {"group": "position:final", "since": 2016})
+    assert 0 < s < got == pytest.approx(1 - (1 - s) ** 4)
+
+
+def test_within_type_association_is_the_mantel_haenszel_log_odds_ratio():
+    def table(a: int, b: int, c: int, d: int) -> tuple[list[int], list[int]]:
+        """Firms with (x, y) = (1, 1) a times, (1, 0) b, (0, 1) c, (0, 0) d."""
+        return [1] * (a + b) + [0] * (c + d), [1] * a + [0] * b + [1] * c + [0] * d
+
+    # no association within either type (odds ratios 8·1 / (2·4) and 1·8 / (4·2)), though the
+    # pooled table has odds ratio 9·9 / (6·6): the within-type log odds ratio is 0
+    (x0, y0), (x1, y1) = table(8, 2, 4, 1), table(1, 4, 2, 8)
+    x, y = np.array(x0 + x1), np.array(y0 + y1)
+    stratum = np.array([0] * 15 + [1] * 15)
+    assert mantel_haenszel_log_or(x, y, stratum) == pytest.approx(0.0, abs=1e-12)
+    assert mantel_haenszel_log_or(x, y, np.zeros(30, dtype=int)) == pytest.approx(np.log(2.25))
+    # a common odds ratio of 4 in two types of different size and level
+    (x0, y0), (x1, y1) = table(4, 1, 1, 1), table(2, 2, 1, 4)
+    got = mantel_haenszel_log_or(np.array(x0 + x1), np.array(y0 + y1), np.array([0] * 7 + [1] * 9))
+    assert got == pytest.approx(np.log(4.0))
+
+
+def test_a_target_the_model_cannot_meet_is_reported_as_failing():
+    """A constructed case: 95 % BM providers in 2015 and a within-type association of 0."""
+    targets = [
+        {
+            "id": "impossible_bm",
+            "population": "stuttgart",
+            "statistic": "bm_share",
+            "group": "all",
+            "year": 2015,
+            "value": 0.95,
+            "n": 113,
+            "source": "sources §2.2",
+        },
+        {
+            "id": "no_coupling",
+            "population": "stuttgart",
+            "statistic": "bm_dt_log_odds_ratio",
+            "year": 2015,
+            "value": 0.0,
+            "se": 0.1,
+            "unit": "log odds ratio",
+            "source": "sources §2.1",
+        },
+        {
+            "id": "lower_bound_met",
+            "population": "stuttgart",
+            "statistic": "bm_share",
+            "group": "all",
+            "year": 2015,
+            "value": 0.2,
+            "n": 113,
+            "bound": "lower",
+            "source": "sources §2.2",
+        },
+    ]
+    table = fit_table(replications=2, firms=800, seed=4, targets=targets).set_index("target")
+    assert not table.loc["impossible_bm", "within_2se"] and table.loc["impossible_bm", "z"] < -10
+    assert not table.loc["no_coupling", "within_2se"] and table.loc["no_coupling", "z"] > 5
+    assert table.loc["lower_bound_met", "within_2se"]
+    assert standard_error(targets[1]) == 0.1
 
 
 def test_statistics_read_the_model_state():
@@ -37,7 +140,8 @@ def test_statistics_read_the_model_state():
     bands = [
         STATISTICS["techniques_share"](m, {"low": lo, "high": hi}) for lo, hi in ((0, 2), (3, 5), (6, 10))
     ]
-    assert sum(bands) == pytest.approx(1.0)  # fractional learning never falls between bands
+    assert sum(bands) == pytest.approx(1.0)
+    assert (m.state.techniques == np.floor(m.state.techniques)).all()  # learning adds whole techniques
     still = MittelbauModel(firms=2000, seed=2, years=3, bm_adoption_factor=0.0).run()
     assert STATISTICS["bm_introduced_since"](still, {"since": 2016}) == 0.0
 
@@ -47,10 +151,13 @@ def test_fit_table_scores_each_target_by_its_standard_error():
     se = np.sqrt(table.observed_se**2 + table.simulated_sd**2 / 3)
     assert np.allclose(table.z, (table.simulated_mean - table.observed) / se)
     upper = table.bound == "upper"
-    assert upper.sum() == 1  # sources §4.1, a one-sided reading
+    assert upper.sum() == 2  # sources §4.8, the revenue shares read as bounds
     assert (table.within_2se[~upper] == (table.z[~upper].abs() <= 2)).all()
     assert (table.within_2se[upper] == (table.z[upper] <= 2)).all()
-    assert np.allclose(table.observed_se, np.sqrt(table.observed * (1 - table.observed) / table.n))
+    shares = table.unit == "share"
+    p = table.observed[shares]
+    assert np.allclose(table.observed_se[shares], np.sqrt(p * (1 - p) / table.n[shares]))
+    assert (table.observed_se[~shares] < 0.5).all() and table.fitted.sum() == 19
 
 
 @pytest.mark.slow

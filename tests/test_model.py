@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mittelbau.core.dynamics import MOTIVES
+from mittelbau.core.dynamics import MOTIVES, learning_steps
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import stage_shares
 from mittelbau.core.model import MittelbauModel
@@ -53,6 +53,24 @@ def test_nothing_moves_after_2015_when_all_rates_are_zero():
     assert (df[df["year"] >= 2015][["stage1", "stage2", "stage3"]].nunique() == 1).all()
     assert sum(t[0].sum() for t in m.transitions[m.runup_years :]) == 0
     assert df["stage3"].iloc[0] < df["stage3"].iloc[m.runup_years] - 0.1  # the run-up moved
+
+
+def test_learning_adds_whole_techniques_at_the_mean_rate():
+    """competence_learning below 1 moves the survey's whole-technique bands (sources §4.4)."""
+    u = np.random.default_rng(0).random(200_000)
+    assert learning_steps(0.3, u).mean() == pytest.approx(0.3, abs=0.005)
+    assert set(np.unique(learning_steps(1.25, u))) == {1.0, 2.0}
+    assert learning_steps(1.25, u).mean() == pytest.approx(1.25, abs=0.005)
+    runs = {
+        c: MittelbauModel(firms=3000, seed=4, years=3, exit_rate=0.0, competence_learning=c).run()
+        for c in (0.0, 0.3)
+    }
+    start = MittelbauModel(firms=3000, seed=4, years=0, exit_rate=0.0)
+    t0, users = start.state.techniques, runs[0.3].state.dt
+    assert (runs[0.0].state.techniques == t0).all()
+    gained = (runs[0.3].state.techniques - t0)[users & start.state.dt & (t0 <= 7)]
+    assert (gained == np.floor(gained)).all()
+    assert gained.mean() == pytest.approx(0.9, abs=0.1)  # three years at 0.3
 
 
 def test_only_losses_move_firms_down():

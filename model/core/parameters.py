@@ -31,7 +31,8 @@ def calibrated(name: str, assumed: float, reason: str) -> tuple[float, str]:
         f = _FIT[name]
         return float(f["median"]), (
             f"calibrated: calibration/dynamic_parameters.toml v{_FIT['version']} (ABC-SMC to "
-            f"sources §4.1–4.4; posterior median, 90 % interval {f['q05']:.3g}–{f['q95']:.3g})"
+            "calibration/targets.toml, sources §2.1–2.2, §2.12, §4.1–4.4, §4.8, §7.1; posterior "
+            f"median, 90 % interval {f['q05']:.3g}–{f['q95']:.3g})"
         )
     return assumed, reason
 
@@ -60,11 +61,18 @@ SWITCH = ("off", "on")  # choices of a mechanism switch
 
 
 def P_fit(
-    name: str, assumed: float, unit: str, description: str, reason: str, low: float, high: float
+    name: str,
+    assumed: float,
+    unit: str,
+    description: str,
+    reason: str,
+    low: float,
+    high: float,
+    group: str = "dynamics",
 ) -> Parameter:
     """A dynamic parameter whose default comes from the committed fit when there is one."""
     default, source = calibrated(name, assumed, reason)
-    return Parameter(name, default, unit, description, source, low, high)
+    return Parameter(name, default, unit, description, source, low, high, group=group)
 
 
 _ENTRIES: tuple[Parameter, ...] = (
@@ -222,7 +230,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.1,
     ),
     # ---- BM adoption -------------------------------------------------------------------
-    P(
+    P_fit(
         "bm_adoption_factor",
         1.0,
         "factor",
@@ -232,6 +240,21 @@ _ENTRIES: tuple[Parameter, ...] = (
         "(sources §2.2, §7.1)",
         0.0,
         5.0,
+    ),
+    P_fit(
+        "bm_service_share",
+        0.35,
+        "share",
+        "Share of a manufacturer's complementary BM introductions that are service-based (the "
+        "model's BM); only the measurement model of the survey's BM introductions reads it "
+        "(calibration/targets.toml)",
+        "assumption: sources §4.1 counts any complementary BM; 46 % offer a service-based BM "
+        "(sources §2.2) against 94 % with any complementary BM, about half of them several "
+        "(sources §4.8), so service-based ones are at most about half of all; prior uniform "
+        "0.15–0.6",
+        0.15,
+        0.6,
+        group="measurement",
     ),
     P(
         "bm_weight_peers",
@@ -260,7 +283,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.09,
         0.27,
     ),
-    P(
+    P_fit(
         "bm_loss_rate",
         0.03,
         "1/year",
@@ -283,7 +306,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         "competence_learning",
         0.3,
         "techniques/year",
-        "Digital techniques a DT user adds per year (up to 10)",
+        "Mean number of digital techniques a DT user adds per year (up to 10), in whole "
+        "techniques: the integer part every year and one more with probability the fraction",
         "assumption: sources §4.4 (users of more techniques are DT users)",
         0.0,
         2.0,
@@ -419,7 +443,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.3,
         group="mechanisms",
     ),
-    P(
+    P_fit(
         "service_revenue_concentration",
         10.0,
         "-",
@@ -741,10 +765,11 @@ _ENTRIES: tuple[Parameter, ...] = (
 )
 
 # ---- roles and exploration ranges ---------------------------------------------------------
-# The role follows from the group: run settings, indicator definitions and the shock (a
-# scenario's event, not an uncertain rate) are held fixed, lever parameters are policy
-# choices, everything else is uncertain.
-SETTING_GROUPS = frozenset({"run", "indicators", "shock"})
+# The role follows from the group: run settings, indicator definitions, the shock (a
+# scenario's event, not an uncertain rate) and the measurement models of the calibration
+# (which the simulation never reads) are held fixed, lever parameters are policy choices,
+# everything else is uncertain.
+SETTING_GROUPS = frozenset({"run", "indicators", "shock", "measurement"})
 LEVER_GROUPS = frozenset(s.name for s in SPECS)
 
 # Ranges experiments sample where the validation range (what a scenario may set) is wider than
