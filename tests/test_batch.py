@@ -21,7 +21,13 @@ from mittelbau.core.scenario import Scenario, make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.outputs import RunResult
-from mittelbau.experiments.runs import run_parameters, simulate, simulate_batch
+from mittelbau.experiments.runs import (
+    run_parameters,
+    simulate,
+    simulate_batch,
+    simulate_outcomes,
+    simulate_outcomes_batch,
+)
 
 SMALL = {"firms": 300, "years": 6}
 LEVERS = {"funding_budget_eur": 3e6, "cooperation_projects_per_year": 4, "centres_number": 2}
@@ -201,6 +207,26 @@ def test_batch_groups_cut_by_key_and_size_in_order():
     assert batch_groups(ps, 16, rows=100) == [[0], [1], [2], [3], [4]]  # one run at least
     with pytest.raises(ValueError, match="batch size = 0"):
         batch_groups(ps, 0)
+
+
+def test_outcomes_without_tables_are_those_of_the_summary_alone_and_batched():
+    """Experiments keep only a run's outcomes (`simulate_outcomes`, `simulate_outcomes_batch`):
+    exactly summary.json's outcomes, with and without levers (whose € per additional upward
+    move needs the counterfactual run)."""
+    points = [
+        {"seed": 5},
+        {"seed": 6, **LEVERS},
+        {"seed": 7, **MECHANISMS},
+        {"seed": 8, "funding_budget_eur": 1e6},
+    ]
+    scenarios = [scenario(p) for p in points]
+    clear_cache()
+    full = [r.summary["outcomes"] for r in simulate_batch(scenarios)]
+    assert simulate_outcomes_batch(scenarios) == full
+    assert [simulate_outcomes(s) for s in scenarios] == full
+    costs = [o["cost_per_additional_upward_move"] for o in full]
+    assert costs[0] is None and costs[2] is None and costs[1] is not None and costs[1] > 0
+    assert json.dumps(full) == json.dumps(simulate_outcomes_batch(scenarios, batch_size=3))
 
 
 def test_a_scenario_with_levers_runs_its_counterfactuals():
