@@ -229,6 +229,18 @@ def test_outcomes_without_tables_are_those_of_the_summary_alone_and_batched():
     assert json.dumps(full) == json.dumps(simulate_outcomes_batch(scenarios, batch_size=3))
 
 
+def test_a_run_without_economics_keeps_every_other_record():
+    params = make_params({**SMALL, **LEVERS, **MECHANISMS, "seed": 12})
+    full, lean = MittelbauModel(params).run(), MittelbauModel(params, economics=False).run()
+    assert full.economics is not None and len(full.economics.records) == 7 and lean.economics is None
+    a = full.datacollector.get_model_vars_dataframe()
+    assert a.equals(lean.datacollector.get_model_vars_dataframe())
+    assert np.array_equal(np.stack(full.transitions), np.stack(lean.transitions))
+    assert np.array_equal(np.stack(full.stage_counts), np.stack(lean.stage_counts))
+    assert full.lever_records == lean.lever_records and len(full.lever_records) > 0
+    assert np.array_equal(full.state.stage, lean.state.stage)
+
+
 def test_a_scenario_with_levers_runs_its_counterfactuals():
     params = make_params({**SMALL, **LEVERS})
     runs = run_parameters(params)

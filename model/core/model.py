@@ -82,7 +82,8 @@ class MittelbauModel(mesa.Model):
     `run_up=False` leaves the model at `runup_start_year` (a batch of runs runs the run-up of
     its members together). `runup=` takes the solved run-up of these parameters
     (`runup.solve_runups`, which solves those of a batch together); left out, it is solved here
-    (cached).
+    (cached). `economics=False` keeps no firm economics (they act on nothing else: every other
+    record and draw stays as it is): for runs of which only the outcomes are kept.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class MittelbauModel(mesa.Model):
         scenario: MesaScenario | None = None,
         run_up: bool = True,
         runup: RunUp | None = None,
+        economics: bool = True,
         **overrides: Any,
     ) -> None:
         if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
@@ -158,6 +160,7 @@ class MittelbauModel(mesa.Model):
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
         self.economics: Economics | None = None
+        self.keeps_economics = economics
         # the verdict indicators follow the 2015 firms (`_start_verdicts`, at the end of the
         # run-up): their stage then (0 before: no firm is followed yet), their size class then,
         # the firm holding each row then, and (once they exit) the stage they left from
@@ -295,7 +298,8 @@ class MittelbauModel(mesa.Model):
         self.start_small = s.size <= SIZE_CLASSES.index("50-99")
         self.start_firm = self.firm_id.copy()
         self.exit_stage[:] = 0
-        self.economics = Economics(s, self.params, self.population_scale, self.economics_rng.spawn(1)[0])
+        if self.keeps_economics:
+            self.economics = Economics(s, self.params, self.population_scale, self.economics_rng.spawn(1)[0])
 
     def run(self) -> MittelbauModel:
         """Run to the horizon: `years` after 2015."""
