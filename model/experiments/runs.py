@@ -41,9 +41,9 @@ def _collect(scenario: Scenario, models: list[MittelbauModel]) -> RunResult:
 
 
 def _run(
-    p: Params, on_year: Callable[[MittelbauModel], None] | None = None, economics: bool = True
+    p: Params, on_year: Callable[[MittelbauModel], None] | None = None, outcomes_only: bool = False
 ) -> MittelbauModel:
-    model = MittelbauModel(p, economics=economics)
+    model = MittelbauModel(p, outcomes_only=outcomes_only)
     for _ in range(p.years):
         model.step()
         if on_year is not None:
@@ -63,7 +63,7 @@ def simulate(
 
 
 def _batched_models(
-    scenarios: Sequence[Scenario], batch_size: int, economics: bool = True
+    scenarios: Sequence[Scenario], batch_size: int, outcomes_only: bool = False
 ) -> Iterator[tuple[Scenario, list[MittelbauModel]]]:
     """Each scenario with its finished runs (`run_parameters`), the runs of all scenarios
     stepped together in batches of up to `batch_size` runs and BATCH_ROWS firms that share
@@ -72,7 +72,7 @@ def _batched_models(
     flat = [p for ps in needed for p in ps]
     models: list[MittelbauModel | None] = [None] * len(flat)
     for group in batch_groups(flat, batch_size, BATCH_ROWS):
-        for i, model in zip(group, ModelBatch([flat[i] for i in group], economics).run(), strict=True):
+        for i, model in zip(group, ModelBatch([flat[i] for i in group], outcomes_only).run(), strict=True):
             models[i] = model
     k = 0
     for scenario, ps in zip(scenarios, needed, strict=True):
@@ -95,7 +95,7 @@ def _outcomes(scenario: Scenario, models: list[MittelbauModel]) -> dict[str, boo
 def simulate_outcomes(scenario: Scenario) -> dict[str, bool | float | None]:
     """The outcomes at the horizon of `simulate(scenario)` (its summary's "outcomes"), without
     building its tables or keeping firm economics: what sampled experiments keep of a run."""
-    return _outcomes(scenario, [_run(p, economics=False) for p in run_parameters(scenario.params)])
+    return _outcomes(scenario, [_run(p, outcomes_only=True) for p in run_parameters(scenario.params)])
 
 
 def simulate_outcomes_batch(
@@ -104,5 +104,5 @@ def simulate_outcomes_batch(
     """`simulate_outcomes` of every scenario, their runs stepped together as in `simulate_batch`."""
     return [
         _outcomes(scenario, models)
-        for scenario, models in _batched_models(scenarios, batch_size, economics=False)
+        for scenario, models in _batched_models(scenarios, batch_size, outcomes_only=True)
     ]
