@@ -25,6 +25,8 @@ from mittelbau.core import runup
 from mittelbau.core.categories import START_YEAR
 from mittelbau.core.scenario import Scenario, load_scenario, make_params
 from mittelbau.experiments import experiment
+from mittelbau.experiments.ensemble import headline_outcomes
+from mittelbau.experiments.runs import simulate
 from mittelbau.experiments.sensitivity import (
     factors,
     problem,
@@ -41,15 +43,17 @@ CORES = 2
 
 
 def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
-    """The runner of a batch before runs were stepped together: one model after the other."""
+    """The runner of a batch before runs were stepped together: one model after the other,
+    each with its tables and whole summary (`runs.simulate`), of which the outcomes are kept."""
     rows = []
     for run in batch.runs:
         point, replicate, seed, _ = run
         params = experiment.batch_parameters(batch, run)
+        result = simulate(Scenario("point", "", make_params(params)))
         rows.append(
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
             | {k: v for k, v in params.items() if k != "seed"}
-            | experiment.run_outputs(make_params(params))
+            | headline_outcomes(result.summary)
         )
     return pd.DataFrame(rows)
 

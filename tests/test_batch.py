@@ -14,6 +14,7 @@ from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_
 from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.outcomes import at_horizon
 from mittelbau.core.population import FirmTable, normal_scores, synthesise, synthesise_runs
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RUNUP_PARAMETERS, clear_cache, runup_key, solve_runup, solve_runups
@@ -21,7 +22,13 @@ from mittelbau.core.scenario import Scenario, make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.outputs import RunResult
-from mittelbau.experiments.runs import run_parameters, simulate, simulate_batch
+from mittelbau.experiments.runs import (
+    run_parameters,
+    simulate,
+    simulate_batch,
+    simulate_outcomes,
+    simulate_outcomes_batch,
+)
 
 SMALL = {"firms": 300, "years": 6}
 LEVERS = {"funding_budget_eur": 3e6, "cooperation_projects_per_year": 4, "centres_number": 2}
@@ -201,6 +208,43 @@ def test_batch_groups_cut_by_key_and_size_in_order():
     assert batch_groups(ps, 16, rows=100) == [[0], [1], [2], [3], [4]]  # one run at least
     with pytest.raises(ValueError, match="batch size = 0"):
         batch_groups(ps, 0)
+
+
+def test_outcomes_without_tables_are_those_of_the_summary_alone_and_batched():
+    """Experiments keep only a run's outcomes (`simulate_outcomes`, `simulate_outcomes_batch`):
+    exactly summary.json's outcomes, with and without levers (whose € per additional upward
+    move needs the counterfactual run)."""
+    points = [
+        {"seed": 5},
+        {"seed": 6, **LEVERS},
+        {"seed": 7, **MECHANISMS},
+        {"seed": 8, "funding_budget_eur": 1e6},
+    ]
+    scenarios = [scenario(p) for p in points]
+    clear_cache()
+    full = [r.summary["outcomes"] for r in simulate_batch(scenarios)]
+    assert simulate_outcomes_batch(scenarios) == full
+    assert [simulate_outcomes(s) for s in scenarios] == full
+    costs = [o["cost_per_additional_upward_move"] for o in full]
+    assert costs[0] is None and costs[2] is None and costs[1] is not None and costs[1] > 0
+    assert json.dumps(full) == json.dumps(simulate_outcomes_batch(scenarios, batch_size=3))
+
+
+def test_a_run_keeping_only_outcomes_keeps_every_record_they_read():
+    """`outcomes_only`: no economics, no records before 2015; those from 2015 on as in full."""
+    params = make_params({**SMALL, **LEVERS, **MECHANISMS, "seed": 12})
+    full, lean = MittelbauModel(params).run(), MittelbauModel(params, outcomes_only=True).run()
+    assert full.economics is not None and len(full.economics.records) == 7 and lean.economics is None
+    a = full.datacollector.get_model_vars_dataframe()
+    b = lean.datacollector.get_model_vars_dataframe()
+    assert len(a) == full.runup_years + 7 and len(b) == 7 and list(b["year"]) == list(range(2015, 2022))
+    # the same values (the verdict columns hold no run-up Nones, so they are not of object type)
+    assert a.iloc[full.runup_years :].reset_index(drop=True).astype(object).equals(b.astype(object))
+    assert at_horizon(a, {}) == at_horizon(b, {})
+    assert np.array_equal(np.stack(full.transitions), np.stack(lean.transitions))
+    assert np.array_equal(np.stack(full.stage_counts[full.runup_years :]), np.stack(lean.stage_counts))
+    assert full.lever_records == lean.lever_records and len(full.lever_records) > 0
+    assert np.array_equal(full.state.stage, lean.state.stage)
 
 
 def test_a_scenario_with_levers_runs_its_counterfactuals():

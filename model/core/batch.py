@@ -48,9 +48,10 @@ class ModelBatch:
     """The runs of `params` (each with its own seed), built and run up together (the run-up
     hazards of their distinct parameter points solved together: `runup.solve_runups`), then
     stepped one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model
-    of `params[i]`: read its records as those of a run alone."""
+    of `params[i]`: read its records as those of a run alone. `outcomes_only=True` keeps only what
+    the outcomes at the horizon read (`MittelbauModel`)."""
 
-    def __init__(self, params: Sequence[Params]) -> None:
+    def __init__(self, params: Sequence[Params], outcomes_only: bool = False) -> None:
         if not params:
             raise ValueError("a batch of no runs; allowed: one or more parameter sets")
         keys = [batch_key(p) for p in params]
@@ -63,7 +64,10 @@ class ModelBatch:
                 )
         # the run-ups of the batch's distinct parameter points, solved together
         runups = solve_runups(params[0].region, params)
-        self.runs = [MittelbauModel(p, run_up=False, runup=r) for p, r in zip(params, runups, strict=True)]
+        self.runs = [
+            MittelbauModel(p, run_up=False, runup=r, outcomes_only=outcomes_only)
+            for p, r in zip(params, runups, strict=True)
+        ]
         for m in self.runs:
             m.batched = True
         self.cohort = Cohort(self.runs)

@@ -82,7 +82,9 @@ class MittelbauModel(mesa.Model):
     `run_up=False` leaves the model at `runup_start_year` (a batch of runs runs the run-up of
     its members together). `runup=` takes the solved run-up of these parameters
     (`runup.solve_runups`, which solves those of a batch together); left out, it is solved here
-    (cached).
+    (cached). `outcomes_only=True` keeps only what the outcomes at the horizon read (for runs
+    of which only those are kept): no firm economics and no yearly records before 2015 (neither
+    acts on the dynamics; every other record and every draw stays as it is).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class MittelbauModel(mesa.Model):
         scenario: MesaScenario | None = None,
         run_up: bool = True,
         runup: RunUp | None = None,
+        outcomes_only: bool = False,
         **overrides: Any,
     ) -> None:
         if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
@@ -158,6 +161,7 @@ class MittelbauModel(mesa.Model):
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
         self.economics: Economics | None = None
+        self.outcomes_only = outcomes_only
         # the verdict indicators follow the 2015 firms (`_start_verdicts`, at the end of the
         # run-up): their stage then (0 before: no firm is followed yet), their size class then,
         # the firm holding each row then, and (once they exit) the stage they left from
@@ -295,7 +299,8 @@ class MittelbauModel(mesa.Model):
         self.start_small = s.size <= SIZE_CLASSES.index("50-99")
         self.start_firm = self.firm_id.copy()
         self.exit_stage[:] = 0
-        self.economics = Economics(s, self.params, self.population_scale, self.economics_rng.spawn(1)[0])
+        if not self.outcomes_only:
+            self.economics = Economics(s, self.params, self.population_scale, self.economics_rng.spawn(1)[0])
 
     def run(self) -> MittelbauModel:
         """Run to the horizon: `years` after 2015."""
@@ -337,6 +342,8 @@ class MittelbauModel(mesa.Model):
 
     # ---- records ------------------------------------------------------------------------------
     def _record(self) -> None:
+        if self.outcomes_only and self.year < START_YEAR:
+            return  # the outcomes at the horizon read the years from 2015 on
         s = self.state
         stage = s.stage - 1
         counts = [np.bincount(stage, minlength=3)[None, :]]

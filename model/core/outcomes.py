@@ -131,11 +131,15 @@ def _gap(m: Any) -> float:
 
 
 def _gap_widens(m: Any) -> bool | None:
-    """The gap now against the gap recorded in 2015 (the DataCollector's row of 2015; the
-    competence_gap reporter of the same row runs first)."""
-    recorded = m.datacollector.model_vars
-    start = recorded["competence_gap"][recorded["year"].index(START_YEAR)]
+    """The gap now against the gap recorded in 2015 (the DataCollector's row of 2015); in 2015
+    itself the gap now (a run keeping only its outcomes records nothing earlier, so Mesa's
+    check of the reporters runs in 2015, before that row exists)."""
     gap = _gap(m)
+    if m.year == START_YEAR:
+        start = gap
+    else:
+        recorded = m.datacollector.model_vars
+        start = recorded["competence_gap"][recorded["year"].index(START_YEAR)]
     return gap_widens(start, gap) if math.isfinite(start) and math.isfinite(gap) else None
 
 

@@ -25,7 +25,7 @@ from mittelbau.core.outcomes import OUTCOMES, definitions
 from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
-from mittelbau.experiments.runs import simulate, simulate_batch
+from mittelbau.experiments.runs import simulate_outcomes, simulate_outcomes_batch
 from mittelbau.experiments.store import (
     FolderError,
     damage,
@@ -51,7 +51,7 @@ class Batch:
 
 def run_outputs(params: Params) -> dict[str, bool | float]:
     """Run one parameter set and return every outcome of the outcome registry at the horizon."""
-    return headline_outcomes(simulate(Scenario("point", "", params)).summary)
+    return headline_outcomes({"outcomes": simulate_outcomes(Scenario("point", "", params))})
 
 
 def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> dict[str, Any]:
@@ -60,16 +60,16 @@ def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) ->
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:
-    """The runs of a batch, stepped together (`runs.simulate_batch`): scenario, point,
+    """The runs of a batch, stepped together (`runs.simulate_outcomes_batch`): scenario, point,
     replicate, seed, every parameter, the outcomes."""
     every = [batch_parameters(batch, run) for run in batch.runs]
-    results = simulate_batch([Scenario("point", "", make_params(params)) for params in every])
+    results = simulate_outcomes_batch([Scenario("point", "", make_params(params)) for params in every])
     rows = []
     for (point, replicate, seed, _), params, result in zip(batch.runs, every, results, strict=True):
         rows.append(
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
             | {k: v for k, v in params.items() if k != "seed"}
-            | headline_outcomes(result.summary)
+            | headline_outcomes({"outcomes": result})
         )
     return pd.DataFrame(rows)
 

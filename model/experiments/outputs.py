@@ -67,6 +67,17 @@ def upward_moves(model: MittelbauModel) -> int:
     return int(t[1, 2] + t[1, 3] + t[2, 3])
 
 
+def cost_per_move(cost: float, extra: int, scale: float) -> float | None:
+    """€ per additional upward move of the region's firms (`extra` moves of agents, each
+    standing for `scale` firms); None without additional moves."""
+    return round(cost / (extra * scale), 2) if extra > 0 else None
+
+
+def levers_table(model: MittelbauModel) -> pd.DataFrame:
+    """levers.csv: one row per lever and year (typed also when there is none)."""
+    return pd.DataFrame(model.lever_records, columns=list(LEVER_COLUMNS)).astype(LEVER_COLUMNS)
+
+
 def lever_summary(
     model: MittelbauModel,
     levers: pd.DataFrame,
@@ -82,7 +93,7 @@ def lever_summary(
     scale = model.population_scale  # moves of agents × scale = moves of the region's firms
 
     def per_move(cost: float, extra: int) -> float | None:
-        return round(cost / (extra * scale), 2) if extra > 0 else None
+        return cost_per_move(cost, extra, scale)
 
     out: dict[str, Any] = {}
     for lever in model.levers:
@@ -160,7 +171,7 @@ def collect(
                     rows.append((model.first_year + k + 1, a, b, int(matrix[a, b])))
     transitions = pd.DataFrame(rows, columns=["year", "from_stage", "to_stage", "firms"])
     indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
-    levers = pd.DataFrame(model.lever_records, columns=list(LEVER_COLUMNS)).astype(LEVER_COLUMNS)
+    levers = levers_table(model)
     summary = summarise(model, scenario, indicators)
     summary["levers"], summary["policy"] = lever_summary(model, levers, no_policy, alone or {})
     summary["outcomes"] = at_horizon(indicators, summary)
@@ -169,6 +180,20 @@ def collect(
     summary["definitions"] = definitions() | RUNUP_DEFINITIONS | stakes.DEFINITIONS
     economics = stakes.economics_table(model)
     return RunResult(scenario, stage_shares, transitions, indicators, levers, summary, economics)
+
+
+def outcomes(model: MittelbauModel, no_policy: MittelbauModel | None = None) -> dict[str, Any]:
+    """The run's outcomes at the horizon (summary.json's "outcomes", as `collect` gives them)
+    without its tables and the rest of its summary: what sampled experiments keep of a run.
+    The one outcome of the whole run, € per additional upward move, needs the levers' spending
+    and the same-seed run without any programme."""
+    indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    policy = None
+    if no_policy is not None:
+        extra = upward_moves(model) - upward_moves(no_policy)
+        total = float(levers_table(model)["spent_eur"].sum())
+        policy = {"cost_per_additional_upward_move_eur": cost_per_move(total, extra, model.population_scale)}
+    return at_horizon(indicators, {"policy": policy})
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:

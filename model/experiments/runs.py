@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from mittelbau.core.batch import ModelBatch, batch_groups
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.scenario import Params, Scenario, load_scenario
-from mittelbau.experiments.outputs import RunResult, collect
+from mittelbau.experiments.outputs import RunResult, collect, outcomes
 from mittelbau.levers import enabled, without_levers
 
 BATCH_SIZE = 16  # most runs stepped together (core.batch.ModelBatch) by `simulate_batch`
@@ -40,6 +40,17 @@ def _collect(scenario: Scenario, models: list[MittelbauModel]) -> RunResult:
     return collect(model, scenario, no_policy, alone)
 
 
+def _run(
+    p: Params, on_year: Callable[[MittelbauModel], None] | None = None, outcomes_only: bool = False
+) -> MittelbauModel:
+    model = MittelbauModel(p, outcomes_only=outcomes_only)
+    for _ in range(p.years):
+        model.step()
+        if on_year is not None:
+            on_year(model)
+    return model
+
+
 def simulate(
     scenario: Scenario | None = None, on_year: Callable[[MittelbauModel], None] | None = None
 ) -> RunResult:
@@ -48,31 +59,50 @@ def simulate(
     programme (and each lever alone, for a mix), on common random numbers, to count the
     additional upward moves. `on_year` is called after every simulated year (for progress)."""
     scenario = scenario or load_scenario(None)
+    return _collect(scenario, [_run(p, on_year) for p in run_parameters(scenario.params)])
 
-    def run(p: Params) -> MittelbauModel:
-        model = MittelbauModel(p)
-        for _ in range(p.years):
-            model.step()
-            if on_year is not None:
-                on_year(model)
-        return model
 
-    return _collect(scenario, [run(p) for p in run_parameters(scenario.params)])
+def _batched_models(
+    scenarios: Sequence[Scenario], batch_size: int, outcomes_only: bool = False
+) -> Iterator[tuple[Scenario, list[MittelbauModel]]]:
+    """Each scenario with its finished runs (`run_parameters`), the runs of all scenarios
+    stepped together in batches of up to `batch_size` runs and BATCH_ROWS firms that share
+    firms, region and years (`core.batch.ModelBatch`)."""
+    needed = [run_parameters(s.params) for s in scenarios]
+    flat = [p for ps in needed for p in ps]
+    models: list[MittelbauModel | None] = [None] * len(flat)
+    for group in batch_groups(flat, batch_size, BATCH_ROWS):
+        for i, model in zip(group, ModelBatch([flat[i] for i in group], outcomes_only).run(), strict=True):
+            models[i] = model
+    k = 0
+    for scenario, ps in zip(scenarios, needed, strict=True):
+        yield scenario, models[k : k + len(ps)]
+        models[k : k + len(ps)] = [None] * len(ps)  # let finished runs go
+        k += len(ps)
 
 
 def simulate_batch(scenarios: Sequence[Scenario], batch_size: int = BATCH_SIZE) -> list[RunResult]:
     """`simulate` of every scenario, their runs (counterfactuals included) stepped together in
     batches of up to `batch_size` runs and BATCH_ROWS firms that share firms, region and years
     (`core.batch.ModelBatch`); each result is exactly that of `simulate` alone."""
-    needed = [run_parameters(s.params) for s in scenarios]
-    flat = [p for ps in needed for p in ps]
-    models: list[MittelbauModel | None] = [None] * len(flat)
-    for group in batch_groups(flat, batch_size, BATCH_ROWS):
-        for i, model in zip(group, ModelBatch([flat[i] for i in group]).run(), strict=True):
-            models[i] = model
-    results, k = [], 0
-    for scenario, ps in zip(scenarios, needed, strict=True):
-        results.append(_collect(scenario, models[k : k + len(ps)]))
-        models[k : k + len(ps)] = [None] * len(ps)  # let finished runs go
-        k += len(ps)
-    return results
+    return [_collect(scenario, models) for scenario, models in _batched_models(scenarios, batch_size)]
+
+
+def _outcomes(scenario: Scenario, models: list[MittelbauModel]) -> dict[str, bool | float | None]:
+    return outcomes(models[0], models[1] if enabled(scenario.params) else None)
+
+
+def simulate_outcomes(scenario: Scenario) -> dict[str, bool | float | None]:
+    """The outcomes at the horizon of `simulate(scenario)` (its summary's "outcomes"), without
+    building its tables or keeping firm economics: what sampled experiments keep of a run."""
+    return _outcomes(scenario, [_run(p, outcomes_only=True) for p in run_parameters(scenario.params)])
+
+
+def simulate_outcomes_batch(
+    scenarios: Sequence[Scenario], batch_size: int = BATCH_SIZE
+) -> list[dict[str, bool | float | None]]:
+    """`simulate_outcomes` of every scenario, their runs stepped together as in `simulate_batch`."""
+    return [
+        _outcomes(scenario, models)
+        for scenario, models in _batched_models(scenarios, batch_size, outcomes_only=True)
+    ]
