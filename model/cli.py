@@ -443,8 +443,8 @@ SeedOpt = Annotated[int | None, typer.Option(help="Root seed (same as --set seed
 FactorsOpt = Annotated[
     str | None,
     typer.Option(
-        help="Comma-separated registry parameters to vary (default: all "
-        "numeric dynamics and network parameters)"
+        help="Comma-separated registry parameters to vary (default: every numeric "
+        "uncertainty and the six mechanism switches)"
     ),
 ]
 LeversOpt = Annotated[bool, typer.Option("--levers", help="Vary the lever settings too")]
@@ -727,7 +727,8 @@ def discover(
     case: Annotated[
         str,
         typer.Option(
-            help="Case of interest: 'hollowed' (the middle hollows out) or '<output> <op> <number>', "
+            help="Case of interest: a yes/no outcome ('hollowed': the middle hollows out, "
+            "'middle_shrinks', 'competence_gap_widens') or '<output> <op> <number>', "
             "e.g. 'middle_share < 0.2'"
         ),
     ] = "hollowed",
