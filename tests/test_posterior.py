@@ -342,12 +342,12 @@ def test_bad_posterior_options_exit_2_before_anything_is_written(tmp_path, extra
 
 @pytest.mark.slow
 def test_a_fit_writes_its_last_generation_as_a_sample_the_ensembles_read(tmp_path):
-    from mittelbau.calibration.dynamic_fit import fit
+    from mittelbau.calibration.dynamic_fit import FITTED, fit
 
     result = fit(tmp_path / "fit", population_size=20, generations=2, firms=500, seed=4, resume=False)
     path = write_posterior(result, tmp_path / "posterior.csv", {"firms": 500})
     post = load_posterior(path)
-    assert len(post) == 20 and post.names == ("engagement_drift_rate", "competence_learning")
+    assert len(post) == 20 and post.names == FITTED
     assert sum(post.weights) == pytest.approx(1.0, abs=1e-12)
     for row in result.posterior.itertuples():  # the sample is the one the fit summarises
         x = np.array([v[row.parameter] for v in post.values])
