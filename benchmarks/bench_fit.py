@@ -48,7 +48,7 @@ def main() -> None:
     per_eval = (time.perf_counter() - t0) / len(draws)
     solve = []
     for par in draws[:5]:
-        runup._solve.cache_clear()
+        runup.clear_cache()
         t = time.perf_counter()
         runup.solve_runup("stuttgart", make_params(par))
         solve.append(time.perf_counter() - t)
