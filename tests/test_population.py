@@ -246,3 +246,28 @@ def test_intercept_by_bisection_meets_the_share():
             lambda x, s=share: np.average(logistic(x + log_odds), weights=weights) - s, -30, 30, xtol=1e-12
         )
         assert abs(a - reference) < 1e-11
+
+
+@pytest.mark.parametrize("n, seed, from_state", [(1, 3, False), (57, 4, False), (400, 5, True)])
+def test_categorical_columns_are_the_draws_of_generator_choice(n, seed, from_state):
+    """Industry, size, batch, complexity and value-chain position are the first draws of the
+    stream, each exactly what `Generator.choice` with the column's shares gives, one column
+    after the other (searchsorted in the cumulated shares, found once for a stack of runs)."""
+    from mittelbau.core.categories import POSITIONS
+    from mittelbau.core.runup import solve_runup
+    from mittelbau.core.scenario import make_params
+
+    region = load_region("stuttgart")
+    state = solve_runup("stuttgart", make_params({})).state_in(2015) if from_state else None
+    table = synthesise(region, n, np.random.default_rng(seed), state)
+    rng = np.random.default_rng(seed)
+    positions = normalised(load_traits()["value_chain_position"]["shares"], POSITIONS)
+    for name, shares in [
+        ("industry", region.industry),
+        ("size", region.size),
+        ("batch", region.batch),
+        ("complexity", region.complexity),
+        ("position", positions),
+    ]:
+        expected = rng.choice(len(shares), size=n, p=shares).astype(np.int8)
+        assert getattr(table, name).tobytes() == expected.tobytes(), name

@@ -147,3 +147,52 @@ def test_runup_ends_at_every_2015_target(target, at_2015):
     seeds at 20,000 firms)."""
     value = _stat(at_2015[target["population"]], target)
     assert abs(value - target["value"]) <= target["tolerance"], value
+
+
+def reference_mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, loss_dt):
+    """The yearly update of `mean_field` written out year by year, every factor taken anew."""
+    q = q0.copy()
+    out = []
+    for k in range(len(chan)):
+        g_bm = -np.expm1(-h_bm * chan[k])
+        g0, g1 = -np.expm1(-h_dt[:, 0]) * dt_on[k], -np.expm1(-h_dt[:, 1]) * dt_on[k]
+        s_dt = np.where(dt_on[k] > 0, np.exp(-loss_dt), 1.0)
+        q00, q01, q10, q11 = q[:, 0, 0], q[:, 0, 1], q[:, 1, 0], q[:, 1, 1]
+        d0, d1 = q00 * g0 + q01 * s_dt, q10 * g1 + q11 * s_dt
+        n0, n1 = q00 + q01 - d0, q10 + q11 - d1
+        stay = np.exp(-loss_bm)
+        new = np.empty_like(q)
+        new[:, 1, 1] = d0 * g_bm + d1 * stay
+        new[:, 1, 0] = n0 * g_bm + n1 * stay
+        new[:, 0, 1] = d0 + d1 - new[:, 1, 1]
+        new[:, 0, 0] = n0 + n1 - new[:, 1, 0]
+        q = new
+        out.append(q)
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("per_type, loss_per_type", [(False, False), (False, True), (True, True)])
+def test_mean_field_is_the_yearly_update_bit_for_bit(per_type, loss_per_type):
+    """`mean_field` takes the factors that do not depend on the DT hazards once (`year_factors`)
+    and advances with them: every year's state is the plain yearly update's, bit for bit, with
+    one channel sum and wave switch per year or one per year and type, and one DT loss rate or
+    one per type."""
+    from mittelbau.core.runup import mean_field
+
+    rng = np.random.default_rng(8)
+    cells, years = 40, 12
+    q0 = rng.dirichlet(np.ones(4), cells).reshape(cells, 2, 2)
+    h_bm, h_dt = rng.uniform(0, 0.3, cells), rng.uniform(0, 0.4, (cells, 2))
+    loss_bm = rng.uniform(0, 0.1, cells)
+    if per_type:
+        chan = rng.uniform(0.5, 1.5, (years, cells))
+        dt_on = (np.arange(years)[:, None] >= rng.integers(0, years, cells)).astype(float)
+    else:
+        chan = rng.uniform(0.5, 1.5, years)
+        dt_on = (np.arange(years) >= 4).astype(float)
+    loss_dt = rng.uniform(0, 0.05, cells) if loss_per_type else 0.02
+    got = mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, loss_dt)
+    expected = reference_mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, loss_dt)
+    assert got.tobytes() == expected.tobytes()
+    last = mean_field(q0, h_bm, h_dt, loss_bm, chan, dt_on, loss_dt, every_year=False)
+    assert last.shape == (1, cells, 2, 2) and last[0].tobytes() == expected[-1].tobytes()

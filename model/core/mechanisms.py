@@ -12,6 +12,7 @@ them, draw for draw.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,11 +176,12 @@ class Mechanisms:
         year: int,
         pressure: float,
         reached: np.ndarray,
-        power: np.ndarray,
+        power: Callable[[], np.ndarray],
         rng: np.random.Generator,
     ) -> MechanismYear | None:
         """State updates at the start of the year (platform capture) and this year's hazard
-        multipliers; None when every mechanism is off."""
+        multipliers; None when every mechanism is off. `power` gives each firm's customer power
+        (`customer_power`) when service neglect asks for it."""
         if not self.on:
             return None
         p, n = self.p, len(state)
@@ -190,7 +192,7 @@ class Mechanisms:
             adopt, ex = platform_effects(state, p)
             dt_gain, bm_gain = dt_gain * adopt, bm_gain * adopt
         if "service_neglect" in self.on:
-            bm_loss = bm_loss * service_neglect(state, power, p)
+            bm_loss = bm_loss * service_neglect(state, power(), p)
         if "lockin" in self.on:
             m = lockin(state, reached, p)
             dt_gain, bm_gain = dt_gain * m, bm_gain * m

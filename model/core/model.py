@@ -156,7 +156,8 @@ class MittelbauModel(mesa.Model):
         self.mechanisms = Mechanisms(params)
         self.mechanism_rng = lever_root.spawn(1)[0]
         draw_state(self.state, params, self.mechanism_rng.spawn(1)[0])
-        self.customer_power = customer_power(self.customers, self.state.size)
+        # each firm's customer power (`mechanisms.customer_power`), made when read (`power`)
+        self._customer_power: np.ndarray | None = None
         # firm economics (model/core/economics.py) draw from a third child of the levers' root;
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
@@ -226,6 +227,13 @@ class MittelbauModel(mesa.Model):
         return self.customers.T.tocsr()
 
     # ---- state views ------------------------------------------------------------------------
+    def power(self) -> np.ndarray:
+        """Each firm's customer power (`mechanisms.customer_power`), computed on the first
+        request after entry changed the firms' sizes: only service neglect reads it."""
+        if self._customer_power is None:
+            self._customer_power = customer_power(self.customers, self.state.size)
+        return self._customer_power
+
     @property
     def year(self) -> int:
         """The year of the current state; inside `step` (Mesa advances time first) the year
@@ -325,7 +333,7 @@ class MittelbauModel(mesa.Model):
         self.state.replace_rows(rows, entrants, keep=("position",))
         if self.economics is not None:
             self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
-        self.customer_power = customer_power(self.customers, self.state.size)
+        self._customer_power = None  # entrants change sizes
         self.cell[rows] = self._cells(entrants)
 
     def add_ties(self, groups: list[np.ndarray]) -> None:
@@ -474,9 +482,9 @@ class Cohort:
         s = self.state
         k = len(INDUSTRIES) * len(self.runs)
         group = s.industry if self.single else s.industry + len(INDUSTRIES) * self.run
-        # firms × BM × DT
-        expected = self.stack([m.runup.state_in(m.year - 1)[m.cell] for m in self.runs])
-        e_bm, e_dt = expected[:, 1].sum(axis=1), expected[:, :, 1].sum(axis=1)
+        levels = [(m.runup.levels_in(m.year - 1), m.cell) for m in self.runs]
+        e_bm = self.stack([bm[cell] for (bm, _), cell in levels])
+        e_dt = self.stack([dt[cell] for (_, dt), cell in levels])
         peer_bm, peer_dt = _group_mean(s.bm, group, k), _group_mean(s.dt, group, k)
         ref_bm, ref_dt = _group_mean(e_bm, group, k), _group_mean(e_dt, group, k)
         ties, tie_degree = self.ties()
@@ -607,9 +615,7 @@ class _RunYear:
             lever.note_reach(act.reached, s)
             reached |= act.reached
         mech = (
-            m.mechanisms.start_year(s, year, pressure, reached, m.customer_power, mech_start)
-            if projecting
-            else None
+            m.mechanisms.start_year(s, year, pressure, reached, m.power, mech_start) if projecting else None
         )
         u_exit = core.random(len(s))
         u, side = capability_draws(core, len(s))

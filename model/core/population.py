@@ -296,25 +296,44 @@ def synthesise_runs(
     position_shares = normalised(traits["value_chain_position"]["shares"], POSITIONS)
     items = len(props.dt_item_draw)
 
-    def draws(rng: np.random.Generator, n: int) -> list[np.ndarray]:
-        def pick(shares: np.ndarray) -> np.ndarray:
-            return rng.choice(len(shares), size=n, p=shares).astype(np.int8)
+    # the categorical columns: `Generator.choice(k, n, p=shares)` is the searchsorted of its
+    # uniform draws in the normalised cumulated shares, so the draws are taken run by run (in
+    # the order of `choice`) and the categories found once for the stack
+    cdfs = [
+        np.asarray(shares, dtype=float).cumsum()
+        for shares in (region.industry, region.size, region.batch, region.complexity, position_shares)
+    ]
+    uniforms = 4 if from_state else 5  # financing, threatened, service strategy, BM (and DT)
 
-        out = [pick(region.industry), pick(region.size), pick(region.batch), pick(region.complexity)]
-        out += [pick(position_shares), rng.standard_normal(n)]  # position, market position
-        out += [rng.random(n) for _ in range(3)]  # financing, threatened, service strategy
-        out += [rng.random(n)] if from_state else [rng.random(n), rng.random(n)]  # BM and DT
-        out += [rng.random((n, items)), rng.standard_normal(n), rng.random(n), rng.standard_normal(n)]
-        return out
+    def draws(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+        """One run's draws in the order of drawing them one column at a time (the columns'
+        consecutive draws taken as one block each: the same numbers)."""
+        picks = rng.random(5 * n).reshape(5, n)  # industry, size, batch, complexity, position
+        market_noise = rng.standard_normal(n)
+        block = rng.random(uniforms * n + n * items)
+        tech_noise, u_tech, eng_noise = rng.standard_normal(n), rng.random(n), rng.standard_normal(n)
+        u = block[: uniforms * n].reshape(uniforms, n)
+        u_items = block[uniforms * n :].reshape(n, items)
+        return [picks, market_noise, u, u_items, tech_noise, u_tech, eng_noise]
 
     # the runs with firms to draw (a stand-in of none when there are none, drawing nothing)
     kept = [(rng, k, p) for rng, k, p in zip(rngs, sizes, state_probs, strict=True) if k]
     kept = kept or [(np.random.default_rng(0), 0, state_probs[0])]
     counted = [k for _, k, _ in kept]
     drawn = [draws(rng, k) for rng, k, _ in kept]
-    columns = drawn[0] if len(drawn) == 1 else [np.concatenate(c) for c in zip(*drawn, strict=True)]
-    industry, size, batch, complexity, position, market_noise, u_fin, u_threat, u_ss = columns[:9]
-    rest = columns[9:]
+    if len(drawn) == 1:
+        picks, market_noise, u, u_items, tech_noise, u_tech, eng_noise = drawn[0]
+    else:
+        # picks and u hold one row per column (firms along axis 1), the rest firms along axis 0
+        axes = (1, 0, 1, 0, 0, 0, 0)
+        picks, market_noise, u, u_items, tech_noise, u_tech, eng_noise = (
+            np.concatenate(c, axis=a) for a, c in zip(axes, zip(*drawn, strict=True), strict=True)
+        )
+    industry, size, batch, complexity, position = (
+        np.searchsorted(cdf / cdf[-1], x, side="right").astype(np.int8)
+        for cdf, x in zip(cdfs, picks, strict=True)
+    )
+    u_fin, u_threat, u_ss = u[:3]
     n = len(industry)
 
     mp = traits["market_position"]
@@ -339,7 +358,7 @@ def synthesise_runs(
         "service_strategy": service_strategy,
     }
     if from_state:
-        u_state, u_items, tech_noise, u_tech, eng_noise = rest
+        u_state = u[3]
         probs = [p for _, _, p in kept]
         cum = np.concatenate([np.cumsum(p.reshape(len(p), 4), axis=1) for p in probs])
         cell = cell_index(industry, size, batch, complexity, service_strategy)
@@ -347,7 +366,7 @@ def synthesise_runs(
             cell = cell + np.repeat(np.arange(len(probs)) * len(probs[0]), counted)
         bm, dt = draw_state(cell, cum, u_state)
     else:
-        u_bm, u_dt, u_items, tech_noise, u_tech, eng_noise = rest
+        u_bm, u_dt = u[3], u[4]
         bm, dt = draw_capabilities(structure, props, region.innovation_shift, u_bm, u_dt)
     table = FirmTable(
         industry=industry,

@@ -13,6 +13,7 @@ with a BM. Their ratio is the BM–DT coupling the 2015 within-type association 
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -83,6 +84,16 @@ class RunUp:
         """Expected (BM, DT) probabilities per type at the end of `year` (2015 after it)."""
         return self.expected[min(year, START_YEAR) - self.first_year]
 
+    @functools.cached_property
+    def _levels(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.expected[:, :, 1].sum(axis=2), self.expected[:, :, :, 1].sum(axis=2)
+
+    def levels_in(self, year: int) -> tuple[np.ndarray, np.ndarray]:
+        """Expected P(BM) and P(DT) per type at the end of `year` (2015 after it)."""
+        k = min(year, START_YEAR) - self.first_year
+        bm, dt = self._levels
+        return bm[k], dt[k]
+
     @property
     def coupling(self) -> float:
         """Implied BM–DT coupling: the population-weighted median over firm types of the DT
@@ -148,24 +159,46 @@ def mean_field(
     independently; exits are replaced by entrants of the same expected state. The DT gain and
     keep probabilities are those of the wave (times 1) or none (times 0, keeping all): the same
     numbers as the hazards times `dt_on`, with the exponentials taken once rather than yearly."""
-    years = len(chan)
+    g_bm, s_dt = year_factors(h_bm, chan, dt_on, loss_dt)
+    return advance(q0, g_bm, s_dt, h_dt, np.exp(-loss_bm), dt_on, every_year)
+
+
+def year_factors(
+    h_bm: np.ndarray, chan: np.ndarray, dt_on: np.ndarray, loss_dt: float | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The yearly BM gain and DT keep probabilities of `mean_field` (years × types): what does
+    not depend on the DT hazards, computed once for the bisections over them."""
+    chan, dt_on = np.asarray(chan, dtype=float), np.asarray(dt_on, dtype=float)
+    # one value per year applies to every type
+    chan = chan if chan.ndim == 2 else chan[:, None]
+    dt_on = dt_on if dt_on.ndim == 2 else dt_on[:, None]
+    return -np.expm1(-np.asarray(h_bm) * chan), np.where(dt_on > 0, np.exp(-loss_dt), 1.0)
+
+
+def advance(
+    q0: np.ndarray,
+    g_bm: np.ndarray,
+    s_dt: np.ndarray,
+    h_dt: np.ndarray,
+    stay_bm: np.ndarray,
+    dt_on: np.ndarray,
+    every_year: bool = True,
+) -> np.ndarray:
+    """`mean_field` from its yearly factors (`year_factors`) and BM keep probabilities."""
+    years = len(g_bm)
     out = np.empty((years if every_year else 1, *q0.shape))
     q00, q01, q10, q11 = q0[:, 0, 0], q0[:, 0, 1], q0[:, 1, 0], q0[:, 1, 1]
-    stay_bm = np.exp(-loss_bm)
     gain0, gain1 = -np.expm1(-h_dt[..., 0]), -np.expm1(-h_dt[..., 1])
-    keep_dt = np.exp(-loss_dt)
     for k in range(years):
-        g_bm = -np.expm1(-h_bm * chan[k])
-        g0, g1 = gain0 * dt_on[k], gain1 * dt_on[k]
-        s_dt = np.where(dt_on[k] > 0, keep_dt, 1.0)
+        g0, g1, gb, sd = gain0 * dt_on[k], gain1 * dt_on[k], g_bm[k], s_dt[k]
         # DT after the year, by BM status at its start
-        d0 = q00 * g0 + q01 * s_dt  # no BM at the start, DT at the end
+        d0 = q00 * g0 + q01 * sd  # no BM at the start, DT at the end
         n0 = q00 + q01 - d0
-        d1 = q10 * g1 + q11 * s_dt
+        d1 = q10 * g1 + q11 * sd
         n1 = q10 + q11 - d1
         # BM after the year: no-BM firms gain it, BM firms keep it, independently of DT
-        q11 = d0 * g_bm + d1 * stay_bm
-        q10 = n0 * g_bm + n1 * stay_bm
+        q11 = d0 * gb + d1 * stay_bm
+        q10 = n0 * gb + n1 * stay_bm
         q01 = d0 + d1 - q11
         q00 = n0 + n1 - q10
         if every_year or k == years - 1:
@@ -283,15 +316,23 @@ def _dt_round(
     """One round of the DT hazards of the types given (rows): each of the two solved with the
     other held at `old`, both at once (the types stacked twice)."""
     m = len(q0)
-    q0_2, h_bm_2, loss_bm_2 = np.concatenate([q0, q0]), np.tile(h_bm, 2), np.tile(loss_bm, 2)
-    chan_2, dt_on_2, loss_dt_2 = np.tile(chan, 2), np.tile(dt_on, 2), np.tile(loss_dt, 2)
+    q0_2 = np.concatenate([q0, q0])
+    dt_on_2 = np.tile(dt_on, 2)
+    # what the trial DT hazards do not change: the yearly BM gains and DT keep probabilities,
+    # and the years before any row's DT wave (no DT gained or lost: the state at the wave's start)
+    g_bm, s_dt = year_factors(np.tile(h_bm, 2), np.tile(chan, 2), dt_on_2, np.tile(loss_dt, 2))
+    stay_bm = np.exp(-np.tile(loss_bm, 2))
+    before = int(np.argmax(dt_on_2.any(axis=1))) if dt_on_2.any() else 0
+    if before:
+        q0_2 = advance(q0_2, g_bm[:before], s_dt[:before], np.zeros((2 * m, 2)), stay_bm, dt_on_2, False)[-1]
+    g_bm, s_dt, dt_on_2 = g_bm[before:], s_dt[before:], dt_on_2[before:]
 
     def gap(x: np.ndarray) -> np.ndarray:
         trial = np.exp(x)
         both = np.concatenate(
             [np.column_stack([trial[:, 0], old[:, 1]]), np.column_stack([old[:, 0], trial[:, 1]])]
         )
-        e = mean_field(q0_2, h_bm_2, both, loss_bm_2, chan_2, dt_on_2, loss_dt_2, every_year=False)[-1]
+        e = advance(q0_2, g_bm, s_dt, both, stay_bm, dt_on_2, every_year=False)[-1]
         e0, e1 = e[:m, 0], e[m:, 1]  # DT among firms without / with a BM, each in its own copy
         return np.column_stack([e0[:, 1] / e0.sum(axis=1), e1[:, 1] / e1.sum(axis=1)]) - p_dt
 
