@@ -4,9 +4,10 @@ batch) against running them one at a time, at equal settings (one process each).
 1. a Sobol experiment of `base` samples × 2 replications over all default factors at 1,000
    firms on the baseline (runs, seconds, runs/s, firm-steps/s, speed-up);
 2. at 4,000 firms: the pilot that chooses the replications (16 runs of the baseline point,
-   batched) and the same 16 runs one at a time; from these, the projected wall time of Sobol
-   N = 1024 over all default factors with 1 replication and with the pilot's replications on
-   2 cores (two workers, each at the measured one-process rate).
+   batched), the same 16 runs one at a time, and a small Sobol design (2 base samples, 1
+   replication, batched: its run-ups in the proportion of a Sobol design); from these, the
+   projected wall time of Sobol N = 1024 over all default factors with 1 replication and with
+   the pilot's replications on 2 cores (two workers, each at the measured one-process rate).
 
     .venv/bin/python benchmarks/bench_batch.py [base samples, default 8]
 """
@@ -104,35 +105,48 @@ def sobol_case(base: int) -> None:
     print(f"  speed-up {times[False][0] / times[True][0]:.2f}×; identical outcomes: {same}")
 
 
-def projection() -> None:
+def projection(base: int) -> None:
+    """At 4,000 firms: the pilot (16 replications of the baseline point, batched) chooses the
+    replications; a small Sobol design (`base` base samples over all default factors, 1
+    replication, batched) gives the processor seconds per run of such a design, its run-ups
+    included (a Sobol design has a distinct run-up wherever it moves a run-up parameter); the
+    pilot's runs one at a time give the unbatched rate. Projected: Sobol N = 1024 over all
+    default factors on 2 cores, two workers each at the measured one-process rate."""
     scenario = load_scenario(ROOT / "scenarios" / "baseline.toml", ["firms=4000"])
-    k = len(factors())
+    chosen = factors()
+    k = len(chosen)
     pilot = {}
     for batched in (False, True):
         elapsed, table = timed_points(scenario, [{}], PILOT_REPLICATIONS, batched)
         pilot[batched] = elapsed / PILOT_REPLICATIONS
     outputs = default_outputs()
     replications, _ = stabilised_replications(table.astype({o: float for o in outputs}), outputs)
+    X = sobol_sample.sample(problem(chosen), base, calc_second_order=False, seed=2)
+    points = [to_overrides(row, chosen) for row in X]
+    elapsed, _ = timed_points(scenario, points, 1, batched=True)
+    design = elapsed / len(points)
     alone, batched = pilot[False], pilot[True]
     print(
         f"4,000 firms, one process: {1 / alone:.2f} runs/s one at a time, {1 / batched:.2f} runs/s batched "
-        f"({alone / batched:.2f}×, {firm_steps(scenario, 1) / batched / 1e6:.2f} M firm-steps/s); "
-        f"the pilot chooses {replications} replications"
+        f"({alone / batched:.2f}×); a Sobol design of {len(points)} points, batched: "
+        f"{1 / design:.2f} runs/s, "
+        f"{firm_steps(scenario, 1) / design / 1e6:.2f} M firm-steps/s; the pilot chooses {replications} "
+        "replications"
     )
-    points = sample_points("sobol", problem(factors()), 1024)
+    runs_per_rep = sample_points("sobol", problem(chosen), 1024)
     for reps in (1, replications):
-        runs = points * reps
+        runs = runs_per_rep * reps
         print(
             f"  Sobol N = 1024, {k} factors, {reps} replication(s): {runs:,} runs on {CORES} cores ≈ "
             f"{runs * alone / CORES / 60:,.0f} min one at a time, "
-            f"{runs * batched / CORES / 60:,.0f} min batched"
+            f"{runs * design / CORES / 60:,.0f} min batched"
         )
 
 
 def main() -> None:
     base = int(sys.argv[1]) if len(sys.argv) > 1 else 8
     sobol_case(base)
-    projection()
+    projection(2)
 
 
 if __name__ == "__main__":

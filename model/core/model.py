@@ -30,7 +30,7 @@ from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
 from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state
-from mittelbau.core.network import degree, neighbour_share, supplier_network
+from mittelbau.core.network import degree, neighbour_shares, supplier_network
 from mittelbau.core.outcomes import reporters
 from mittelbau.core.population import FirmTable, cell_index, draw_survey_traits, synthesise, synthesise_runs
 from mittelbau.core.propensities import load_propensities
@@ -406,11 +406,11 @@ def _ratio(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return np.divide(x, ref, out=np.ones_like(x, dtype=float), where=ref > 1e-12)
 
 
-def _group_mean(x: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
-    """Per firm: the mean of `x` over the firms of its group."""
-    sums = np.bincount(group, weights=x.astype(float), minlength=k)
-    counts = np.bincount(group, minlength=k)
-    return (sums / np.maximum(counts, 1))[group]
+def _group_mean(x: np.ndarray, group: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per firm: the mean of `x` over the firms of its group (`counts`: firms per group, at
+    least 1)."""
+    sums = np.bincount(group, weights=x.astype(float), minlength=len(counts))
+    return (sums / counts)[group]
 
 
 class Cohort:
@@ -485,15 +485,13 @@ class Cohort:
         levels = [(m.runup.levels_in(m.year - 1), m.cell) for m in self.runs]
         e_bm = self.stack([bm[cell] for (bm, _), cell in levels])
         e_dt = self.stack([dt[cell] for (_, dt), cell in levels])
-        peer_bm, peer_dt = _group_mean(s.bm, group, k), _group_mean(s.dt, group, k)
-        ref_bm, ref_dt = _group_mean(e_bm, group, k), _group_mean(e_dt, group, k)
+        counts = np.maximum(np.bincount(group, minlength=k), 1)
+        peer_bm, peer_dt, ref_bm, ref_dt = (_group_mean(x, group, counts) for x in (s.bm, s.dt, e_bm, e_dt))
         ties, tie_degree = self.ties()
         customers, customer_degree = self.customers()
-        net_dt = neighbour_share(ties, tie_degree, s.dt, peer_dt)
-        ref_net_dt = neighbour_share(ties, tie_degree, e_dt, ref_dt)
+        net_dt, ref_net_dt = neighbour_shares(ties, tie_degree, [s.dt, e_dt], [peer_dt, ref_dt])
         # final-product makers sell outside the region: their customers count as expected
-        cust_bm = neighbour_share(customers, customer_degree, s.bm, e_bm)
-        ref_cust_bm = neighbour_share(customers, customer_degree, e_bm, e_bm)
+        cust_bm, ref_cust_bm = neighbour_shares(customers, customer_degree, [s.bm, e_bm], [e_bm, e_bm])
         return Exposure(
             peer_bm=_ratio(peer_bm, ref_bm),
             social_dt=_ratio(net_dt + peer_dt, ref_net_dt + ref_dt),

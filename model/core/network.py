@@ -72,5 +72,18 @@ def neighbour_share(
     adjacency: sparse.csr_array, degree: np.ndarray, x: np.ndarray, fallback: np.ndarray
 ) -> np.ndarray:
     """Share of each firm's neighbours with property `x`; `fallback` where a firm has none."""
-    counts = adjacency @ x.astype(float)
-    return np.where(degree > 0, counts / np.maximum(degree, 1), fallback)
+    return neighbour_shares(adjacency, degree, [x], [fallback])[0]
+
+
+def neighbour_shares(
+    adjacency: sparse.csr_array,
+    degree: np.ndarray,
+    xs: list[np.ndarray],
+    fallbacks: list[np.ndarray],
+) -> list[np.ndarray]:
+    """`neighbour_share` of each of `xs` (with its fallback), the neighbours counted in one
+    pass over the ties (a sparse product with the columns of `xs`: each column's sums are
+    those of its own product)."""
+    counts = adjacency @ np.column_stack([x.astype(float) for x in xs])
+    has, d = degree > 0, np.maximum(degree, 1)
+    return [np.where(has, counts[:, k] / d, fb) for k, fb in enumerate(fallbacks)]
