@@ -360,11 +360,12 @@ def synthesise_runs(
     if from_state:
         u_state = u[3]
         probs = [p for _, _, p in kept]
-        cum = np.concatenate([np.cumsum(p.reshape(len(p), 4), axis=1) for p in probs])
+        table4 = np.concatenate([p.reshape(len(p), 4) for p in probs])
         cell = cell_index(industry, size, batch, complexity, service_strategy)
         if len(probs) > 1:  # each run's types, in the rows of its own probabilities
             cell = cell + np.repeat(np.arange(len(probs)) * len(probs[0]), counted)
-        bm, dt = draw_state(cell, cum, u_state)
+        # the cumulated probabilities of the firms' own types only (each row cumulated alone)
+        bm, dt = draw_state(np.arange(n), np.cumsum(table4[cell], axis=1), u_state)
     else:
         u_bm, u_dt = u[3], u[4]
         bm, dt = draw_capabilities(structure, props, region.innovation_shift, u_bm, u_dt)
