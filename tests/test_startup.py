@@ -48,3 +48,18 @@ def test_the_command_line_loads_its_libraries_per_command():
         "result = [out.exit_code, out.output.count('|') > 100]"
     )
     assert got["loaded"] == [] and got["result"] == [0, True]
+
+
+def test_the_console_entry_point_runs_the_command_and_freezes_what_is_left(root):
+    """`mittelbau` is `cli.main`: the command runs (its exit status kept), then the objects
+    left are frozen so the interpreter's exit does not collect them."""
+    import tomllib
+
+    scripts = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["mittelbau"] == "mittelbau.cli:main"
+    got = loaded_after(
+        "import gc\nfrom mittelbau import cli\nsys.argv = ['mittelbau', 'params']\n"
+        "try:\n    cli.main()\nexcept SystemExit as e:\n    code = e.code\n"
+        "result = [code, gc.get_freeze_count() > 1000]"
+    )
+    assert got["result"] == [0, True]
