@@ -7,13 +7,26 @@ the survey's measurement model, motives, engagement and digital techniques in 20
 dropped 2017–2019 and the service revenue distribution. The distance of a simulation from the
 surveys is Σ z², z = (simulated − observed) / SE_obs over those targets (a bound adds only on
 its wrong side). One run per particle: at the fit's 1,000 firms a share's simulation noise
-(≈ 0.015) stays below the survey standard errors (0.02–0.07). The run-up is solved anew for
-every particle (`bm_loss_rate` enters it), which is most of a particle's cost.
+(≈ 0.015) stays below the survey standard errors (0.02–0.07). The run seed is a function of the
+particle's parameter values and the fit's seed (`particle_seed`), so a particle's statistics do
+not depend on when or beside what it is evaluated. The run-up is solved anew for every particle
+(`bm_loss_rate` enters it), which is most of a particle's cost.
+
+The particles are evaluated in batches (`batch_sampler.BatchSampler`): pyabc's proposals of a
+round are recorded first without evaluating them, their runs are then stepped together in
+batches of up to `batch` runs (`evaluate_particles`: `ModelBatch`, the run-ups of a batch's
+points solved together, each run's statistics exactly those of the run alone), `workers`
+processes taking one batch each, and pyabc's sampling is replayed from the same generator state
+with the model answering from those statistics. The fit is thereby that of pyabc's single-core
+sampler draw for draw (same particles, weights, thresholds and number of evaluations), whatever
+`batch` and `workers`; `batch` = 0 evaluates one particle per model call with pyabc's own
+samplers instead.
 
 pyabc stores every generation in an SQLite history, so an interrupted fit resumes from its last
 finished generation. Its samplers draw from NumPy's global generator, which `fit` seeds once:
-with the single-core sampler the same seed reproduces the fit (a resumed fit is reproducible
-only in distribution). The last generation's particles and weights are the posterior sample
+the same seed reproduces the fit (a resumed fit is reproducible only in distribution; with
+`batch` = 0 and several workers, pyabc's multicore sampler, not at all). The last generation's
+particles and weights are the posterior sample
 (`mittelbau.calibration.posterior.write_posterior`, calibration/posterior.csv).
 """
 
@@ -24,15 +37,23 @@ import math
 import time
 import tomllib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tomli_w
 
-from mittelbau.calibration.fit_report import CALIBRATION, load_targets, run_statistics, standard_error
+from mittelbau.calibration.fit_report import (
+    CALIBRATION,
+    load_targets,
+    points_statistics,
+    run_statistics,
+    standard_error,
+)
 from mittelbau.calibration.posterior import effective_sample_size
 from mittelbau.core.parameters import BY_NAME
+from mittelbau.experiments.runs import BATCH_SIZE
 
 PARAMETER_FILE = CALIBRATION / "dynamic_parameters.toml"
 # the dynamic parameters the targets inform (targets.toml, `measurement`)
@@ -65,6 +86,21 @@ def particle_seed(par: dict, seed: int) -> int:
     the same particle always gives the same run."""
     words = [seed] + [int(np.float64(par[k]).view(np.uint64) % 2**32) for k in sorted(par)]
     return int(np.random.SeedSequence(words).generate_state(1, dtype=np.uint32)[0])
+
+
+def evaluate_particles(
+    pars: list[dict], seed: int, firms: int, targets: list[dict], batch: int = BATCH_SIZE
+) -> list[dict[str, float]]:
+    """`simulate` of every particle with its run seed (`particle_seed`), the runs of all
+    particles stepped together in batches of up to `batch` runs (`points_statistics`); each
+    particle's statistics are exactly those of its evaluation alone."""
+    values: list[dict[str, float]] = [{} for _ in pars]
+    runs = [(dict(par), particle_seed(par, seed)) for par in pars]
+    for population in sorted({t["population"] for t in targets}):
+        found = points_statistics(population, targets, runs, firms, batch)
+        for value, statistics in zip(values, found, strict=True):
+            value |= statistics
+    return values
 
 
 def distance(simulated: dict, observed: dict, targets: list[dict]) -> float:
@@ -123,11 +159,17 @@ def fit(
     seed: int = 1,
     resume: bool = True,
     workers: int = 1,
+    batch: int = BATCH_SIZE,
 ) -> FitResult:
     """ABC-SMC of `names` (uniform priors over their registry ranges) against the survey targets,
-    or against `observed` (synthetic data, for identifiability). `workers` > 1 evaluates
-    particles in that many processes (pyabc's multicore sampler; the result then depends on
-    their timing, so only the single-core fit is reproducible draw for draw)."""
+    or against `observed` (synthetic data, for identifiability). The particles are evaluated in
+    batches of up to `batch` runs stepped together, `workers` processes evaluating one batch
+    each (`BatchSampler`); the fit is that of pyabc's single-core sampler draw for draw,
+    whatever `batch` and `workers`. `batch` = 0 evaluates one particle per model call with
+    pyabc's own samplers: single-core, or with `workers` > 1 its multicore sampler (whose result
+    depends on the processes' timing, so it is not reproducible draw for draw)."""
+    if batch < 0:
+        raise ValueError(f"batch = {batch} is invalid; allowed: 0 (one particle per model call) or more")
     try:
         import pyabc
     except ImportError:
@@ -146,19 +188,28 @@ def fit(
     # documented way to make a fit reproducible (the model draws only from its own generator)
     np.random.seed(seed)  # noqa: NPY002 - the only way to seed pyabc's internal sampling
 
-    def model(par: dict) -> dict:
-        return simulate(dict(par), particle_seed(par, seed), firms, targets)
+    if batch > 0:
+        from mittelbau.calibration.batch_sampler import BatchSampler, ParticleModel
 
-    abc = pyabc.ABCSMC(
-        model,
-        _prior(names),
-        lambda x, y: distance(x, y, targets),
-        population_size=population_size,
-        sampler=(
+        evaluate = partial(evaluate_particles, seed=seed, firms=firms, targets=targets, batch=batch)
+        model = ParticleModel(evaluate)
+        sampler = BatchSampler(model, batch, workers)
+    else:
+
+        def model(par: dict) -> dict:
+            return simulate(dict(par), particle_seed(par, seed), firms, targets)
+
+        sampler = (
             pyabc.sampler.SingleCoreSampler()
             if workers == 1
             else pyabc.sampler.MulticoreEvalParallelSampler(n_procs=workers)
-        ),
+        )
+    abc = pyabc.ABCSMC(
+        pyabc.FunctionModel(model, name="model"),
+        _prior(names),
+        lambda x, y: distance(x, y, targets),
+        population_size=population_size,
+        sampler=sampler,
     )
     db = f"sqlite:///{(out / 'abc.db').resolve()}"
     design = json.dumps(
@@ -306,6 +357,7 @@ def identify(
     firms: int = 1000,
     seed: int = 2,
     workers: int = 1,
+    batch: int = BATCH_SIZE,
 ) -> pd.DataFrame:
     """Identifiability: generate the targets with the model at known parameters `truth`, fit
     them again, and say per parameter whether the fit recovers the truth (inside its 90 %
@@ -314,7 +366,7 @@ def identify(
     names = tuple(truth)
     targets = dynamic_targets()
     observed = simulate(truth, seed + 1000, firms, targets)
-    result = fit(out, names, observed, population_size, generations, firms, seed, True, workers)
+    result = fit(out, names, observed, population_size, generations, firms, seed, True, workers, batch)
     table = result.posterior.copy()
     table.insert(1, "truth", [truth[n] for n in table["parameter"]])
     table["recovered"] = (table["q05"] <= table["truth"]) & (table["truth"] <= table["q95"])

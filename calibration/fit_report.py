@@ -11,7 +11,7 @@ share has the binomial standard error of its survey sample unless the target giv
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from mittelbau import calibration
-from mittelbau.core.batch import ModelBatch
+from mittelbau.core.batch import ModelBatch, batch_groups
 from mittelbau.core.categories import (
     DT_ITEMS,
     ENGAGEMENT_LEVELS,
@@ -34,6 +34,7 @@ from mittelbau.core.region_data import raw_sample_size
 from mittelbau.core.scenario import make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.plots import save_figure
+from mittelbau.experiments.runs import BATCH_ROWS, BATCH_SIZE
 
 CALIBRATION = Path(calibration.__file__).resolve().parent
 
@@ -181,12 +182,36 @@ def runs_statistics(
     population: str, targets: list[dict], seeds: list[int], firms: int, overrides: dict | None = None
 ) -> list[dict[str, float]]:
     """`run_statistics` of one run per seed, the runs stepped together (`ModelBatch`)."""
+    return points_statistics(population, targets, [(overrides, seed) for seed in seeds], firms)
+
+
+def points_statistics(
+    population: str,
+    targets: list[dict],
+    runs: Sequence[tuple[dict | None, int]],
+    firms: int,
+    batch_size: int = BATCH_SIZE,
+) -> list[dict[str, float]]:
+    """`run_statistics` of every (parameter overrides, seed) pair of `runs`, the runs stepped
+    together in batches of up to `batch_size` runs and BATCH_ROWS firms (`ModelBatch`, the
+    run-ups of a batch's distinct points solved together); each pair's statistics are exactly
+    those of `run_statistics` of that pair alone."""
     mine = [t for t in targets if t["population"] == population]
     last = max(t["year"] for t in mine)
-    common = {**(overrides or {}), "region": population, "firms": firms, "years": last - START_YEAR}
-    batch = ModelBatch([make_params({**common, "seed": seed}) for seed in seeds])
-    values: list[dict[str, float]] = [{} for _ in seeds]
-    starts: list[dict[str, object]] = [{} for _ in seeds]
+    fixed = {"region": population, "firms": firms, "years": last - START_YEAR}
+    params = [make_params({**(overrides or {}), **fixed, "seed": seed}) for overrides, seed in runs]
+    values: list[dict[str, float]] = [{} for _ in params]
+    for group in batch_groups(params, batch_size, BATCH_ROWS):
+        found = _batch_statistics(mine, last, ModelBatch([params[i] for i in group]))
+        for i, statistics in zip(group, found, strict=True):
+            values[i] = statistics
+    return values
+
+
+def _batch_statistics(mine: list[dict], last: int, batch: ModelBatch) -> list[dict[str, float]]:
+    """Each run of `batch` stepped to `last`, reading the targets `mine` in their years."""
+    values: list[dict[str, float]] = [{} for _ in batch.runs]
+    starts: list[dict[str, object]] = [{} for _ in batch.runs]
     while True:
         year = batch.runs[0].year
         for model, found, start in zip(batch.runs, values, starts, strict=True):

@@ -867,7 +867,17 @@ def calibrate_fit(
     generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
     firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed of the fit")] = 20170501,
-    workers: Annotated[int, typer.Option(help="Processes evaluating particles (1: reproducible)")] = 1,
+    workers: Annotated[
+        int,
+        typer.Option(help="Processes evaluating batches of particles (the fit is the same for any number)"),
+    ] = 1,
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            help="Particles whose runs step together (default: as many as the runs of an ensemble; "
+            "0: one per model call with pyabc's own samplers, with --workers above 1 not reproducible)"
+        ),
+    ] = None,
     write: Annotated[
         bool,
         typer.Option(
@@ -892,6 +902,7 @@ def calibrate_fit(
     _at_least("--generations", generations, 1)
     _at_least("--firms", firms, 100)
     _at_least("--workers", workers, 1)
+    _at_least("--batch", batch, 0)
     recovered = _recovery_table(recovery)
     _out(str(out), out, "experiment", overwrite=True)
     try:
@@ -903,6 +914,7 @@ def calibrate_fit(
             seed=seed,
             resume=not fresh,
             workers=workers,
+            **({} if batch is None else {"batch": batch}),
         )
     except (ImportError, ValueError) as exc:
         _fail(str(exc))

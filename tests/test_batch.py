@@ -10,7 +10,7 @@ from dataclasses import fields
 import numpy as np
 import pytest
 
-from mittelbau.calibration.fit_report import load_targets, run_statistics, runs_statistics
+from mittelbau.calibration.fit_report import load_targets, points_statistics, run_statistics, runs_statistics
 from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import Cohort, MittelbauModel
@@ -281,3 +281,19 @@ def test_fit_statistics_of_runs_stepped_together_are_those_of_each_run():
     together = runs_statistics("stuttgart", targets, seeds, 300)
     assert [run_statistics("stuttgart", targets, s, 300) for s in seeds] == together
     assert together[0] != together[1] and len(together[0]) == len(targets)
+
+
+def test_fit_statistics_of_distinct_points_stepped_together_are_those_of_each_run():
+    """Pairs of parameter overrides and seeds (distinct run-ups among them), cut into batches
+    of two: each pair's statistics are those of its run alone."""
+    targets = [t for t in load_targets() if t["population"] == "stuttgart"]
+    pairs = [
+        ({"bm_loss_rate": 0.01, "competence_learning": 0.2}, 4),
+        ({"bm_loss_rate": 0.05}, 4),
+        ({"bm_loss_rate": 0.01, "competence_learning": 0.2}, 9),
+        (None, 9),
+        ({"engagement_drift_rate": 0.2, "bm_adoption_factor": 1.5}, 11),
+    ]
+    together = points_statistics("stuttgart", targets, pairs, 300, batch_size=2)
+    assert together == [run_statistics("stuttgart", targets, s, 300, o) for o, s in pairs]
+    assert len({tuple(v.values()) for v in together}) == len(pairs)

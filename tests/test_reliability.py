@@ -365,7 +365,13 @@ INT_OPTIONS = {  # command, option, least valid value
     ("run", "--posterior"): [("--seeds-per-draw", 1)],
     ("sensitivity", "morris"): [("--trajectories", 2), ("--replications", 1), ("--workers", 1)],
     ("discover",): [("--samples", 2), ("--replications", 1), ("--workers", 1)],
-    ("calibrate", "fit"): [("--population", 2), ("--generations", 1), ("--firms", 100), ("--workers", 1)],
+    ("calibrate", "fit"): [
+        ("--population", 2),
+        ("--generations", 1),
+        ("--firms", 100),
+        ("--workers", 1),
+        ("--batch", 0),
+    ],
     ("calibrate", "report"): [("--replications", 2), ("--firms", 100)],
 }
 CASES = [(cmd, opt, low) for cmd, opts in INT_OPTIONS.items() for opt, low in opts]
