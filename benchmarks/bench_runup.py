@@ -3,7 +3,9 @@ parameter point, solved alone and 16 together (`solve_runups`, as a batch of run
 number of mean-field evaluations a solve takes. Prints figures; asserts nothing.
 
 The points differ in `bm_loss_rate` (uniform 0.01–0.1, Stuttgart, the other values at their
-defaults), so every solve is a fresh one: the cache is cleared before each. An evaluation is one
+defaults), and in a second set of 16 also in `dt_loss_rate` (uniform 0–0.1: the DT keep
+probabilities then differ between the points' types, as in a sampled experiment). Every solve
+is a fresh one: the cache is cleared before each. An evaluation is one
 call of the run-up's yearly update (`advance`, or the BM marginal alone) on the rows asked for;
 "type-evaluations per type" counts the rows each evaluation computes, per type and point.
 
@@ -24,9 +26,14 @@ REGION = "stuttgart"
 TOGETHER = 16
 
 
-def points(k: int) -> list:
+def points(k: int, dt_loss: bool = False) -> list:
     rng = np.random.default_rng(0)
-    return [make_params({"bm_loss_rate": float(x), "seed": 1}) for x in rng.uniform(0.01, 0.1, k)]
+    bm = rng.uniform(0.01, 0.1, k)
+    dt = rng.uniform(0.0, 0.1, k) if dt_loss else [None] * k
+    return [
+        make_params({"bm_loss_rate": float(b), "seed": 1, **({"dt_loss_rate": float(d)} if dt_loss else {})})
+        for b, d in zip(bm, dt, strict=True)
+    ]
 
 
 def ms_per_point(params: list, repetitions: int) -> tuple[float, float]:
@@ -68,17 +75,18 @@ def evaluations(params: list) -> tuple[int, float]:
 
 def main() -> None:
     repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 7
-    alone, together = points(1), points(TOGETHER)
+    alone, together, differing = points(1), points(TOGETHER), points(TOGETHER, dt_loss=True)
     ms_per_point(alone, 1)  # warm up (imports, region data)
     print(f"run-up inversion, {REGION}, processor time per point (min / median of {repetitions})")
     for label, params, reps in (
         ("alone", alone, repetitions),
         (f"{TOGETHER} together", together, max(2, repetitions // 3)),
+        (f"{TOGETHER}, DT loss", differing, max(2, repetitions // 3)),
     ):
         low, mid = ms_per_point(params, reps)
         calls, per_type = evaluations(params)
         print(
-            f"  {label:12s} {low:6.1f} / {mid:6.1f} ms per point; {calls} evaluations per solve, "
+            f"  {label:14s} {low:6.1f} / {mid:6.1f} ms per point; {calls} evaluations per solve, "
             f"{per_type:.0f} type-evaluations per type"
         )
 

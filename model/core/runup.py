@@ -17,8 +17,8 @@ from then on. BM first, from the BM marginal alone; then the two DT hazards in r
 solved with the other held, the first round over the whole bracket and later ones first within
 a narrow bracket around the value the last moves predict (`_near`; its signs checked, and where
 the crossing lies outside it the rest of the bracket on that side). About 120 evaluations of
-the mean-field run-up per solve where 32 bisections per hazard took 363: 26 ms of processor time
-per point alone and 13 ms per point when 16 points are solved together, against 71 and 35 ms
+the mean-field run-up per solve where 32 bisections per hazard took 363: about 25 ms of processor
+time per point alone and 8 ms per point when 16 points are solved together, against 70 and 35 ms
 (`benchmarks/bench_runup.py`).
 """
 
@@ -208,8 +208,12 @@ def advance(
     out = np.empty((years if every_year else 1, *q0.shape))
     q00, q01, q10, q11 = q0[:, 0, 0], q0[:, 0, 1], q0[:, 1, 0], q0[:, 1, 1]
     gain0, gain1 = -np.expm1(-h_dt[..., 0]), -np.expm1(-h_dt[..., 1])
+    # the DT gain probabilities of every year at once: one value per year applies to every type
+    on = np.asarray(dt_on, dtype=float)[:years]
+    on = on if on.ndim == 2 else on[:, None]
+    gain0, gain1 = gain0 * on, gain1 * on
     for k in range(years):
-        g0, g1, gb, sd = gain0 * dt_on[k], gain1 * dt_on[k], g_bm[k], s_dt[k]
+        g0, g1, gb, sd = gain0[k], gain1[k], g_bm[k], s_dt[k]
         # DT after the year, by BM status at its start
         d0 = q00 * g0 + q01 * sd  # no BM at the start, DT at the end
         n0 = q00 + q01 - d0
@@ -235,26 +239,36 @@ def _bm_end(p0: np.ndarray, g_bm: np.ndarray, stay_bm: np.ndarray) -> np.ndarray
     return p
 
 
-def _gap(gather, evaluate, n: int):
+def _gap(gather, evaluate, n: int, block: int | None = None):
     """The function `gap(x, rows)` of `_crossings` for `n` rows, from `gather(rows)`, the data
-    of some rows (an index array or a slice), and `evaluate(x, data)`, their gap at the
-    log-hazards `x`. Rows are gathered and evaluated in parts of at most CHUNK rows (longer
-    arrays overflow the processor's cache and cost about twice as much per row), and the parts
-    are kept while the same rows are asked for (a root finder's steps). `rows` None: every
-    row in order, once or more, taken in place where that is more than one part."""
+    of some rows (an index array, or a slice within one block of `block` rows), and
+    `evaluate(x, data)`, their gap at the log-hazards `x`. Rows are gathered and evaluated in
+    parts of at most CHUNK rows (longer arrays overflow the processor's cache and cost about
+    twice as much per row), and the parts are kept while the same rows are asked for (a root
+    finder's steps). `rows` None: every row in order, once or more, taken in place where that
+    is more than one part."""
     memo: list = [None, None]
-    whole = [gather(slice(a, a + CHUNK)) for a in range(0, n, CHUNK)]
+    block = block or n
+    whole = [
+        slice(a, min(a + CHUNK, b + block)) for b in range(0, n, block) for a in range(b, b + block, CHUNK)
+    ]
+    whole_data = [gather(part) for part in whole]
 
     def gap(x: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
         if rows is None:
             if len(x) > CHUNK:
-                parts = [x[a : a + n] for a in range(0, len(x), n)]
                 return np.concatenate(
-                    [evaluate(p[i * CHUNK : (i + 1) * CHUNK], d) for p in parts for i, d in enumerate(whole)]
+                    [
+                        evaluate(x[a + part.start : a + part.stop], d)
+                        for a in range(0, len(x), n)
+                        for part, d in zip(whole, whole_data, strict=True)
+                    ]
                 )
             rows = np.tile(np.arange(n), len(x) // n)
         if memo[0] is not rows:
             memo[:] = [rows, [gather(rows[a : a + CHUNK]) for a in range(0, len(rows), CHUNK)]]
+        if len(memo[1]) == 1:
+            return evaluate(x, memo[1][0])
         return np.concatenate([evaluate(x[i * CHUNK : (i + 1) * CHUNK], d) for i, d in enumerate(memo[1])])
 
     return gap
@@ -343,8 +357,11 @@ def _roots(
     evaluated, at, x_all = rows, np.arange(len(rows)), x1.copy()
     for step in range(MAX_STEPS):
         x = x1 + t * (x2 - x1)
-        x_all[at] = x
-        f = gap(x_all, evaluated)[at]
+        if len(at) == len(evaluated):
+            f = gap(x, evaluated)
+        else:
+            x_all[at] = x
+            f = gap(x_all, evaluated)[at]
         # the new point replaces the end on its side; the end it replaces is kept as the third
         same = (f > 0) == (f1 > 0)
         x3, f3 = np.where(same, x1, x2), np.where(same, f1, f2)
@@ -355,6 +372,8 @@ def _roots(
         if done.any():
             out[left[done]] = np.where(f[done] == 0, x[done], 0.5 * (x1[done] + x2[done]))
             keep = ~done
+            if len(at) == len(evaluated):
+                x_all = x.copy()
             left, at = left[keep], at[keep]
             if len(at) < REGATHER * len(evaluated):
                 evaluated, x_all, at = evaluated[at], x_all[at], np.arange(len(at))
@@ -541,27 +560,37 @@ def _dt_round(
     before = int(np.argmax(dt_on.any(axis=1))) if dt_on.any() else 0
     if before:
         q0 = advance(q0, g_bm[:before], s_dt[:before], np.zeros((m, 2)), stay_bm, dt_on, False)[-1]
-    yearly = np.stack([g_bm[before:], s_dt[before:], np.asarray(dt_on, dtype=float)[before:]])
+    g_bm, s_dt, dt_on = g_bm[before:], s_dt[before:], np.asarray(dt_on, dtype=float)[before:]
+    # the DT keep probabilities and wave switches one value per year where every row has the
+    # same (the same numbers, not gathered row by row)
+    shared = bool((s_dt == s_dt[:, :1]).all() and (dt_on == dt_on[:, :1]).all())
+    if shared:
+        yearly, s_dt, dt_on = g_bm[None], s_dt[:, 0], dt_on[:, 0]
+    else:
+        yearly = np.stack([g_bm, s_dt, dt_on])
     # row j of the 2m solved: the hazard of BM status j // m of type j % m, the other one held
-    q0_2, stay_bm, yearly, held = (
-        np.concatenate([a, a], axis=a.ndim - 1 if a is yearly else 0) for a in (q0, stay_bm, yearly, old)
-    )
-    target, status = np.concatenate([p_dt[:, 0], p_dt[:, 1]]), np.repeat([0, 1], m)
+    held, status = np.concatenate([old, old]), np.repeat([0, 1], m)
+    target = np.concatenate([p_dt[:, 0], p_dt[:, 1]])
 
     def dt_rows(rows: np.ndarray | slice) -> tuple:
-        return *(_take(a, rows) for a in (q0_2, held, stay_bm, status, target)), _take(yearly, rows, 2)
+        h, b, p = (_take(a, rows) for a in (held, status, target))
+        # the types of the rows (a slice lies within one copy of them)
+        types = slice(rows.start % m, rows.start % m + len(b)) if isinstance(rows, slice) else rows % m
+        q, stay = _take(q0, types), _take(stay_bm, types)
+        return q, h, stay, 2 * np.arange(len(b)) + b, p, _take(yearly, types, 2)
 
     def dt_gap(x: np.ndarray, data: tuple) -> np.ndarray:
-        q, both, stay, b, p, (g, s, on) = data
-        i = np.arange(len(x))
-        both = both.copy()
-        both[i, b] = np.exp(x)
-        e = advance(q, g, s, both, stay, on, False)[-1][i, b]  # firms of the row's BM status
-        return e[:, 1] / e.sum(axis=1) - p
+        q, held_rows, stay, own, p, year_rows = data  # own: the row's BM status, flat
+        g, s, on = (year_rows[0], s_dt, dt_on) if shared else year_rows
+        both = held_rows.copy()
+        np.put(both, own, np.exp(x))
+        e = np.take(advance(q, g, s, both, stay, on, False)[-1].reshape(-1, 2), own, axis=0)
+        return e[:, 1] / (e[:, 0] + e[:, 1]) - p  # DT among firms of the row's BM status
 
-    wave_years = np.maximum(yearly[2].sum(axis=0), 1.0)
+    wave_years = np.full(m, dt_on.sum()) if shared else yearly[2].sum(axis=0)
+    wave_years = np.tile(np.maximum(wave_years, 1.0), 2)
     start = (None,) * 2 if near is None else tuple(a.T.ravel() for a in near)
-    return _crossings(_gap(dt_rows, dt_gap, 2 * m), 2 * m, wave_years, *start).reshape(2, m).T
+    return _crossings(_gap(dt_rows, dt_gap, 2 * m, m), 2 * m, wave_years, *start).reshape(2, m).T
 
 
 class _Values:
