@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from pyabc.sampler import SingleCoreSampler
 
-from mittelbau.experiments.executors import execute
+from mittelbau.experiments.executors import LocalPool, execute
 
 Evaluate = Callable[[list[dict]], list[dict]]
 
@@ -99,6 +99,19 @@ class BatchSampler(SingleCoreSampler):
         self.batch = batch
         self.workers = workers
         self.acceptance_rate = 1.0  # of the last generation: how many to propose in a round
+        self._pool: LocalPool | None = None  # the worker processes, started on first use
+
+    def close(self) -> None:
+        """End the worker processes (started by the first round that needs them)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> BatchSampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def sample_until_n_accepted(
         self,
@@ -169,7 +182,13 @@ class BatchSampler(SingleCoreSampler):
         per = max(1, min(self.batch, math.ceil(len(todo) / self.workers)))
         chunks = [todo[i : i + per] for i in range(0, len(todo), per)]
         items = [(self.model.evaluate, chunk) for chunk in chunks]
-        for (_, chunk), found in execute(_evaluate_chunk, items, workers=min(self.workers, len(chunks))):
+        if len(chunks) == 1:
+            done = execute(_evaluate_chunk, items)
+        else:  # one pool of workers for every round of the fit (`close` ends it)
+            if self._pool is None:
+                self._pool = LocalPool(self.workers)
+            done = self._pool.map(_evaluate_chunk, items)
+        for (_, chunk), found in done:
             if isinstance(found, BaseException):
                 raise found
             for par, statistics in zip(chunk, found, strict=True):

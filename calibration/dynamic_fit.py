@@ -32,6 +32,7 @@ particles and weights are the posterior sample
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -243,7 +244,11 @@ def fit(
         timing.write_text("0")
     if done < generations:
         start = time.monotonic()
-        history = abc.run(max_nr_populations=generations - done)
+        try:
+            history = abc.run(max_nr_populations=generations - done)
+        finally:
+            if isinstance(sampler, contextlib.AbstractContextManager):
+                sampler.close()  # the batched sampler's worker processes
         timing.write_text(f"{float(timing.read_text()) + time.monotonic() - start:.1f}")
     frame, weights = history.get_distribution(m=0, t=history.max_t)
     rows = []

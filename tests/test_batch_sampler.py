@@ -63,7 +63,11 @@ def assert_same_fit(a, b):
 def test_batched_sampler_is_the_single_core_sampler(tmp_path, batch, workers):
     reference = toy_fit(tmp_path, "single", pyabc.sampler.SingleCoreSampler(), toy)
     model = ParticleModel(toy_many)
-    batched = toy_fit(tmp_path, "batched", BatchSampler(model, batch, workers), model)
+    with BatchSampler(model, batch, workers) as sampler:
+        batched = toy_fit(tmp_path, "batched", sampler, model)
+        # one set of worker processes serves every round of the fit
+        assert (sampler._pool is not None) == (workers > 1)
+    assert sampler._pool is None
     assert_same_fit(reference, batched)
     assert reference[3] > 3 * 20  # rejections happened: the rounds had to continue
     assert model.runs >= reference[3]  # every counted evaluation was run; extras are proposals past the end

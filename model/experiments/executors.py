@@ -95,25 +95,48 @@ def execute(
 
 
 def _pool(fn, items, workers) -> Iterator[tuple[Any, Any]]:
-    # fork starts workers fastest. Python warns about forking whenever the process has other
-    # threads, which numpy's OpenBLAS pool always has (it is fork-safe: it re-initialises in
-    # the child); once Python threads run here (a Dask client, say), forkserver is used instead.
-    forking = threading.active_count() == 1
-    context = multiprocessing.get_context("fork" if forking else "forkserver")
-    with warnings.catch_warnings():
-        if forking:
-            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=die_with_parent
-        ) as pool:
-            futures = {pool.submit(fn, item): item for item in items}
-            try:
-                for future in as_completed(futures):
-                    exc = future.exception()
-                    yield futures[future], exc if exc is not None else future.result()
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+    with LocalPool(workers) as pool:
+        yield from pool.map(fn, items)
+
+
+class LocalPool:
+    """`workers` local processes kept for several `map` calls (`execute` starts a pool per
+    call): for work that comes in many small rounds, such as the particles of a fit.
+
+    fork starts workers fastest. Python warns about forking whenever the process has other
+    threads, which numpy's OpenBLAS pool always has (it is fork-safe: it re-initialises in the
+    child); once Python threads run here (a Dask client, say), forkserver is used instead. The
+    workers end with this process (`die_with_parent`)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers = {workers} is invalid; allowed: 1 or more")
+        self._forking = threading.active_count() == 1
+        context = multiprocessing.get_context("fork" if self._forking else "forkserver")
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent)
+
+    def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
+        """Yield `(item, fn(item) or its exception)` in order of completion."""
+        with warnings.catch_warnings():  # the pool forks its workers when work is submitted
+            if self._forking:
+                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            futures = {self._pool.submit(fn, item): item for item in items}
+        try:
+            for future in as_completed(futures):
+                exc = future.exception()
+                yield futures[future], exc if exc is not None else future.result()
+        except BaseException:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            raise
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def dask_workers(scheduler: str | None, workers: int) -> int:
