@@ -81,7 +81,8 @@ class BatchSampler(SingleCoreSampler):
     `workers` parameter sets: `workers` processes evaluate `batch` each (`evaluate` of a list,
     a module-level function or a picklable object when `workers` > 1). The result is that of
     `SingleCoreSampler(check_max_eval)` with the same global NumPy generator state, whatever
-    `batch` and `workers` (see the module's description)."""
+    `batch` and `workers` (see the module's description). `progress(t, accepted, n,
+    evaluations)` is called after every round of generation `t`."""
 
     def __init__(
         self,
@@ -89,6 +90,7 @@ class BatchSampler(SingleCoreSampler):
         batch: int = 16,
         workers: int = 1,
         check_max_eval: bool = False,
+        progress: Callable[[int, int, int, int], None] | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch = {batch} is invalid; allowed: 1 or more")
@@ -99,6 +101,8 @@ class BatchSampler(SingleCoreSampler):
         self.batch = batch
         self.workers = workers
         self.acceptance_rate = 1.0  # of the last generation: how many to propose in a round
+        # called after every round: generation, particles accepted, particles wanted, evaluations
+        self.progress = progress
         self._pool: LocalPool | None = None  # the worker processes, started on first use
 
     def close(self) -> None:
@@ -145,6 +149,8 @@ class BatchSampler(SingleCoreSampler):
                     accepted += bool(particle.accepted)
                     if accepted >= n:
                         break
+                if self.progress is not None:
+                    self.progress(t, accepted, n, nr_simulations)
         finally:
             self.model.recording = None
             self.model.known.clear()

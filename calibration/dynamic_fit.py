@@ -37,6 +37,7 @@ import json
 import math
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -161,6 +162,7 @@ def fit(
     resume: bool = True,
     workers: int = 1,
     batch: int = BATCH_SIZE,
+    progress: Callable[[int, int, int, int], None] | None = None,
 ) -> FitResult:
     """ABC-SMC of `names` (uniform priors over their registry ranges) against the survey targets,
     or against `observed` (synthetic data, for identifiability). The particles are evaluated in
@@ -168,7 +170,9 @@ def fit(
     each (`BatchSampler`); the fit is that of pyabc's single-core sampler draw for draw,
     whatever `batch` and `workers`. `batch` = 0 evaluates one particle per model call with
     pyabc's own samplers: single-core, or with `workers` > 1 its multicore sampler (whose result
-    depends on the processes' timing, so it is not reproducible draw for draw)."""
+    depends on the processes' timing, so it is not reproducible draw for draw).
+    `progress(t, accepted, population, evaluations)` is told after every round of particles of
+    generation `t` (batched fits only)."""
     if batch < 0:
         raise ValueError(f"batch = {batch} is invalid; allowed: 0 (one particle per model call) or more")
     try:
@@ -194,7 +198,7 @@ def fit(
 
         evaluate = partial(evaluate_particles, seed=seed, firms=firms, targets=targets, batch=batch)
         model = ParticleModel(evaluate)
-        sampler = BatchSampler(model, batch, workers)
+        sampler = BatchSampler(model, batch, workers, progress=progress)
     else:
 
         def model(par: dict) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import os
@@ -906,16 +907,18 @@ def calibrate_fit(
     recovered = _recovery_table(recovery)
     _out(str(out), out, "experiment", overwrite=True)
     try:
-        result = fit(
-            out,
-            population_size=population,
-            generations=generations,
-            firms=firms,
-            seed=seed,
-            resume=not fresh,
-            workers=workers,
-            **({} if batch is None else {"batch": batch}),
-        )
+        with _fit_progress(generations) as progress:
+            result = fit(
+                out,
+                population_size=population,
+                generations=generations,
+                firms=firms,
+                seed=seed,
+                resume=not fresh,
+                workers=workers,
+                progress=progress,
+                **({} if batch is None else {"batch": batch}),
+            )
     except (ImportError, ValueError) as exc:
         _fail(str(exc))
     typer.echo(
@@ -936,6 +939,53 @@ def calibrate_fit(
         write_parameter_set(result, settings, recovery=recovered)
         write_posterior(result, notes=settings)
         typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
+
+
+def _generation(t: int, generations: int) -> str:
+    """pyabc's generation `t` as shown: -1 is the sample that sets the first threshold."""
+    return "initial sample" if t < 0 else f"generation {t + 1}/{generations}"
+
+
+@contextlib.contextmanager
+def _fit_progress(generations: int):
+    """Progress of a fit, as `progress(t, accepted, population, evaluations)` for `fit`: on a
+    terminal a live bar of the current generation's accepted particles, otherwise a line on
+    standard error when a generation is complete."""
+    start = time.monotonic()
+    if not _is_terminal():
+
+        def line(t: int, accepted: int, n: int, evaluations: int) -> None:
+            if accepted >= n:
+                typer.echo(
+                    f"{_generation(t, generations)}: {n} particles accepted of {evaluations} "
+                    f"evaluated, {_clock(time.monotonic() - start)} elapsed",
+                    err=True,
+                )
+
+        yield line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(pulse_style="cyan"),
+        MofNCompleteColumn(),
+        TextColumn("particles accepted of {task.fields[evaluations]} evaluated"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("fit", total=None, evaluations=0)
+
+        def update(t: int, accepted: int, n: int, evaluations: int) -> None:
+            bar.update(
+                task,
+                description=_generation(t, generations),
+                completed=accepted,
+                total=n,
+                evaluations=evaluations,
+            )
+
+        yield update
 
 
 def _recovery_table(folder: Path | None):

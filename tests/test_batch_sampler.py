@@ -149,3 +149,39 @@ def test_calibrate_fit_passes_batch_and_workers_to_the_fit(tmp_path, monkeypatch
         assert res.exit_code == 0, res.output
     assert asked[0]["workers"] == 1 and "batch" not in asked[0]
     assert (asked[1]["batch"], asked[1]["workers"]) == (0, 2)
+
+
+def test_the_sampler_reports_each_round_and_every_generation_completes(tmp_path):
+    """Progress after every round: within a generation the accepted particles only grow, the
+    last report of each generation has all of them, and the evaluations reported are those
+    pyabc counts."""
+    reports = []
+    model = ParticleModel(toy_many)
+    sampler = BatchSampler(model, 4, 1, progress=lambda *r: reports.append(r))
+    _, _, pops, total = toy_fit(tmp_path, "progress", sampler, model)
+    by_t: dict[int, list] = {}
+    for t, accepted, n, evaluations in reports:
+        by_t.setdefault(t, []).append((accepted, n, evaluations))
+    assert sorted(by_t) == [-1, 0, 1, 2]  # the sample setting the first threshold, then 3
+    for rows in by_t.values():
+        assert len(rows) > 1  # several rounds per generation (batch 4, population 20)
+        assert [a for a, _, _ in rows] == sorted(a for a, _, _ in rows)
+        assert rows[-1][0] == rows[-1][1] == 20
+    counted = {t: rows[-1][2] for t, rows in by_t.items()}
+    assert [counted[t] for t in (0, 1, 2)] == pops.set_index("t").loc[[0, 1, 2], "samples"].tolist()
+    assert sum(counted.values()) == total
+
+
+def test_calibrate_fit_shows_a_line_per_generation(tmp_path):
+    """Off a terminal, the fit prints a line when a generation is complete; the evaluations of
+    the lines add up to the simulations of the summary."""
+    import re
+
+    args = ["calibrate", "fit", "--out", str(tmp_path / "fit"), "--population", "10"]
+    res = CliRunner().invoke(app, [*args, "--generations", "2", "--firms", "150"])
+    assert res.exit_code == 0, res.output
+    pattern = r"^(initial sample|generation \d/2): 10 particles accepted of (\d+) evaluated"
+    lines = re.findall(pattern, res.output, re.M)
+    assert [label for label, _ in lines] == ["initial sample", "generation 1/2", "generation 2/2"]
+    total = int(re.search(r"(\d+) simulations", res.output).group(1))
+    assert sum(int(k) for _, k in lines) == total
