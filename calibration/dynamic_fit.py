@@ -32,7 +32,6 @@ particles and weights are the posterior sample
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
@@ -251,7 +250,7 @@ def fit(
         try:
             history = abc.run(max_nr_populations=generations - done)
         finally:
-            if isinstance(sampler, contextlib.AbstractContextManager):
+            if batch > 0:
                 sampler.close()  # the batched sampler's worker processes
         timing.write_text(f"{float(timing.read_text()) + time.monotonic() - start:.1f}")
     frame, weights = history.get_distribution(m=0, t=history.max_t)

@@ -232,12 +232,10 @@ def _service_strategy_intercept(code: str) -> float:
     return structure_cells(load_region(code)).service_strategy_intercept
 
 
-def draw_state(cell: np.ndarray, cum: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """BM and DT of firms of the given types (`cell`, rows of `cum`) from the cumulated per-type
-    (BM, DT) probabilities (types × 4, the states in the order (0, 0), (0, 1), (1, 0), (1, 1))
-    and uniform draws `u`."""
-    c = cum[cell]
-    k = (u[:, None] * c[:, -1:] >= c[:, :-1]).sum(axis=1)
+def draw_state(cum: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """BM and DT of firms from the cumulated (BM, DT) probabilities of each firm's type (firms ×
+    4, the states in the order (0, 0), (0, 1), (1, 0), (1, 1)) and uniform draws `u`."""
+    k = (u[:, None] * cum[:, -1:] >= cum[:, :-1]).sum(axis=1)
     return k >= 2, (k % 2) == 1
 
 
@@ -365,7 +363,7 @@ def synthesise_runs(
         if len(probs) > 1:  # each run's types, in the rows of its own probabilities
             cell = cell + np.repeat(np.arange(len(probs)) * len(probs[0]), counted)
         # the cumulated probabilities of the firms' own types only (each row cumulated alone)
-        bm, dt = draw_state(np.arange(n), np.cumsum(table4[cell], axis=1), u_state)
+        bm, dt = draw_state(np.cumsum(table4[cell], axis=1), u_state)
     else:
         u_bm, u_dt = u[3], u[4]
         bm, dt = draw_capabilities(structure, props, region.innovation_shift, u_bm, u_dt)
