@@ -8,6 +8,7 @@ from typing import Any
 
 import mesa
 import numpy as np
+import pandas as pd
 from mesa.experimental.scenarios import Scenario as MesaScenario
 from scipy import sparse
 
@@ -31,7 +32,7 @@ from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
 from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state
 from mittelbau.core.network import degree, neighbour_shares, supplier_network
-from mittelbau.core.outcomes import reporters
+from mittelbau.core.outcomes import record_for_horizon, reporters
 from mittelbau.core.population import FirmTable, cell_index, draw_survey_traits, synthesise, synthesise_runs
 from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region
@@ -39,6 +40,7 @@ from mittelbau.core.runup import RunUp, pressure_index, runup_key, solve_runup
 from mittelbau.core.scenario import Params, make_params
 from mittelbau.core.shock import shock_exit_multiplier, shock_pressure
 from mittelbau.core.stacking import RowParams, block_diagonal, parts_of, per_row, stack_tables, table_rows
+from mittelbau.core.streams import Seeds, generator, settle
 from mittelbau.levers import LeverYear, build_levers
 
 
@@ -111,6 +113,9 @@ class MittelbauModel(mesa.Model):
             overrides["seed"] = root_seed(given)
         params = make_params(overrides) if params is None else params.with_overrides(overrides)
         super().__init__(rng=params.seed)
+        # the same generator (numpy's default for the seed), its children spawned through
+        # `streams.Seeds`, so that a batch hashes the yearly streams of its runs together
+        self.rng = generator(Seeds(params.seed))
         self.region = load_region(params.region)
         params = resolve_region_defaults(params, self.region)
         self.params = params
@@ -177,6 +182,9 @@ class MittelbauModel(mesa.Model):
         self.bm_motives: list[np.ndarray] = []
         # one reporter per yearly outcome of the outcome registry
         self.datacollector = mesa.DataCollector(model_reporters={"year": "year", **reporters()})
+        # a run keeping only its outcomes records them here instead (`outcomes.record_for_horizon`)
+        self.horizon_rows: dict[str, list] = {"year": [], **{name: [] for name in reporters()}}
+        self._competence: np.ndarray | None = None
         self._record()
         # stepped by a batch of runs (mittelbau.core.batch), not on its own
         self.batched = False
@@ -307,6 +315,8 @@ class MittelbauModel(mesa.Model):
         self.start_small = s.size <= SIZE_CLASSES.index("50-99")
         self.start_firm = self.firm_id.copy()
         self.exit_stage[:] = 0
+        c = competence_by_stage(s.techniques, s.stage)
+        self.start_gap = float(c[2] - c[0])  # the competence gap of the 2015 state
         if not self.outcomes_only:
             self.economics = Economics(s, self.params, self.population_scale, self.economics_rng.spawn(1)[0])
 
@@ -350,23 +360,42 @@ class MittelbauModel(mesa.Model):
 
     # ---- records ------------------------------------------------------------------------------
     def _record(self) -> None:
-        if self.outcomes_only and self.year < START_YEAR:
-            return  # the outcomes at the horizon read the years from 2015 on
         s = self.state
+        self._competence = None  # this year's, computed when read (`recorded_competence`)
+        if self.outcomes_only:
+            # only what the outcomes at the horizon read: no records of the run-up and no tables
+            if self.year >= START_YEAR:
+                self.recorded_shares = np.bincount(s.stage - 1, minlength=3) / len(s)
+                record_for_horizon(self, self.horizon_rows, self.year == START_YEAR + self.params.years)
+            return
         stage = s.stage - 1
         counts = [np.bincount(stage, minlength=3)[None, :]]
         for codes, k in ((s.size, len(SIZE_CLASSES)), (s.industry, len(INDUSTRIES))):
             counts.append(np.bincount(codes * 3 + stage, minlength=k * 3).reshape(k, 3))
         self.stage_counts.append(np.vstack(counts))
         self.recorded_shares = counts[0][0] / len(s)  # read by the reporters: computed once
-        # techniques are the 2015/16 survey readings: no competence before the 2015 state
-        self.recorded_competence = (
-            competence_by_stage(s.techniques, s.stage) if self.year >= START_YEAR else np.full(3, np.nan)
-        )
         if self.economics is not None:
             first = self.firm_id == self.start_firm  # rows still held by a 2015 firm
             self.economics.record(s, first & (self.start_stage == 1) & (s.stage == 1))
         self.datacollector.collect(self)
+
+    @property
+    def recorded_competence(self) -> np.ndarray:
+        """Mean digital techniques by stage in the year last recorded (nan before the 2015
+        state: techniques are the 2015/16 survey readings), computed on first read."""
+        if self._competence is None:
+            s = self.state
+            self._competence = (
+                competence_by_stage(s.techniques, s.stage) if self.year >= START_YEAR else np.full(3, np.nan)
+            )
+        return self._competence
+
+    def yearly_outcomes(self) -> pd.DataFrame:
+        """The yearly outcomes recorded (Mesa's DataCollector table; for a run keeping only its
+        outcomes, the years from 2015 with the values the summaries at the horizon read)."""
+        if self.outcomes_only:
+            return pd.DataFrame(self.horizon_rows)
+        return self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
 
     @property
     def motive_totals(self) -> dict[str, int]:
@@ -522,6 +551,8 @@ class Cohort:
         # mechanisms act from 2016, like traits, levers and learning: the run-up is solved
         # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
         projecting = year > START_YEAR
+        if not self.single:
+            settle([seeds for m in self.runs for seeds in _RunYear.seeds(m)])
         years = [_RunYear.start(m, year, projecting) for m in self.runs]
         self.gather()
         s, p = self.state, self.params
@@ -597,6 +628,22 @@ class _RunYear:
     side: np.random.Generator
     exits: np.ndarray = field(init=False)
     motives: np.ndarray = field(init=False)
+
+    @staticmethod
+    def seeds(m: MittelbauModel) -> list[Seeds]:
+        """The seeds of the streams `start` spawns (and the side streams spawned from them), not
+        spawned yet: a batch hashes those of all its runs together (`streams.settle`)."""
+        core, mech = m.rng.bit_generator.seed_seq, m.mechanism_rng.bit_generator.seed_seq
+        i, k = core.n_children_spawned, mech.n_children_spawned
+        ours = [core.child(i), core.child(i + 1), core.child(i + 2)]
+        mechanisms = [mech.child(k), mech.child(k + 1), mech.child(k + 2)]
+        # the side streams: of the core draws (`capability_draws`) and of leapfrogging's items
+        side = [ours[0].child(0), mechanisms[1].child(0)]
+        if m.outcomes_only:
+            return ours + mechanisms + side
+        # the economics' stream of the year's entrants or of its 2015 accounting (one a year)
+        economics = m.economics_rng.bit_generator.seed_seq
+        return ours + mechanisms + side + [economics.child(economics.n_children_spawned)]
 
     @classmethod
     def start(cls, m: MittelbauModel, year: int, projecting: bool) -> _RunYear:

@@ -131,15 +131,9 @@ def _gap(m: Any) -> float:
 
 
 def _gap_widens(m: Any) -> bool | None:
-    """The gap now against the gap recorded in 2015 (the DataCollector's row of 2015); in 2015
-    itself the gap now (a run keeping only its outcomes records nothing earlier, so Mesa's
-    check of the reporters runs in 2015, before that row exists)."""
-    gap = _gap(m)
-    if m.year == START_YEAR:
-        start = gap
-    else:
-        recorded = m.datacollector.model_vars
-        start = recorded["competence_gap"][recorded["year"].index(START_YEAR)]
+    """The gap now against the gap of the 2015 state (kept by the model with the other states
+    the verdict indicators start from)."""
+    gap, start = _gap(m), m.start_gap
     return gap_widens(start, gap) if math.isfinite(start) and math.isfinite(gap) else None
 
 
@@ -296,6 +290,17 @@ OUTCOMES: dict[str, Outcome] = {o.name: o for o in _ENTRIES}
 def reporters() -> dict[str, Callable[[Any], Any]]:
     """Mesa DataCollector model reporters: one per yearly outcome, in registry order."""
     return {o.name: o.per_year for o in OUTCOMES.values() if o.per_year is not None}
+
+
+def record_for_horizon(m: Any, rows: dict[str, list], last: bool) -> None:
+    """Append the year's values of the yearly outcomes as far as the summaries at the horizon
+    read them: outcomes summarised over the years every year, those read in the horizon year
+    ("end") only in the `last` year (None before): what a run keeping only its outcomes
+    records instead of every reporter every year."""
+    rows["year"].append(m.year)
+    for o in OUTCOMES.values():
+        if o.per_year is not None:
+            rows[o.name].append(o.per_year(m) if last or o.horizon != "end" else None)
 
 
 def at_horizon(yearly: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, bool | float | None]:

@@ -187,7 +187,7 @@ def outcomes(model: MittelbauModel, no_policy: MittelbauModel | None = None) -> 
     without its tables and the rest of its summary: what sampled experiments keep of a run.
     The one outcome of the whole run, € per additional upward move, needs the levers' spending
     and the same-seed run without any programme."""
-    indicators = model.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+    indicators = model.yearly_outcomes()
     policy = None
     if no_policy is not None:
         extra = upward_moves(model) - upward_moves(no_policy)

@@ -1,0 +1,96 @@
+"""Random streams spawned through `streams.Seeds` are numpy's, bit for bit, whether their
+seeds are hashed together (`settle`) or one at a time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mittelbau.core import streams
+from mittelbau.core.batch import ModelBatch
+from mittelbau.core.model import Cohort, MittelbauModel, _RunYear
+from mittelbau.core.scenario import make_params
+from mittelbau.core.streams import SETTLE_MIN, Seeds, generator, settle
+
+entropy = st.one_of(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**200),
+    st.lists(st.integers(0, 2**64), min_size=1, max_size=6),
+)
+keys = st.lists(st.integers(0, 2**40), max_size=7).map(tuple)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(entropy, keys), min_size=SETTLE_MIN, max_size=3 * SETTLE_MIN))
+def test_seeds_hashed_together_are_numpys(cases):
+    seeds = [Seeds(e, k) for e, k in cases]
+    settle(seeds)  # at least SETTLE_MIN: one array pass
+    for s, (e, k) in zip(seeds, cases, strict=True):
+        ref = np.random.SeedSequence(e, spawn_key=k)
+        assert np.array_equal(s.pool, ref.pool)
+        assert np.array_equal(s.generate_state(4, np.uint64), ref.generate_state(4, np.uint64))
+        assert np.array_equal(s.generate_state(5), ref.generate_state(5))
+
+
+@settings(max_examples=30, deadline=None)
+@given(entropy, st.lists(st.integers(1, 4), min_size=1, max_size=5))
+def test_spawned_generators_draw_numpys_numbers(e, spawns):
+    """A tree of spawns from a root, with the children's seeds peeked and hashed together
+    before they are spawned, draws what numpy's generators draw."""
+    ours, ref = generator(Seeds(e)), np.random.default_rng(np.random.SeedSequence(e))
+    for n in spawns:
+        seq = ours.bit_generator.seed_seq
+        first = seq.n_children_spawned
+        peek = [seq.child(first + i) for i in range(n)]
+        settle(peek + [c.child(0) for c in peek] + [Seeds(i) for i in range(SETTLE_MIN)])
+        for a, b in zip(ours.spawn(n), ref.spawn(n), strict=True):
+            assert np.array_equal(a.random(3), b.random(3))
+            side_a, side_b = a.spawn(1)[0], b.spawn(1)[0]
+            assert np.array_equal(side_a.integers(2**62, size=3), side_b.integers(2**62, size=3))
+        assert np.array_equal(ours.random(2), ref.random(2))
+
+
+def test_a_model_draws_what_numpys_seed_gives():
+    """The model's generator is numpy's default generator of its seed."""
+    m = MittelbauModel(firms=100, seed=31, run_up=False)
+    ref = np.random.default_rng(31)
+    ref.spawn(1)  # the levers' root, spawned on construction
+    m_child, ref_child = m.rng.spawn(1)[0], ref.spawn(1)[0]
+    assert np.array_equal(m_child.random(4), ref_child.random(4))
+
+
+def test_a_batch_hashes_every_yearly_stream_before_its_runs_spawn_them(monkeypatch):
+    """The seeds `_RunYear.seeds` names are those a year spawns: stepping a batch (run-up and
+    projection, economics and levers included) hashes none of them alone."""
+    inside, alone = [False], []
+    numpy_hash, advance = Seeds._numpy, Cohort.advance
+
+    def hashed_alone(self):
+        if inside[0]:
+            alone.append(self)
+        return numpy_hash(self)
+
+    def stepping(self):
+        inside[0] = True
+        try:
+            advance(self)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(Seeds, "_numpy", hashed_alone)
+    monkeypatch.setattr(Cohort, "advance", stepping)
+    points = [{"firms": 100, "years": 3, "seed": s, "funding_budget_eur": 5e5 * (s % 2)} for s in range(4)]
+    batch = ModelBatch([make_params(p) for p in points])
+    assert len(batch.runs) * len(_RunYear.seeds(batch.runs[0])) >= SETTLE_MIN
+    batch.run()
+    assert batch.runs[0].economics is not None and len(batch.runs[1].lever_records) > 0
+    assert alone == []
+
+
+def test_bad_entropy_and_dtype_are_errors():
+    with pytest.raises(ValueError, match="seed entropy = -1"):
+        Seeds(-1).assembled()
+    with pytest.raises(ValueError, match="allowed: uint32, uint64"):
+        streams._generate(np.zeros((1, 4), np.uint32), 2, np.int64)
