@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mittelbau.core import model as model_module
 from mittelbau.core import streams
 from mittelbau.core.batch import ModelBatch
 from mittelbau.core.model import Cohort, MittelbauModel, _RunYear
@@ -62,28 +63,37 @@ def test_a_model_draws_what_numpys_seed_gives():
 
 
 def test_a_batch_hashes_every_yearly_stream_before_its_runs_spawn_them(monkeypatch):
-    """The seeds `_RunYear.seeds` names are those a year spawns: stepping a batch (run-up and
-    projection, economics and levers included) hashes none of them alone."""
-    inside, alone = [False], []
-    numpy_hash, advance = Seeds._numpy, Cohort.advance
+    """The seeds `_RunYear.seeds` names are all those a year draws from: stepping a batch
+    (run-up and projection, economics, levers and mechanisms included) hashes each of them in
+    `settle` before it is spawned, none alone."""
+    state = {"advance": False, "settle": False}
+    alone = []
+    numpy_hash, advance, settle_seeds = Seeds._numpy, Cohort.advance, model_module.settle
 
-    def hashed_alone(self):
-        if inside[0]:
+    def hashed(self):
+        if state["advance"] and not state["settle"]:
             alone.append(self)
         return numpy_hash(self)
 
-    def stepping(self):
-        inside[0] = True
-        try:
-            advance(self)
-        finally:
-            inside[0] = False
+    def within(key, call):
+        def wrapped(*args):
+            state[key] = True
+            try:
+                return call(*args)
+            finally:
+                state[key] = False
 
-    monkeypatch.setattr(Seeds, "_numpy", hashed_alone)
-    monkeypatch.setattr(Cohort, "advance", stepping)
-    points = [{"firms": 100, "years": 3, "seed": s, "funding_budget_eur": 5e5 * (s % 2)} for s in range(4)]
+        return wrapped
+
+    monkeypatch.setattr(Seeds, "_numpy", hashed)
+    monkeypatch.setattr(Cohort, "advance", within("advance", advance))
+    monkeypatch.setattr(model_module, "settle", within("settle", settle_seeds))
+    points = [
+        {"firms": 100, "years": 3, "seed": s, "funding_budget_eur": 5e5 * (s % 2), "mech_leapfrog": "on"}
+        for s in range(8)
+    ]
     batch = ModelBatch([make_params(p) for p in points])
-    assert len(batch.runs) * len(_RunYear.seeds(batch.runs[0])) >= SETTLE_MIN
+    assert len(batch.runs) * len(_RunYear.seeds(batch.runs[0], False)) >= SETTLE_MIN
     batch.run()
     assert batch.runs[0].economics is not None and len(batch.runs[1].lever_records) > 0
     assert alone == []

@@ -552,7 +552,7 @@ class Cohort:
         # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
         projecting = year > START_YEAR
         if not self.single:
-            settle([seeds for m in self.runs for seeds in _RunYear.seeds(m)])
+            settle([seeds for m in self.runs for seeds in _RunYear.seeds(m, projecting)])
         years = [_RunYear.start(m, year, projecting) for m in self.runs]
         self.gather()
         s, p = self.state, self.params
@@ -618,8 +618,8 @@ class _RunYear:
     pressure: float
     core: np.random.Generator
     entry: np.random.Generator
-    mech_leap: np.random.Generator
-    mech_entry: np.random.Generator
+    mech_leap: Seeds  # the streams of leapfrogging and of entrants' mechanism states, made
+    mech_entry: Seeds  # into generators only when a year has leapfrogging or entrants
     before: np.ndarray
     actions: list[tuple[Any, LeverYear]]
     mech: MechanismYear | None
@@ -630,20 +630,26 @@ class _RunYear:
     motives: np.ndarray = field(init=False)
 
     @staticmethod
-    def seeds(m: MittelbauModel) -> list[Seeds]:
-        """The seeds of the streams `start` spawns (and the side streams spawned from them), not
-        spawned yet: a batch hashes those of all its runs together (`streams.settle`)."""
+    def seeds(m: MittelbauModel, projecting: bool) -> list[Seeds]:
+        """The seeds of the streams `start` spawns, and of the side streams spawned from them,
+        that the year draws from (not spawned yet): a batch hashes those of all its runs
+        together (`streams.settle`)."""
         core, mech = m.rng.bit_generator.seed_seq, m.mechanism_rng.bit_generator.seed_seq
         i, k = core.n_children_spawned, mech.n_children_spawned
-        ours = [core.child(i), core.child(i + 1), core.child(i + 2)]
-        mechanisms = [mech.child(k), mech.child(k + 1), mech.child(k + 2)]
-        # the side streams: of the core draws (`capability_draws`) and of leapfrogging's items
-        side = [ours[0].child(0), mechanisms[1].child(0)]
-        if m.outcomes_only:
-            return ours + mechanisms + side
-        # the economics' stream of the year's entrants or of its 2015 accounting (one a year)
-        economics = m.economics_rng.bit_generator.seed_seq
-        return ours + mechanisms + side + [economics.child(economics.n_children_spawned)]
+        # the core dynamics' stream and its side stream (`capability_draws`), the entrants',
+        # and the entrants' mechanism states
+        used = [core.child(i), core.child(i).child(0), core.child(i + 1), mech.child(k + 2)]
+        if projecting:
+            used.append(mech.child(k))  # the mechanisms' start of the year
+            if m.levers:
+                used.append(core.child(i + 2))
+            if m.mechanisms:  # leapfrogging and its side stream of items
+                used += [mech.child(k + 1), mech.child(k + 1).child(0)]
+        if not m.outcomes_only:
+            # the economics' stream of the year's entrants or of its 2015 accounting (one a year)
+            economics = m.economics_rng.bit_generator.seed_seq
+            used.append(economics.child(economics.n_children_spawned))
+        return used
 
     @classmethod
     def start(cls, m: MittelbauModel, year: int, projecting: bool) -> _RunYear:
@@ -651,16 +657,22 @@ class _RunYear:
         pressure = m.pressure_in(year)
         # one stream each for the core dynamics, the entrants and the levers, spawned anew every
         # year, so that a lever's own draws never shift the draws of the same-seed run without it
-        core, entry, lever_rng = m.rng.spawn(3)
-        mech_start, mech_leap, mech_entry = m.mechanism_rng.spawn(3)
+        # (their seeds: a generator is made only for a stream the year draws from)
+        core, entry, lever_seeds = m.rng.bit_generator.seed_seq.spawn(3)
+        core, entry = generator(core), generator(entry)
+        mech_start, mech_leap, mech_entry = m.mechanism_rng.bit_generator.seed_seq.spawn(3)
         before = s.stage
-        actions = [(lever, lever.act(m, year, lever_rng)) for lever in (m.levers if projecting else [])]
+        acting = m.levers if projecting else []
+        lever_rng = generator(lever_seeds) if acting else None
+        actions = [(lever, lever.act(m, year, lever_rng)) for lever in acting]
         reached = np.zeros(len(s), dtype=bool)
         for lever, act in actions:
             lever.note_reach(act.reached, s)
             reached |= act.reached
         mech = (
-            m.mechanisms.start_year(s, year, pressure, reached, m.power, mech_start) if projecting else None
+            m.mechanisms.start_year(s, year, pressure, reached, m.power, generator(mech_start))
+            if projecting
+            else None
         )
         u_exit = core.random(len(s))
         u, side = capability_draws(core, len(s))
@@ -690,7 +702,7 @@ class _RunYear:
         if self.projecting:
             if m.mechanisms:
                 stayed = ~exits & (before == 1) & (s.stage == 1)
-                leap = m.mechanisms.after_change(s, stayed, m.props.dt_item_draw, self.mech_leap)
+                leap = m.mechanisms.after_change(s, stayed, m.props.dt_item_draw, generator(self.mech_leap))
                 m.bm_introduced[leap] = year
             learn_and_engage(s, self.pressure, p, self.core)
             m.mechanisms.after_learning(s)
@@ -719,7 +731,8 @@ class _RunYear:
     def close(self, m: MittelbauModel, rows: np.ndarray, entrants: FirmTable) -> None:
         """Entry into the rows left, transitions, the 2015 traits and verdicts, records."""
         s, p, year, before, exits = m.state, m.params, self.year, self.before, self.exits
-        m._replace(rows, entrants, self.mech_entry)
+        if len(rows):
+            m._replace(rows, entrants, generator(self.mech_entry))
         after = s.stage
         stay = ~exits
         flat = before[stay].astype(np.int64) * 4 + after[stay]

@@ -56,7 +56,12 @@ class FirmTable:
     @property
     def stage(self) -> np.ndarray:
         """1 + BM + DT (sources §1): 1 product maker, 2 product-service, 3 digital BM."""
-        return (1 + self.bm.astype(np.int8) + self.dt.astype(np.int8)).astype(np.int8)
+        bm, dt = self.bm, self.dt
+        if bm.dtype != np.bool_ or dt.dtype != np.bool_:
+            bm, dt = bm.astype(np.bool_), dt.astype(np.bool_)
+        stage = bm.view(np.int8) + dt.view(np.int8)  # booleans are bytes of 0 or 1
+        stage += 1
+        return stage
 
     def replace_rows(self, rows: np.ndarray, other: FirmTable, keep: tuple[str, ...] = ()) -> None:
         """Overwrite `rows` with the firms of `other` (same length), except the fields in `keep`."""
