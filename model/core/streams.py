@@ -77,7 +77,7 @@ class Seeds(ISpawnableSeedSequence):
         self.entropy = entropy
         self.spawn_key = tuple(spawn_key)
         self.n_children_spawned = 0
-        self._children: list[Seeds] = []
+        self._children: dict[int, Seeds] | None = None  # made, not spawned yet (`child`)
         self._words = _words  # the assembled entropy words, when known
         self._prefix: tuple[int, ...] | None = None  # the children's words but their index
         self._pool: np.ndarray | None = None
@@ -118,21 +118,28 @@ class Seeds(ISpawnableSeedSequence):
         return self._words
 
     def child(self, i: int) -> Seeds:
-        """Child `i` (spawned or not yet), made once."""
-        if self._prefix is None:
-            run = _entropy_words(self.entropy)
-            key = [w for k in self.spawn_key for w in _words(int(k))]
-            self._prefix = tuple(run + [0] * (_POOL - len(run)) + key)
-        while len(self._children) <= i:
-            j = len(self._children)
-            words = (*self._prefix, *_words(j))
-            self._children.append(Seeds(self.entropy, (*self.spawn_key, j), words))
-        return self._children[i]
+        """Child `i`, not spawned yet: made once and kept until it is spawned (so that its
+        seed can be hashed with others before, `settle`)."""
+        if i < self.n_children_spawned:
+            raise ValueError(f"child {i} of {self!r} was spawned; allowed: {self.n_children_spawned} or more")
+        if self._children is None:
+            self._children = {}
+        kid = self._children.get(i)
+        if kid is None:
+            if self._prefix is None:
+                run = _entropy_words(self.entropy)
+                key = [w for k in self.spawn_key for w in _words(int(k))]
+                self._prefix = tuple(run + [0] * (_POOL - len(run)) + key)
+            kid = self._children[i] = Seeds(self.entropy, (*self.spawn_key, i), (*self._prefix, *_words(i)))
+        return kid
 
     def spawn(self, n_children: int) -> list[Seeds]:
         first = self.n_children_spawned
         kids = [self.child(i) for i in range(first, first + n_children)]
         self.n_children_spawned += n_children
+        if self._children is not None:  # a spawned child is its spawner's to keep
+            for i in range(first, first + n_children):
+                del self._children[i]
         return kids
 
     def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
