@@ -14,13 +14,14 @@ synchronous and independent of any firm order):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mittelbau.core.categories import COMPLEXITIES
-from mittelbau.core.population import FirmTable, draw_dt_items
+from mittelbau.core.population import FirmTable, dt_items_of
 
 if TYPE_CHECKING:
     from mittelbau.core.mechanisms import MechanismYear
@@ -235,10 +236,33 @@ def draw_gains(
 ) -> np.ndarray:
     """The DT items of the firms that gained DT (in place) and the motive of each BM gain, from
     the side stream of `capability_draws`; returns the BM introductions per motive (MOTIVES)."""
+    return draw_gains_runs(state, change, item_draw, [side], np.zeros(len(state), dtype=np.int64))[0]
+
+
+def draw_gains_runs(
+    state: FirmTable,
+    change: CapabilityChange,
+    item_draw: np.ndarray,
+    sides: Sequence[np.random.Generator],
+    run: np.ndarray,
+) -> np.ndarray:
+    """`draw_gains` of the runs of a stack (`run`: each row's run, in order): run r draws from
+    its side stream `sides[r]` what it draws alone, in the same order (its DT gains' items,
+    then its BM gains' motives), and the items and motives of all runs are computed at once.
+    Returns the BM introductions per run and motive (runs × MOTIVES)."""
     gain_dt, gain_bm = change.gain_dt, change.gain_bm
-    state.dt_items[gain_dt] = draw_dt_items(np.ones(int(gain_dt.sum()), bool), item_draw, side)
-    motives = choose_motive(change.channels[gain_bm], side.random(int(gain_bm.sum())))
-    return np.bincount(motives, minlength=len(MOTIVES))
+    runs = len(sides)
+    n_dt = np.bincount(run[gain_dt], minlength=runs)
+    n_bm = np.bincount(run[gain_bm], minlength=runs)
+    u_items, u_motive = [], []
+    for side, k_dt, k_bm in zip(sides, n_dt.tolist(), n_bm.tolist(), strict=True):
+        u_items.append(side.random((k_dt, len(item_draw))))  # as `draw_dt_items`
+        u_motive.append(side.random(k_bm))
+    k = int(n_dt.sum())
+    state.dt_items[gain_dt] = dt_items_of(np.ones(k, bool), item_draw, np.concatenate(u_items))
+    motives = choose_motive(change.channels[gain_bm], np.concatenate(u_motive))
+    counted = np.bincount(run[gain_bm] * len(MOTIVES) + motives, minlength=runs * len(MOTIVES))
+    return counted.reshape(runs, len(MOTIVES))
 
 
 def learning_steps(mean: float, u: np.ndarray) -> np.ndarray:
@@ -249,15 +273,23 @@ def learning_steps(mean: float, u: np.ndarray) -> np.ndarray:
     return whole + (u < mean - whole)
 
 
-def learn_and_engage(state: FirmTable, pressure: float, p, rng: np.random.Generator) -> None:
+def learning_draws(rng: np.random.Generator, n: int) -> np.ndarray:
+    """The draws of `learn_and_engage` for `n` firms: one per firm for learning, one for
+    engagement."""
+    return rng.random((2, n))
+
+
+def learn_and_engage(state: FirmTable, pressure: np.ndarray | float, p, u: np.ndarray) -> None:
     """Digital techniques grow with DT use, in whole techniques (`learning_steps`); watching and
-    internal-only firms move outward. Both draws have one number per firm."""
-    u = rng.random((2, len(state)))
+    internal-only firms move outward. `u` are the `learning_draws`; the columns are updated
+    in place (so that a run's rows of a stack of runs see it)."""
     gained = learning_steps(p.competence_learning, u[0])
-    state.techniques = np.where(
+    state.techniques[:] = np.where(
         state.dt,
         np.minimum(state.techniques + gained, MAX_TECHNIQUES),
         state.techniques,
     )
-    drift = (state.engagement <= REF_ENGAGEMENT) & (u[1] < min(1.0, p.engagement_drift_rate * pressure))
-    state.engagement = (state.engagement + drift).astype(np.int8)
+    drift = (state.engagement <= REF_ENGAGEMENT) & (
+        u[1] < np.minimum(1.0, p.engagement_drift_rate * pressure)
+    )
+    state.engagement[:] = (state.engagement + drift).astype(np.int8)

@@ -216,8 +216,8 @@ class Mechanisms:
         u = rng.random(n)
         items = rng.spawn(1)[0]
         leap = leapfrog(state, candidates, self.p, u)
-        state.bm = state.bm | leap
-        state.dt = state.dt | leap
+        state.bm |= leap  # in place: a run's rows of a stack of runs see it
+        state.dt |= leap
         state.dt_items[leap] = draw_dt_items(np.ones(int(leap.sum()), bool), item_draw, items)
         return leap
 

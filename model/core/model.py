@@ -21,10 +21,11 @@ from mittelbau.core.dynamics import (
     Exposure,
     capability_draws,
     change_capabilities,
-    draw_gains,
+    draw_gains_runs,
     exit_hazard,
     hazard_to_probability,
     learn_and_engage,
+    learning_draws,
     trait_norms,
 )
 from mittelbau.core.economics import Economics
@@ -586,7 +587,17 @@ class Cohort:
         exits = self.stack([y.u_exit for y in years]) < hazard_to_probability(h_exit)
         u = self.stack([y.u for y in years], axis=1)
         change = change_capabilities(s, self.base_hazards(), exposure, pressure, ~exits, p, u, boost, mech)
+        # the gains' DT items and motives, each run's from its side stream
+        item_draw = self.runs[0].props.dt_item_draw
+        motives = draw_gains_runs(s, change, item_draw, [y.side for y in years], self.run)
         self.spread()
+        for m, y, part, counts in zip(self.runs, years, self.parts, motives, strict=True):
+            y.gained(m, exits[part], change.rows(part), counts)
+        if projecting:  # learning, each run's from its core stream (after its leapfrogging)
+            draws = self.stack(
+                [learning_draws(y.core, n) for y, n in zip(years, self.sizes, strict=True)], axis=1
+            )
+            learn_and_engage(self.state, pressure, p, draws)
         leaving = [
             y.finish(m, exits[part], change.rows(part))
             for m, y, part in zip(self.runs, years, self.parts, strict=True)
@@ -640,11 +651,10 @@ class _RunYear:
         # and the entrants' mechanism states
         used = [core.child(i), core.child(i).child(0), core.child(i + 1), mech.child(k + 2)]
         if projecting:
-            used.append(mech.child(k))  # the mechanisms' start of the year
             if m.levers:
                 used.append(core.child(i + 2))
-            if m.mechanisms:  # leapfrogging and its side stream of items
-                used += [mech.child(k + 1), mech.child(k + 1).child(0)]
+            if m.mechanisms:  # their start of the year, leapfrogging and its side stream of items
+                used += [mech.child(k), mech.child(k + 1), mech.child(k + 1).child(0)]
         if not m.outcomes_only:
             # the economics' stream of the year's entrants or of its 2015 accounting (one a year)
             economics = m.economics_rng.bit_generator.seed_seq
@@ -671,7 +681,7 @@ class _RunYear:
             reached |= act.reached
         mech = (
             m.mechanisms.start_year(s, year, pressure, reached, m.power, generator(mech_start))
-            if projecting
+            if projecting and m.mechanisms
             else None
         )
         u_exit = core.random(len(s))
@@ -692,19 +702,25 @@ class _RunYear:
             side,
         )
 
-    def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> np.ndarray:
-        """After the capability change: the gains' draws, leapfrogging, learning, the
-        programmes' records and exit; returns the rows of the firms leaving (`close` follows
-        with their entrants)."""
-        s, p, year, before = m.state, m.params, self.year, self.before
-        motives = draw_gains(s, change, m.props.dt_item_draw, self.side)
+    def gained(
+        self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange, motives: np.ndarray
+    ) -> None:
+        """After the capability change and its gains' draws (`dynamics.draw_gains_runs`, the BM
+        introductions per motive `motives`): the year of each BM introduction, leapfrogging
+        (its state changes in place, so a run's rows of a stack see them)."""
+        s, year = m.state, self.year
+        self.motives = motives
         m.bm_introduced[change.gain_bm] = year
+        if self.projecting and m.mechanisms:
+            stayed = ~exits & (self.before == 1) & (s.stage == 1)
+            leap = m.mechanisms.after_change(s, stayed, m.props.dt_item_draw, generator(self.mech_leap))
+            m.bm_introduced[leap] = year
+
+    def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> np.ndarray:
+        """After learning (`dynamics.learn_and_engage`): training, the programmes' records and
+        exit; returns the rows of the firms leaving (`close` follows with their entrants)."""
+        s, year, before = m.state, self.year, self.before
         if self.projecting:
-            if m.mechanisms:
-                stayed = ~exits & (before == 1) & (s.stage == 1)
-                leap = m.mechanisms.after_change(s, stayed, m.props.dt_item_draw, generator(self.mech_leap))
-                m.bm_introduced[leap] = year
-            learn_and_engage(s, self.pressure, p, self.core)
             m.mechanisms.after_learning(s)
         moved_up = ~exits & (s.stage > before)
         for lever, act in self.actions:
@@ -725,7 +741,7 @@ class _RunYear:
         if m.economics is not None:
             m.economics.grow()
             m.economics.exit(rows, s, before[rows])
-        self.exits, self.motives = exits, motives
+        self.exits = exits
         return rows
 
     def close(self, m: MittelbauModel, rows: np.ndarray, entrants: FirmTable) -> None:
