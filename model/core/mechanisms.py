@@ -12,8 +12,9 @@ them, draw for draw.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -66,15 +67,28 @@ def draw_state(state: FirmTable, p, rng: np.random.Generator) -> None:
     """Draw the mechanisms' firm state in place: service revenue share (beta with mean
     `service_revenue_mean`, sources §2.12), IT specialists and training by size (sources §6.2);
     no firm starts as a platform supplier."""
+    draw_states(state, [p], [rng], [len(state)])
+
+
+def draw_states(
+    state: FirmTable, params: Sequence[Any], rngs: Sequence[np.random.Generator], sizes: Sequence[int]
+) -> None:
+    """`draw_state` of the firms of several runs stacked (run r: the next `sizes[r]` rows, its
+    parameters `params[r]`): each run draws from `rngs[r]` what it draws alone, the rest is
+    computed once for the stack."""
     n = len(state)
-    mean, k = p.service_revenue_mean, p.service_revenue_concentration
     skills = load_traits()["it_skills"]
     specialists = in_order(skills["specialists_by_size"], SIZE_CLASSES)[state.size]
     training = in_order(skills["training_by_size"], SIZE_CLASSES)[state.size]
-    u = rng.random((2, n))
-    state.service_revenue = rng.beta(mean * k, (1.0 - mean) * k, n)
-    state.it_specialist = u[0] < specialists
-    state.trains = u[1] < training
+    u, revenue = [], []
+    for p, rng, k in zip(params, rngs, sizes, strict=True):
+        mean, c = p.service_revenue_mean, p.service_revenue_concentration
+        u.append(rng.random((2, k)))
+        revenue.append(rng.beta(mean * c, (1.0 - mean) * c, k))
+    u_all = u[0] if len(u) == 1 else np.concatenate(u, axis=1)
+    state.service_revenue = revenue[0] if len(revenue) == 1 else np.concatenate(revenue)
+    state.it_specialist = u_all[0] < specialists
+    state.trains = u_all[1] < training
     state.platform = np.zeros(n, dtype=bool)
 
 
@@ -124,7 +138,7 @@ def rising_bar(state: FirmTable, year: int, p) -> np.ndarray:
 def train(state: FirmTable, p) -> None:
     """Firms without DT that train add `training_learning` techniques (up to the maximum)."""
     grow = state.trains & ~state.dt
-    state.techniques = np.where(
+    state.techniques[:] = np.where(  # in place: a run's rows of a stack of runs see it
         grow, np.minimum(state.techniques + p.training_learning, MAX_TECHNIQUES), state.techniques
     )
 

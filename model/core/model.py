@@ -31,10 +31,10 @@ from mittelbau.core.dynamics import (
 from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
-from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state
+from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state, draw_states
 from mittelbau.core.network import degree, neighbour_shares, supplier_network
 from mittelbau.core.outcomes import record_for_horizon, reporters
-from mittelbau.core.population import FirmTable, cell_index, draw_survey_traits, synthesise, synthesise_runs
+from mittelbau.core.population import FirmTable, cell_index, draw_survey_traits, synthesise, synthesise_stack
 from mittelbau.core.propensities import load_propensities
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RunUp, pressure_index, runup_key, solve_runup
@@ -328,24 +328,20 @@ class MittelbauModel(mesa.Model):
         return self
 
     # ---- entry and exit -----------------------------------------------------------------------
-    def _replace(self, rows: np.ndarray, entrants: FirmTable, mech_rng: np.random.Generator) -> None:
-        """Exiting firms leave; `entrants` of the region's structure (`Cohort.entrants`) take
-        their rows, keeping the row's value-chain position and customer–supplier ties (the
-        market slot). The row's agent handle stays; the occupant gets a new firm_id and entry
-        year."""
-        if len(rows) == 0:
-            return
+    def _enter(self, rows: np.ndarray, entrants: FirmTable, cells: np.ndarray) -> None:
+        """Exiting firms have left; `entrants` of the region's structure (`Cohort.close`, their
+        rows of the table written already) take their rows, keeping the row's value-chain
+        position and customer–supplier ties (the market slot). The row's agent handle stays;
+        the occupant gets a new firm_id and entry year. `cells`: the entrants' types."""
         self.firm_id[rows] = self.firm_id.max() + 1 + np.arange(len(rows))
         self.entry_year[rows] = self.year
         self.bm_introduced[rows] = 0
         for lever in self.levers:
             lever.drop_rows(rows)
-        draw_state(entrants, self.params, mech_rng)
-        self.state.replace_rows(rows, entrants, keep=("position",))
         if self.economics is not None:
             self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
         self._customer_power = None  # entrants change sizes
-        self.cell[rows] = self._cells(entrants)
+        self.cell[rows] = cells
 
     def add_ties(self, groups: list[np.ndarray]) -> None:
         """Tie the firms of each group to one another (cooperation projects)."""
@@ -602,16 +598,38 @@ class Cohort:
             y.finish(m, exits[part], change.rows(part))
             for m, y, part in zip(self.runs, years, self.parts, strict=True)
         ]
-        for m, y, rows, entrants in zip(
-            self.runs, years, leaving, self.entrants(leaving, years), strict=True
-        ):
-            y.close(m, rows, entrants)
+        self.enter(leaving, years)
+        for m, y in zip(self.runs, years, strict=True):
+            y.close(m)
 
-    def entrants(self, leaving: list[np.ndarray], years: list[_RunYear]) -> list[FirmTable]:
-        """Each run's entrants for its exits' rows, drawn from the run's entry stream and computed
-        for all runs at once (`population.synthesise_runs`, each run's as drawn alone): like
-        the firms of their type in the entry year (the 2015 state later)."""
-        return synthesise_runs(
+    def enter(self, leaving: list[np.ndarray], years: list[_RunYear]) -> None:
+        """Entrants (`entrants`) into the rows each run's exits left: their mechanism states,
+        each run's drawn from its own stream, and the rows of the table written once for the
+        stack; then each run's own bookkeeping of its entrants (`MittelbauModel._enter`)."""
+        sizes = [len(rows) for rows in leaving]
+        entrants = self.entrants(leaving, years)
+        entering = [r for r, k in enumerate(sizes) if k]
+        if not entering:
+            return
+        draw_states(
+            entrants,
+            [self.runs[r].params for r in entering],
+            [generator(years[r].mech_entry) for r in entering],
+            [sizes[r] for r in entering],
+        )
+        rows = [part.start + r for part, r in zip(self.parts, leaving, strict=True)]
+        self.state.replace_rows(self.stack(rows), entrants, keep=("position",))
+        cells = MittelbauModel._cells(entrants)
+        for r, part in enumerate(parts_of(sizes)):
+            if sizes[r]:
+                self.runs[r]._enter(leaving[r], table_rows(entrants, part), cells[part])
+
+    def entrants(self, leaving: list[np.ndarray], years: list[_RunYear]) -> FirmTable:
+        """Each run's entrants for its exits' rows (the table of all runs' entrants, run by
+        run), drawn from the run's entry stream and computed for all runs at once
+        (`population.synthesise_stack`, each run's as drawn alone): like the firms of their
+        type in the entry year (the 2015 state later)."""
+        return synthesise_stack(
             self.runs[0].region,
             [len(rows) for rows in leaving],
             [y.entry for y in years],
@@ -744,11 +762,9 @@ class _RunYear:
         self.exits = exits
         return rows
 
-    def close(self, m: MittelbauModel, rows: np.ndarray, entrants: FirmTable) -> None:
-        """Entry into the rows left, transitions, the 2015 traits and verdicts, records."""
+    def close(self, m: MittelbauModel) -> None:
+        """After entry (`Cohort.enter`): transitions, the 2015 traits and verdicts, records."""
         s, p, year, before, exits = m.state, m.params, self.year, self.before, self.exits
-        if len(rows):
-            m._replace(rows, entrants, generator(self.mech_entry))
         after = s.stage
         stay = ~exits
         flat = before[stay].astype(np.int64) * 4 + after[stay]

@@ -293,6 +293,23 @@ def synthesise_runs(
     alone, and the firms of all runs are then computed as one stack (ranks within each run's
     firms), so each run's table is exactly the one `synthesise` gives it. A run of no firms
     draws nothing. `state_probs` are all None or all arrays."""
+    table = synthesise_stack(region, sizes, rngs, state_probs)
+    if len(sizes) == 1:
+        return [table]
+    ends = np.cumsum(sizes)
+    return [
+        FirmTable(**{f.name: getattr(table, f.name)[e - k : e] for f in fields(FirmTable)})
+        for k, e in zip(sizes, ends, strict=True)
+    ]
+
+
+def synthesise_stack(
+    region: Region,
+    sizes: Sequence[int],
+    rngs: Sequence[np.random.Generator],
+    state_probs: Sequence[np.ndarray | None],
+) -> FirmTable:
+    """`synthesise_runs` as one table: the firms of run r are its `sizes[r]` rows, in order."""
     traits = load_traits()
     props = load_propensities()
     from_state = state_probs[0] is not None
@@ -393,13 +410,7 @@ def synthesise_runs(
         platform=np.zeros(n, dtype=bool),
     )
     survey_traits(table, tech_noise, u_tech, eng_noise, counted)
-    if len(sizes) == 1:
-        return [table]
-    ends = np.cumsum(sizes)
-    return [
-        FirmTable(**{f.name: getattr(table, f.name)[e - k : e] for f in fields(FirmTable)})
-        for k, e in zip(sizes, ends, strict=True)
-    ]
+    return table
 
 
 def draw_techniques(dt: np.ndarray, size: np.ndarray, rng: np.random.Generator) -> np.ndarray:
