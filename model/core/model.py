@@ -356,16 +356,18 @@ class MittelbauModel(mesa.Model):
         self.tie_degree = degree(self.ties)
 
     # ---- records ------------------------------------------------------------------------------
-    def _record(self) -> None:
+    def _record(self, stage: np.ndarray | None = None) -> None:
+        """The year's records (`stage`: the firms' stages, when known)."""
         s = self.state
+        stage = s.stage if stage is None else stage
         self._competence = None  # this year's, computed when read (`recorded_competence`)
         if self.outcomes_only:
             # only what the outcomes at the horizon read: no records of the run-up and no tables
             if self.year >= START_YEAR:
-                self.recorded_shares = np.bincount(s.stage - 1, minlength=3) / len(s)
+                self.recorded_shares = np.bincount(stage - 1, minlength=3) / len(s)
                 record_for_horizon(self, self.horizon_rows, self.year == START_YEAR + self.params.years)
             return
-        stage = s.stage - 1
+        stage = stage - 1
         counts = [np.bincount(stage, minlength=3)[None, :]]
         for codes, k in ((s.size, len(SIZE_CLASSES)), (s.industry, len(INDUSTRIES))):
             counts.append(np.bincount(codes * 3 + stage, minlength=k * 3).reshape(k, 3))
@@ -599,8 +601,23 @@ class Cohort:
             for m, y, part in zip(self.runs, years, self.parts, strict=True)
         ]
         self.enter(leaving, years)
-        for m, y in zip(self.runs, years, strict=True):
-            y.close(m)
+        stage = self.state.stage
+        moves = self.transitions(years, stage)
+        for m, y, part, matrix in zip(self.runs, years, self.parts, moves, strict=True):
+            y.close(m, matrix, stage[part])
+
+    def transitions(self, years: list[_RunYear], after: np.ndarray) -> np.ndarray:
+        """Each run's moves of the year (runs × from × to, stages 1–3 and 0 = outside): the
+        survivors' stages before and `after`, the exits' stages before, the entrants' after."""
+        before = self.stack([y.before for y in years])
+        exits = self.stack([y.exits for y in years])
+        runs, stay = len(self.runs), ~exits
+        flat = (self.run[stay] * 4 + before[stay]) * 4 + after[stay]
+        matrix = np.bincount(flat, minlength=16 * runs).reshape(runs, 4, 4)
+        left, entered = self.run[exits] * 4, 4 * runs
+        matrix[:, 1:, 0] = np.bincount(left + before[exits], minlength=entered).reshape(runs, 4)[:, 1:]
+        matrix[:, 0, 1:] = np.bincount(left + after[exits], minlength=entered).reshape(runs, 4)[:, 1:]
+        return matrix
 
     def enter(self, leaving: list[np.ndarray], years: list[_RunYear]) -> None:
         """Entrants (`entrants`) into the rows each run's exits left: their mechanism states,
@@ -762,15 +779,10 @@ class _RunYear:
         self.exits = exits
         return rows
 
-    def close(self, m: MittelbauModel) -> None:
-        """After entry (`Cohort.enter`): transitions, the 2015 traits and verdicts, records."""
-        s, p, year, before, exits = m.state, m.params, self.year, self.before, self.exits
-        after = s.stage
-        stay = ~exits
-        flat = before[stay].astype(np.int64) * 4 + after[stay]
-        matrix = np.bincount(flat, minlength=16).reshape(4, 4)  # from × to, 0 = outside
-        matrix[1:, 0] = np.bincount(before[exits], minlength=4)[1:]
-        matrix[0, 1:] = np.bincount(after[exits], minlength=4)[1:]
+    def close(self, m: MittelbauModel, matrix: np.ndarray, stage: np.ndarray) -> None:
+        """After entry (`Cohort.enter`): the year's moves (`Cohort.transitions`: from × to, 0 =
+        outside), the 2015 traits and verdicts, records (`stage`: the firms' stages now)."""
+        s, p, year = m.state, m.params, self.year
         m.transitions.append(matrix)
         m.bm_motives.append(self.motives)
         if year == START_YEAR:
@@ -779,5 +791,5 @@ class _RunYear:
             draw_survey_traits(s, self.core)
             m.trait_norms = trait_norms(s, p)
             m._start_verdicts()
-        m._record()
+        m._record(stage)
         m.running = year < START_YEAR + p.years
