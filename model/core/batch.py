@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.population import synthesise_runs
 from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params
 
@@ -65,10 +66,19 @@ class ModelBatch:
         # the run-ups of the batch's distinct parameter points, solved together
         runups = solve_runups(params[0].region, params)
         self.runs = [
-            MittelbauModel(p, run_up=False, runup=r, outcomes_only=outcomes_only)
+            MittelbauModel(p, run_up=False, runup=r, outcomes_only=outcomes_only, populate=False)
             for p, r in zip(params, runups, strict=True)
         ]
-        for m in self.runs:
+        # the runs' firms, each run's drawn from its own generator, computed together
+        first = self.runs[0]
+        firms = synthesise_runs(
+            first.region,
+            [m.params.firms for m in self.runs],
+            [m.rng for m in self.runs],
+            [m.runup.state_in(m.first_year) for m in self.runs],
+        )
+        for m, table in zip(self.runs, firms, strict=True):
+            m.populate(table)
             m.batched = True
         self.cohort = Cohort(self.runs)
         for _ in range(self.runs[0].runup_years):

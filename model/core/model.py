@@ -83,7 +83,8 @@ class MittelbauModel(mesa.Model):
     Mesa `scenario=` (SolaraViz passes one on Reset) gives its `rng` and registry overrides.
     `running` turns False at the horizon `years`, so `mesa.batch_run` stops there.
     `run_up=False` leaves the model at `runup_start_year` (a batch of runs runs the run-up of
-    its members together). `runup=` takes the solved run-up of these parameters
+    its members together); `populate=False` also leaves it without firms until `populate`.
+    `runup=` takes the solved run-up of these parameters
     (`runup.solve_runups`, which solves those of a batch together); left out, it is solved here
     (cached). `outcomes_only=True` keeps only what the outcomes at the horizon read (for runs
     of which only those are kept): no firm economics and no yearly records before 2015 (neither
@@ -100,6 +101,7 @@ class MittelbauModel(mesa.Model):
         run_up: bool = True,
         runup: RunUp | None = None,
         outcomes_only: bool = False,
+        populate: bool = True,
         **overrides: Any,
     ) -> None:
         if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
@@ -112,7 +114,10 @@ class MittelbauModel(mesa.Model):
                 given = scenario.rng
         if not isinstance(given, _Unset):
             overrides["seed"] = root_seed(given)
-        params = make_params(overrides) if params is None else params.with_overrides(overrides)
+        if params is None:
+            params = make_params(overrides)
+        elif overrides:
+            params = params.with_overrides(overrides)
         super().__init__(rng=params.seed)
         # the same generator (numpy's default for the seed), its children spawned through
         # `streams.Seeds`, so that a batch hashes the yearly streams of its runs together
@@ -130,7 +135,23 @@ class MittelbauModel(mesa.Model):
             )
         self.runup = runup
         self.first_year = self.runup.first_year
-        self.state = synthesise(self.region, params.firms, self.rng, self.runup.state_in(self.first_year))
+        self.outcomes_only = outcomes_only
+        # stepped by a batch of runs (mittelbau.core.batch), not on its own
+        self.batched = False
+        if populate:
+            start = self.runup.state_in(self.first_year)
+            self.populate(synthesise(self.region, params.firms, self.rng, start))
+            # the run-up: the same yearly dynamics up to the 2015 survey state
+            if run_up:
+                self.run_for(START_YEAR - self.first_year)
+
+    def populate(self, firms: FirmTable) -> None:
+        """The run's firms at `runup_start_year` (`population.synthesise` from the run's
+        generator, its first draws) and all that follows from them: network, programmes,
+        mechanism states, records. Called on construction, or by a batch of runs that
+        synthesised the firms of all its runs together (`populate=False`)."""
+        params = self.params
+        self.state = firms
         self.cell = self._cells(self.state)
         self.customers = supplier_network(
             self.state.industry,
@@ -168,7 +189,6 @@ class MittelbauModel(mesa.Model):
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
         self.economics: Economics | None = None
-        self.outcomes_only = outcomes_only
         # the verdict indicators follow the 2015 firms (`_start_verdicts`, at the end of the
         # run-up): their stage then (0 before: no firm is followed yet), their size class then,
         # the firm holding each row then, and (once they exit) the stage they left from
@@ -187,11 +207,6 @@ class MittelbauModel(mesa.Model):
         self.horizon_rows: dict[str, list] = {"year": [], **{name: [] for name in reporters()}}
         self._competence: np.ndarray | None = None
         self._record()
-        # stepped by a batch of runs (mittelbau.core.batch), not on its own
-        self.batched = False
-        # the run-up: the same yearly dynamics up to the 2015 survey state
-        if run_up:
-            self.run_for(START_YEAR - self.first_year)
         self.running = params.years > 0
 
     # ---- agents: Firm handles made on demand --------------------------------------------------

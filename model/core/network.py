@@ -37,7 +37,9 @@ def supplier_network(
         suppliers = np.flatnonzero(position == POSITIONS.index(pos_label))
         if not targets or len(suppliers) == 0:
             continue
-        eligible = np.isin(position, [POSITIONS.index(t) for t in targets])
+        sells_to = np.zeros(len(POSITIONS), dtype=bool)
+        sells_to[[POSITIONS.index(t) for t in targets]] = True
+        eligible = sells_to[position]
         pool_all = np.flatnonzero(eligible)
         if len(pool_all) == 0:
             continue
