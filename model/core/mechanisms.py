@@ -12,7 +12,7 @@ them, draw for draw.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +21,7 @@ from scipy import sparse
 
 from mittelbau.core.categories import COMPLEXITIES, ENGAGEMENT_LEVELS, SIZE_CLASSES, START_YEAR
 from mittelbau.core.dynamics import MAX_TECHNIQUES, REF_TECHNIQUES
-from mittelbau.core.population import FirmTable, draw_dt_items
+from mittelbau.core.population import FirmTable, dt_items_of
 from mittelbau.core.region_data import in_order, load_traits
 
 NAMES = (
@@ -143,12 +143,15 @@ def train(state: FirmTable, p) -> None:
     )
 
 
-def capture(state: FirmTable, pressure: float, p, u: np.ndarray) -> np.ndarray:
+def capture(
+    state: FirmTable, pressure: np.ndarray | float, p, u: np.ndarray, where: np.ndarray | bool = True
+) -> np.ndarray:
     """Exposed stage-1 firms (simple product, threatened BM) become platform suppliers with
-    hazard `capture_rate` · pressure; returns the newly captured (state updated in place)."""
+    hazard `capture_rate` · pressure; returns the newly captured (state updated in place).
+    `where`: the firms whose run has the mechanism on (all by default)."""
     exposed = ~state.bm & ~state.dt & (state.complexity == SIMPLE) & state.threatened & ~state.platform
-    new = exposed & (u < -np.expm1(-p.capture_rate * pressure))
-    state.platform = state.platform | new
+    new = exposed & (u < -np.expm1(-p.capture_rate * pressure)) & where
+    state.platform |= new
     return new
 
 
@@ -198,23 +201,9 @@ class Mechanisms:
         (`customer_power`) when service neglect asks for it."""
         if not self.on:
             return None
-        p, n = self.p, len(state)
-        u_capture = rng.random(n)  # drawn whether or not the mechanism is on
-        dt_gain, bm_gain, bm_loss, ex = np.ones(n), np.ones(n), np.ones(n), np.ones(n)
-        if "platform_capture" in self.on:
-            capture(state, pressure, p, u_capture)
-            adopt, ex = platform_effects(state, p)
-            dt_gain, bm_gain = dt_gain * adopt, bm_gain * adopt
-        if "service_neglect" in self.on:
-            bm_loss = bm_loss * service_neglect(state, power(), p)
-        if "lockin" in self.on:
-            m = lockin(state, reached, p)
-            dt_gain, bm_gain = dt_gain * m, bm_gain * m
-        if "rising_bar" in self.on:
-            dt_gain = dt_gain * rising_bar(state, year, p)
-        if "delayed_slump" in self.on:
-            bm_gain = bm_gain * delayed_slump(state, year, p)
-        return MechanismYear(dt_gain, bm_gain, bm_loss, ex)
+        u_capture = rng.random(len(state))  # drawn whether or not the mechanism is on
+        on = dict.fromkeys(self.on, True)
+        return start_of_year(state, year, pressure, reached, power, u_capture, on, self.p)
 
     def after_change(
         self,
@@ -224,18 +213,81 @@ class Mechanisms:
         rng: np.random.Generator,
     ) -> np.ndarray:
         """Leapfrogging after the capability change; returns the firms that leapt 1 → 3."""
-        n = len(state)
         if "leapfrog" not in self.on:
-            return np.zeros(n, dtype=bool)
-        u = rng.random(n)
-        items = rng.spawn(1)[0]
-        leap = leapfrog(state, candidates, self.p, u)
-        state.bm |= leap  # in place: a run's rows of a stack of runs see it
-        state.dt |= leap
-        state.dt_items[leap] = draw_dt_items(np.ones(int(leap.sum()), bool), item_draw, items)
-        return leap
+            return np.zeros(len(state), dtype=bool)
+        return leapfrog_runs(state, candidates, item_draw, self.p, [rng], [len(state)], True)
 
     def after_learning(self, state: FirmTable) -> None:
         """Training of firms without DT (part of the rising bar)."""
         if "rising_bar" in self.on:
             train(state, self.p)
+
+
+# ---- the mechanisms of several runs stacked -----------------------------------------------------
+def start_of_year(
+    state: FirmTable,
+    year: int,
+    pressure: np.ndarray | float,
+    reached: np.ndarray,
+    power: Callable[[], np.ndarray],
+    u_capture: np.ndarray,
+    on: Mapping[str, np.ndarray | bool],
+    p,
+) -> MechanismYear:
+    """`Mechanisms.start_year` of the firms of one or more runs stacked: `on[name]` marks the
+    firms of the runs with mechanism `name` on (True: all; absent: none), `p` and `pressure`
+    are per firm where the runs differ, `u_capture` the capture draws (read where platform
+    capture is on). A mechanism's multiplier is 1 where it is off, and x · 1 is x, so each
+    run's multipliers are exactly those of the run alone."""
+    n = len(state)
+
+    def only(name: str, x: np.ndarray) -> np.ndarray:
+        where = on[name]
+        return x if where is True else np.where(where, x, 1.0)
+
+    dt_gain, bm_gain, bm_loss, ex = np.ones(n), np.ones(n), np.ones(n), np.ones(n)
+    if "platform_capture" in on:
+        capture(state, pressure, p, u_capture, on["platform_capture"])
+        adopt, ex = (only("platform_capture", x) for x in platform_effects(state, p))
+        dt_gain, bm_gain = dt_gain * adopt, bm_gain * adopt
+    if "service_neglect" in on:
+        bm_loss = bm_loss * only("service_neglect", service_neglect(state, power(), p))
+    if "lockin" in on:
+        m = only("lockin", lockin(state, reached, p))
+        dt_gain, bm_gain = dt_gain * m, bm_gain * m
+    if "rising_bar" in on:
+        dt_gain = dt_gain * only("rising_bar", rising_bar(state, year, p))
+    if "delayed_slump" in on:
+        bm_gain = bm_gain * only("delayed_slump", delayed_slump(state, year, p))
+    return MechanismYear(dt_gain, bm_gain, bm_loss, ex)
+
+
+def leapfrog_runs(
+    state: FirmTable,
+    candidates: np.ndarray,
+    item_draw: np.ndarray,
+    p,
+    rngs: Sequence[np.random.Generator],
+    sizes: Sequence[int],
+    where: np.ndarray | bool,
+) -> np.ndarray:
+    """`Mechanisms.after_change` of the runs with leapfrogging on, their firms stacked in
+    `state` (`where` marks them; run r: `sizes[r]` firms, in order): each run draws from
+    `rngs[r]` what it draws alone (one number per firm, then its leapers' DT items from a
+    side stream), the rest is computed once. Returns the firms that leapt 1 → 3."""
+    drawn = np.concatenate([rng.random(k) for rng, k in zip(rngs, sizes, strict=True)])
+    if where is True:
+        u = drawn
+    else:
+        u = np.ones(len(state))  # no leap where the mechanism is off
+        u[where] = drawn
+    items = [rng.spawn(1)[0] for rng in rngs]
+    leap = leapfrog(state, candidates, p, u) & where
+    state.bm |= leap  # in place: a run's rows of a stack of runs see it
+    state.dt |= leap
+    mine = leap if where is True else leap[where]
+    offsets = np.cumsum([0, *sizes[:-1]])
+    counts = np.add.reduceat(mine.astype(np.int64), offsets) if len(sizes) > 1 else [mine.sum()]
+    draws = [rng.random((int(k), len(item_draw))) for rng, k in zip(items, counts, strict=True)]
+    state.dt_items[leap] = dt_items_of(np.ones(int(leap.sum()), bool), item_draw, np.concatenate(draws))
+    return leap

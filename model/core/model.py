@@ -31,7 +31,16 @@ from mittelbau.core.dynamics import (
 from mittelbau.core.economics import Economics
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
-from mittelbau.core.mechanisms import Mechanisms, MechanismYear, customer_power, draw_state, draw_states
+from mittelbau.core.mechanisms import (
+    NAMES,
+    Mechanisms,
+    MechanismYear,
+    customer_power,
+    draw_state,
+    draw_states,
+    leapfrog_runs,
+    start_of_year,
+)
 from mittelbau.core.network import degree, neighbour_shares, supplier_network
 from mittelbau.core.outcomes import record_for_horizon, reporters
 from mittelbau.core.population import FirmTable, cell_index, draw_survey_traits, synthesise, synthesise_stack
@@ -541,6 +550,51 @@ class Cohort:
             customer_bm=_ratio(cust_bm, ref_cust_bm),
         )
 
+    def leapfrog(self, exits: np.ndarray, years: list[_RunYear], item_draw: np.ndarray) -> np.ndarray | None:
+        """Leapfrogging of the runs that switch it on (`mechanisms.leapfrog_runs`, each run
+        drawing from its own stream): stage-1 survivors that gained nothing this year. Returns
+        the firms that leapt (None when no run switches it on)."""
+        flags = ["leapfrog" in m.mechanisms.on for m in self.runs]
+        if not any(flags):
+            return None
+        where = True if all(flags) else np.repeat(flags, self.sizes)
+        before = self.stack([y.before for y in years])
+        stayed = ~exits & (before == 1) & (self.state.stage == 1)
+        leapers = [r for r, f in enumerate(flags) if f]
+        rngs = [generator(years[r].mech_leap) for r in leapers]
+        sizes = [self.sizes[r] for r in leapers]
+        return leapfrog_runs(self.state, stayed, item_draw, self.params, rngs, sizes, where)
+
+    def mechanisms(
+        self, year: int, pressure: np.ndarray | float, years: list[_RunYear]
+    ) -> MechanismYear | None:
+        """The mechanisms' state updates at the start of the year (platform capture) and their
+        hazard multipliers, for the runs stacked (`mechanisms.start_of_year`: each mechanism on
+        the firms of the runs that switch it on); None when no run switches any on."""
+        on_sets = [m.mechanisms.on for m in self.runs]
+        if not any(on_sets):
+            return None
+        on: dict[str, np.ndarray | bool] = {}
+        for name in NAMES:
+            flags = [name in o for o in on_sets]
+            if any(flags):
+                on[name] = True if all(flags) else np.repeat(flags, self.sizes)
+        u = self.stack(
+            [
+                np.ones(n) if y.u_capture is None else y.u_capture
+                for y, n in zip(years, self.sizes, strict=True)
+            ]
+        )
+        reached = self.stack([y.reached for y in years])
+        if self.single:
+            power = self.runs[0].power
+        else:
+
+            def power() -> np.ndarray:
+                return customer_power(self.customers()[0], self.state.size)
+
+        return start_of_year(self.state, year, pressure, reached, power, u, on, self.params)
+
     def base_hazards(self) -> BaseHazards:
         """Each firm's type hazards for the year being simulated, run by run, stacked."""
         each = [m.base_hazards() for m in self.runs]
@@ -572,19 +626,7 @@ class Cohort:
         s, p = self.state, self.params
         pressure = self.per_row([y.pressure for y in years])
         exposure = self.exposure()  # after the levers: cooperation adds ties
-        mech = None
-        if any(y.mech is not None for y in years):
-            mech = MechanismYear(
-                *(
-                    self.stack(
-                        [
-                            getattr(y.mech or MechanismYear.none(n), f)
-                            for y, n in zip(years, self.sizes, strict=True)
-                        ]
-                    )
-                    for f in ("dt_gain", "bm_gain", "bm_loss", "exit")
-                )
-            )
+        mech = self.mechanisms(year, pressure, years) if projecting else None
         boost = None
         if any(y.actions for y in years):
             boosts = [
@@ -603,9 +645,10 @@ class Cohort:
         # the gains' DT items and motives, each run's from its side stream
         item_draw = self.runs[0].props.dt_item_draw
         motives = draw_gains_runs(s, change, item_draw, [y.side for y in years], self.run)
+        leap = self.leapfrog(exits, years, item_draw) if projecting else None
         self.spread()
         for m, y, part, counts in zip(self.runs, years, self.parts, motives, strict=True):
-            y.gained(m, exits[part], change.rows(part), counts)
+            y.gained(m, change.rows(part), counts, None if leap is None else leap[part])
         if projecting:  # learning, each run's from its core stream (after its leapfrogging)
             draws = self.stack(
                 [learning_draws(y.core, n) for y, n in zip(years, self.sizes, strict=True)], axis=1
@@ -683,7 +726,8 @@ class _RunYear:
     mech_entry: Seeds  # into generators only when a year has leapfrogging or entrants
     before: np.ndarray
     actions: list[tuple[Any, LeverYear]]
-    mech: MechanismYear | None
+    reached: np.ndarray  # reached by a programme this year
+    u_capture: np.ndarray | None  # the mechanisms' draws at the start of the year
     u_exit: np.ndarray
     u: np.ndarray
     side: np.random.Generator
@@ -729,11 +773,8 @@ class _RunYear:
         for lever, act in actions:
             lever.note_reach(act.reached, s)
             reached |= act.reached
-        mech = (
-            m.mechanisms.start_year(s, year, pressure, reached, m.power, generator(mech_start))
-            if projecting and m.mechanisms
-            else None
-        )
+        # the mechanisms' capture draws (with any mechanism on), one per firm
+        u_capture = generator(mech_start).random(len(s)) if projecting and m.mechanisms else None
         u_exit = core.random(len(s))
         u, side = capability_draws(core, len(s))
         return cls(
@@ -746,25 +787,23 @@ class _RunYear:
             mech_entry,
             before,
             actions,
-            mech,
+            reached,
+            u_capture,
             u_exit,
             u,
             side,
         )
 
     def gained(
-        self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange, motives: np.ndarray
+        self, m: MittelbauModel, change: CapabilityChange, motives: np.ndarray, leap: np.ndarray | None
     ) -> None:
-        """After the capability change and its gains' draws (`dynamics.draw_gains_runs`, the BM
-        introductions per motive `motives`): the year of each BM introduction, leapfrogging
-        (its state changes in place, so a run's rows of a stack see them)."""
-        s, year = m.state, self.year
+        """After the capability change, its gains' draws (`dynamics.draw_gains_runs`, the BM
+        introductions per motive `motives`) and leapfrogging (`Cohort.leapfrog`, the firms that
+        leapt): the year of each BM introduction."""
         self.motives = motives
-        m.bm_introduced[change.gain_bm] = year
-        if self.projecting and m.mechanisms:
-            stayed = ~exits & (self.before == 1) & (s.stage == 1)
-            leap = m.mechanisms.after_change(s, stayed, m.props.dt_item_draw, generator(self.mech_leap))
-            m.bm_introduced[leap] = year
+        m.bm_introduced[change.gain_bm] = self.year
+        if leap is not None:
+            m.bm_introduced[leap] = self.year
 
     def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> np.ndarray:
         """After learning (`dynamics.learn_and_engage`): training, the programmes' records and
