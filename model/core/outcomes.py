@@ -17,10 +17,11 @@ horizon read only the years from 2015 on, the projection. The verdict indicators
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mittelbau.core import indicators as ind
@@ -40,23 +41,29 @@ from mittelbau.core.indicators import (
 
 @dataclass(frozen=True)
 class Horizon:
-    """How an outcome's yearly values are summarised at the horizon."""
+    """How an outcome's yearly values (a list, from 2015 to the horizon) are summarised at the
+    horizon."""
 
     text: str
-    of: Callable[[pd.Series], Any]
+    of: Callable[[Sequence[Any]], Any]
 
 
-def _mean(values: pd.Series) -> float | None:
-    values = values.dropna()
-    return float(values.astype(float).mean()) if len(values) else None
+def _missing(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def _mean(values: Sequence[Any]) -> float | None:
+    """The mean of the values that are not missing (None or nan); None when all are."""
+    present = [x for x in values if not _missing(x)]
+    return float(np.mean(np.asarray(present, dtype=float))) if present else None
 
 
 HORIZONS = {
-    "end": Horizon("the value in the horizon year", lambda v: v.iloc[-1]),
-    "mean": Horizon(f"the mean over the simulated years after {START_YEAR}", lambda v: _mean(v.iloc[1:])),
+    "end": Horizon("the value in the horizon year", lambda v: v[-1]),
+    "mean": Horizon(f"the mean over the simulated years after {START_YEAR}", lambda v: _mean(v[1:])),
     "ever": Horizon(
         f"true when it holds in any year from {START_YEAR} to the horizon",
-        lambda v: bool(v.astype(bool).any()),
+        lambda v: any(bool(x) for x in v if x is not None),
     ),
     "run": Horizon("computed once for the whole run", lambda v: None),
 }
@@ -308,9 +315,18 @@ def at_horizon(yearly: pd.DataFrame, summary: Mapping[str, Any]) -> dict[str, bo
     yearly table (indicators.csv) over the years from 2015 on (the run-up's rows before it are
     not the projection), outcomes of the whole run read from the run's summary."""
     projected = yearly[yearly["year"] >= START_YEAR]
+    columns = {o.name: projected[o.name].tolist() for o in OUTCOMES.values() if o.yearly}
+    return horizon_values(columns, summary)
+
+
+def horizon_values(
+    columns: Mapping[str, Sequence[Any]], summary: Mapping[str, Any]
+) -> dict[str, bool | float | None]:
+    """`at_horizon` from each yearly outcome's values from 2015 to the horizon (`columns`,
+    such as a run keeping only its outcomes records them: `record_for_horizon`)."""
     out = {}
     for o in OUTCOMES.values():
-        raw = HORIZONS[o.horizon].of(projected[o.name]) if o.yearly else o.of_run(summary)
+        raw = HORIZONS[o.horizon].of(columns[o.name]) if o.yearly else o.of_run(summary)
         out[o.name] = o.value(raw)
     return out
 

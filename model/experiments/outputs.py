@@ -19,7 +19,7 @@ from mittelbau.core.dynamics import MOTIVES
 from mittelbau.core.indicators import hollowing_ratio, polarisation_index
 from mittelbau.core.mechanisms import active
 from mittelbau.core.model import MittelbauModel
-from mittelbau.core.outcomes import at_horizon, definitions
+from mittelbau.core.outcomes import at_horizon, definitions, horizon_values
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments import stakes
 from mittelbau.levers import planned_public_cost
@@ -187,13 +187,14 @@ def outcomes(model: MittelbauModel, no_policy: MittelbauModel | None = None) -> 
     without its tables and the rest of its summary: what sampled experiments keep of a run.
     The one outcome of the whole run, € per additional upward move, needs the levers' spending
     and the same-seed run without any programme."""
-    indicators = model.yearly_outcomes()
     policy = None
     if no_policy is not None:
         extra = upward_moves(model) - upward_moves(no_policy)
         total = float(levers_table(model)["spent_eur"].sum())
         policy = {"cost_per_additional_upward_move_eur": cost_per_move(total, extra, model.population_scale)}
-    return at_horizon(indicators, {"policy": policy})
+    if model.outcomes_only:
+        return horizon_values(model.horizon_rows, {"policy": policy})
+    return at_horizon(model.yearly_outcomes(), {"policy": policy})
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
