@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mittelbau.core.categories import COMPLEXITIES
+from mittelbau.core.categories import COMPLEXITIES, SIZE_CLASSES
 from mittelbau.core.population import FirmTable, dt_items_of
 
 if TYPE_CHECKING:
@@ -97,8 +97,8 @@ def trait_norms(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
     """Mean trait factors of the firms at risk in the 2015 state: of the DT factor over firms
     without DT per size class, of the BM factor over firms without BM per size class and DT
     status. Dividing by them keeps each type's mean hazard where the run-up left it (the traits
-    depend on size and DT only, so these groups suffice)."""
-    k = int(state.size.max(initial=0)) + 1
+    depend on size and DT only, so these groups suffice); 1 for a group without such firms."""
+    k = len(SIZE_CLASSES)  # every size class (1 where no firm of a class is at risk)
 
     def means(x: np.ndarray, at_risk: np.ndarray, group: np.ndarray, m: int) -> np.ndarray:
         s = np.bincount(group[at_risk], weights=x[at_risk], minlength=m)

@@ -487,6 +487,7 @@ class Cohort:
         self.params = runs[0].params if self.single else RowParams([m.params for m in runs], self.sizes)
         self.state = runs[0].state
         self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
+        self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
 
     def stack(self, arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
@@ -534,9 +535,10 @@ class Cohort:
         s = self.state
         k = len(INDUSTRIES) * len(self.runs)
         group = s.industry if self.single else s.industry + len(INDUSTRIES) * self.run
-        levels = [(m.runup.levels_in(m.year - 1), m.cell) for m in self.runs]
-        e_bm = self.stack([bm[cell] for (bm, _), cell in levels])
-        e_dt = self.stack([dt[cell] for (_, dt), cell in levels])
+        levels = [m.runup.levels_in(m.year - 1) for m in self.runs]
+        cells = self.cells()
+        e_bm = self.stack([bm for bm, _ in levels])[cells]
+        e_dt = self.stack([dt for _, dt in levels])[cells]
         counts = np.maximum(np.bincount(group, minlength=k), 1)
         peer_bm, peer_dt, ref_bm, ref_dt = (_group_mean(x, group, counts) for x in (s.bm, s.dt, e_bm, e_dt))
         ties, tie_degree = self.ties()
@@ -595,18 +597,49 @@ class Cohort:
 
         return start_of_year(self.state, year, pressure, reached, power, u, on, self.params)
 
-    def base_hazards(self) -> BaseHazards:
-        """Each firm's type hazards for the year being simulated, run by run, stacked."""
-        each = [m.base_hazards() for m in self.runs]
+    def cells(self) -> np.ndarray:
+        """Each row's type, as a row of the runs' type tables stacked (`type_tables`)."""
         if self.single:
-            return each[0]
-        norms = each[0].dt_norm is not None
+            return self.runs[0].cell
+        return self.stack([m.cell for m in self.runs]) + self.run * len(self.runs[0].runup.h_bm)
+
+    def type_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The runs' run-up hazards per type (`RunUp.h_dt`, `RunUp.h_bm`), stacked run by run."""
+        if self._types is None:
+            self._types = (
+                np.concatenate([m.runup.h_dt for m in self.runs]),
+                np.concatenate([m.runup.h_bm for m in self.runs]),
+            )
+        return self._types
+
+    def base_hazards(self, cells: np.ndarray) -> BaseHazards:
+        """Each firm's type hazards for the year being simulated (`MittelbauModel.base_hazards`
+        of each run: its run-up's hazards of the firm's type, switched off before its DT wave,
+        times its projection factors), looked up once for the stack (`cells`: `Cohort.cells`)."""
+        if self.single:
+            return self.runs[0].base_hazards()
+        s, year = self.state, self.runs[0].year
+        projecting = year > START_YEAR
+        h_dt, h_bm = self.type_tables()
+        wave = [year >= m.runup.dt_wave_start_year for m in self.runs]
+        dt_factor = [
+            w * (m.params.dt_adoption_factor if projecting else 1.0)
+            for w, m in zip(wave, self.runs, strict=True)
+        ]
+        bm_factor = [m.params.bm_adoption_factor if projecting else 1.0 for m in self.runs]
+        dt_loss = [m.params.dt_loss_rate if w else 0.0 for w, m in zip(wave, self.runs, strict=True)]
+        dt_norm = bm_norm = None
+        if projecting and self.runs[0].trait_norms:
+            k = len(SIZE_CLASSES)
+            size = s.size + k * self.run
+            dt_norm = np.concatenate([m.trait_norms[0] for m in self.runs])[size]
+            bm_norm = np.concatenate([m.trait_norms[1] for m in self.runs])[size, s.dt.astype(int)]
         return BaseHazards(
-            dt=self.stack([b.dt for b in each]),
-            bm=self.stack([b.bm for b in each]),
-            dt_loss=self.per_row([b.dt_loss for b in each]),
-            dt_norm=self.stack([b.dt_norm for b in each]) if norms else None,
-            bm_norm=self.stack([b.bm_norm for b in each]) if norms else None,
+            dt=h_dt[cells, s.bm.astype(np.int64)] * self.per_row(dt_factor),
+            bm=h_bm[cells] * self.per_row(bm_factor),
+            dt_loss=self.per_row(dt_loss),
+            dt_norm=dt_norm,
+            bm_norm=bm_norm,
         )
 
     def advance(self) -> None:
@@ -641,7 +674,8 @@ class Cohort:
         h_exit = exit_hazard(s, pressure, p) * slump * (1.0 if mech is None else mech.exit)
         exits = self.stack([y.u_exit for y in years]) < hazard_to_probability(h_exit)
         u = self.stack([y.u for y in years], axis=1)
-        change = change_capabilities(s, self.base_hazards(), exposure, pressure, ~exits, p, u, boost, mech)
+        base = self.base_hazards(self.cells())
+        change = change_capabilities(s, base, exposure, pressure, ~exits, p, u, boost, mech)
         # the gains' DT items and motives, each run's from its side stream
         item_draw = self.runs[0].props.dt_item_draw
         motives = draw_gains_runs(s, change, item_draw, [y.side for y in years], self.run)
