@@ -85,6 +85,24 @@ def test_parameter_points_are_each_run_alone():
     assert len({r.summary["outcomes"]["middle_share"] for r in results}) == 5
 
 
+def test_runs_with_different_mechanisms_on_are_each_run_alone():
+    """Each mechanism switched on in some runs of a batch and off in others: the mechanisms,
+    computed once for the stack, act on the firms of the runs that switch them on."""
+    points = [
+        {"seed": 4, **{switch(n): "on" for n in NAMES[::2]}, **LEVERS},
+        {"seed": 5, **{switch(n): "on" for n in NAMES[1::2]}, "leap_rate": 0.2, "capture_rate": 0.3},
+        {"seed": 6},
+        {"seed": 7, switch("leapfrog"): "on", "leap_rate": 0.2, switch("lockin"): "on", **LEVERS},
+    ]
+    results = check(points)
+    assert [r.summary["mechanisms"] for r in results] == [
+        list(NAMES[::2]),
+        list(NAMES[1::2]),
+        [],
+        ["lockin", "leapfrog"],
+    ]
+
+
 RUNUP_POINTS = [
     {},
     {"dt_wave_start_year": 2010, "dt_start_odds": 0.4},
