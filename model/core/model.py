@@ -436,7 +436,21 @@ def resolve_region_defaults(params: Params, region) -> Params:
         fill["region_firms"] = region.firms
     if params.service_revenue_mean == 0:
         fill["service_revenue_mean"] = region.service_revenue_mean
-    return params.with_overrides(fill) if fill else params
+    if not fill:
+        return params
+    _valid_region_values(region.code)  # the region's values pass the registry's ranges
+    return params.model_copy(update=fill)
+
+
+@functools.cache
+def _valid_region_values(code: str) -> None:
+    """Validate a region's firm count and mean service revenue share as registry values
+    (once per region; an error names the value and what is allowed)."""
+    region = load_region(code)
+    make_params(
+        {"region_firms": region.firms, "service_revenue_mean": region.service_revenue_mean},
+        f"region {code}",
+    )
 
 
 def combined_boost(n: int, actions: list[LeverYear]) -> Boost:
