@@ -53,13 +53,20 @@ def test_spawned_generators_draw_numpys_numbers(e, spawns):
         assert np.array_equal(ours.random(2), ref.random(2))
 
 
-def test_a_model_draws_what_numpys_seed_gives():
-    """The model's generator is numpy's default generator of its seed."""
-    m = MittelbauModel(firms=100, seed=31, run_up=False)
-    ref = np.random.default_rng(31)
-    ref.spawn(1)  # the levers' root, spawned on construction
-    m_child, ref_child = m.rng.spawn(1)[0], ref.spawn(1)[0]
-    assert np.array_equal(m_child.random(4), ref_child.random(4))
+def test_a_runs_batch_streams_are_its_own_generator():
+    """`batch_streams` gives a run the generator numpy gives its seed, spawning through
+    `Seeds`; after the run's first draws it is an error."""
+    ours = MittelbauModel(firms=100, seed=31, run_up=False, populate=False)
+    ours.batch_streams()
+    ref = MittelbauModel(firms=100, seed=31, run_up=False, populate=False)
+    assert isinstance(ours.rng.bit_generator.seed_seq, Seeds)
+    assert not isinstance(ref.rng.bit_generator.seed_seq, Seeds)
+    for a, b in zip(ours.rng.spawn(2), ref.rng.spawn(2), strict=True):
+        assert np.array_equal(a.random(4), b.random(4))
+    assert np.array_equal(ours.rng.random(4), ref.rng.random(4))
+    built = MittelbauModel(firms=100, seed=31, run_up=False)
+    with pytest.raises(ValueError, match="batch_streams after populate"):
+        built.batch_streams()
 
 
 def test_a_batch_hashes_every_yearly_stream_before_its_runs_spawn_them(monkeypatch):

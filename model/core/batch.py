@@ -69,6 +69,8 @@ class ModelBatch:
             MittelbauModel(p, run_up=False, runup=r, outcomes_only=outcomes_only, populate=False)
             for p, r in zip(params, runups, strict=True)
         ]
+        for m in self.runs:
+            m.batch_streams()
         # the runs' firms, each run's drawn from its own generator, computed together
         first = self.runs[0]
         firms = synthesise_runs(

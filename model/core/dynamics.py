@@ -252,8 +252,10 @@ def draw_gains_runs(
     Returns the BM introductions per run and motive (runs × MOTIVES)."""
     gain_dt, gain_bm = change.gain_dt, change.gain_bm
     runs = len(sides)
-    n_dt = np.bincount(run[gain_dt], minlength=runs)
-    n_bm = np.bincount(run[gain_bm], minlength=runs)
+    if runs == 1:
+        n_dt, n_bm = np.array([gain_dt.sum()]), np.array([gain_bm.sum()])
+    else:
+        n_dt, n_bm = np.bincount(run[gain_dt], minlength=runs), np.bincount(run[gain_bm], minlength=runs)
     u_items, u_motive = [], []
     for side, k_dt, k_bm in zip(sides, n_dt.tolist(), n_bm.tolist(), strict=True):
         u_items.append(side.random((k_dt, len(item_draw))))  # as `draw_dt_items`
@@ -261,6 +263,8 @@ def draw_gains_runs(
     k = int(n_dt.sum())
     state.dt_items[gain_dt] = dt_items_of(np.ones(k, bool), item_draw, np.concatenate(u_items))
     motives = choose_motive(change.channels[gain_bm], np.concatenate(u_motive))
+    if runs == 1:
+        return np.bincount(motives, minlength=len(MOTIVES))[None, :]
     counted = np.bincount(run[gain_bm] * len(MOTIVES) + motives, minlength=runs * len(MOTIVES))
     return counted.reshape(runs, len(MOTIVES))
 

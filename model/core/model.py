@@ -128,9 +128,6 @@ class MittelbauModel(mesa.Model):
         elif overrides:
             params = params.with_overrides(overrides)
         super().__init__(rng=params.seed)
-        # the same generator (numpy's default for the seed), its children spawned through
-        # `streams.Seeds`, so that a batch hashes the yearly streams of its runs together
-        self.rng = generator(Seeds(params.seed))
         self.region = load_region(params.region)
         params = resolve_region_defaults(params, self.region)
         self.params = params
@@ -153,6 +150,15 @@ class MittelbauModel(mesa.Model):
             # the run-up: the same yearly dynamics up to the 2015 survey state
             if run_up:
                 self.run_for(START_YEAR - self.first_year)
+
+    def batch_streams(self) -> None:
+        """Make the run's generator numpy's default generator of its seed spawning through
+        `streams.Seeds` (the same generator and children), so that a batch of runs can hash the
+        yearly streams of its runs together (`streams.settle`). Only before `populate`: the
+        generator must not have drawn yet."""
+        if hasattr(self, "state"):
+            raise ValueError("batch_streams after populate; allowed: before the run's first draw")
+        self.rng = generator(Seeds(self.params.seed))
 
     def populate(self, firms: FirmTable) -> None:
         """The run's firms at `runup_start_year` (`population.synthesise` from the run's
@@ -666,7 +672,7 @@ class Cohort:
         # mechanisms act from 2016, like traits, levers and learning: the run-up is solved
         # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
         projecting = year > START_YEAR
-        if not self.single:
+        if not self.single and all(isinstance(m.rng.bit_generator.seed_seq, Seeds) for m in self.runs):
             settle([seeds for m in self.runs for seeds in _RunYear.seeds(m, projecting)])
         years = [_RunYear.start(m, year, projecting) for m in self.runs]
         self.gather()
@@ -745,7 +751,8 @@ class Cohort:
         cells = MittelbauModel._cells(entrants)
         for r, part in enumerate(parts_of(sizes)):
             if sizes[r]:
-                self.runs[r]._enter(leaving[r], table_rows(entrants, part), cells[part])
+                own = entrants if self.single else table_rows(entrants, part)
+                self.runs[r]._enter(leaving[r], own, cells[part])
 
     def entrants(self, leaving: list[np.ndarray], years: list[_RunYear]) -> FirmTable:
         """Each run's entrants for its exits' rows (the table of all runs' entrants, run by
