@@ -359,7 +359,7 @@ class MittelbauModel(mesa.Model):
 
     # ---- entry and exit -----------------------------------------------------------------------
     def _enter(self, rows: np.ndarray, entrants: FirmTable, cells: np.ndarray) -> None:
-        """Exiting firms have left; `entrants` of the region's structure (`Cohort.close`, their
+        """Exiting firms have left; `entrants` of the region's structure (`Cohort.enter`, their
         rows of the table written already) take their rows, keeping the row's value-chain
         position and customer–supplier ties (the market slot). The row's agent handle stays;
         the occupant gets a new firm_id and entry year. `cells`: the entrants' types."""
@@ -777,8 +777,10 @@ class _RunYear:
     pressure: float
     core: np.random.Generator
     entry: np.random.Generator
-    mech_leap: Seeds  # the streams of leapfrogging and of entrants' mechanism states, made
-    mech_entry: Seeds  # into generators only when a year has leapfrogging or entrants
+    # the seeds of the streams of leapfrogging and of the entrants' mechanism states (numpy's
+    # SeedSequence, or `Seeds` in a batch), made into generators only when a year draws from them
+    mech_leap: np.random.SeedSequence | Seeds
+    mech_entry: np.random.SeedSequence | Seeds
     before: np.ndarray
     actions: list[tuple[Any, LeverYear]]
     reached: np.ndarray  # reached by a programme this year
