@@ -217,15 +217,15 @@ def _generate(pools: np.ndarray, n_words: int, dtype: type = np.uint32) -> np.nd
 
 def settle(seeds: Sequence[Seeds]) -> None:
     """Hash the pools and PCG64 states of `seeds` (those not hashed yet), many in one pass."""
-    todo = [s for s in seeds if s._state is None]
-    if not todo:
+    unsettled = [s for s in seeds if s._state is None]
+    if not unsettled:
         return
-    if len(todo) < SETTLE_MIN:
-        for s in todo:
+    if len(unsettled) < SETTLE_MIN:
+        for s in unsettled:
             seq = s._numpy()
             s._pool, s._state = seq.pool, seq.generate_state(4, np.uint64)
         return
-    fresh = [s for s in todo if s._pool is None]
+    fresh = [s for s in unsettled if s._pool is None]
     if fresh:
         assembled = [s.assembled() for s in fresh]
         lengths = np.array([len(a) for a in assembled])
@@ -241,6 +241,6 @@ def settle(seeds: Sequence[Seeds]) -> None:
                     row[: len(a)] = a
             for s, pool in zip(fresh, _pools(words, lengths), strict=True):
                 s._pool = pool
-    states = _generate(np.stack([s._pool for s in todo]), 4, np.uint64)
-    for s, state in zip(todo, states, strict=True):
+    states = _generate(np.stack([s._pool for s in unsettled]), 4, np.uint64)
+    for s, state in zip(unsettled, states, strict=True):
         s._state = state
