@@ -143,7 +143,12 @@ def bm_channels(exposure: Exposure, pressure: np.ndarray | float, p) -> np.ndarr
 def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p) -> np.ndarray:
     """Annual BM adoption hazard: no size or finance term (sources §2.10)."""
     traits = 1.0 if base.bm_norm is None else bm_traits(state, p) / base.bm_norm
-    return base.bm * traits * channels.sum(axis=1)
+    # the channels summed left to right, column by column: the sum over each row (numpy adds
+    # a row's few terms in this order too), without a reduction along a short axis
+    total = channels[:, 0].copy()
+    for k in range(1, channels.shape[1]):
+        total += channels[:, k]
+    return base.bm * traits * total
 
 
 def exit_hazard(state: FirmTable, pressure: np.ndarray | float, p) -> np.ndarray:
