@@ -724,7 +724,7 @@ class Cohort:
         before = self.stack([y.before for y in years])
         exits = self.stack([y.exits for y in years])
         runs, stay = len(self.runs), ~exits
-        flat = (self.run[stay] * 4 + before[stay]) * 4 + after[stay]
+        flat = ((self.run * 4 + before) * 4 + after)[stay]
         matrix = np.bincount(flat, minlength=16 * runs).reshape(runs, 4, 4)
         left, entered = self.run[exits] * 4, 4 * runs
         matrix[:, 1:, 0] = np.bincount(left + before[exits], minlength=entered).reshape(runs, 4)[:, 1:]

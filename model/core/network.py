@@ -87,5 +87,10 @@ def neighbour_shares(
     pass over the ties (a sparse product with the columns of `xs`: each column's sums are
     those of its own product)."""
     counts = adjacency @ np.column_stack([x.astype(float) for x in xs])
-    has, d = degree > 0, np.maximum(degree, 1)
-    return [np.where(has, counts[:, k] / d, fb) for k, fb in enumerate(fallbacks)]
+    d, none = np.maximum(degree, 1), np.flatnonzero(degree <= 0)
+    shares = []
+    for k, fb in enumerate(fallbacks):
+        share = counts[:, k] / d
+        share[none] = fb[none]  # (a few rows: faster than a masked choice over all of them)
+        shares.append(share)
+    return shares
