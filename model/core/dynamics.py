@@ -59,8 +59,10 @@ class BaseHazards:
 
 
 def hazard_to_probability(h: np.ndarray) -> np.ndarray:
-    """Annual event probability of a constant hazard h (per year)."""
-    return -np.expm1(-h)
+    """Annual event probability of a constant hazard h (per year): 1 − exp(−h)."""
+    p = np.negative(np.asarray(h, dtype=float))  # one array, changed in place
+    np.expm1(p, out=p)
+    return np.negative(p, out=p)
 
 
 @dataclass(frozen=True)
@@ -130,14 +132,12 @@ def bm_channels(exposure: Exposure, pressure: np.ndarray | float, p) -> np.ndarr
     customers adopting as expected and pressure 1 the columns are the motive shares of
     sources §4.2."""
     n = len(exposure.peer_bm)
-    return np.column_stack(
-        [
-            np.full(n, p.bm_weight_intrinsic),
-            p.bm_weight_peers * exposure.peer_bm,
-            p.bm_weight_customers * exposure.customer_bm,
-            np.full(n, p.bm_weight_competition * pressure),
-        ]
-    )
+    channels = np.empty((n, len(MOTIVES)))
+    channels[:, 0] = p.bm_weight_intrinsic
+    np.multiply(p.bm_weight_peers, exposure.peer_bm, out=channels[:, 1])
+    np.multiply(p.bm_weight_customers, exposure.customer_bm, out=channels[:, 2])
+    channels[:, 3] = p.bm_weight_competition * pressure
+    return channels
 
 
 def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p) -> np.ndarray:
