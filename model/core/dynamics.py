@@ -60,7 +60,10 @@ class BaseHazards:
 
 def hazard_to_probability(h: np.ndarray) -> np.ndarray:
     """Annual event probability of a constant hazard h (per year): 1 − exp(−h)."""
-    p = np.negative(np.asarray(h, dtype=float))  # one array, changed in place
+    h = np.asarray(h, dtype=float)
+    if h.ndim == 0:
+        return -np.expm1(-h)
+    p = np.negative(h)  # one array, changed in place
     np.expm1(p, out=p)
     return np.negative(p, out=p)
 
