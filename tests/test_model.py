@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mittelbau.core.dynamics import MOTIVES, learning_steps
+from mittelbau.core.dynamics import MOTIVES, Exposure, bm_channels, hazard_to_probability, learning_steps
 from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import stage_shares
 from mittelbau.core.model import MittelbauModel
@@ -327,3 +327,33 @@ def test_solara_reset_rebuilds_the_plain_and_the_paired_model():
         fresh = cls(**kwargs)
         assert (fresh.params.firms, fresh.params.seed, fresh.params.funding_budget_eur) == (250, 21, 2e6)
         assert len(fresh.state) == 250 and fresh.running
+
+
+def test_hazards_become_annual_probabilities():
+    """1 − exp(−h) without cancellation for small h, for one hazard and for an array (whose
+    values it leaves alone)."""
+    h = np.array([0.0, 1e-12, 0.1, 2.0, 50.0])
+    kept = h.copy()
+    p = hazard_to_probability(h)
+    assert np.array_equal(p, -np.expm1(-h))
+    assert np.allclose(p[2:], 1.0 - np.exp(-h[2:]), rtol=1e-15, atol=0)
+    assert p[1] == pytest.approx(1e-12, rel=1e-9) and p[0] == 0.0 and p[-1] == 1.0
+    assert np.array_equal(h, kept)
+    assert hazard_to_probability(0.5) == pytest.approx(1.0 - np.exp(-0.5), rel=1e-15)
+
+
+def test_bm_channels_are_the_motive_weights_times_what_firms_see():
+    """Columns in MOTIVES order: intrinsic weight, peers' weight × peer exposure, customers'
+    weight × customer exposure, competition weight × pressure; per firm where parameters are."""
+    params = MittelbauModel(firms=100, run_up=False).params
+    exposure = Exposure(
+        peer_bm=np.array([1.0, 2.0, 0.5]), social_dt=np.ones(3), customer_bm=np.array([1.0, 0.0, 3.0])
+    )
+    channels = bm_channels(exposure, 1.5, params)
+    assert channels.shape == (3, len(MOTIVES))
+    assert np.array_equal(channels[:, 0], np.full(3, params.bm_weight_intrinsic))
+    assert np.array_equal(channels[:, 1], params.bm_weight_peers * exposure.peer_bm)
+    assert np.array_equal(channels[:, 2], params.bm_weight_customers * exposure.customer_bm)
+    assert np.array_equal(channels[:, 3], np.full(3, params.bm_weight_competition * 1.5))
+    per_firm = bm_channels(exposure, np.array([1.0, 2.0, 3.0]), params)
+    assert np.array_equal(per_firm[:, 3], params.bm_weight_competition * np.array([1.0, 2.0, 3.0]))
