@@ -200,7 +200,7 @@ def change_capabilities(
     mech: MechanismYear | None = None,
 ) -> CapabilityChange:
     """Adopt and lose BM and DT for surviving firms, in place, by the draws `u`
-    (`capability_draws`); the DT items and motives of the gains follow (`draw_gains`).
+    (`capability_draws`); the DT items and motives of the gains follow (`draw_gains_runs`).
 
     The draws that decide events have a fixed size (one per firm and event), so a run with
     levers and the same-seed run without them see the same random numbers (common random
@@ -239,14 +239,6 @@ def change_capabilities(
     return CapabilityChange(gain_dt, gain_bm, anyway, channels)
 
 
-def draw_gains(
-    state: FirmTable, change: CapabilityChange, item_draw: np.ndarray, side: np.random.Generator
-) -> np.ndarray:
-    """The DT items of the firms that gained DT (in place) and the motive of each BM gain, from
-    the side stream of `capability_draws`; returns the BM introductions per motive (MOTIVES)."""
-    return draw_gains_runs(state, change, item_draw, [side], np.zeros(len(state), dtype=np.int64))[0]
-
-
 def draw_gains_runs(
     state: FirmTable,
     change: CapabilityChange,
@@ -254,10 +246,11 @@ def draw_gains_runs(
     sides: Sequence[np.random.Generator],
     run: np.ndarray,
 ) -> np.ndarray:
-    """`draw_gains` of the runs of a stack (`run`: each row's run, in order): run r draws from
-    its side stream `sides[r]` what it draws alone, in the same order (its DT gains' items,
-    then its BM gains' motives), and the items and motives of all runs are computed at once.
-    Returns the BM introductions per run and motive (runs × MOTIVES)."""
+    """The DT items of the firms that gained DT (in place) and the motive of each BM gain, for
+    the runs of a stack (`run`: each row's run, in order; one run alone is a stack of one):
+    run r draws from the side stream `sides[r]` of its `capability_draws`, in its own order
+    (its DT gains' items, then its BM gains' motives), and the items and motives of all runs
+    are computed at once. Returns the BM introductions per run and motive (runs × MOTIVES)."""
     gain_dt, gain_bm = change.gain_dt, change.gain_bm
     runs = len(sides)
     if runs == 1:
@@ -266,7 +259,7 @@ def draw_gains_runs(
         n_dt, n_bm = np.bincount(run[gain_dt], minlength=runs), np.bincount(run[gain_bm], minlength=runs)
     u_items, u_motive = [], []
     for side, k_dt, k_bm in zip(sides, n_dt.tolist(), n_bm.tolist(), strict=True):
-        u_items.append(side.random((k_dt, len(item_draw))))  # as `draw_dt_items`
+        u_items.append(side.random((k_dt, len(item_draw))))  # firms × items (`dt_items_of`)
         u_motive.append(side.random(k_bm))
     k = int(n_dt.sum())
     state.dt_items[gain_dt] = dt_items_of(np.ones(k, bool), item_draw, np.concatenate(u_items))

@@ -57,10 +57,6 @@ class MechanismYear:
     bm_loss: np.ndarray
     exit: np.ndarray
 
-    @classmethod
-    def none(cls, n: int) -> MechanismYear:
-        return cls(np.ones(n), np.ones(n), np.ones(n), np.ones(n))
-
 
 # ---- state drawn at synthesis ------------------------------------------------------------------
 def draw_state(state: FirmTable, p, rng: np.random.Generator) -> None:
@@ -187,36 +183,6 @@ class Mechanisms:
     def __bool__(self) -> bool:
         return bool(self.on)
 
-    def start_year(
-        self,
-        state: FirmTable,
-        year: int,
-        pressure: float,
-        reached: np.ndarray,
-        power: Callable[[], np.ndarray],
-        rng: np.random.Generator,
-    ) -> MechanismYear | None:
-        """State updates at the start of the year (platform capture) and this year's hazard
-        multipliers; None when every mechanism is off. `power` gives each firm's customer power
-        (`customer_power`) when service neglect asks for it."""
-        if not self.on:
-            return None
-        u_capture = rng.random(len(state))  # drawn whether or not the mechanism is on
-        on = dict.fromkeys(self.on, True)
-        return start_of_year(state, year, pressure, reached, power, u_capture, on, self.p)
-
-    def after_change(
-        self,
-        state: FirmTable,
-        candidates: np.ndarray,
-        item_draw: np.ndarray,
-        rng: np.random.Generator,
-    ) -> np.ndarray:
-        """Leapfrogging after the capability change; returns the firms that leapt 1 → 3."""
-        if "leapfrog" not in self.on:
-            return np.zeros(len(state), dtype=bool)
-        return leapfrog_runs(state, candidates, item_draw, self.p, [rng], [len(state)], True)
-
     def after_learning(self, state: FirmTable) -> None:
         """Training of firms without DT (part of the rising bar)."""
         if "rising_bar" in self.on:
@@ -234,11 +200,14 @@ def start_of_year(
     on: Mapping[str, np.ndarray | bool],
     p,
 ) -> MechanismYear:
-    """`Mechanisms.start_year` of the firms of one or more runs stacked: `on[name]` marks the
-    firms of the runs with mechanism `name` on (True: all; absent: none), `p` and `pressure`
-    are per firm where the runs differ, `u_capture` the capture draws (read where platform
-    capture is on). A mechanism's multiplier is 1 where it is off, and x · 1 is x, so each
-    run's multipliers are exactly those of the run alone."""
+    """The mechanisms' state updates at the start of the year (platform capture, in place) and
+    this year's hazard multipliers, for the firms of one or more runs stacked: `on[name]` marks
+    the firms of the runs with mechanism `name` on (True: all; absent: none), `p` and
+    `pressure` are per firm where the runs differ, `u_capture` the capture draws (one per firm
+    of a run with any mechanism on; read where platform capture is on), `power` gives each
+    firm's customer power (`customer_power`) when service neglect asks for it. A mechanism's
+    multiplier is 1 where it is off, and x · 1 is x, so each run's multipliers are exactly those
+    of the run alone."""
     n = len(state)
 
     def only(name: str, x: np.ndarray) -> np.ndarray:
@@ -271,10 +240,11 @@ def leapfrog_runs(
     sizes: Sequence[int],
     where: np.ndarray | bool,
 ) -> np.ndarray:
-    """`Mechanisms.after_change` of the runs with leapfrogging on, their firms stacked in
-    `state` (`where` marks them; run r: `sizes[r]` firms, in order): each run draws from
-    `rngs[r]` what it draws alone (one number per firm, then its leapers' DT items from a
-    side stream), the rest is computed once. Returns the firms that leapt 1 → 3."""
+    """Leapfrogging after the capability change, for the runs with leapfrogging on, their firms
+    stacked in `state` (`where` marks them; run r: `sizes[r]` firms, in order): each run draws
+    from `rngs[r]` one number per firm, then its leapers' DT items from a side stream spawned
+    from it; the rest is computed once. Leapers gain BM and DT (in place). Returns the firms
+    that leapt 1 → 3."""
     drawn = np.concatenate([rng.random(k) for rng, k in zip(rngs, sizes, strict=True)])
     if where is True:
         u = drawn

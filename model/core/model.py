@@ -96,8 +96,10 @@ class MittelbauModel(mesa.Model):
     `runup=` takes the solved run-up of these parameters
     (`runup.solve_runups`, which solves those of a batch together); left out, it is solved here
     (cached). `outcomes_only=True` keeps only what the outcomes at the horizon read (for runs
-    of which only those are kept): no firm economics and no yearly records before 2015 (neither
-    acts on the dynamics; every other record and every draw stays as it is).
+    of which only those are kept): no firm economics, no tables (Mesa's DataCollector and the
+    stage counts stay empty) and, from 2015 on, only the yearly outcomes the summaries at the
+    horizon read (`yearly_outcomes`); none of this acts on the dynamics, and every draw stays
+    as it is.
     """
 
     def __init__(
@@ -487,11 +489,13 @@ def _group_mean(x: np.ndarray, group: np.ndarray, counts: np.ndarray) -> np.ndar
 
 class Cohort:
     """Runs of the model of one region at the same year, stepped as one: each run draws from
-    its own streams in the order of a run alone and keeps its own programmes, mechanisms,
-    entrants, economics and records, while the vectorised kernels (exposure, exit and
-    capability hazards and decisions) run once over the rows of all runs stacked
-    (`mittelbau.core.stacking`) and the entrants of all runs are synthesised as one stack, so
-    each run's numbers are exactly those of the run alone. One model is a cohort of one."""
+    its own streams in the order of a run alone and keeps its own programmes, economics and
+    records (`_RunYear`), while everything else runs once over the rows of all runs stacked
+    (`mittelbau.core.stacking`): the mechanisms (each on the firms of the runs that switch it
+    on), exposures, base hazards, exit and capability change, the gains' items and motives,
+    leapfrogging, learning, the entrants and their rows, the year's moves. Every operation is
+    elementwise per firm or sums within a run, so each run's numbers are exactly those of the
+    run alone. One model is a cohort of one."""
 
     def __init__(self, runs: list[MittelbauModel]) -> None:
         regions = sorted({m.params.region for m in runs})
@@ -864,7 +868,7 @@ class _RunYear:
 
     def finish(self, m: MittelbauModel, exits: np.ndarray, change: CapabilityChange) -> np.ndarray:
         """After learning (`dynamics.learn_and_engage`): training, the programmes' records and
-        exit; returns the rows of the firms leaving (`close` follows with their entrants)."""
+        exit; returns the rows of the firms leaving (`Cohort.enter` fills them with entrants)."""
         s, year, before = m.state, self.year, self.before
         if self.projecting:
             m.mechanisms.after_learning(s)

@@ -201,13 +201,9 @@ def correlated_category(
     return np.searchsorted(thresholds, latent).astype(np.int8)
 
 
-def draw_dt_items(dt: np.ndarray, draw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Which of the four DT items (sources §2.3) each DT firm uses; an empty draw uses internet."""
-    return dt_items_of(dt, draw, rng.random((len(dt), len(draw))))
-
-
 def dt_items_of(dt: np.ndarray, draw: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """`draw_dt_items` from its uniform draws `u` (firms × items)."""
+    """Which of the four DT items (sources §2.3) each DT firm uses, from uniform draws `u`
+    (firms × items) against each item's share `draw`; an empty draw uses internet."""
     items = (u < draw) & dt[:, None]
     empty = dt & ~items.any(axis=1)
     items[empty, 0] = True
@@ -288,7 +284,7 @@ def synthesise_runs(
     rngs: Sequence[np.random.Generator],
     state_probs: Sequence[np.ndarray | None],
 ) -> list[FirmTable]:
-    """`synthesise` for several runs at once (the entrants of a batch of runs): run r draws
+    """`synthesise` for several runs at once (the first firms of a batch of runs): run r draws
     `sizes[r]` firms from its own generator `rngs[r]`, in the order and sizes of `synthesise`
     alone, and the firms of all runs are then computed as one stack (ranks within each run's
     firms), so each run's table is exactly the one `synthesise` gives it. A run of no firms

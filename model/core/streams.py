@@ -83,16 +83,6 @@ class Seeds(ISpawnableSeedSequence):
         self._pool: np.ndarray | None = None
         self._state: np.ndarray | None = None
 
-    @classmethod
-    def of(cls, seq: np.random.SeedSequence) -> Seeds:
-        """The seed sequence equal to numpy's `seq` (same entropy, key and children spawned)."""
-        if seq.pool_size != _POOL:
-            raise ValueError(f"seed sequence pool_size = {seq.pool_size}; allowed: {_POOL}")
-        seeds = cls(seq.entropy, seq.spawn_key)
-        seeds.n_children_spawned = seq.n_children_spawned
-        seeds._pool = np.asarray(seq.pool, dtype=np.uint32)
-        return seeds
-
     @property
     def pool_size(self) -> int:
         return _POOL
@@ -137,7 +127,7 @@ class Seeds(ISpawnableSeedSequence):
         first = self.n_children_spawned
         kids = [self.child(i) for i in range(first, first + n_children)]
         self.n_children_spawned += n_children
-        if self._children is not None:  # a spawned child is its spawner's to keep
+        if self._children is not None:  # a spawned child is no longer kept here
             for i in range(first, first + n_children):
                 del self._children[i]
         return kids
@@ -152,8 +142,8 @@ class Seeds(ISpawnableSeedSequence):
         return f"Seeds(entropy={self.entropy!r}, spawn_key={self.spawn_key!r})"
 
 
-def generator(seeds: Seeds) -> np.random.Generator:
-    """numpy's default generator (PCG64) seeded by `seeds`."""
+def generator(seeds: np.random.SeedSequence | Seeds) -> np.random.Generator:
+    """numpy's default generator (PCG64) seeded by `seeds` (numpy's seed sequence or `Seeds`)."""
     return np.random.Generator(np.random.PCG64(seeds))
 
 
