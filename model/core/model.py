@@ -551,16 +551,17 @@ class Cohort:
             )
         return self._customers
 
-    def exposure(self) -> Exposure:
+    def exposure(self, cells: np.ndarray | None = None) -> Exposure:
         """Adoption among peers, partners and customers at the start of the year, each relative
         to its expectation on the run-up's path (the 2015 expectation from 2016 on): the social
         terms do not shift the level the run-up is solved for, only deviations from it. Peers
-        are the firms of the same industry in the same run."""
+        are the firms of the same industry in the same run (`cells`: `Cohort.cells`, found
+        when not given)."""
         s = self.state
         k = len(INDUSTRIES) * len(self.runs)
         group = s.industry if self.single else s.industry + len(INDUSTRIES) * self.run
         levels = [m.runup.levels_in(m.year - 1) for m in self.runs]
-        cells = self.cells()
+        cells = self.cells() if cells is None else cells
         e_bm = self.stack([bm for bm, _ in levels])[cells]
         e_dt = self.stack([dt for _, dt in levels])[cells]
         counts = np.maximum(np.bincount(group, minlength=k), 1)
@@ -576,7 +577,9 @@ class Cohort:
             customer_bm=_ratio(cust_bm, ref_cust_bm),
         )
 
-    def leapfrog(self, exits: np.ndarray, years: list[_RunYear], item_draw: np.ndarray) -> np.ndarray | None:
+    def leapfrog(
+        self, exits: np.ndarray, before: np.ndarray, years: list[_RunYear], item_draw: np.ndarray
+    ) -> np.ndarray | None:
         """Leapfrogging of the runs that switch it on (`mechanisms.leapfrog_runs`, each run
         drawing from its own stream): stage-1 survivors that gained nothing this year. Returns
         the firms that leapt (None when no run switches it on)."""
@@ -584,7 +587,6 @@ class Cohort:
         if not any(flags):
             return None
         where = True if all(flags) else np.repeat(flags, self.sizes)
-        before = self.stack([y.before for y in years])
         stayed = ~exits & (before == 1) & (self.state.stage == 1)
         leapers = [r for r, f in enumerate(flags) if f]
         rngs = [generator(years[r].mech_leap) for r in leapers]
@@ -682,7 +684,8 @@ class Cohort:
         self.gather()
         s, p = self.state, self.params
         pressure = self.per_row([y.pressure for y in years])
-        exposure = self.exposure()  # after the levers: cooperation adds ties
+        cells, before = self.cells(), self.stack([y.before for y in years])
+        exposure = self.exposure(cells)  # after the levers: cooperation adds ties
         mech = self.mechanisms(year, pressure, years) if projecting else None
         boost = None
         if any(y.actions for y in years):
@@ -698,12 +701,12 @@ class Cohort:
         h_exit = exit_hazard(s, pressure, p) * slump * (1.0 if mech is None else mech.exit)
         exits = self.stack([y.u_exit for y in years]) < hazard_to_probability(h_exit)
         u = self.stack([y.u for y in years], axis=1)
-        base = self.base_hazards(self.cells())
+        base = self.base_hazards(cells)
         change = change_capabilities(s, base, exposure, pressure, ~exits, p, u, boost, mech)
         # the gains' DT items and motives, each run's from its side stream
         item_draw = self.runs[0].props.dt_item_draw
         motives = draw_gains_runs(s, change, item_draw, [y.side for y in years], self.run)
-        leap = self.leapfrog(exits, years, item_draw) if projecting else None
+        leap = self.leapfrog(exits, before, years, item_draw) if projecting else None
         self.spread()
         for m, y, part, counts in zip(self.runs, years, self.parts, motives, strict=True):
             y.gained(m, change.rows(part), counts, None if leap is None else leap[part])
@@ -718,15 +721,13 @@ class Cohort:
         ]
         self.enter(leaving, years)
         stage = self.state.stage
-        moves = self.transitions(years, stage)
+        moves = self.transitions(before, exits, stage)
         for m, y, part, matrix in zip(self.runs, years, self.parts, moves, strict=True):
             y.close(m, matrix, stage[part])
 
-    def transitions(self, years: list[_RunYear], after: np.ndarray) -> np.ndarray:
+    def transitions(self, before: np.ndarray, exits: np.ndarray, after: np.ndarray) -> np.ndarray:
         """Each run's moves of the year (runs × from × to, stages 1–3 and 0 = outside): the
-        survivors' stages before and `after`, the exits' stages before, the entrants' after."""
-        before = self.stack([y.before for y in years])
-        exits = self.stack([y.exits for y in years])
+        survivors' stages `before` and `after`, the `exits`' stages before, the entrants' after."""
         runs, stay = len(self.runs), ~exits
         flat = ((self.run * 4 + before) * 4 + after)[stay]
         matrix = np.bincount(flat, minlength=16 * runs).reshape(runs, 4, 4)
@@ -792,7 +793,6 @@ class _RunYear:
     u_exit: np.ndarray
     u: np.ndarray
     side: np.random.Generator
-    exits: np.ndarray = field(init=False)
     motives: np.ndarray = field(init=False)
 
     @staticmethod
@@ -891,7 +891,6 @@ class _RunYear:
         if m.economics is not None:
             m.economics.grow()
             m.economics.exit(rows, s, before[rows])
-        self.exits = exits
         return rows
 
     def close(self, m: MittelbauModel, matrix: np.ndarray, stage: np.ndarray) -> None:
