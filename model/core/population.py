@@ -156,6 +156,16 @@ def structure_cells(region: Region) -> StructureCells:
     return StructureCells(codes, np.concatenate([w * (1 - p_ss), w * p_ss]), a)
 
 
+def _starts(changed: np.ndarray) -> np.ndarray:
+    """Rows where a group starts in a sorted column: the first, and each row whose value
+    differs from the one before (`changed[i]`: row i + 1 differs from row i)."""
+    return np.flatnonzero(np.concatenate(([True], changed)))
+
+
+def _append(values: np.ndarray, last: int) -> np.ndarray:
+    return np.concatenate((values, [last]))
+
+
 def normal_scores(score: np.ndarray, sizes: Sequence[int] | None = None) -> np.ndarray:
     """Rank-based standard-normal scores: the normal quantile of (rank − ½) / n, ties sharing
     the mean of their ranks (`scipy.stats.norm.ppf` of `rankdata`, the same values). `score`
@@ -168,16 +178,16 @@ def normal_scores(score: np.ndarray, sizes: Sequence[int] | None = None) -> np.n
     if sizes is None or len(sizes) == 1:
         order = np.argsort(score)
         ordered = score[order]
-        first = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # start of each tie group
-        ends = np.r_[first[1:], n]
+        first = _starts(ordered[1:] != ordered[:-1])  # start of each tie group
+        ends = _append(first[1:], n)
         z = ndtri((0.5 * (first + ends + 1) - 0.5) / n)
     else:
         counts = np.asarray(sizes, dtype=np.int64)
         run = np.repeat(np.arange(len(counts)), counts)
         order = np.lexsort((score, run))
         ordered, r = score[order], run[order]
-        first = np.flatnonzero(np.r_[True, (ordered[1:] != ordered[:-1]) | (r[1:] != r[:-1])])
-        ends = np.r_[first[1:], n]
+        first = _starts((ordered[1:] != ordered[:-1]) | (r[1:] != r[:-1]))
+        ends = _append(first[1:], n)
         group_run = r[first]
         start = (np.cumsum(counts) - counts)[group_run]  # row of the run's first firm
         z = ndtri((0.5 * ((first - start) + (ends - start) + 1) - 0.5) / counts[group_run])
