@@ -1,16 +1,17 @@
 """Random streams spawned as numpy's `SeedSequence` spawns them, with the seeding hash of many
 streams computed together.
 
-A run spawns eight generators a year (its core, entry, lever and mechanism streams and their
-side streams). Spawned one at a time through `np.random.SeedSequence`, each costs about 8 µs
-of hashing and bookkeeping, a tenth of a batched run's time. `Seeds` is a spawnable seed
-sequence of numpy's algorithm (O'Neill's `seed_seq` variant: entropy and spawn key mixed into
-a pool of four 32-bit words, the generator state hashed from the pool) whose children are
-plain objects until their state is needed: `settle` hashes the pools and states of many
-seeds in one pass of array operations, and a generator made from a settled seed costs about
-1 µs. Every stream is the one numpy gives for the same seed and spawn key, bit for bit
-(tested against `np.random.SeedSequence`); seeds not settled beforehand are hashed by numpy
-itself.
+A run spawns up to eight streams a year (its core, entry, lever and mechanism streams and
+their side streams). Spawned one at a time through `np.random.SeedSequence`, as a run alone
+spawns them, each costs about 8 µs of hashing and bookkeeping, a tenth of a batched run's
+time. `Seeds` is a spawnable seed sequence of numpy's algorithm (O'Neill's `seed_seq` variant:
+entropy and spawn key mixed into a pool of four 32-bit words, the generator state hashed from
+the pool) whose children are plain objects until their state is needed: the runs of a batch
+spawn through it (`MittelbauModel.batch_streams`), and `settle` hashes the pools and states of
+the year's seeds of all of them in one pass of array operations; a generator made from a
+settled seed costs about 1 µs. Every stream is the one numpy gives for the same seed and spawn
+key, bit for bit (tested against `np.random.SeedSequence`); seeds not settled beforehand are
+hashed by numpy itself.
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ def _entropy_words(entropy: int | Sequence[int]) -> list[int]:
 
 class Seeds(ISpawnableSeedSequence):
     """A seed sequence of numpy's algorithm with default pool size: `entropy` (an integer or
-    a sequence of them) and `spawn_key`. `spawn(n)` gives the next n children (made once
-    and kept, so `child(i)` can be settled before it is spawned); the pool and the state a
-    bit generator reads are hashed on first use, or for many seeds at once by `settle`."""
+    a sequence of them) and `spawn_key`. `spawn(n)` gives the next n children; `child(i)`
+    makes a child not spawned yet (kept until it is), so that its seed can be settled before;
+    the pool and the state a bit generator reads are hashed on first use, or for many seeds at
+    once by `settle`."""
 
     __slots__ = (
         "_children",
