@@ -309,23 +309,9 @@ class MittelbauModel(mesa.Model):
         return Cohort([self]).exposure()
 
     def base_hazards(self) -> BaseHazards:
-        """Each firm's type hazards for the year being simulated (`dynamics.BaseHazards`)."""
-        p, year, s = self.params, self.year, self.state
-        wave = year >= self.runup.dt_wave_start_year
-        projecting = year > START_YEAR
-        h_dt = self.runup.h_dt[self.cell, s.bm.astype(np.int64)]
-        h_bm = self.runup.h_bm[self.cell]
-        dt_norm = bm_norm = None
-        if projecting and self.trait_norms:
-            dt_norm = self.trait_norms[0][s.size]
-            bm_norm = self.trait_norms[1][s.size, s.dt.astype(int)]
-        return BaseHazards(
-            dt=h_dt * (wave * (p.dt_adoption_factor if projecting else 1.0)),
-            bm=h_bm * (p.bm_adoption_factor if projecting else 1.0),
-            dt_loss=p.dt_loss_rate if wave else 0.0,
-            dt_norm=dt_norm,
-            bm_norm=bm_norm,
-        )
+        """Each firm's type hazards for the year being simulated (`dynamics.BaseHazards`,
+        `Cohort.base_hazards`)."""
+        return Cohort([self]).base_hazards(self.cell)
 
     @staticmethod
     def _cells(table) -> np.ndarray:
@@ -633,17 +619,16 @@ class Cohort:
         """The runs' run-up hazards per type (`RunUp.h_dt`, `RunUp.h_bm`), stacked run by run."""
         if self._types is None:
             self._types = (
-                np.concatenate([m.runup.h_dt for m in self.runs]),
-                np.concatenate([m.runup.h_bm for m in self.runs]),
+                self.stack([m.runup.h_dt for m in self.runs]),
+                self.stack([m.runup.h_bm for m in self.runs]),
             )
         return self._types
 
     def base_hazards(self, cells: np.ndarray) -> BaseHazards:
-        """Each firm's type hazards for the year being simulated (`MittelbauModel.base_hazards`
-        of each run: its run-up's hazards of the firm's type, switched off before its DT wave,
-        times its projection factors), looked up once for the stack (`cells`: `Cohort.cells`)."""
-        if self.single:
-            return self.runs[0].base_hazards()
+        """Each firm's type hazards for the year being simulated: its run's run-up hazards of
+        the firm's type (`cells`: `Cohort.cells`), switched off before the run's DT wave,
+        times its projection factors from 2016 on, and (from 2016) the mean trait factors of
+        the firm's size class and DT status in its run (`dynamics.trait_norms`)."""
         s, year = self.state, self.runs[0].year
         projecting = year > START_YEAR
         h_dt, h_bm = self.type_tables()
@@ -656,10 +641,9 @@ class Cohort:
         dt_loss = [m.params.dt_loss_rate if w else 0.0 for w, m in zip(wave, self.runs, strict=True)]
         dt_norm = bm_norm = None
         if projecting and self.runs[0].trait_norms:
-            k = len(SIZE_CLASSES)
-            size = s.size + k * self.run
-            dt_norm = np.concatenate([m.trait_norms[0] for m in self.runs])[size]
-            bm_norm = np.concatenate([m.trait_norms[1] for m in self.runs])[size, s.dt.astype(int)]
+            size = s.size if self.single else s.size + len(SIZE_CLASSES) * self.run
+            dt_norm = self.stack([m.trait_norms[0] for m in self.runs])[size]
+            bm_norm = self.stack([m.trait_norms[1] for m in self.runs])[size, s.dt.astype(int)]
         return BaseHazards(
             dt=h_dt[cells, s.bm.astype(np.int64)] * self.per_row(dt_factor),
             bm=h_bm[cells] * self.per_row(bm_factor),
