@@ -49,11 +49,9 @@ def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
     rows = []
     for run in batch.runs:
         point, replicate, seed, _ = run
-        params = experiment.batch_parameters(batch, run)
-        result = simulate(Scenario("point", "", make_params(params)))
+        result = simulate(Scenario("point", "", make_params(experiment.batch_parameters(batch, run))))
         rows.append(
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
-            | {k: v for k, v in params.items() if k != "seed"}
             | headline_outcomes(result.summary)
         )
     return pd.DataFrame(rows)

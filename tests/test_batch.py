@@ -324,3 +324,32 @@ def test_fit_statistics_of_distinct_points_stepped_together_are_those_of_each_ru
     together = points_statistics("stuttgart", targets, pairs, 300, batch_size=2)
     assert together == [run_statistics("stuttgart", targets, s, 300, o) for o, s in pairs]
     assert len({tuple(v.values()) for v in together}) == len(pairs)
+
+
+def test_stacked_tables_reuse_what_the_runs_still_hold():
+    """The stack kept between years: a column every run still holds as its view is reused
+    (what runs wrote into it is there), a column a run replaced is stacked anew, and each
+    run's table always equals its rows of the stack."""
+    from mittelbau.core.stacking import COLUMNS, StackedTables, parts_of, stack_tables
+
+    region = load_region("stuttgart")
+    tables = synthesise_runs(
+        region, [5, 7], [np.random.default_rng(1), np.random.default_rng(2)], [None, None]
+    )
+    stacked = StackedTables(parts_of([5, 7]))
+    with pytest.raises(ValueError, match="spread before gather"):
+        stacked.spread()
+    first = stacked.gather(tables)
+    views = stacked.spread()
+    views[1].techniques[0] = 99.0  # written in place: in the stack
+    views[0].engagement = np.full(5, 3, dtype=np.int8)  # replaced: stacked anew
+    again = stacked.gather(views)
+    assert again.techniques is first.techniques and again.techniques[5] == 99.0
+    assert again.engagement is not first.engagement and (again.engagement[:5] == 3).all()
+    expected = stack_tables(views)
+    assert all(np.array_equal(getattr(again, c), getattr(expected, c)) for c in COLUMNS)
+    # the stack's columns replaced (as the step replaces BM and DT): the views follow
+    again.bm = ~again.bm
+    views = stacked.spread()
+    assert np.array_equal(views[1].bm, again.bm[5:]) and np.shares_memory(views[1].bm, again.bm)
+    assert np.array_equal(views[0].engagement, np.full(5, 3))

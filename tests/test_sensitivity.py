@@ -125,10 +125,16 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
     again = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append, on_damaged=told.append)
     assert sum(done) == 16 and again.equals(first)
     assert len(told) == 1 and "batch-000000 is damaged (runs.parquet does not match its checksum)" in told[0]
-    # the batches form one Parquet dataset: every run with its parameters and outcomes
+    # the batches form one Parquet dataset of every run's outcomes; runs.parquet adds each
+    # run's parameters from the design: the table returned
     dataset = pd.read_parquet(tmp_path / "batches").sort_values(["point", "replicate"])
-    assert len(dataset) == 18 and set(dataset["dt_adoption_factor"]) == {0.01, 0.2}
+    assert len(dataset) == 18 and "dt_adoption_factor" not in dataset
     assert dataset["scenario"].unique().tolist() == [tiny.name] and "middle_share" in dataset
+    table = pd.read_parquet(tmp_path / "runs.parquet")
+    pd.testing.assert_frame_equal(table, first)
+    assert table.groupby("point")["dt_adoption_factor"].unique().map(list).tolist() == [[0.01], [0.2]]
+    assert table["firms"].unique().tolist() == [tiny.params.firms]
+    assert list(table.columns[:5]) == ["scenario", "point", "replicate", "seed", "region"]
     assert (
         first.groupby("point")["seed"].apply(list).iloc[0]
         == first.groupby("point")["seed"].apply(list).iloc[1]

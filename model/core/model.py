@@ -49,7 +49,7 @@ from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RunUp, pressure_index, runup_key, solve_runup
 from mittelbau.core.scenario import Params, make_params
 from mittelbau.core.shock import shock_exit_multiplier, shock_pressure
-from mittelbau.core.stacking import RowParams, block_diagonal, parts_of, per_row, stack_tables, table_rows
+from mittelbau.core.stacking import RowParams, StackedTables, block_diagonal, parts_of, per_row, table_rows
 from mittelbau.core.streams import Seeds, generator, settle
 from mittelbau.levers import LeverYear, build_levers
 
@@ -496,6 +496,7 @@ class Cohort:
         self.run = np.repeat(np.arange(len(runs)), self.sizes)  # each row's run
         self.params = runs[0].params if self.single else RowParams([m.params for m in runs], self.sizes)
         self.state = runs[0].state
+        self._stacked = StackedTables(self.parts)
         self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
         self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
@@ -507,14 +508,15 @@ class Cohort:
         return values[0] if self.single else per_row(values, self.sizes)
 
     def gather(self) -> None:
-        """Stack the runs' tables (each run's own is used as it is when alone)."""
-        self.state = self.runs[0].state if self.single else stack_tables([m.state for m in self.runs])
+        """Stack the runs' tables (each run's own is used as it is when alone), reusing the
+        columns of last year's stack that the runs still hold as views (`StackedTables`)."""
+        self.state = self.runs[0].state if self.single else self._stacked.gather([m.state for m in self.runs])
 
     def spread(self) -> None:
         """Give each run its rows of the stack as its table (views)."""
         if not self.single:
-            for m, part in zip(self.runs, self.parts, strict=True):
-                m.state = table_rows(self.state, part)
+            for m, view in zip(self.runs, self._stacked.spread(), strict=True):
+                m.state = view
 
     def ties(self) -> tuple[sparse.csr_array, np.ndarray]:
         """The partner ties of the stacked runs and their degrees (rebuilt when a run's ties

@@ -25,16 +25,65 @@ def parts_of(sizes: Sequence[int]) -> list[slice]:
     return [slice(int(e - n), int(e)) for n, e in zip(sizes, ends, strict=True)]
 
 
+COLUMNS = tuple(f.name for f in fields(FirmTable))
+
+
 def stack_tables(tables: Sequence[FirmTable]) -> FirmTable:
     """One table of the rows of `tables`, in order (a copy)."""
-    return FirmTable(
-        **{f.name: np.concatenate([getattr(t, f.name) for t in tables]) for f in fields(FirmTable)}
-    )
+    return FirmTable(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in COLUMNS})
 
 
 def table_rows(table: FirmTable, part: slice) -> FirmTable:
     """The rows `part` of `table` as a table of views: writes into its columns write the stack."""
-    return FirmTable(**{f.name: getattr(table, f.name)[part] for f in fields(FirmTable)})
+    return FirmTable(**{name: getattr(table, name)[part] for name in COLUMNS})
+
+
+class StackedTables:
+    """The tables of runs stacked, kept from one year to the next. `spread` gives each run its
+    rows of the stack as a table of views; `gather` stacks the runs' tables again, reusing each
+    column of the stack whose views every run still holds (what the runs wrote into them is in
+    the stack already) and concatenating only the columns some run has replaced (its survey
+    traits, say). The result is the table that stacking the runs' tables gives, without copying
+    the columns no run replaced."""
+
+    def __init__(self, parts: Sequence[slice]) -> None:
+        self.parts = list(parts)
+        self.table: FirmTable | None = None
+        self._cut: dict[str, np.ndarray] = {}  # the stack columns the views were cut from
+        self._given: dict[str, list[np.ndarray]] = {}  # each run's view of them
+        self._views: list[FirmTable] = []
+
+    def gather(self, tables: Sequence[FirmTable]) -> FirmTable:
+        """One table of the rows of `tables`, in order."""
+        columns = {}
+        for name in COLUMNS:
+            given = self._given.get(name)
+            if given is not None and all(getattr(t, name) is g for t, g in zip(tables, given, strict=True)):
+                columns[name] = self._cut[name]
+            else:
+                columns[name] = np.concatenate([getattr(t, name) for t in tables])
+        self.table = FirmTable(**columns)
+        return self.table
+
+    def spread(self) -> list[FirmTable]:
+        """Each run's rows of the stack as a table of views (the same table objects each
+        year, their columns cut anew where the stack's column changed)."""
+        table = self.table
+        if table is None:
+            raise ValueError("spread before gather; allowed: gather, then spread")
+        if not self._views:
+            self._views = [table_rows(table, part) for part in self.parts]
+            self._cut = {name: getattr(table, name) for name in COLUMNS}
+            self._given = {name: [getattr(v, name) for v in self._views] for name in COLUMNS}
+            return self._views
+        for name in COLUMNS:
+            column = getattr(table, name)
+            if self._cut[name] is not column:
+                self._cut[name] = column
+                self._given[name] = [column[part] for part in self.parts]
+            for view, cut in zip(self._views, self._given[name], strict=True):
+                setattr(view, name, cut)
+        return self._views
 
 
 def block_diagonal(matrices: Sequence[sparse.csr_array]) -> sparse.csr_array:

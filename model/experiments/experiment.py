@@ -2,8 +2,9 @@
 
 Used by sensitivity analysis and scenario discovery. Work is cut into batches of runs in a
 fixed order; each finished batch is written at once as `batches/batch-NNNNNN/` (a Parquet file
-of its runs — scenario, point, replicate, seed, every parameter, the outcomes — and its
-checksums, written last, then renamed into place), so an interrupted experiment resumes with
+of its runs — scenario, point, replicate, seed and the outcomes — and its checksums, written
+last, then renamed into place), and the whole table, every run's parameters added from the
+design, as `runs.parquet` when all batches are done, so an interrupted experiment resumes with
 the missing batches when the same command is run into the same folder, and a batch whose file
 does not match its checksum is recomputed. The folder's manifest binds it to its design (a hash
 of every batch's parameters and seeds); one process writes into it at a time. Replicate r of
@@ -32,12 +33,14 @@ from mittelbau.experiments.store import (
     design_hash,
     folder_lock,
     remove_stale,
+    write_file,
     write_json,
     write_unit,
 )
 
 MANIFEST = "experiment.json"
-FORMAT = 2  # version of the folder layout (Parquet batches with checksums)
+RUNS = "runs.parquet"  # every run: scenario, point, replicate, seed, every parameter, the outcomes
+FORMAT = 3  # version of the folder layout (Parquet batches of outcomes with checksums)
 BATCH_RUNS = 16  # runs per batch: the unit of persistence, of work sent to a worker, of runs stepped together
 
 
@@ -61,21 +64,30 @@ def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) ->
 
 def run_batch(batch: Batch) -> pd.DataFrame:
     """The runs of a batch, stepped together (`runs.simulate_outcomes_batch`): scenario, point,
-    replicate, seed, every parameter, the outcomes."""
-    every = [batch_parameters(batch, run) for run in batch.runs]
-    results = simulate_outcomes_batch([Scenario("point", "", make_params(params)) for params in every])
-    rows = []
-    for (point, replicate, seed, _), params, result in zip(batch.runs, every, results, strict=True):
-        rows.append(
+    replicate, seed, the outcomes (the parameters are the design's: `evaluate_points` adds
+    them)."""
+    scenarios = [
+        Scenario("point", "", make_params({**batch.base, **overrides, "seed": seed}, f"point {point}"))
+        for point, _, seed, overrides in batch.runs
+    ]
+    results = simulate_outcomes_batch(scenarios)
+    return pd.DataFrame(
+        [
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
-            | {k: v for k, v in params.items() if k != "seed"}
             | headline_outcomes({"outcomes": result})
-        )
-    return pd.DataFrame(rows)
+            for (point, replicate, seed, _), result in zip(batch.runs, results, strict=True)
+        ]
+    )
 
 
-def batch_design(batch: Batch) -> str:
-    return design_hash([batch_parameters(batch, run) for run in batch.runs])
+def with_parameters(runs: pd.DataFrame, parameters: list[dict[str, Any]]) -> pd.DataFrame:
+    """The runs' table (scenario, point, replicate, seed, outcomes) with each run's parameters
+    (`parameters`, one per row, in order; the seed is the run's) after its seed."""
+    ids = ["scenario", "point", "replicate", "seed"]
+    params = pd.DataFrame([{k: v for k, v in p.items() if k != "seed"} for p in parameters])
+    return pd.concat(
+        [runs[ids].reset_index(drop=True), params, runs.drop(columns=ids).reset_index(drop=True)], axis=1
+    )
 
 
 def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -120,7 +132,8 @@ def evaluate_points(
         Batch(i, scenario.name, base, tuple(runs[k : k + BATCH_RUNS]))
         for i, k in enumerate(range(0, len(runs), BATCH_RUNS))
     ]
-    designs = [batch_design(b) for b in batches]
+    parameters = [[batch_parameters(b, run) for run in b.runs] for b in batches]
+    designs = [design_hash(p) for p in parameters]
     manifest = {
         "format": FORMAT,
         # the outcomes recorded belong to the design: another outcome list is another experiment
@@ -180,10 +193,13 @@ def evaluate_points(
                 )
             if on_batch is not None:
                 on_batch(len(batch.runs))
-    if failures:
-        raise ExecutionError(
-            f"{len(failures)} of {len(todo)} batches failed (the others are "
-            "kept; rerun to retry them):\n  " + listing(failures)
-        )
-    frames = [pd.read_parquet(folder(b) / "runs.parquet") for b in batches]
-    return pd.concat(frames, ignore_index=True).sort_values(["point", "replicate"]).reset_index(drop=True)
+        if failures:
+            raise ExecutionError(
+                f"{len(failures)} of {len(todo)} batches failed (the others are "
+                "kept; rerun to retry them):\n  " + listing(failures)
+            )
+        frames = [pd.read_parquet(folder(b) / "runs.parquet") for b in batches]
+        table = with_parameters(pd.concat(frames, ignore_index=True), [p for ps in parameters for p in ps])
+        table = table.sort_values(["point", "replicate"]).reset_index(drop=True)
+        write_file(out / RUNS, lambda tmp: table.to_parquet(tmp, index=False))
+    return table

@@ -95,10 +95,16 @@ def _hold(lock: Path, out: Path) -> Iterator[None]:
 
 def write_json(path: Path, data: Any) -> None:
     """Write a JSON file atomically (temporary file, fsync, rename)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n")
-        f.flush()
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n"
+    write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_file(path: Path, write: Callable[[Path], Any]) -> None:
+    """Write a file atomically: `write(tmp)` writes a temporary file beside `path`, which is
+    synced and renamed into place."""
+    tmp = _temporary(path)
+    write(tmp)
+    with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
 
@@ -161,4 +167,13 @@ def damage(target: Path, design: str) -> str | None:
     return None
 
 
-__all__ = ["FolderError", "damage", "design_hash", "folder_lock", "remove_stale", "write_json", "write_unit"]
+__all__ = [
+    "FolderError",
+    "damage",
+    "design_hash",
+    "folder_lock",
+    "remove_stale",
+    "write_file",
+    "write_json",
+    "write_unit",
+]
