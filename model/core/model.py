@@ -348,9 +348,10 @@ class MittelbauModel(mesa.Model):
     # ---- entry and exit -----------------------------------------------------------------------
     def _enter(self, rows: np.ndarray, entrants: FirmTable, cells: np.ndarray) -> None:
         """Exiting firms have left; `entrants` of the region's structure (`Cohort.enter`, their
-        rows of the table written already) take their rows, keeping the row's value-chain
-        position and customer–supplier ties (the market slot). The row's agent handle stays;
-        the occupant gets a new firm_id and entry year. `cells`: the entrants' types."""
+        rows of the table written already; read only by the economics) take their rows,
+        keeping the row's value-chain position and customer–supplier ties (the market slot).
+        The row's agent handle stays; the occupant gets a new firm_id and entry year. `cells`:
+        the entrants' types."""
         self.firm_id[rows] = self.firm_id.max() + 1 + np.arange(len(rows))
         self.entry_year[rows] = self.year
         self.bm_introduced[rows] = 0
@@ -500,6 +501,24 @@ class Cohort:
         self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
         self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
+
+    def seeded_together(self) -> bool:
+        """Whether the runs spawn through `streams.Seeds` (a batch's runs), whose seeds can be
+        hashed together."""
+        return all(isinstance(m.rng.bit_generator.seed_seq, Seeds) for m in self.runs)
+
+    def settle_ahead(self, years: int) -> None:
+        """Hash the seeds of the core and mechanism streams of all runs for the next `years`
+        years in one pass (`streams.settle`; the runs' streams are `streams.Seeds`)."""
+        year = self.runs[0].year
+        settle(
+            [
+                seeds
+                for m in self.runs
+                for ahead in range(years)
+                for seeds in _RunYear.seeds(m, year + 1 + ahead > START_YEAR, ahead)
+            ]
+        )
 
     def stack(self, arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
         return arrays[0] if self.single else np.concatenate(arrays, axis=axis)
@@ -664,8 +683,9 @@ class Cohort:
         # mechanisms act from 2016, like traits, levers and learning: the run-up is solved
         # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
         projecting = year > START_YEAR
-        if not self.single and all(isinstance(m.rng.bit_generator.seed_seq, Seeds) for m in self.runs):
-            settle([seeds for m in self.runs for seeds in _RunYear.seeds(m, projecting)])
+        if not self.single and not all(m.outcomes_only for m in self.runs) and self.seeded_together():
+            # the economics' seeds (`settle_ahead` settled the rest)
+            settle([seeds for m in self.runs for seeds in _RunYear.economics_seeds(m)])
         years = [_RunYear.start(m, year, projecting) for m in self.runs]
         self.gather()
         s, p = self.state, self.params
@@ -742,8 +762,10 @@ class Cohort:
         cells = MittelbauModel._cells(entrants)
         for r, part in enumerate(parts_of(sizes)):
             if sizes[r]:
-                own = entrants if self.single else table_rows(entrants, part)
-                self.runs[r]._enter(leaving[r], own, cells[part])
+                m = self.runs[r]
+                # a run's own table of its entrants only where its economics reads them
+                own = entrants if self.single or m.economics is None else table_rows(entrants, part)
+                m._enter(leaving[r], own, cells[part])
 
     def entrants(self, leaving: list[np.ndarray], years: list[_RunYear]) -> FirmTable:
         """Each run's entrants for its exits' rows (the table of all runs' entrants, run by
@@ -782,25 +804,34 @@ class _RunYear:
     motives: np.ndarray = field(init=False)
 
     @staticmethod
-    def seeds(m: MittelbauModel, projecting: bool) -> list[Seeds]:
-        """The seeds of the streams `start` spawns, and of the side streams spawned from them,
-        that the year draws from (not spawned yet): a batch hashes those of all its runs
-        together (`streams.settle`)."""
+    def seeds(m: MittelbauModel, projecting: bool, ahead: int = 0) -> list[Seeds]:
+        """The seeds of the core and mechanism streams `start` spawns (three of each a year),
+        and of the side streams spawned from them, that a year draws from (not spawned yet):
+        the next year's, or that `ahead` years later (`projecting`: whether that year is
+        after 2015). A batch hashes those of all its runs and years together before it steps
+        (`Cohort.settle_ahead`)."""
         core, mech = m.rng.bit_generator.seed_seq, m.mechanism_rng.bit_generator.seed_seq
-        i, k = core.n_children_spawned, mech.n_children_spawned
+        i, k = core.n_children_spawned + 3 * ahead, mech.n_children_spawned + 3 * ahead
         # the core dynamics' stream and its side stream (`capability_draws`), the entrants',
         # and the entrants' mechanism states
-        used = [core.child(i), core.child(i).child(0), core.child(i + 1), mech.child(k + 2)]
+        this = core.child(i)
+        used = [this, this.child(0), core.child(i + 1), mech.child(k + 2)]
         if projecting:
             if m.levers:
                 used.append(core.child(i + 2))
             if m.mechanisms:  # their start of the year, leapfrogging and its side stream of items
-                used += [mech.child(k), mech.child(k + 1), mech.child(k + 1).child(0)]
-        if not m.outcomes_only:
-            # the economics' stream of the year's entrants or of its 2015 accounting (one a year)
-            economics = m.economics_rng.bit_generator.seed_seq
-            used.append(economics.child(economics.n_children_spawned))
+                leap = mech.child(k + 1)
+                used += [mech.child(k), leap, leap.child(0)]
         return used
+
+    @staticmethod
+    def economics_seeds(m: MittelbauModel) -> list[Seeds]:
+        """The seed of the economics' stream of the next year's entrants or of its 2015
+        accounting (one a year at most; none in a run keeping only its outcomes)."""
+        if m.outcomes_only:
+            return []
+        economics = m.economics_rng.bit_generator.seed_seq
+        return [economics.child(economics.n_children_spawned)]
 
     @classmethod
     def start(cls, m: MittelbauModel, year: int, projecting: bool) -> _RunYear:
@@ -858,7 +889,7 @@ class _RunYear:
         s, year, before = m.state, self.year, self.before
         if self.projecting:
             m.mechanisms.after_learning(s)
-        moved_up = ~exits & (s.stage > before)
+        moved_up = ~exits & (s.stage > before) if self.actions else None
         for lever, act in self.actions:
             up = act.reached & moved_up
             m.lever_records.append(
