@@ -70,7 +70,7 @@ def test_a_runs_batch_streams_are_its_own_generator():
 
 
 def test_a_batch_hashes_every_yearly_stream_before_its_runs_spawn_them(monkeypatch):
-    """The seeds `_RunYear.seeds` (settled for all years before the batch steps) and
+    """The seeds `_RunYear.seeds` (settled a few years ahead) and
     `_RunYear.economics_seeds` (each year) name are all those a year draws from: stepping a
     batch (run-up and projection, economics, levers and mechanisms included) hashes each of
     them in `settle` before it is spawned, none alone."""

@@ -83,8 +83,6 @@ class ModelBatch:
             m.populate(table)
             m.batched = True
         self.cohort = Cohort(self.runs)
-        # the seeds of the yearly streams of all runs and years, hashed in one pass
-        self.cohort.settle_ahead(first.runup_years + first.params.years)
         for _ in range(self.runs[0].runup_years):
             self.step()
 

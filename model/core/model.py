@@ -53,6 +53,10 @@ from mittelbau.core.stacking import RowParams, StackedTables, block_diagonal, pa
 from mittelbau.core.streams import Seeds, generator, settle
 from mittelbau.levers import LeverYear, build_levers
 
+# years of seeds a batch hashes at once: more saves passes, but seeds made ahead live until
+# spawned and draw the garbage collector's full passes
+SETTLE_YEARS = 3
+
 
 class _Unset:
     """Marks a seed argument that was not given (None is Mesa's "fresh entropy")."""
@@ -498,18 +502,18 @@ class Cohort:
         self.params = runs[0].params if self.single else RowParams([m.params for m in runs], self.sizes)
         self.state = runs[0].state
         self._stacked = StackedTables(self.parts)
+        # runs spawning through `streams.Seeds` (a batch's) hash their seeds together, a few
+        # years ahead (`settle_ahead`)
+        self.together = not self.single and all(isinstance(m.rng.bit_generator.seed_seq, Seeds) for m in runs)
+        self._settled = 0  # years ahead whose seeds are hashed
         self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
         self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
 
-    def seeded_together(self) -> bool:
-        """Whether the runs spawn through `streams.Seeds` (a batch's runs), whose seeds can be
-        hashed together."""
-        return all(isinstance(m.rng.bit_generator.seed_seq, Seeds) for m in self.runs)
-
-    def settle_ahead(self, years: int) -> None:
+    def settle_ahead(self, years: int) -> int:
         """Hash the seeds of the core and mechanism streams of all runs for the next `years`
-        years in one pass (`streams.settle`; the runs' streams are `streams.Seeds`)."""
+        years in one pass (`streams.settle`; the runs' streams are `streams.Seeds`); returns
+        `years`."""
         year = self.runs[0].year
         settle(
             [
@@ -519,6 +523,7 @@ class Cohort:
                 for seeds in _RunYear.seeds(m, year + 1 + ahead > START_YEAR, ahead)
             ]
         )
+        return years
 
     def stack(self, arrays: list[np.ndarray], axis: int = 0) -> np.ndarray:
         return arrays[0] if self.single else np.concatenate(arrays, axis=axis)
@@ -683,9 +688,14 @@ class Cohort:
         # mechanisms act from 2016, like traits, levers and learning: the run-up is solved
         # without them, so it still arrives at the 2015 survey state (their streams advance anyway)
         projecting = year > START_YEAR
-        if not self.single and not all(m.outcomes_only for m in self.runs) and self.seeded_together():
-            # the economics' seeds (`settle_ahead` settled the rest)
-            settle([seeds for m in self.runs for seeds in _RunYear.economics_seeds(m)])
+        if self.together:
+            # the seeds of the core and mechanism streams of the next few years, then the
+            # economics' seeds of this year
+            if self._settled == 0:
+                self._settled = self.settle_ahead(SETTLE_YEARS)
+            self._settled -= 1
+            if not all(m.outcomes_only for m in self.runs):
+                settle([seeds for m in self.runs for seeds in _RunYear.economics_seeds(m)])
         years = [_RunYear.start(m, year, projecting) for m in self.runs]
         self.gather()
         s, p = self.state, self.params
@@ -808,7 +818,7 @@ class _RunYear:
         """The seeds of the core and mechanism streams `start` spawns (three of each a year),
         and of the side streams spawned from them, that a year draws from (not spawned yet):
         the next year's, or that `ahead` years later (`projecting`: whether that year is
-        after 2015). A batch hashes those of all its runs and years together before it steps
+        after 2015). A batch hashes those of all its runs for a few years together
         (`Cohort.settle_ahead`)."""
         core, mech = m.rng.bit_generator.seed_seq, m.mechanism_rng.bit_generator.seed_seq
         i, k = core.n_children_spawned + 3 * ahead, mech.n_children_spawned + 3 * ahead
