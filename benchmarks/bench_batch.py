@@ -1,5 +1,5 @@
 """Experiment throughput of runs stepped together (`core.batch.ModelBatch`, up to 16 runs per
-batch) against running them one at a time, at equal settings (one process each). Prints:
+batch) against running them one at a time, at equal settings (one fresh process each). Prints:
 
 1. a Sobol experiment of `base` samples × 2 replications over all default factors at 1,000
    firms on the baseline (runs, seconds, runs/s, firm-steps/s, speed-up);
@@ -14,9 +14,11 @@ batch) against running them one at a time, at equal settings (one process each).
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -61,20 +63,25 @@ def timed_points(
     scenario: Scenario, points: list[dict], replications: int, batched: bool
 ) -> tuple[float, pd.DataFrame]:
     """Seconds and outcomes of the points' runs in one process, batched or one at a time: the
-    processor time of this process (robust when other work shares the cores), and the wall
-    time beside it."""
-    batched_runner = experiment.run_batch
-    experiment.run_batch = batched_runner if batched else one_at_a_time
-    runup.clear_cache()  # each path solves its run-ups itself
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            wall, cpu = time.perf_counter(), time.process_time()
-            table = experiment.evaluate_points(scenario, points, replications, Path(tmp), workers=1)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    finally:
-        experiment.run_batch = batched_runner
+    processor time of that process (robust when other work shares the cores), and the wall
+    time beside it. Each measurement runs in a fresh fork of this process, so that no path
+    inherits the heap and the garbage collector's load of the one before."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        wall, cpu, table = pool.submit(_timed, scenario, points, replications, batched).result()
     print(f"    ({wall:.1f} s wall, {cpu:.1f} s processor)")
     return cpu, table
+
+
+def _timed(
+    scenario: Scenario, points: list[dict], replications: int, batched: bool
+) -> tuple[float, float, pd.DataFrame]:
+    if not batched:
+        experiment.run_batch = one_at_a_time
+    runup.clear_cache()  # each path solves its run-ups itself
+    with tempfile.TemporaryDirectory() as tmp:
+        wall, cpu = time.perf_counter(), time.process_time()
+        table = experiment.evaluate_points(scenario, points, replications, Path(tmp), workers=1)
+        return time.perf_counter() - wall, time.process_time() - cpu, table
 
 
 def firm_steps(scenario: Scenario, runs: int) -> int:
