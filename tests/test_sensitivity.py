@@ -348,3 +348,37 @@ def test_progress_lines_for_output_that_is_not_a_terminal():
     now[0] = 200
     lines.advance(60)
     assert said[-1] == "morris: 100/100 runs, 0:03:20 elapsed, about 0:00:00 left"
+
+
+def test_a_failed_batch_is_reported_and_the_rest_of_its_piece_of_work_kept(tmp_path, tiny, monkeypatch):
+    """Batches go to a worker in pieces of work (`GROUP_BATCHES`), their points' run-ups solved
+    together first (one solve for the piece); a batch that fails is reported with its points
+    and seeds while the other batches of its piece are written, and a rerun completes it."""
+    from mittelbau.core import runup
+    from mittelbau.experiments import experiment
+
+    points = [{"bm_loss_rate": v} for v in (0.02, 0.03, 0.04, 0.05)]  # four run-ups, 40 runs, 3 batches
+    solved = []
+    solve, run_batch = runup._solve, experiment.run_batch
+    monkeypatch.setattr(
+        runup, "_solve", lambda region, values: solved.append(len(values)) or solve(region, values)
+    )
+
+    def failing(batch):
+        if batch.index == 1:
+            raise RuntimeError("no run today")
+        return run_batch(batch)
+
+    monkeypatch.setattr(experiment, "run_batch", failing)
+    runup.clear_cache()
+    with pytest.raises(
+        ExecutionError, match=r"(?s)1 of 3 batches failed.*batch 1 \(points 1–3, seeds .*no run today"
+    ):
+        evaluate_points(tiny, points, 10, tmp_path)
+    assert solved == [4]  # all four run-ups in one solve, none solved again by a batch
+    assert sorted(p.name for p in (tmp_path / "batches").iterdir()) == ["batch-000000", "batch-000002"]
+    monkeypatch.setattr(experiment, "run_batch", run_batch)
+    done = []
+    table = evaluate_points(tiny, points, 10, tmp_path, on_batch=done.append)
+    assert done == [16] and len(table) == 40
+    assert table.groupby("point")["bm_loss_rate"].first().tolist() == [0.02, 0.03, 0.04, 0.05]

@@ -1,7 +1,8 @@
 """Many parameter points × replicates of one scenario, keeping only the outcomes at the horizon.
 
 Used by sensitivity analysis and scenario discovery. Work is cut into batches of runs in a
-fixed order; each finished batch is written at once as `batches/batch-NNNNNN/` (a Parquet file
+fixed order, sent to the workers eight batches at a time (their points' run-ups solved
+together first); each finished batch is written at once as `batches/batch-NNNNNN/` (a Parquet file
 of its runs — scenario, point, replicate, seed and the outcomes — and its checksums, written
 last, then renamed into place), and the whole table, every run's parameters added from the
 design, as `runs.parquet` when all batches are done, so an interrupted experiment resumes with
@@ -14,6 +15,7 @@ points.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from typing import Any
 import pandas as pd
 
 from mittelbau.core.outcomes import OUTCOMES, definitions
+from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
@@ -41,7 +44,10 @@ from mittelbau.experiments.store import (
 MANIFEST = "experiment.json"
 RUNS = "runs.parquet"  # every run: scenario, point, replicate, seed, every parameter, the outcomes
 FORMAT = 3  # version of the folder layout (Parquet batches of outcomes with checksums)
-BATCH_RUNS = 16  # runs per batch: the unit of persistence, of work sent to a worker, of runs stepped together
+BATCH_RUNS = 16  # runs per batch: the unit of persistence and of runs stepped together
+# batches sent to a worker as one piece of work, their points' run-ups solved together first: a
+# batch of a Sobol design brings one or two new run-ups, eight batches most of a base sample's
+GROUP_BATCHES = 8
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,35 @@ def run_batch(batch: Batch) -> pd.DataFrame:
             for (point, replicate, seed, _), result in zip(batch.runs, results, strict=True)
         ]
     )
+
+
+def run_group(batches: tuple[Batch, ...]) -> list[pd.DataFrame | Exception]:
+    """The batches of a piece of work, one after the other (`run_batch`; a batch that fails
+    gives its exception, the others their tables), after the run-ups of all their points are
+    solved together (`runup.solve_runups`, which gives each exactly its run-up solved alone):
+    one root finder over many points costs less per point than over the one or two new ones
+    of a batch."""
+    with contextlib.suppress(Exception):  # a point whose run-up fails: its batch reports it
+        presolve(batches)
+    results: list[pd.DataFrame | Exception] = []
+    for batch in batches:
+        try:
+            results.append(run_batch(batch))
+        except Exception as exc:  # reported per batch, the others kept
+            results.append(exc)
+    return results
+
+
+def presolve(batches: Sequence[Batch]) -> None:
+    """Solve (and cache) the run-ups of the batches' points together, one solve per region and
+    run-up start."""
+    groups: dict[tuple[str, int], list[Params]] = {}
+    for batch in batches:
+        for point, _, seed, overrides in batch.runs:
+            params = make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
+            groups.setdefault((params.region, params.runup_start_year), []).append(params)
+    for (region, _), params in groups.items():
+        solve_runups(region, params)
 
 
 def with_parameters(runs: pd.DataFrame, parameters: list[dict[str, Any]]) -> pd.DataFrame:
@@ -177,22 +212,26 @@ def evaluate_points(
             if why != "missing" and on_damaged is not None:
                 on_damaged(f"{folder(b)} is damaged ({why}); it is recomputed")
         failures = []
-        for batch, result in execute(run_batch, todo, executor, workers, scheduler):
-            if isinstance(result, BaseException):
-                first = batch.runs[0]
-                failures.append(
-                    f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
-                    f"seeds {sorted({r[2] for r in batch.runs})}): "
-                    f"{type(result).__name__}: {result}"
-                )
-            else:
-                write_unit(
-                    folder(batch),
-                    lambda tmp, table=result: table.to_parquet(tmp / "runs.parquet", index=False),
-                    designs[batch.index],
-                )
-            if on_batch is not None:
-                on_batch(len(batch.runs))
+        groups = [tuple(todo[k : k + GROUP_BATCHES]) for k in range(0, len(todo), GROUP_BATCHES)]
+        for group, results in execute(run_group, groups, executor, workers, scheduler):
+            if isinstance(results, BaseException):  # the piece of work failed as a whole
+                results = [results] * len(group)
+            for batch, result in zip(group, results, strict=True):
+                if isinstance(result, BaseException):
+                    first = batch.runs[0]
+                    failures.append(
+                        f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
+                        f"seeds {sorted({r[2] for r in batch.runs})}): "
+                        f"{type(result).__name__}: {result}"
+                    )
+                else:
+                    write_unit(
+                        folder(batch),
+                        lambda tmp, table=result: table.to_parquet(tmp / "runs.parquet", index=False),
+                        designs[batch.index],
+                    )
+                if on_batch is not None:
+                    on_batch(len(batch.runs))
         if failures:
             raise ExecutionError(
                 f"{len(failures)} of {len(todo)} batches failed (the others are "
