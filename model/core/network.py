@@ -83,14 +83,13 @@ def neighbour_shares(
     xs: list[np.ndarray],
     fallbacks: list[np.ndarray],
 ) -> list[np.ndarray]:
-    """`neighbour_share` of each of `xs` (with its fallback), the neighbours counted in one
-    pass over the ties (a sparse product with the columns of `xs`: each column's sums are
-    those of its own product)."""
-    counts = adjacency @ np.column_stack([x.astype(float) for x in xs])
+    """`neighbour_share` of each of `xs` (with its fallback): one sparse product per column
+    (scipy's product with one vector runs faster than with several columns at once, and gives
+    the same sums)."""
     d, none = np.maximum(degree, 1), np.flatnonzero(degree <= 0)
     shares = []
-    for k, fb in enumerate(fallbacks):
-        share = counts[:, k] / d
+    for x, fb in zip(xs, fallbacks, strict=True):
+        share = (adjacency @ x.astype(float)) / d
         share[none] = fb[none]  # (a few rows: faster than a masked choice over all of them)
         shares.append(share)
     return shares
