@@ -382,3 +382,26 @@ def test_a_failed_batch_is_reported_and_the_rest_of_its_piece_of_work_kept(tmp_p
     table = evaluate_points(tiny, points, 10, tmp_path, on_batch=done.append)
     assert done == [16] and len(table) == 40
     assert table.groupby("point")["bm_loss_rate"].first().tolist() == [0.02, 0.03, 0.04, 0.05]
+
+
+def test_a_piece_of_work_presolves_no_more_run_ups_than_the_cache_keeps(tiny, monkeypatch):
+    """Solving more run-ups ahead than the cache keeps would drop the first before their
+    batches run: a piece of work presolves the first CACHE_SIZE distinct ones, in run order."""
+    from mittelbau.core import runup
+    from mittelbau.experiments import experiment
+
+    base = {k: v for k, v in tiny.params.model_dump().items() if k != "seed"}
+    runs = [(p, 0, 7, {"bm_loss_rate": 0.01 + 0.0001 * p}) for p in range(runup.CACHE_SIZE + 5)]
+    batches = [
+        experiment.Batch(0, tiny.name, base, tuple(runs[:40])),
+        experiment.Batch(1, tiny.name, base, tuple(runs[40:])),
+    ]
+    solved = []
+    monkeypatch.setattr(runup, "_solve", lambda region, values: solved.append(values) or [None] * len(values))
+    runup.clear_cache()
+    try:
+        experiment.presolve(batches)
+    finally:
+        runup.clear_cache()  # the stand-in run-ups go
+    assert [len(v) for v in solved] == [runup.CACHE_SIZE]
+    assert [v[runup.RUNUP_PARAMETERS.index("bm_loss_rate")] for v in solved[0][:2]] == [0.01, 0.0101]

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from mittelbau.core.outcomes import OUTCOMES, definitions
-from mittelbau.core.runup import solve_runups
+from mittelbau.core.runup import CACHE_SIZE, runup_key, solve_runups
 from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
 from mittelbau.experiments.executors import ExecutionError, execute, listing
@@ -104,13 +104,17 @@ def run_group(batches: tuple[Batch, ...]) -> list[pd.DataFrame | Exception]:
 
 
 def presolve(batches: Sequence[Batch]) -> None:
-    """Solve (and cache) the run-ups of the batches' points together, one solve per region and
-    run-up start."""
-    groups: dict[tuple[str, int], list[Params]] = {}
+    """Solve (and cache) the distinct run-ups of the batches' points together, one solve per
+    region and run-up start: as many as the cache keeps (`runup.CACHE_SIZE`), in the order of
+    the runs (the batches that come later solve the rest themselves)."""
+    distinct: dict[tuple, Params] = {}
     for batch in batches:
         for point, _, seed, overrides in batch.runs:
             params = make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
-            groups.setdefault((params.region, params.runup_start_year), []).append(params)
+            distinct.setdefault(runup_key(params.region, params), params)
+    groups: dict[tuple[str, int], list[Params]] = {}
+    for params in list(distinct.values())[:CACHE_SIZE]:
+        groups.setdefault((params.region, params.runup_start_year), []).append(params)
     for (region, _), params in groups.items():
         solve_runups(region, params)
 
