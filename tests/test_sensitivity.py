@@ -405,3 +405,14 @@ def test_a_piece_of_work_presolves_no_more_run_ups_than_the_cache_keeps(tiny, mo
         runup.clear_cache()  # the stand-in run-ups go
     assert [len(v) for v in solved] == [runup.CACHE_SIZE]
     assert [v[runup.RUNUP_PARAMETERS.index("bm_loss_rate")] for v in solved[0][:2]] == [0.01, 0.0101]
+
+
+def test_pieces_of_work_leave_every_worker_work_to_share():
+    from mittelbau.experiments.experiment import GROUP_BATCHES, Batch, pieces
+
+    batches = [Batch(i, "s", {}, ()) for i in range(40)]
+    assert [len(p) for p in pieces(batches, 1)] == [GROUP_BATCHES] * 5
+    assert [len(p) for p in pieces(batches * 2, 2)] == [GROUP_BATCHES] * 10
+    assert [len(p) for p in pieces(batches, 2)] == [5] * 8  # four pieces a worker at least
+    assert [len(p) for p in pieces(batches[:3], 2)] == [1, 1, 1]
+    assert [b.index for p in pieces(batches, 3) for b in p] == list(range(40))  # in order

@@ -1,16 +1,16 @@
 """Many parameter points × replicates of one scenario, keeping only the outcomes at the horizon.
 
 Used by sensitivity analysis and scenario discovery. Work is cut into batches of runs in a
-fixed order, sent to the workers eight batches at a time (their points' run-ups solved
-together first); each finished batch is written at once as `batches/batch-NNNNNN/` (a Parquet file
-of its runs — scenario, point, replicate, seed and the outcomes — and its checksums, written
-last, then renamed into place), and the whole table, every run's parameters added from the
-design, as `runs.parquet` when all batches are done, so an interrupted experiment resumes with
-the missing batches when the same command is run into the same folder, and a batch whose file
-does not match its checksum is recomputed. The folder's manifest binds it to its design (a hash
-of every batch's parameters and seeds); one process writes into it at a time. Replicate r of
-every point uses the same seed (spawned from the scenario seed): common random numbers across
-points.
+fixed order, sent to the workers up to eight batches at a time (`pieces`; their points' run-ups
+solved together first); each finished batch is written at once as `batches/batch-NNNNNN/` (a
+Parquet file of its runs — scenario, point, replicate, seed and the outcomes — and its
+checksums, written last, then renamed into place), and the whole table, every run's parameters
+added from the design, as `runs.parquet` when all batches are done, so an interrupted
+experiment resumes with the missing batches when the same command is run into the same folder,
+and a batch whose file does not match its checksum is recomputed. The folder's manifest binds
+it to its design (a hash of every batch's parameters and seeds); one process writes into it at
+a time. Replicate r of every point uses the same seed (spawned from the scenario seed): common
+random numbers across points.
 """
 
 from __future__ import annotations
@@ -101,6 +101,14 @@ def run_group(batches: tuple[Batch, ...]) -> list[pd.DataFrame | Exception]:
         except Exception as exc:  # reported per batch, the others kept
             results.append(exc)
     return results
+
+
+def pieces(batches: Sequence[Batch], workers: int) -> list[tuple[Batch, ...]]:
+    """The batches cut into pieces of work of up to GROUP_BATCHES consecutive batches, smaller
+    where that leaves each of several workers fewer than four pieces (so that they finish
+    together)."""
+    size = GROUP_BATCHES if workers <= 1 else max(1, min(GROUP_BATCHES, len(batches) // (4 * workers)))
+    return [tuple(batches[k : k + size]) for k in range(0, len(batches), size)]
 
 
 def presolve(batches: Sequence[Batch]) -> None:
@@ -216,8 +224,7 @@ def evaluate_points(
             if why != "missing" and on_damaged is not None:
                 on_damaged(f"{folder(b)} is damaged ({why}); it is recomputed")
         failures = []
-        groups = [tuple(todo[k : k + GROUP_BATCHES]) for k in range(0, len(todo), GROUP_BATCHES)]
-        for group, results in execute(run_group, groups, executor, workers, scheduler):
+        for group, results in execute(run_group, pieces(todo, workers), executor, workers, scheduler):
             if isinstance(results, BaseException):  # the piece of work failed as a whole
                 results = [results] * len(group)
             for batch, result in zip(group, results, strict=True):
