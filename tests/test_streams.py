@@ -27,6 +27,8 @@ keys = st.lists(st.integers(0, 2**40), max_size=7).map(tuple)
 @given(st.lists(st.tuples(entropy, keys), min_size=SETTLE_MIN, max_size=3 * SETTLE_MIN))
 def test_seeds_hashed_together_are_numpys(cases):
     seeds = [Seeds(e, k) for e, k in cases]
+    for s in seeds[::3]:
+        assert s.pool is not None  # some pools known before, their states not
     settle(seeds)  # at least SETTLE_MIN: one array pass
     for s, (e, k) in zip(seeds, cases, strict=True):
         ref = np.random.SeedSequence(e, spawn_key=k)

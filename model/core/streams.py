@@ -218,6 +218,7 @@ def settle(seeds: Sequence[Seeds]) -> None:
             s._pool, s._state = seq.pool, seq.generate_state(4, np.uint64)
         return
     fresh = [s for s in unsettled if s._pool is None]
+    pools = None
     if fresh:
         assembled = [s.assembled() for s in fresh]
         lengths = np.array([len(a) for a in assembled])
@@ -225,14 +226,24 @@ def settle(seeds: Sequence[Seeds]) -> None:
             for s in fresh:
                 s._pool = s._numpy().pool
         else:
-            if (lengths == lengths[0]).all() and lengths[0] >= _POOL:
-                words = np.array(assembled, dtype=np.uint32)
-            else:
-                words = np.zeros((len(fresh), max(_POOL, int(lengths.max()))), dtype=np.uint32)
-                for row, a in zip(words, assembled, strict=True):
-                    row[: len(a)] = a
-            for s, pool in zip(fresh, _pools(words, lengths), strict=True):
+            pools = _pools(_word_rows(assembled, lengths), lengths)
+            for s, pool in zip(fresh, pools, strict=True):
                 s._pool = pool
-    states = _generate(np.stack([s._pool for s in unsettled]), 4, np.uint64)
+    if pools is None or len(fresh) < len(unsettled):
+        pools = np.stack([s._pool for s in unsettled])
+    states = _generate(pools, 4, np.uint64)
     for s, state in zip(unsettled, states, strict=True):
         s._state = state
+
+
+def _word_rows(assembled: list[tuple[int, ...]], lengths: np.ndarray) -> np.ndarray:
+    """The assembled words of seeds as the rows of one array (zero beyond each row's length, at
+    least a pool's width), filled one length at a time."""
+    width = max(_POOL, int(lengths.max()))
+    if (lengths == width).all():
+        return np.array(assembled, dtype=np.uint32)
+    words = np.zeros((len(assembled), width), dtype=np.uint32)
+    for length in np.unique(lengths).tolist():
+        rows = np.flatnonzero(lengths == length)
+        words[rows, :length] = np.array([assembled[r] for r in rows.tolist()], dtype=np.uint32)
+    return words
