@@ -507,3 +507,22 @@ def test_fault_a_full_disk_ends_in_a_clear_error_then_a_complete_result(tmp_path
     res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
     assert res.exit_code == 0 and f"2 runs done, 1 already in {out}/" in res.stdout
     assert len(load_ensemble(out)["runs"]) == 3
+
+
+def _freeze_count(_: object) -> int:
+    import gc
+
+    return gc.get_freeze_count()
+
+
+def test_local_workers_freeze_what_they_inherit():
+    """A local worker keeps what it inherited out of the garbage collector's passes; this
+    process is left as it was."""
+    import gc
+
+    from mittelbau.experiments.executors import execute
+
+    before = gc.get_freeze_count()
+    counts = [n for _, n in execute(_freeze_count, [0, 1], workers=2)]
+    assert len(counts) == 2 and all(isinstance(n, int) and n > 1000 for n in counts)
+    assert gc.get_freeze_count() == before
