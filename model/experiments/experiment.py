@@ -63,20 +63,21 @@ def run_outputs(params: Params) -> dict[str, bool | float]:
     return headline_outcomes({"outcomes": simulate_outcomes(Scenario("point", "", params))})
 
 
-def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> dict[str, Any]:
+def run_params(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> Params:
+    """A run's parameters: the experiment's base, its point's overrides and its seed."""
     point, _replicate, seed, overrides = run
-    return make_params({**batch.base, **overrides, "seed": seed}, f"point {point}").model_dump()
+    return make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
+
+
+def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> dict[str, Any]:
+    return run_params(batch, run).model_dump()
 
 
 def run_batch(batch: Batch) -> pd.DataFrame:
     """The runs of a batch, stepped together (`runs.simulate_outcomes_batch`): scenario, point,
     replicate, seed, the outcomes (the parameters are the design's: `evaluate_points` adds
     them)."""
-    scenarios = [
-        Scenario("point", "", make_params({**batch.base, **overrides, "seed": seed}, f"point {point}"))
-        for point, _, seed, overrides in batch.runs
-    ]
-    results = simulate_outcomes_batch(scenarios)
+    results = simulate_outcomes_batch([Scenario("point", "", run_params(batch, run)) for run in batch.runs])
     return pd.DataFrame(
         [
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
@@ -117,8 +118,8 @@ def presolve(batches: Sequence[Batch]) -> None:
     the runs (the batches that come later solve the rest themselves)."""
     distinct: dict[tuple, Params] = {}
     for batch in batches:
-        for point, _, seed, overrides in batch.runs:
-            params = make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
+        for run in batch.runs:
+            params = run_params(batch, run)
             distinct.setdefault(runup_key(params.region, params), params)
     groups: dict[tuple[str, int], list[Params]] = {}
     for params in list(distinct.values())[:CACHE_SIZE]:
