@@ -511,16 +511,16 @@ class Cohort:
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
 
     def settle_ahead(self, years: int) -> int:
-        """Hash the seeds of the core and mechanism streams of all runs for the next `years`
-        years in one pass (`streams.settle`; the runs' streams are `streams.Seeds`); returns
-        `years`."""
+        """Hash the seeds of the core and mechanism streams of all runs for the year being
+        simulated and the `years` − 1 after it in one pass (`streams.settle`; the runs' streams
+        are `streams.Seeds`); returns `years`."""
         year = self.runs[0].year
         settle(
             [
                 seeds
                 for m in self.runs
                 for ahead in range(years)
-                for seeds in _RunYear.seeds(m, year + 1 + ahead > START_YEAR, ahead)
+                for seeds in _RunYear.seeds(m, year + ahead > START_YEAR, ahead)
             ]
         )
         return years
@@ -817,8 +817,8 @@ class _RunYear:
     def seeds(m: MittelbauModel, projecting: bool, ahead: int = 0) -> list[Seeds]:
         """The seeds of the core and mechanism streams `start` spawns (three of each a year),
         and of the side streams spawned from them, that a year draws from (not spawned yet):
-        the next year's, or that `ahead` years later (`projecting`: whether that year is
-        after 2015). A batch hashes those of all its runs for a few years together
+        the year about to start, or that `ahead` years later (`projecting`: whether that year
+        is after 2015). A batch hashes those of all its runs for a few years together
         (`Cohort.settle_ahead`)."""
         core, mech = m.rng.bit_generator.seed_seq, m.mechanism_rng.bit_generator.seed_seq
         i, k = core.n_children_spawned + 3 * ahead, mech.n_children_spawned + 3 * ahead
