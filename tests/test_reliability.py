@@ -526,3 +526,39 @@ def test_local_workers_freeze_what_they_inherit():
     counts = [n for _, n in execute(_freeze_count, [0, 1], workers=2)]
     assert len(counts) == 2 and all(isinstance(n, int) and n > 1000 for n in counts)
     assert gc.get_freeze_count() == before
+
+
+DIES_SENDING = """
+import concurrent.futures.process as cfp, os, signal, struct, time
+from mittelbau.experiments.executors import LocalPool
+
+send = cfp._sendback_result
+
+def dies_sending(result_queue, work_id, *args, **kwargs):
+    # the first result: the worker takes the pipe's lock, writes part of a message and dies
+    if work_id == 0:
+        result_queue._wlock.acquire()
+        os.write(result_queue._writer.fileno(), struct.pack("!i", 1 << 20) + b"part of it")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return send(result_queue, work_id, *args, **kwargs)
+
+cfp._sendback_result = dies_sending  # the workers are forked from here: they send through it
+
+def work(x):
+    time.sleep(0.5 * x)  # the second result is sent once the first worker is dead
+    return x
+
+with LocalPool(2) as pool:
+    print(sorted((item, type(result).__name__) for item, result in pool.map(work, [0, 1])))
+"""
+
+
+def test_fault_a_worker_killed_while_sending_its_result_does_not_hang_the_pool(tmp_path):
+    """CPython's process pool waits for ever for the rest of a message whose worker died while
+    sending it (and the other worker for the lock the dead one held): the local pool notices
+    the dead worker, ends the others and fails the pending work instead."""
+    script = tmp_path / "dies_sending.py"
+    script.write_text(DIES_SENDING)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[(0, 'BrokenProcessPool'), (1, 'BrokenProcessPool')]"

@@ -7,8 +7,9 @@ finished and report what failed. `fn` must be a module-level function (workers i
 Local workers die with the process that started them: each asks the kernel for SIGKILL when its
 parent dies (Linux `PR_SET_PDEATHSIG`) and, where that is unavailable, a watch thread ends it
 once its parent is gone. They keep what they inherited out of the garbage collector's passes
-(`gc.freeze`). A Dask scheduler that does not answer within `CONNECT_TIMEOUT` seconds
-is an error, not a wait.
+(`gc.freeze`). A worker killed while it sends a result would leave the pool waiting for ever;
+`LocalPool` notices the dead worker and unblocks the pool, which then fails the pending work. A
+Dask scheduler that does not answer within `CONNECT_TIMEOUT` seconds is an error, not a wait.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
 EXECUTORS = ("local", "dask")
 CONNECT_TIMEOUT = 5.0  # seconds to reach a Dask scheduler
 PR_SET_PDEATHSIG = 1
+WATCH_SECONDS = 0.5  # how often a local pool's waiting checks on its workers
+LOST_GRACE_SECONDS = 2.0  # how long a pool may count a dead worker before it is unblocked
 
 
 class ExecutionError(RuntimeError):
@@ -132,13 +135,42 @@ class LocalPool:
             if self._forking:
                 warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
             futures = {self._pool.submit(fn, item): item for item in items}
+        pending, lost_since = set(futures), None
         try:
-            for future in as_completed(futures):
-                exc = future.exception()
-                yield futures[future], exc if exc is not None else future.result()
+            while pending:
+                done, pending = wait(pending, timeout=WATCH_SECONDS, return_when=FIRST_COMPLETED)
+                for future in done:
+                    exc = future.exception()
+                    yield futures[future], exc if exc is not None else future.result()
+                if done or not self._lost_worker():
+                    lost_since = None
+                elif lost_since is None:
+                    lost_since = time.monotonic()
+                elif time.monotonic() - lost_since > LOST_GRACE_SECONDS:
+                    self._unblock()
+                    lost_since = None
         except BaseException:
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
+
+    def _lost_worker(self) -> bool:
+        """Whether a worker has ended while the pool still counts it (the pool drops a worker
+        it has noticed ending, and fails the pending work)."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return any(p.exitcode is not None for p in list(processes.values()))
+
+    def _unblock(self) -> None:
+        """A worker killed while it sent a result leaves the pool stuck (CPython's process pool
+        reads the rest of the message for ever, and the other workers wait for the lock the dead
+        one held): end the workers and close this side of the result pipe, so that the pool
+        reads the end of the pipe, sees itself broken and fails the pending work."""
+        for p in list((getattr(self._pool, "_processes", None) or {}).values()):
+            if p.exitcode is None:
+                p.kill()
+        queue = getattr(self._pool, "_result_queue", None)
+        writer = getattr(queue, "_writer", None)
+        if writer is not None:
+            writer.close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
