@@ -694,8 +694,7 @@ class Cohort:
             if self._settled == 0:
                 self._settled = self.settle_ahead(SETTLE_YEARS)
             self._settled -= 1
-            if not all(m.outcomes_only for m in self.runs):
-                settle([seeds for m in self.runs for seeds in _RunYear.economics_seeds(m)])
+            settle([seeds for m in self.runs for seeds in _RunYear.economics_seeds(m)])
         years = [_RunYear.start(m, year, projecting) for m in self.runs]
         self.gather()
         s, p = self.state, self.params

@@ -153,18 +153,21 @@ class LocalPool:
             self._pool.shutdown(wait=False, cancel_futures=True)
             raise
 
+    def _workers(self) -> list[multiprocessing.process.BaseProcess]:
+        """The pool's worker processes (none where the pool keeps them otherwise)."""
+        return list((getattr(self._pool, "_processes", None) or {}).values())
+
     def _lost_worker(self) -> bool:
         """Whether a worker has ended while the pool still counts it (the pool drops a worker
         it has noticed ending, and fails the pending work)."""
-        processes = getattr(self._pool, "_processes", None) or {}
-        return any(p.exitcode is not None for p in list(processes.values()))
+        return any(p.exitcode is not None for p in self._workers())
 
     def _unblock(self) -> None:
         """A worker killed while it sent a result leaves the pool stuck (CPython's process pool
         reads the rest of the message for ever, and the other workers wait for the lock the dead
         one held): end the workers and close this side of the result pipe, so that the pool
         reads the end of the pipe, sees itself broken and fails the pending work."""
-        for p in list((getattr(self._pool, "_processes", None) or {}).values()):
+        for p in self._workers():
             if p.exitcode is None:
                 p.kill()
         queue = getattr(self._pool, "_result_queue", None)
