@@ -55,14 +55,27 @@ def stopped_within(seconds: float, port: int, processes: list[psutil.Process]) -
 INTERPRETER_SERVICES = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
 
 
+def is_service(p: psutil.Process) -> bool:
+    """Whether the process is one of this interpreter's multiprocessing services."""
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return any(h in " ".join(p.cmdline()) for h in INTERPRETER_SERVICES)
+    return False
+
+
+def started_here() -> list[psutil.Process]:
+    """This process's children and theirs, but its multiprocessing services (a test that
+    ended them would leave the rest of the session to relaunch them)."""
+    return [p for p in psutil.Process().children(recursive=True) if not is_service(p)]
+
+
 def footprint() -> set[str]:
     """This process's running children and the ports it and they listen on."""
     found = set()
     for p in survivors([psutil.Process(), *psutil.Process().children(recursive=True)]):
+        if is_service(p):
+            continue
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             command = " ".join(p.cmdline())
-            if any(h in command for h in INTERPRETER_SERVICES):
-                continue
             if p.pid != psutil.Process().pid:
                 found.add(f"process {p.pid} ({command[:120]})")
             found |= {

@@ -173,7 +173,7 @@ def test_entrants_of_several_runs_are_each_drawn_alone():
 
 
 def test_normal_scores_rank_each_run_among_its_own():
-    score = np.array([3.0, 1.0, 1.0, 2.0, 5.0, 5.0, 0.0, 7.0])
+    score = np.array([3, 1, 1, 2, 5, 5, 0, 7])
     sizes = [4, 1, 3]
     stacked = normal_scores(score, sizes)
     alone = np.concatenate([normal_scores(score[:4]), normal_scores(score[4:5]), normal_scores(score[5:])])

@@ -10,7 +10,7 @@ import time
 
 import psutil
 import pytest
-from conftest import free_port, listening, stopped_within, survivors
+from conftest import free_port, listening, started_here, stopped_within, survivors
 
 pytest.importorskip("solara")
 pytestmark = pytest.mark.slow
@@ -50,6 +50,6 @@ def test_stopping_the_command_stops_its_server(signum, root, tmp_path):
         code = proc.wait(timeout=5)
         assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 0), log.read_text()
     finally:  # a failed test leaves nothing behind either
-        for p in survivors([*children, *psutil.Process().children(recursive=True)]):
+        for p in survivors([*children, *started_here()]):
             p.kill()
         proc.wait(timeout=5)

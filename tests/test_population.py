@@ -5,6 +5,8 @@ import tomllib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mittelbau.calibration.fit_initial_state import (
@@ -213,22 +215,44 @@ def test_target_groups_name_an_attribute_and_its_labels():
 
 
 def test_normal_scores_are_the_normal_quantiles_of_average_ranks():
-    """The model's own rank scores give exactly scipy.stats' `norm.ppf(rankdata)`."""
+    """The model's own rank scores of integer codes give exactly scipy.stats'
+    `norm.ppf(rankdata)`, alone and for runs stacked."""
     from scipy.stats import norm, rankdata
 
     from mittelbau.core.population import normal_scores
 
+    def expected(code: np.ndarray) -> np.ndarray:
+        return norm.ppf((rankdata(code) - 0.5) / len(code))
+
     rng = np.random.default_rng(3)
-    for score in (
-        rng.integers(0, 5, 2000).astype(float),
-        rng.random(501),
-        np.array([3.0, 1.0, 1.0, 2.0]),
-        np.zeros(4),
-        np.array([1.0, 0.0]),
-    ):
-        expected = norm.ppf((rankdata(score) - 0.5) / len(score))
-        assert np.array_equal(normal_scores(score), expected)
-    assert np.array_equal(normal_scores(np.array([5.0])), [0.0])
+    codes = (
+        rng.integers(0, 5, 2000),
+        rng.integers(0, 10_000, 501),  # mostly distinct
+        np.array([3, 1, 1, 2]),
+        np.zeros(4, dtype=np.int8),
+        np.array([1, 0], dtype=np.int8),
+        np.array([0, 7, 7, 7]),  # codes with no firm between them
+    )
+    for code in codes:
+        assert np.array_equal(normal_scores(code), expected(code))
+    assert np.array_equal(normal_scores(np.array([5])), [0.0])
+    sizes = [len(c) for c in codes]
+    stacked = normal_scores(np.concatenate(codes), sizes)
+    assert np.array_equal(stacked, np.concatenate([expected(c) for c in codes]))
+
+
+@given(st.lists(st.lists(st.integers(0, 12), min_size=1, max_size=40), min_size=1, max_size=6))
+@settings(max_examples=60, deadline=None)
+def test_normal_scores_of_any_runs_stacked_are_scipys_of_each_run(runs):
+    from scipy.stats import norm, rankdata
+
+    from mittelbau.core.population import normal_scores
+
+    codes = [np.array(r) for r in runs]
+    expected = np.concatenate(
+        [norm.ppf((rankdata(c) - 0.5) / len(c)) if len(c) > 1 else [0.0] for c in codes]
+    )
+    assert np.array_equal(normal_scores(np.concatenate(codes), [len(c) for c in codes]), expected)
 
 
 def test_intercept_by_bisection_meets_the_share():

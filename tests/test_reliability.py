@@ -14,6 +14,7 @@ import pandas as pd
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from conftest import is_service
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -449,12 +450,7 @@ def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_
     while time.time() < deadline and not list(out.glob("runs/*/rep-*/_checksums.json")):
         time.sleep(0.05)
     # a pool worker, not multiprocessing's resource tracker or fork server
-    helpers = ("resource_tracker", "forkserver")
-    workers = [
-        w
-        for w in psutil.Process(parent.pid).children(recursive=True)
-        if not any(h in " ".join(w.cmdline()) for h in helpers)
-    ]
+    workers = [w for w in psutil.Process(parent.pid).children(recursive=True) if not is_service(w)]
     assert workers
     workers[0].kill()
     _, err = parent.communicate(timeout=120)

@@ -55,6 +55,21 @@ def test_spawned_generators_draw_numpys_numbers(e, spawns):
         assert np.array_equal(ours.random(2), ref.random(2))
 
 
+def test_spawning_past_children_peeked_out_of_order_gives_numpys_seeds():
+    """Children made before they are spawned (`child`) are handed out by `spawn` in their
+    place among children made anew, and a child index beyond 32 bits takes two words."""
+    seq, ref = Seeds(2**70 + 5, (3,)), np.random.SeedSequence(2**70 + 5, spawn_key=(3,))
+    peeked = seq.child(2)
+    kids = seq.spawn(4)
+    assert kids[2] is peeked
+    assert [k.spawn_key for k in kids] == [(3, i) for i in range(4)]
+    far = np.random.SeedSequence(2**70 + 5, spawn_key=(3, 2**40))
+    for a, b in zip([*kids, seq.child(2**40)], [*ref.spawn(4), far], strict=True):
+        assert np.array_equal(a.generate_state(4, np.uint64), b.generate_state(4, np.uint64))
+    with pytest.raises(ValueError, match=r"child 3 of .* was spawned"):
+        seq.child(3)
+
+
 def test_a_runs_batch_streams_are_its_own_generator():
     """`batch_streams` gives a run the generator numpy gives its seed, spawning through
     `Seeds`; after the run's first draws it is an error."""

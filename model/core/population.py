@@ -156,57 +156,42 @@ def structure_cells(region: Region) -> StructureCells:
     return StructureCells(codes, np.concatenate([w * (1 - p_ss), w * p_ss]), a)
 
 
-def _starts(changed: np.ndarray) -> np.ndarray:
-    """Rows where a group starts in a sorted column: the first, and each row whose value
-    differs from the one before (`changed[i]`: row i + 1 differs from row i)."""
-    return np.flatnonzero(np.concatenate(([True], changed)))
-
-
-def _append(values: np.ndarray, last: int) -> np.ndarray:
-    return np.concatenate((values, [last]))
-
-
-def normal_scores(score: np.ndarray, sizes: Sequence[int] | None = None) -> np.ndarray:
-    """Rank-based standard-normal scores: the normal quantile of (rank − ½) / n, ties sharing
-    the mean of their ranks (`scipy.stats.norm.ppf` of `rankdata`, the same values). `score`
-    may hold several runs' firms stacked (`sizes` rows each, one run when None): each is
-    ranked among its own run's. One sort by run and score finds the tie groups; the quantile
-    is taken once per group (scores have few values)."""
-    n = len(score)
+def normal_scores(code: np.ndarray, sizes: Sequence[int] | None = None) -> np.ndarray:
+    """Rank-based standard-normal scores of non-negative integer codes (ranked in the order of
+    the codes): the normal quantile of (rank − ½) / n, ties sharing the mean of their ranks
+    (`scipy.stats.norm.ppf` of `rankdata`, the same values). `code` may hold several runs'
+    firms stacked (`sizes` rows each, one run when None): each is ranked among its own run's.
+    The codes are few (size classes, technique counts), so the ranks come from counting each
+    code within its run, without sorting; the quantile is taken once per run and code."""
+    n = len(code)
     if n <= 1:
         return np.zeros(n)
+    code = code.astype(np.int64)
+    levels = int(code.max()) + 1
     if sizes is None or len(sizes) == 1:
-        order = np.argsort(score)
-        ordered = score[order]
-        first = _starts(ordered[1:] != ordered[:-1])  # start of each tie group
-        ends = _append(first[1:], n)
-        z = ndtri((0.5 * (first + ends + 1) - 0.5) / n)
-    else:
-        counts = np.asarray(sizes, dtype=np.int64)
-        run = np.repeat(np.arange(len(counts)), counts)
-        order = np.lexsort((score, run))
-        ordered, r = score[order], run[order]
-        first = _starts((ordered[1:] != ordered[:-1]) | (r[1:] != r[:-1]))
-        ends = _append(first[1:], n)
-        group_run = r[first]
-        start = (np.cumsum(counts) - counts)[group_run]  # row of the run's first firm
-        z = ndtri((0.5 * ((first - start) + (ends - start) + 1) - 0.5) / counts[group_run])
-    scores = np.empty(n)
-    scores[order] = np.repeat(z, ends - first)
-    return scores
+        counts = np.bincount(code, minlength=levels)
+        ends = np.cumsum(counts)  # each code's last rank; its first is that minus its count
+        z = ndtri((0.5 * ((ends - counts) + ends + 1) - 0.5) / n)
+        return z[code]
+    runs = np.asarray(sizes, dtype=np.int64)
+    key = np.repeat(np.arange(len(runs)) * levels, runs) + code
+    counts = np.bincount(key, minlength=len(runs) * levels).reshape(len(runs), levels)
+    ends = np.cumsum(counts, axis=1)  # ranks within each run
+    z = ndtri((0.5 * ((ends - counts) + ends + 1) - 0.5) / runs[:, None])
+    return z.ravel()[key]
 
 
 def correlated_category(
-    score: np.ndarray,
+    code: np.ndarray,
     shares: np.ndarray,
     correlation: float,
     noise: np.ndarray,
     sizes: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """Categories 0..k-1 with the given shares, rank-correlated with `score` (Gaussian copula,
-    `noise` the standard-normal draws, one per firm; ranks within each run of `sizes`);
-    higher scores tend to higher categories."""
-    latent = correlation * normal_scores(score, sizes) + np.sqrt(1 - correlation**2) * noise
+    """Categories 0..k-1 with the given shares, rank-correlated with the integer codes `code`
+    (Gaussian copula, `noise` the standard-normal draws, one per firm; ranks within each run
+    of `sizes`, `normal_scores`); higher codes tend to higher categories."""
+    latent = correlation * normal_scores(code, sizes) + np.sqrt(1 - correlation**2) * noise
     thresholds = ndtri(np.cumsum(shares)[:-1])
     return np.searchsorted(thresholds, latent).astype(np.int8)
 
@@ -270,7 +255,7 @@ def survey_traits(
     eng = load_traits()["engagement"]
     table.techniques = techniques_of(table.dt, table.size, noise, u, sizes)
     table.engagement = correlated_category(
-        table.techniques.astype(float),
+        table.techniques.astype(np.int64),  # whole techniques here (`techniques_of`)
         normalised(eng["shares"], ENGAGEMENT_LEVELS),
         eng["correlation"],
         engagement_noise,
@@ -366,7 +351,7 @@ def synthesise_stack(
     market_shares = normalised(mp["shares"], MARKET_POSITIONS)
     # latent ordered from many competitors (low) to leader (high): reverse the label order
     market = (len(MARKET_POSITIONS) - 1) - correlated_category(
-        size.astype(float), market_shares[::-1], mp["size_correlation"], market_noise, counted
+        size, market_shares[::-1], mp["size_correlation"], market_noise, counted
     )
 
     fin_rate = in_order(traits["financing_constraint"]["by_size"], SIZE_CLASSES)
@@ -436,9 +421,9 @@ def techniques_of(
     the firms of the runs of `sizes` stacked."""
     spec = load_traits()["digital_techniques"]
     bands = np.array(spec["bands"], dtype=float)
-    band = correlated_category(
-        2.0 * dt + 0.5 * size, bands[:, 2] / bands[:, 2].sum(), spec["correlation"], noise, sizes
-    )
+    # ranked by DT, then size class (the order of the score 2·DT + size/2)
+    score = len(SIZE_CLASSES) * dt.astype(np.int64) + size
+    band = correlated_category(score, bands[:, 2] / bands[:, 2].sum(), spec["correlation"], noise, sizes)
     low, high = bands[band, 0], bands[band, 1]
     count = low + np.floor(u * (high - low + 1))
     return count.astype(np.float64)

@@ -118,21 +118,25 @@ class Seeds(ISpawnableSeedSequence):
             self._children = {}
         kid = self._children.get(i)
         if kid is None:
-            if self._prefix is None:
-                run = _entropy_words(self.entropy)
-                key = [w for k in self.spawn_key for w in _words(int(k))]
-                self._prefix = tuple(run + [0] * (_POOL - len(run)) + key)
-            kid = self._children[i] = Seeds(self.entropy, (*self.spawn_key, i), (*self._prefix, *_words(i)))
+            kid = self._children[i] = self._make(i)
         return kid
+
+    def _make(self, i: int) -> Seeds:
+        if self._prefix is None:
+            run = _entropy_words(self.entropy)
+            key = [w for k in self.spawn_key for w in _words(int(k))]
+            self._prefix = tuple(run + [0] * (_POOL - len(run)) + key)
+        words = (*self._prefix, i) if 0 <= i <= _MASK else (*self._prefix, *_words(i))
+        return Seeds(self.entropy, (*self.spawn_key, i), words)
 
     def spawn(self, n_children: int) -> list[Seeds]:
         first = self.n_children_spawned
-        kids = [self.child(i) for i in range(first, first + n_children)]
         self.n_children_spawned += n_children
-        if self._children is not None:  # a spawned child is no longer kept here
-            for i in range(first, first + n_children):
-                del self._children[i]
-        return kids
+        kept = self._children
+        if not kept:
+            return [self._make(i) for i in range(first, first + n_children)]
+        # a child made before (`child`) is no longer kept here once spawned
+        return [kept.pop(i, None) or self._make(i) for i in range(first, first + n_children)]
 
     def generate_state(self, n_words: int, dtype: type = np.uint32) -> np.ndarray:
         if n_words == 4 and np.dtype(dtype) == np.uint64:
