@@ -78,11 +78,11 @@ class StackedTables:
             return self._views
         for name in COLUMNS:
             column = getattr(table, name)
-            if self._cut[name] is not column:
+            if self._cut[name] is not column:  # (a column reused holds every run's view still)
                 self._cut[name] = column
                 self._given[name] = [column[part] for part in self.parts]
-            for view, cut in zip(self._views, self._given[name], strict=True):
-                setattr(view, name, cut)
+                for view, cut in zip(self._views, self._given[name], strict=True):
+                    setattr(view, name, cut)
         return self._views
 
 
