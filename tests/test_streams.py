@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mittelbau.core import batch as batch_module
 from mittelbau.core import model as model_module
 from mittelbau.core import streams
 from mittelbau.core.batch import ModelBatch
@@ -88,15 +89,17 @@ def test_a_runs_batch_streams_are_its_own_generator():
 
 def test_a_batch_hashes_every_yearly_stream_before_its_runs_spawn_them(monkeypatch):
     """The seeds `_RunYear.seeds` (settled a few years ahead) and
-    `_RunYear.economics_seeds` (each year) name are all those a year draws from: stepping a
-    batch (run-up and projection, economics, levers and mechanisms included) hashes each of
-    them in `settle` before it is spawned, none alone."""
-    state = {"advance": False, "settle": False}
+    `_RunYear.economics_seeds` (each year) name are all those a year draws from, and
+    `MittelbauModel.populate_seeds` those a run spawns as it is populated: building and
+    stepping a batch (run-up and projection, economics, levers and mechanisms included)
+    hashes each of them in `settle` before it is spawned, none alone."""
+    state = {"advance": False, "populate": False, "settle": False}
     alone = []
     numpy_hash, advance, settle_seeds = Seeds._numpy, Cohort.advance, model_module.settle
+    populate, batch_settle = MittelbauModel.populate, batch_module.settle
 
     def hashed(self):
-        if state["advance"] and not state["settle"]:
+        if (state["advance"] or state["populate"]) and not state["settle"]:
             alone.append(self)
         return numpy_hash(self)
 
@@ -113,6 +116,8 @@ def test_a_batch_hashes_every_yearly_stream_before_its_runs_spawn_them(monkeypat
     monkeypatch.setattr(Seeds, "_numpy", hashed)
     monkeypatch.setattr(Cohort, "advance", within("advance", advance))
     monkeypatch.setattr(model_module, "settle", within("settle", settle_seeds))
+    monkeypatch.setattr(MittelbauModel, "populate", within("populate", populate))
+    monkeypatch.setattr(batch_module, "settle", within("settle", batch_settle))
     points = [
         {"firms": 100, "years": 3, "seed": s, "funding_budget_eur": 5e5 * (s % 2), "mech_leapfrog": "on"}
         for s in range(8)

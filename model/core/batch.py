@@ -16,6 +16,7 @@ from mittelbau.core.model import Cohort, MittelbauModel
 from mittelbau.core.population import synthesise_runs
 from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params
+from mittelbau.core.streams import settle
 
 # what every run of a batch shares: its rows (firms, region) and the years it steps through
 BATCH_KEYS = ("firms", "region", "runup_start_year", "years")
@@ -71,6 +72,8 @@ class ModelBatch:
         ]
         for m in self.runs:
             m.batch_streams()
+        # the seeds the runs spawn as they are populated, hashed together
+        settle([seeds for m in self.runs for seeds in m.populate_seeds()])
         # the runs' firms, each run's drawn from its own generator, computed together
         first = self.runs[0]
         firms = synthesise_runs(

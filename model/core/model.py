@@ -166,6 +166,16 @@ class MittelbauModel(mesa.Model):
             raise ValueError("batch_streams after populate; allowed: before the run's first draw")
         self.rng = generator(Seeds(self.params.seed))
 
+    def populate_seeds(self) -> list[Seeds]:
+        """The seeds `populate` spawns, not spawned yet: the levers' root, the mechanisms' root
+        under it and the stream of the mechanism states under that, and the economics' root (a
+        batch hashes those of its runs together before it populates them). Only for a run
+        whose streams are `streams.Seeds` (`batch_streams`)."""
+        seq = self.rng.bit_generator.seed_seq
+        lever_root = seq.child(seq.n_children_spawned)
+        mechanisms = lever_root.child(0)
+        return [lever_root, mechanisms, mechanisms.child(0), lever_root.child(1)]
+
     def populate(self, firms: FirmTable) -> None:
         """The run's firms at `runup_start_year` (`population.synthesise` from the run's
         generator, its first draws) and all that follows from them: network, programmes,
