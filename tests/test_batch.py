@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 
 from mittelbau.calibration.fit_report import load_targets, points_statistics, run_statistics, runs_statistics
-from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
+from mittelbau.core.batch import BATCH_KEYS, PROJECTION_PARAMETERS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import Cohort, MittelbauModel
 from mittelbau.core.outcomes import OUTCOMES, at_horizon
+from mittelbau.core.parameters import BY_NAME
 from mittelbau.core.population import FirmTable, normal_scores, synthesise, synthesise_runs
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RUNUP_PARAMETERS, clear_cache, runup_key, solve_runup, solve_runups
-from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.core.scenario import Scenario, ScenarioError, make_params
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.outputs import RunResult
@@ -353,3 +354,73 @@ def test_stacked_tables_reuse_what_the_runs_still_hold():
     views = stacked.spread()
     assert np.array_equal(views[1].bm, again.bm[5:]) and np.shares_memory(views[1].bm, again.bm)
     assert np.array_equal(views[0].engagement, np.full(5, 3))
+
+
+def _runup_print(m: MittelbauModel) -> bytes:
+    """Everything a run holds at 2015 that its run-up made: firms, ids, moves, motives."""
+    parts = [np.ascontiguousarray(getattr(m.state, f.name)).tobytes() for f in fields(m.state)]
+    parts += [m.firm_id.tobytes(), m.entry_year.tobytes(), m.bm_introduced.tobytes(), m.cell.tobytes()]
+    parts += [np.stack(m.transitions).tobytes(), np.stack(m.bm_motives).tobytes()]
+    return b"".join(parts)
+
+
+def test_projection_parameters_leave_the_run_up_as_it_is():
+    """Every parameter of PROJECTION_PARAMETERS, at each end of its range (or each choice),
+    leaves the 2015 state of a run with every lever and mechanism on exactly as it is: the
+    claim that lets runs differing only in them share one run-up. Each is tested live (its
+    lever or mechanism on), and the test fails for a parameter that acts before 2016."""
+    base = {"firms": 200, "seed": 5, **LEVERS, **MECHANISMS}
+    reference = _runup_print(MittelbauModel(make_params(base)))
+    tested = set()
+    for name in sorted(PROJECTION_PARAMETERS):
+        p = BY_NAME[name]
+        values = list(p.choices) if p.choices else [p.low, p.high]
+        for value in values:
+            try:
+                params = make_params({**base, name: value})
+            except ScenarioError:  # an end that contradicts the base (a lever's first year after its last)
+                continue
+            assert _runup_print(MittelbauModel(params)) == reference, f"{name} = {value}"
+            tested.add(name)
+    assert tested == PROJECTION_PARAMETERS
+    acting = make_params({**base, "exit_rate": BY_NAME["exit_rate"].high})
+    assert _runup_print(MittelbauModel(acting)) != reference  # the test sees a parameter that acts
+
+
+def test_runs_sharing_a_run_up_are_each_the_run_alone():
+    """Runs keeping only their outcomes whose seeds and parameters acting before 2016 are equal
+    run their run-up once: the others take over the first one's 2015 state. Each run is still
+    exactly the run alone: programmes (the centres draw for the rows left in the run-up),
+    mechanisms, the projection's dynamics and the population scale differ between them."""
+    points = [
+        {},
+        {"dt_adoption_factor": 2.0, "bm_adoption_factor": 0.5},
+        {"mech_leapfrog": "on", "leap_rate": 0.15},
+        {"centres_number": 2, "centres_capacity": 60, "centres_reach": 0.5},
+        {"centres_number": 2, "centres_capacity": 60, "centres_reach": 0.9, "region_firms": 9000},
+        {"funding_budget_eur": 1.5e6, "funding_target": "small"},
+        {"cooperation_projects_per_year": 5, "mech_platform_capture": "on"},
+        {"mech_rising_bar": "on", "mech_lockin": "on", "exit_rate": 0.05},  # its own run-up
+    ]
+    params = [make_params({**SMALL, "seed": s, **p}) for s in (3, 4) for p in points]
+    batch = ModelBatch(params, outcomes_only=True)
+    assert len(set(batch.leader)) == 4  # two seeds × (the shared run-up, the one with its own exit rate)
+    for p, m in zip(params, batch.run(), strict=True):
+        alone = MittelbauModel(p, outcomes_only=True).run()
+        assert m.yearly_outcomes().equals(alone.yearly_outcomes())
+        assert _runup_print(m) == _runup_print(alone)
+        assert m.lever_records == alone.lever_records and np.array_equal(m.exit_stage, alone.exit_stage)
+    assert len(batch.runs[3].lever_records) > 0
+
+
+def test_only_a_run_keeping_its_outcomes_takes_over_a_run_up():
+    params = make_params({**SMALL, "seed": 3})
+    leader = MittelbauModel(params, outcomes_only=True)
+    follower = MittelbauModel(params, run_up=False, populate=False)
+    follower.batch_streams()
+    with pytest.raises(ValueError, match="allowed: outcomes_only runs"):
+        follower.adopt_runup(leader, [])
+    built = MittelbauModel(params, outcomes_only=True, run_up=False)
+    with pytest.raises(ValueError, match="by a populated run; allowed: a run not populated yet"):
+        built.adopt_runup(leader, [])
+    assert ModelBatch([params, params]).leader == [0, 1]  # runs keeping their records: no sharing

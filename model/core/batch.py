@@ -5,7 +5,9 @@ running them one by one (the vectorised kernels run once per year for all of the
 
 Within a batch the runs must share what fixes the rows and the years they step through: the
 number of firms, the region, the first year of the run-up and the horizon (`BATCH_KEYS`).
-`batch_groups` cuts a list of parameter sets into batches that do.
+`batch_groups` cuts a list of parameter sets into batches that do. Runs keeping only their
+outcomes whose seeds and parameters acting before 2016 are equal run their run-up once
+(`PROJECTION_PARAMETERS`, `MittelbauModel.adopt_runup`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.parameters import REGISTRY
 from mittelbau.core.population import synthesise_runs
 from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params
@@ -21,10 +24,40 @@ from mittelbau.core.streams import settle
 # what every run of a batch shares: its rows (firms, region) and the years it steps through
 BATCH_KEYS = ("firms", "region", "runup_start_year", "years")
 
+# parameters that act only from 2016 on: the programmes (they start in 2016 at the earliest),
+# the mechanisms (but the service revenue drawn with the first firms), the projection's own
+# dynamics (the adoption factors, traits and learning), the shock (from 2016), the economics
+# (from the 2015 state), the verdict indicators and the survey measurement. Runs of one seed
+# that differ only in these have the same run-up, firm for firm and draw for draw (tested for
+# each, at the ends of its range); a batch of runs keeping only their outcomes runs such a
+# run-up once (`ModelBatch`).
+_PROJECTION_GROUPS = ("funding", "cooperation", "centres", "shock", "economics", "indicators", "measurement")
+_PROJECTION_DYNAMICS = (
+    "dt_adoption_factor",
+    "dt_finance_factor",
+    "dt_competence_effect",
+    "engagement_effect",
+    "bm_adoption_factor",
+    "competence_learning",
+    "engagement_drift_rate",
+)
+_RUNUP_MECHANISM_STATE = ("service_revenue_mean", "service_revenue_concentration")
+PROJECTION_PARAMETERS = frozenset(
+    [p.name for p in REGISTRY if p.group in _PROJECTION_GROUPS]
+    + [p.name for p in REGISTRY if p.group == "mechanisms" and p.name not in _RUNUP_MECHANISM_STATE]
+    + list(_PROJECTION_DYNAMICS)
+)
+
 
 def batch_key(params: Params) -> tuple:
     """The values of BATCH_KEYS: runs with equal keys can share a batch."""
     return tuple(getattr(params, k) for k in BATCH_KEYS)
+
+
+def runup_state_key(params: Params) -> tuple:
+    """What a run's run-up depends on: its seed and every parameter but PROJECTION_PARAMETERS.
+    Runs with equal keys have the same run-up."""
+    return tuple((k, v) for k, v in params.model_dump().items() if k not in PROJECTION_PARAMETERS)
 
 
 def batch_groups(params: Sequence[Params], most: int, rows: int | None = None) -> list[list[int]]:
@@ -51,7 +84,9 @@ class ModelBatch:
     hazards of their distinct parameter points solved together: `runup.solve_runups`), then
     stepped one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model
     of `params[i]`: read its records as those of a run alone. `outcomes_only=True` keeps only what
-    the outcomes at the horizon read (`MittelbauModel`)."""
+    the outcomes at the horizon read (`MittelbauModel`); such runs share a run-up where their
+    `runup_state_key`s are equal (`leader[i]`: the run whose run-up run i took over, i itself
+    when it ran its own)."""
 
     def __init__(self, params: Sequence[Params], outcomes_only: bool = False) -> None:
         if not params:
@@ -66,18 +101,25 @@ class ModelBatch:
                 )
         # the run-ups of the batch's distinct parameter points, solved together
         runups = solve_runups(params[0].region, params)
+        # runs keeping only their outcomes share a run-up where their seeds and the parameters
+        # acting before 2016 are equal: the first such run of the batch leads, the others take
+        # over its 2015 state (`MittelbauModel.adopt_runup`)
+        keys = [runup_state_key(p) if outcomes_only else i for i, p in enumerate(params)]
+        first: dict = {}
+        self.leader = [first.setdefault(k, i) for i, k in enumerate(keys)]  # each run's leader
+        leaders = sorted(first.values())
         self.runs = [
-            MittelbauModel(p, run_up=False, runup=r, outcomes_only=outcomes_only, populate=False)
-            for p, r in zip(params, runups, strict=True)
+            MittelbauModel(p, run_up=False, runup=runups[i], outcomes_only=outcomes_only, populate=False)
+            for i, p in ((i, params[i]) for i in leaders)
         ]
         for m in self.runs:
             m.batch_streams()
         # the seeds the runs spawn as they are populated, hashed together
         settle([seeds for m in self.runs for seeds in m.populate_seeds()])
         # the runs' firms, each run's drawn from its own generator, computed together
-        first = self.runs[0]
+        first_run = self.runs[0]
         firms = synthesise_runs(
-            first.region,
+            first_run.region,
             [m.params.firms for m in self.runs],
             [m.rng for m in self.runs],
             [m.runup.state_in(m.first_year) for m in self.runs],
@@ -86,8 +128,35 @@ class ModelBatch:
             m.populate(table)
             m.batched = True
         self.cohort = Cohort(self.runs)
-        for _ in range(self.runs[0].runup_years):
+        sharing = len(leaders) < len(params)
+        if sharing:
+            self.cohort.exits = [[] for _ in self.runs]
+        for _ in range(first_run.runup_years):
             self.step()
+        if sharing:
+            self._take_over(params, runups, dict(zip(leaders, range(len(leaders)), strict=True)))
+
+    def _take_over(self, params: Sequence[Params], runups: list, at: dict[int, int]) -> None:
+        """Every run of `params` at 2015: the leaders (`at`: each leader's place among the runs
+        run up) as they are, the others taking over their leader's run-up; then one cohort of
+        all of them for the projection."""
+        led, exits = self.runs, self.cohort.exits
+        runs: list[MittelbauModel] = []
+        followers: list[tuple[MittelbauModel, int]] = []  # each with its leader's place
+        for i, p in enumerate(params):
+            lead = self.leader[i]
+            if lead == i:
+                runs.append(led[at[i]])
+                continue
+            m = MittelbauModel(p, run_up=False, runup=runups[i], outcomes_only=True, populate=False)
+            m.batch_streams()
+            runs.append(m)
+            followers.append((m, at[lead]))
+        settle([seeds for m, _ in followers for seeds in m.populate_seeds()])
+        for m, r in followers:
+            m.adopt_runup(led[r], exits[r])
+        self.runs = runs
+        self.cohort = Cohort(runs)
 
     def __len__(self) -> int:
         return len(self.runs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,7 +50,15 @@ from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RunUp, pressure_index, runup_key, solve_runup
 from mittelbau.core.scenario import Params, make_params
 from mittelbau.core.shock import shock_exit_multiplier, shock_pressure
-from mittelbau.core.stacking import RowParams, StackedTables, block_diagonal, parts_of, per_row, table_rows
+from mittelbau.core.stacking import (
+    RowParams,
+    StackedTables,
+    block_diagonal,
+    parts_of,
+    per_row,
+    stack_tables,
+    table_rows,
+)
 from mittelbau.core.streams import Seeds, generator, settle
 from mittelbau.levers import LeverYear, build_levers
 
@@ -195,8 +204,6 @@ class MittelbauModel(mesa.Model):
         self.ties.data[:] = 1.0
         self.tie_degree = degree(self.ties)
         self.customer_degree = degree(self.customers)
-        # mean trait factors of the 2015 state (dynamics.trait_norms); None during the run-up
-        self.trait_norms: tuple[np.ndarray, np.ndarray] | None = None
         # a Firm agent is the handle of one row (a market slot); the firm occupying the row is
         # identified by firm_id and changes on exit and entry
         self.firm_id = np.arange(params.firms)
@@ -204,8 +211,14 @@ class MittelbauModel(mesa.Model):
         # year of each firm's latest BM introduction in the run (0: none since the start), for
         # the hazard target of sources §4.1
         self.bm_introduced = np.zeros(params.firms, dtype=np.int64)
-        # the Firm handles are made on the first request for agents (`_firm_handles`)
-        self._firm_at: list[Firm] | None = None
+        self._start_streams(draw_mechanism_state=True)
+        self._start_records()
+
+    def _start_streams(self, draw_mechanism_state: bool) -> None:
+        """The streams under the run's generator and what is built from them: the programmes,
+        the mechanisms and their firm state (drawn or, when taken from another run, only
+        spawned), the economics' root."""
+        params = self.params
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         lever_root = self.rng.spawn(1)[0]
         self.levers = build_levers(params, params.firms, lever_root)
@@ -213,13 +226,23 @@ class MittelbauModel(mesa.Model):
         # of the levers' root (which never spawns otherwise): their draws shift no other stream
         self.mechanisms = Mechanisms(params)
         self.mechanism_rng = lever_root.spawn(1)[0]
-        draw_state(self.state, params, self.mechanism_rng.spawn(1)[0])
+        states = self.mechanism_rng.spawn(1)[0]
+        if draw_mechanism_state:
+            draw_state(self.state, params, states)
         # each firm's customer power (`mechanisms.customer_power`), made when read (`power`)
         self._customer_power: np.ndarray | None = None
         # firm economics (model/core/economics.py) draw from a third child of the levers' root;
         # its accounting starts with the 2015 state (None during the run-up)
         self.economics_rng = lever_root.spawn(1)[0]
         self.economics: Economics | None = None
+
+    def _start_records(self) -> None:
+        """The verdicts' and records' state at the run's first year."""
+        params = self.params
+        # mean trait factors of the 2015 state (dynamics.trait_norms); None during the run-up
+        self.trait_norms: tuple[np.ndarray, np.ndarray] | None = None
+        # the Firm handles are made on the first request for agents (`_firm_handles`)
+        self._firm_at: list[Firm] | None = None
         # the verdict indicators follow the 2015 firms (`_start_verdicts`, at the end of the
         # run-up): their stage then (0 before: no firm is followed yet), their size class then,
         # the firm holding each row then, and (once they exit) the stage they left from
@@ -239,6 +262,53 @@ class MittelbauModel(mesa.Model):
         self._competence: np.ndarray | None = None
         self._record()
         self.running = params.years > 0
+
+    def adopt_runup(self, leader: MittelbauModel, exits: Sequence[np.ndarray]) -> None:
+        """Take the run-up of `leader` as this run's own: a run of a batch (`batch_streams`,
+        not populated, at its first year) whose seed and parameters acting before 2016 equal
+        the leader's (`batch.runup_state_key`), so that its run-up alone would be the leader's,
+        firm for firm and draw for draw. The leader has run up to the 2015 state; `exits` are
+        the rows its firms left in each year of the run-up. This run takes the leader's firms,
+        network, records of the run-up and stream positions; builds its own programmes from
+        its own levers' stream and lets them drop the rows that were left, year by year, as
+        they would have alone; then steps its clock to 2015 and makes its own 2015 records
+        (trait norms, verdicts, outcomes) from its own parameters. Only for runs keeping only
+        their outcomes (no records of the run-up years)."""
+        if not (self.outcomes_only and leader.outcomes_only):
+            raise ValueError("a run-up taken over by a run keeping its records; allowed: outcomes_only runs")
+        if hasattr(self, "state") or leader.year != START_YEAR:
+            populated = "a populated run" if hasattr(self, "state") else "a run"
+            raise ValueError(
+                f"a run-up taken over from a run at {leader.year} by {populated}; allowed: a run not "
+                f"populated yet taking over a run at {START_YEAR}"
+            )
+        self.state = stack_tables([leader.state])  # a copy: the runs step apart from here
+        self.cell = leader.cell.copy()
+        # the network (replaced, never changed in place, when cooperation adds ties)
+        self.customers, self.ties = leader.customers, leader.ties
+        self.tie_degree, self.customer_degree = leader.tie_degree, leader.customer_degree
+        self.firm_id, self.entry_year = leader.firm_id.copy(), leader.entry_year.copy()
+        self.bm_introduced = leader.bm_introduced.copy()
+        # the run's own streams: its generator where the leader's synthesis and network left
+        # it, the roots under it as `populate` spawns them
+        self.rng.bit_generator.state = leader.rng.bit_generator.state
+        self._start_streams(draw_mechanism_state=False)
+        for rows in exits:  # the programmes drop the rows left, as in the run-up alone
+            for lever in self.levers:
+                lever.drop_rows(rows)
+        # the yearly streams spawned in the run-up
+        for mine, theirs in ((self.rng, leader.rng), (self.mechanism_rng, leader.mechanism_rng)):
+            mine.bit_generator.seed_seq.n_children_spawned = theirs.bit_generator.seed_seq.n_children_spawned
+        self._start_records()
+        self.transitions, self.bm_motives = list(leader.transitions), list(leader.bm_motives)
+        self.batched = True
+        for _ in range(self.runup_years):
+            self.step()  # the clock only
+        # the end of 2015 (`_RunYear.close`), with this run's parameters
+        self.trait_norms = trait_norms(self.state, self.params)
+        self._start_verdicts()
+        self._record()
+        self.running = self.year < START_YEAR + self.params.years
 
     # ---- agents: Firm handles made on demand --------------------------------------------------
     def _firm_handles(self) -> list[Firm]:
@@ -519,6 +589,8 @@ class Cohort:
         self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
         self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
+        # each run's rows left in each year, kept when a batch asks (`MittelbauModel.adopt_runup`)
+        self.exits: list[list[np.ndarray]] | None = None
 
     def settle_ahead(self, years: int) -> int:
         """Hash the seeds of the core and mechanism streams of all runs for the year being
@@ -744,6 +816,9 @@ class Cohort:
             y.finish(m, exits[part], change.rows(part))
             for m, y, part in zip(self.runs, years, self.parts, strict=True)
         ]
+        if self.exits is not None:
+            for kept, rows in zip(self.exits, leaving, strict=True):
+                kept.append(rows)
         self.enter(leaving, years)
         stage = self.state.stage
         moves = self.transitions(before, exits, stage)
