@@ -25,6 +25,7 @@ import pandas as pd
 from SALib.sample import sobol as sobol_sample
 
 from mittelbau.core import runup
+from mittelbau.core.batch import clear_runup_states
 from mittelbau.core.categories import START_YEAR
 from mittelbau.core.scenario import Scenario, load_scenario, make_params
 from mittelbau.experiments import experiment
@@ -78,6 +79,7 @@ def _timed(
     if not batched:
         experiment.run_batch = one_at_a_time
     runup.clear_cache()  # each path solves its run-ups itself
+    clear_runup_states()  # and runs them
     with tempfile.TemporaryDirectory() as tmp:
         wall, cpu = time.perf_counter(), time.process_time()
         table = experiment.evaluate_points(scenario, points, replications, Path(tmp), workers=1)

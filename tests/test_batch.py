@@ -11,9 +11,16 @@ import numpy as np
 import pytest
 
 from mittelbau.calibration.fit_report import load_targets, points_statistics, run_statistics, runs_statistics
-from mittelbau.core.batch import BATCH_KEYS, PROJECTION_PARAMETERS, ModelBatch, batch_groups
+from mittelbau.core import batch as batch_module
+from mittelbau.core.batch import (
+    BATCH_KEYS,
+    PROJECTION_PARAMETERS,
+    ModelBatch,
+    batch_groups,
+    clear_runup_states,
+)
 from mittelbau.core.mechanisms import NAMES, switch
-from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.model import Cohort, MittelbauModel, RunUpState
 from mittelbau.core.outcomes import OUTCOMES, at_horizon
 from mittelbau.core.parameters import BY_NAME
 from mittelbau.core.population import FirmTable, normal_scores, synthesise, synthesise_runs
@@ -389,9 +396,10 @@ def test_projection_parameters_leave_the_run_up_as_it_is():
 
 def test_runs_sharing_a_run_up_are_each_the_run_alone():
     """Runs keeping only their outcomes whose seeds and parameters acting before 2016 are equal
-    run their run-up once: the others take over the first one's 2015 state. Each run is still
-    exactly the run alone: programmes (the centres draw for the rows left in the run-up),
-    mechanisms, the projection's dynamics and the population scale differ between them."""
+    run their run-up once: the others take over the first one's 2015 state, in the batch and
+    in the batches after it. Each run is still exactly the run alone: programmes (the centres
+    draw for the rows left in the run-up), mechanisms, the projection's dynamics and the
+    population scale differ between them."""
     points = [
         {},
         {"dt_adoption_factor": 2.0, "bm_adoption_factor": 0.5},
@@ -403,24 +411,50 @@ def test_runs_sharing_a_run_up_are_each_the_run_alone():
         {"mech_rising_bar": "on", "mech_lockin": "on", "exit_rate": 0.05},  # its own run-up
     ]
     params = [make_params({**SMALL, "seed": s, **p}) for s in (3, 4) for p in points]
+    clear_runup_states()
     batch = ModelBatch(params, outcomes_only=True)
-    assert len(set(batch.leader)) == 4  # two seeds × (the shared run-up, the one with its own exit rate)
-    for p, m in zip(params, batch.run(), strict=True):
+    # two seeds × (the shared run-up, the one with its own exit rate)
+    assert sorted({lead for lead in batch.leader}) == [0, 7, 8, 15]
+    later = ModelBatch(params[::-1], outcomes_only=True)  # every run-up kept from the first batch
+    assert later.leader == [None] * len(params)
+    for p, m, again in zip(params, batch.run(), later.run()[::-1], strict=True):
         alone = MittelbauModel(p, outcomes_only=True).run()
-        assert m.yearly_outcomes().equals(alone.yearly_outcomes())
-        assert _runup_print(m) == _runup_print(alone)
-        assert m.lever_records == alone.lever_records and np.array_equal(m.exit_stage, alone.exit_stage)
+        for run in (m, again):
+            assert run.yearly_outcomes().equals(alone.yearly_outcomes())
+            assert _runup_print(run) == _runup_print(alone)
+            assert run.lever_records == alone.lever_records and np.array_equal(
+                run.exit_stage, alone.exit_stage
+            )
     assert len(batch.runs[3].lever_records) > 0
+
+
+def test_run_ups_kept_for_later_batches_hold_a_bounded_number_of_firms(monkeypatch):
+    monkeypatch.setattr(batch_module, "RUNUP_STATES_FIRMS", 700)
+    clear_runup_states()
+    params = [make_params({**SMALL, "seed": s}) for s in range(4)]  # 300 firms each
+    ModelBatch(params, outcomes_only=True)
+    assert len(batch_module._RUNUP_STATES) == 2  # the last two: 600 firms
+    assert ModelBatch(params[2:], outcomes_only=True).leader == [None, None]
+    assert ModelBatch(params[:1], outcomes_only=True).leader == [0]
+    ModelBatch(params, outcomes_only=False)  # runs keeping their records keep no run-up
+    assert len(batch_module._RUNUP_STATES) == 2
+    clear_runup_states()
 
 
 def test_only_a_run_keeping_its_outcomes_takes_over_a_run_up():
     params = make_params({**SMALL, "seed": 3})
     leader = MittelbauModel(params, outcomes_only=True)
+    runup = RunUpState.of(leader, [])
     follower = MittelbauModel(params, run_up=False, populate=False)
     follower.batch_streams()
     with pytest.raises(ValueError, match="allowed: outcomes_only runs"):
-        follower.adopt_runup(leader, [])
+        follower.adopt_runup(runup)
+    unbatched = MittelbauModel(params, outcomes_only=True, run_up=False, populate=False)
+    with pytest.raises(ValueError, match="allowed: a run after batch_streams"):
+        unbatched.adopt_runup(runup)
     built = MittelbauModel(params, outcomes_only=True, run_up=False)
     with pytest.raises(ValueError, match="by a populated run; allowed: a run not populated yet"):
-        built.adopt_runup(leader, [])
+        built.adopt_runup(runup)
+    with pytest.raises(ValueError, match="the run-up of a run at 2000; allowed: a run at 2015"):
+        RunUpState.of(built, [])
     assert ModelBatch([params, params]).leader == [0, 1]  # runs keeping their records: no sharing

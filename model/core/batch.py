@@ -7,14 +7,16 @@ Within a batch the runs must share what fixes the rows and the years they step t
 number of firms, the region, the first year of the run-up and the horizon (`BATCH_KEYS`).
 `batch_groups` cuts a list of parameter sets into batches that do. Runs keeping only their
 outcomes whose seeds and parameters acting before 2016 are equal run their run-up once
-(`PROJECTION_PARAMETERS`, `MittelbauModel.adopt_runup`).
+(`PROJECTION_PARAMETERS`, `MittelbauModel.adopt_runup`), and later batches of the process take
+it over too (`keep_runup_state`).
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
-from mittelbau.core.model import Cohort, MittelbauModel
+from mittelbau.core.model import Cohort, MittelbauModel, RunUpState
 from mittelbau.core.parameters import REGISTRY
 from mittelbau.core.population import synthesise_runs
 from mittelbau.core.runup import solve_runups
@@ -54,6 +56,26 @@ def batch_key(params: Params) -> tuple:
     return tuple(getattr(params, k) for k in BATCH_KEYS)
 
 
+# run-ups kept for the batches that follow (in this process): at most this many firms in all
+RUNUP_STATES_FIRMS = 256_000
+_RUNUP_STATES: OrderedDict[tuple, RunUpState] = OrderedDict()
+
+
+def keep_runup_state(key: tuple, runup: RunUpState) -> RunUpState:
+    """Keep the run-up of `key` for later batches, the least recently kept dropped first so that
+    those kept hold at most RUNUP_STATES_FIRMS firms; returns it."""
+    _RUNUP_STATES[key] = runup
+    _RUNUP_STATES.move_to_end(key)
+    while sum(r.firms for r in _RUNUP_STATES.values()) > RUNUP_STATES_FIRMS and len(_RUNUP_STATES) > 1:
+        _RUNUP_STATES.popitem(last=False)
+    return runup
+
+
+def clear_runup_states() -> None:
+    """Forget the run-ups kept (`keep_runup_state`)."""
+    _RUNUP_STATES.clear()
+
+
 def runup_state_key(params: Params) -> tuple:
     """What a run's run-up depends on: its seed and every parameter but PROJECTION_PARAMETERS.
     Runs with equal keys have the same run-up."""
@@ -85,8 +107,8 @@ class ModelBatch:
     stepped one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model
     of `params[i]`: read its records as those of a run alone. `outcomes_only=True` keeps only what
     the outcomes at the horizon read (`MittelbauModel`); such runs share a run-up where their
-    `runup_state_key`s are equal (`leader[i]`: the run whose run-up run i took over, i itself
-    when it ran its own)."""
+    `runup_state_key`s are equal (`leader[i]`: i when run i ran its own run-up, the run of the
+    batch whose run-up it took over, or None for one kept from an earlier batch)."""
 
     def __init__(self, params: Sequence[Params], outcomes_only: bool = False) -> None:
         if not params:
@@ -102,24 +124,41 @@ class ModelBatch:
         # the run-ups of the batch's distinct parameter points, solved together
         runups = solve_runups(params[0].region, params)
         # runs keeping only their outcomes share a run-up where their seeds and the parameters
-        # acting before 2016 are equal: the first such run of the batch leads, the others take
-        # over its 2015 state (`MittelbauModel.adopt_runup`)
-        keys = [runup_state_key(p) if outcomes_only else i for i, p in enumerate(params)]
-        first: dict = {}
-        self.leader = [first.setdefault(k, i) for i, k in enumerate(keys)]  # each run's leader
-        leaders = sorted(first.values())
+        # acting before 2016 are equal: one kept from an earlier batch, or else the first such
+        # run of the batch runs it; the others take over its 2015 state (`adopt_runup`)
+        keys = [runup_state_key(p) if outcomes_only else (i,) for i, p in enumerate(params)]
+        taken = {k: _RUNUP_STATES[k] for k in set(keys) if outcomes_only and k in _RUNUP_STATES}
+        first: dict[tuple, int] = {}
+        # each run's leader: itself when it runs its own run-up, the run of the batch whose
+        # run-up it takes over, or None for one kept from an earlier batch
+        self.leader: list[int | None] = [
+            None if k in taken else first.setdefault(k, i) for i, k in enumerate(keys)
+        ]
+        leaders = [i for i, lead in enumerate(self.leader) if lead == i]
+        if leaders:
+            self._run_up([params[i] for i in leaders], [runups[i] for i in leaders], outcomes_only)
+        if outcomes_only:
+            for place, i in enumerate(leaders):
+                state = RunUpState.of(self.runs[place], self.cohort.exits[place])
+                taken[keys[i]] = keep_runup_state(keys[i], state)
+        if len(leaders) < len(params):
+            self._take_over(params, runups, keys, taken)
+
+    def _run_up(self, params: list[Params], runups: list, outcomes_only: bool) -> None:
+        """Build the runs of `params`, synthesising their firms together, and run them up to
+        2015 as one cohort (keeping the rows left each year where others may take over the run-ups)."""
         self.runs = [
-            MittelbauModel(p, run_up=False, runup=runups[i], outcomes_only=outcomes_only, populate=False)
-            for i, p in ((i, params[i]) for i in leaders)
+            MittelbauModel(p, run_up=False, runup=r, outcomes_only=outcomes_only, populate=False)
+            for p, r in zip(params, runups, strict=True)
         ]
         for m in self.runs:
             m.batch_streams()
         # the seeds the runs spawn as they are populated, hashed together
         settle([seeds for m in self.runs for seeds in m.populate_seeds()])
         # the runs' firms, each run's drawn from its own generator, computed together
-        first_run = self.runs[0]
+        first = self.runs[0]
         firms = synthesise_runs(
-            first_run.region,
+            first.region,
             [m.params.firms for m in self.runs],
             [m.rng for m in self.runs],
             [m.runup.state_in(m.first_year) for m in self.runs],
@@ -128,33 +167,32 @@ class ModelBatch:
             m.populate(table)
             m.batched = True
         self.cohort = Cohort(self.runs)
-        sharing = len(leaders) < len(params)
-        if sharing:
+        if outcomes_only:
             self.cohort.exits = [[] for _ in self.runs]
-        for _ in range(first_run.runup_years):
+        for _ in range(first.runup_years):
             self.step()
-        if sharing:
-            self._take_over(params, runups, dict(zip(leaders, range(len(leaders)), strict=True)))
 
-    def _take_over(self, params: Sequence[Params], runups: list, at: dict[int, int]) -> None:
-        """Every run of `params` at 2015: the leaders (`at`: each leader's place among the runs
-        run up) as they are, the others taking over their leader's run-up; then one cohort of
-        all of them for the projection."""
-        led, exits = self.runs, self.cohort.exits
+    def _take_over(
+        self, params: Sequence[Params], runups: list, keys: list[tuple], taken: dict[tuple, RunUpState]
+    ) -> None:
+        """Every run of `params` at 2015: those that ran their run-up as they are, the others
+        taking over the run-up of their key (`taken`); then one cohort of all of them for the
+        projection."""
+        led = iter(getattr(self, "runs", []))
         runs: list[MittelbauModel] = []
-        followers: list[tuple[MittelbauModel, int]] = []  # each with its leader's place
+        followers: list[MittelbauModel] = []
         for i, p in enumerate(params):
-            lead = self.leader[i]
-            if lead == i:
-                runs.append(led[at[i]])
+            if self.leader[i] == i:
+                runs.append(next(led))
                 continue
             m = MittelbauModel(p, run_up=False, runup=runups[i], outcomes_only=True, populate=False)
             m.batch_streams()
             runs.append(m)
-            followers.append((m, at[lead]))
-        settle([seeds for m, _ in followers for seeds in m.populate_seeds()])
-        for m, r in followers:
-            m.adopt_runup(led[r], exits[r])
+            followers.append(m)
+        settle([seeds for m in followers for seeds in m.populate_seeds()])
+        for i, m in enumerate(runs):
+            if self.leader[i] != i:
+                m.adopt_runup(taken[keys[i]])
         self.runs = runs
         self.cohort = Cohort(runs)
 

@@ -94,6 +94,55 @@ def root_seed(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class RunUpState:
+    """What a run's run-up leaves at 2015 for another run to take over
+    (`MittelbauModel.adopt_runup`): its firms and network, the firms' ids, entry years and BM
+    introductions, the year's moves and BM motives of every run-up year, the rows left in each
+    year, its generator's state and the yearly streams spawned from its roots. Copies where the
+    run changes them in place after 2015; read only."""
+
+    state: FirmTable
+    cell: np.ndarray
+    customers: sparse.csr_array
+    ties: sparse.csr_array
+    firm_id: np.ndarray
+    entry_year: np.ndarray
+    bm_introduced: np.ndarray
+    transitions: tuple[np.ndarray, ...]
+    bm_motives: tuple[np.ndarray, ...]
+    exits: tuple[np.ndarray, ...]
+    generator_state: dict
+    core_spawned: int
+    mechanism_spawned: int
+
+    @classmethod
+    def of(cls, m: MittelbauModel, exits: Sequence[np.ndarray]) -> RunUpState:
+        """The run-up of `m` (at 2015, its streams `streams.Seeds`; `exits`: the rows its firms
+        left in each year of it)."""
+        if m.year != START_YEAR:
+            raise ValueError(f"the run-up of a run at {m.year}; allowed: a run at {START_YEAR}")
+        return cls(
+            state=stack_tables([m.state]),
+            cell=m.cell.copy(),
+            customers=m.customers,
+            ties=m.ties,
+            firm_id=m.firm_id.copy(),
+            entry_year=m.entry_year.copy(),
+            bm_introduced=m.bm_introduced.copy(),
+            transitions=tuple(m.transitions),
+            bm_motives=tuple(m.bm_motives),
+            exits=tuple(exits),
+            generator_state=m.rng.bit_generator.state,
+            core_spawned=m.rng.bit_generator.seed_seq.n_children_spawned,
+            mechanism_spawned=m.mechanism_rng.bit_generator.seed_seq.n_children_spawned,
+        )
+
+    @property
+    def firms(self) -> int:
+        return len(self.firm_id)
+
+
 class MittelbauModel(mesa.Model):
     """Firms of one region, run up from `runup_start_year` to the 2015 survey state on
     construction, then stepped one year at a time.
@@ -263,44 +312,42 @@ class MittelbauModel(mesa.Model):
         self._record()
         self.running = params.years > 0
 
-    def adopt_runup(self, leader: MittelbauModel, exits: Sequence[np.ndarray]) -> None:
-        """Take the run-up of `leader` as this run's own: a run of a batch (`batch_streams`,
-        not populated, at its first year) whose seed and parameters acting before 2016 equal
-        the leader's (`batch.runup_state_key`), so that its run-up alone would be the leader's,
-        firm for firm and draw for draw. The leader has run up to the 2015 state; `exits` are
-        the rows its firms left in each year of the run-up. This run takes the leader's firms,
-        network, records of the run-up and stream positions; builds its own programmes from
-        its own levers' stream and lets them drop the rows that were left, year by year, as
-        they would have alone; then steps its clock to 2015 and makes its own 2015 records
-        (trait norms, verdicts, outcomes) from its own parameters. Only for runs keeping only
-        their outcomes (no records of the run-up years)."""
-        if not (self.outcomes_only and leader.outcomes_only):
+    def adopt_runup(self, runup: RunUpState) -> None:
+        """Take a run-up (`RunUpState`, of a run at 2015 whose seed and parameters acting before
+        2016 equal this run's: `batch.runup_state_key`) as this run's own: its run-up alone
+        would have been the same, firm for firm and draw for draw. For a run of a batch
+        (`batch_streams`) not populated yet, keeping only its outcomes (no records of the
+        run-up years). The run takes the firms, network, moves and stream positions; builds its
+        own programmes from its own levers' stream and lets them drop the rows left in each
+        year of the run-up, as they would have alone; then steps its clock to 2015 and makes
+        its own 2015 records (trait norms, verdicts, outcomes) from its own parameters."""
+        if not self.outcomes_only:
             raise ValueError("a run-up taken over by a run keeping its records; allowed: outcomes_only runs")
-        if hasattr(self, "state") or leader.year != START_YEAR:
-            populated = "a populated run" if hasattr(self, "state") else "a run"
+        if hasattr(self, "state"):
+            raise ValueError("a run-up taken over by a populated run; allowed: a run not populated yet")
+        if not isinstance(self.rng.bit_generator.seed_seq, Seeds):
             raise ValueError(
-                f"a run-up taken over from a run at {leader.year} by {populated}; allowed: a run not "
-                f"populated yet taking over a run at {START_YEAR}"
+                "a run-up taken over by a run of numpy's seeding; allowed: a run after batch_streams"
             )
-        self.state = stack_tables([leader.state])  # a copy: the runs step apart from here
-        self.cell = leader.cell.copy()
+        self.state = stack_tables([runup.state])  # a copy: the runs step apart from here
+        self.cell = runup.cell.copy()
         # the network (replaced, never changed in place, when cooperation adds ties)
-        self.customers, self.ties = leader.customers, leader.ties
-        self.tie_degree, self.customer_degree = leader.tie_degree, leader.customer_degree
-        self.firm_id, self.entry_year = leader.firm_id.copy(), leader.entry_year.copy()
-        self.bm_introduced = leader.bm_introduced.copy()
-        # the run's own streams: its generator where the leader's synthesis and network left
-        # it, the roots under it as `populate` spawns them
-        self.rng.bit_generator.state = leader.rng.bit_generator.state
+        self.customers, self.ties = runup.customers, runup.ties
+        self.tie_degree, self.customer_degree = degree(self.ties), degree(self.customers)
+        self.firm_id, self.entry_year = runup.firm_id.copy(), runup.entry_year.copy()
+        self.bm_introduced = runup.bm_introduced.copy()
+        # the run's own streams: its generator where the synthesis and the network left it, the
+        # roots under it as `populate` spawns them
+        self.rng.bit_generator.state = runup.generator_state
         self._start_streams(draw_mechanism_state=False)
-        for rows in exits:  # the programmes drop the rows left, as in the run-up alone
+        for rows in runup.exits:  # the programmes drop the rows left, as in the run-up alone
             for lever in self.levers:
                 lever.drop_rows(rows)
         # the yearly streams spawned in the run-up
-        for mine, theirs in ((self.rng, leader.rng), (self.mechanism_rng, leader.mechanism_rng)):
-            mine.bit_generator.seed_seq.n_children_spawned = theirs.bit_generator.seed_seq.n_children_spawned
+        self.rng.bit_generator.seed_seq.n_children_spawned = runup.core_spawned
+        self.mechanism_rng.bit_generator.seed_seq.n_children_spawned = runup.mechanism_spawned
         self._start_records()
-        self.transitions, self.bm_motives = list(leader.transitions), list(leader.bm_motives)
+        self.transitions, self.bm_motives = list(runup.transitions), list(runup.bm_motives)
         self.batched = True
         for _ in range(self.runup_years):
             self.step()  # the clock only
