@@ -441,20 +441,37 @@ def test_run_ups_kept_for_later_batches_hold_a_bounded_number_of_firms(monkeypat
     clear_runup_states()
 
 
-def test_only_a_run_keeping_its_outcomes_takes_over_a_run_up():
+def test_a_run_takes_over_only_a_run_up_that_kept_what_it_keeps():
     params = make_params({**SMALL, "seed": 3})
-    leader = MittelbauModel(params, outcomes_only=True)
-    runup = RunUpState.of(leader, [])
+    lean = RunUpState.of(MittelbauModel(params, outcomes_only=True), [])
     follower = MittelbauModel(params, run_up=False, populate=False)
     follower.batch_streams()
-    with pytest.raises(ValueError, match="allowed: outcomes_only runs"):
-        follower.adopt_runup(runup)
+    with pytest.raises(
+        ValueError, match=r"keeping its records from one that did not; allowed: runs keeping the same"
+    ):
+        follower.adopt_runup(lean)
     unbatched = MittelbauModel(params, outcomes_only=True, run_up=False, populate=False)
     with pytest.raises(ValueError, match="allowed: a run after batch_streams"):
-        unbatched.adopt_runup(runup)
+        unbatched.adopt_runup(lean)
     built = MittelbauModel(params, outcomes_only=True, run_up=False)
     with pytest.raises(ValueError, match="by a populated run; allowed: a run not populated yet"):
-        built.adopt_runup(runup)
+        built.adopt_runup(lean)
     with pytest.raises(ValueError, match="the run-up of a run at 2000; allowed: a run at 2015"):
         RunUpState.of(built, [])
-    assert ModelBatch([params, params]).leader == [0, 1]  # runs keeping their records: no sharing
+
+
+def test_a_scenario_and_its_counterfactual_runs_share_their_run_up_with_their_records():
+    """Runs keeping their records share a run-up only where they differ in the programmes'
+    parameters alone: a scenario and its counterfactual runs. Every table of each is that of
+    the run alone (the run-up years' records included)."""
+    clear_runup_states()
+    params = make_params({**SMALL, **LEVERS, **MECHANISMS, "seed": 21})
+    runs = run_parameters(params)
+    batch = ModelBatch([*runs, make_params({**SMALL, **LEVERS, "seed": 21, "hollowing_threshold": 0.6})])
+    assert batch.leader == [0, 0, 0, 0, 0, 5]  # the indicators' parameter is read in the run-up's records
+    for p, m in zip(runs, batch.run(), strict=False):
+        alone = MittelbauModel(p).run()
+        assert m.yearly_outcomes().equals(alone.yearly_outcomes())
+        assert np.array_equal(np.stack(m.stage_counts), np.stack(alone.stage_counts))
+        assert _runup_print(m) == _runup_print(alone) and m.lever_records == alone.lever_records
+        assert np.stack(m.economics.records).tobytes() == np.stack(alone.economics.records).tobytes()

@@ -8,7 +8,8 @@ number of firms, the region, the first year of the run-up and the horizon (`BATC
 `batch_groups` cuts a list of parameter sets into batches that do. Runs keeping only their
 outcomes whose seeds and parameters acting before 2016 are equal run their run-up once
 (`PROJECTION_PARAMETERS`, `MittelbauModel.adopt_runup`), and later batches of the process take
-it over too (`keep_runup_state`).
+it over too (`keep_runup_state`); runs keeping their records do so where they differ in the
+programmes' parameters alone (`PROGRAMME_PARAMETERS`).
 """
 
 from __future__ import annotations
@@ -76,10 +77,18 @@ def clear_runup_states() -> None:
     _RUNUP_STATES.clear()
 
 
-def runup_state_key(params: Params) -> tuple:
-    """What a run's run-up depends on: its seed and every parameter but PROJECTION_PARAMETERS.
+# the programmes' parameters (a subset of PROJECTION_PARAMETERS): runs keeping their records
+# share a run-up only where they differ in these (a scenario and its counterfactual runs), as
+# the run-up years' records read other parameters of the projection (the verdict indicators)
+PROGRAMME_PARAMETERS = frozenset(p.name for p in REGISTRY if p.group in ("funding", "cooperation", "centres"))
+
+
+def runup_state_key(params: Params, outcomes_only: bool = True) -> tuple:
+    """What a run's run-up depends on: its seed and every parameter but PROJECTION_PARAMETERS
+    for a run keeping only its outcomes, but PROGRAMME_PARAMETERS for one keeping its records.
     Runs with equal keys have the same run-up."""
-    return tuple((k, v) for k, v in params.model_dump().items() if k not in PROJECTION_PARAMETERS)
+    free = PROJECTION_PARAMETERS if outcomes_only else PROGRAMME_PARAMETERS
+    return (outcomes_only, *((k, v) for k, v in params.model_dump().items() if k not in free))
 
 
 def batch_groups(params: Sequence[Params], most: int, rows: int | None = None) -> list[list[int]]:
@@ -106,7 +115,7 @@ class ModelBatch:
     hazards of their distinct parameter points solved together: `runup.solve_runups`), then
     stepped one year at a time with `step` or to the horizon with `run`. `runs[i]` is the model
     of `params[i]`: read its records as those of a run alone. `outcomes_only=True` keeps only what
-    the outcomes at the horizon read (`MittelbauModel`); such runs share a run-up where their
+    the outcomes at the horizon read (`MittelbauModel`). Runs share a run-up where their
     `runup_state_key`s are equal (`leader[i]`: i when run i ran its own run-up, the run of the
     batch whose run-up it took over, or None for one kept from an earlier batch)."""
 
@@ -126,8 +135,8 @@ class ModelBatch:
         # runs keeping only their outcomes share a run-up where their seeds and the parameters
         # acting before 2016 are equal: one kept from an earlier batch, or else the first such
         # run of the batch runs it; the others take over its 2015 state (`adopt_runup`)
-        keys = [runup_state_key(p) if outcomes_only else (i,) for i, p in enumerate(params)]
-        taken = {k: _RUNUP_STATES[k] for k in set(keys) if outcomes_only and k in _RUNUP_STATES}
+        keys = [runup_state_key(p, outcomes_only) for p in params]
+        taken = {k: _RUNUP_STATES[k] for k in set(keys) if k in _RUNUP_STATES}
         first: dict[tuple, int] = {}
         # each run's leader: itself when it runs its own run-up, the run of the batch whose
         # run-up it takes over, or None for one kept from an earlier batch
@@ -137,12 +146,11 @@ class ModelBatch:
         leaders = [i for i, lead in enumerate(self.leader) if lead == i]
         if leaders:
             self._run_up([params[i] for i in leaders], [runups[i] for i in leaders], outcomes_only)
-        if outcomes_only:
-            for place, i in enumerate(leaders):
-                state = RunUpState.of(self.runs[place], self.cohort.exits[place])
-                taken[keys[i]] = keep_runup_state(keys[i], state)
+        for place, i in enumerate(leaders):
+            state = RunUpState.of(self.runs[place], self.cohort.exits[place])
+            taken[keys[i]] = keep_runup_state(keys[i], state)
         if len(leaders) < len(params):
-            self._take_over(params, runups, keys, taken)
+            self._take_over(params, runups, keys, taken, outcomes_only)
 
     def _run_up(self, params: list[Params], runups: list, outcomes_only: bool) -> None:
         """Build the runs of `params`, synthesising their firms together, and run them up to
@@ -167,13 +175,17 @@ class ModelBatch:
             m.populate(table)
             m.batched = True
         self.cohort = Cohort(self.runs)
-        if outcomes_only:
-            self.cohort.exits = [[] for _ in self.runs]
+        self.cohort.exits = [[] for _ in self.runs]
         for _ in range(first.runup_years):
             self.step()
 
     def _take_over(
-        self, params: Sequence[Params], runups: list, keys: list[tuple], taken: dict[tuple, RunUpState]
+        self,
+        params: Sequence[Params],
+        runups: list,
+        keys: list[tuple],
+        taken: dict[tuple, RunUpState],
+        outcomes_only: bool,
     ) -> None:
         """Every run of `params` at 2015: those that ran their run-up as they are, the others
         taking over the run-up of their key (`taken`); then one cohort of all of them for the
@@ -185,7 +197,7 @@ class ModelBatch:
             if self.leader[i] == i:
                 runs.append(next(led))
                 continue
-            m = MittelbauModel(p, run_up=False, runup=runups[i], outcomes_only=True, populate=False)
+            m = MittelbauModel(p, run_up=False, runup=runups[i], outcomes_only=outcomes_only, populate=False)
             m.batch_streams()
             runs.append(m)
             followers.append(m)

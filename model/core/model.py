@@ -94,6 +94,11 @@ def root_seed(value: Any) -> Any:
     return value
 
 
+def _before_last(columns: dict[str, list]) -> dict[str, tuple]:
+    """Each column's values but the last."""
+    return {k: tuple(v[:-1]) for k, v in columns.items()}
+
+
 @dataclass(frozen=True)
 class RunUpState:
     """What a run's run-up leaves at 2015 for another run to take over
@@ -115,6 +120,10 @@ class RunUpState:
     generator_state: dict
     core_spawned: int
     mechanism_spawned: int
+    # the records of the years before 2015 of a run keeping its records (None otherwise): its
+    # stage counts and its DataCollector's values per reporter
+    stage_counts: tuple[np.ndarray, ...] | None
+    model_vars: dict[str, tuple] | None
 
     @classmethod
     def of(cls, m: MittelbauModel, exits: Sequence[np.ndarray]) -> RunUpState:
@@ -136,6 +145,10 @@ class RunUpState:
             generator_state=m.rng.bit_generator.state,
             core_spawned=m.rng.bit_generator.seed_seq.n_children_spawned,
             mechanism_spawned=m.mechanism_rng.bit_generator.seed_seq.n_children_spawned,
+            stage_counts=None if m.outcomes_only else tuple(m.stage_counts[:-1]),
+            model_vars=None
+            if m.outcomes_only
+            else {k: tuple(v[:-1]) for k, v in m.datacollector.model_vars.items()},
         )
 
     @property
@@ -316,13 +329,18 @@ class MittelbauModel(mesa.Model):
         """Take a run-up (`RunUpState`, of a run at 2015 whose seed and parameters acting before
         2016 equal this run's: `batch.runup_state_key`) as this run's own: its run-up alone
         would have been the same, firm for firm and draw for draw. For a run of a batch
-        (`batch_streams`) not populated yet, keeping only its outcomes (no records of the
-        run-up years). The run takes the firms, network, moves and stream positions; builds its
-        own programmes from its own levers' stream and lets them drop the rows left in each
-        year of the run-up, as they would have alone; then steps its clock to 2015 and makes
-        its own 2015 records (trait norms, verdicts, outcomes) from its own parameters."""
-        if not self.outcomes_only:
-            raise ValueError("a run-up taken over by a run keeping its records; allowed: outcomes_only runs")
+        (`batch_streams`) not populated yet, keeping what the run-up's run kept (only the
+        outcomes, or the records too: then the run-up years' records are taken as well). The
+        run takes the firms, network, moves and stream positions; builds its own programmes
+        from its own levers' stream and lets them drop the rows left in each year of the
+        run-up, as they would have alone; then steps its clock to 2015 and makes its own 2015
+        records (trait norms, verdicts, economics, outcomes) from its own parameters."""
+        if (runup.stage_counts is None) != self.outcomes_only:
+            kept = "its outcomes only" if self.outcomes_only else "its records"
+            raise ValueError(
+                f"a run-up taken over by a run keeping {kept} from one that did not; allowed: runs "
+                "keeping the same (outcomes_only)"
+            )
         if hasattr(self, "state"):
             raise ValueError("a run-up taken over by a populated run; allowed: a run not populated yet")
         if not isinstance(self.rng.bit_generator.seed_seq, Seeds):
@@ -348,6 +366,9 @@ class MittelbauModel(mesa.Model):
         self.mechanism_rng.bit_generator.seed_seq.n_children_spawned = runup.mechanism_spawned
         self._start_records()
         self.transitions, self.bm_motives = list(runup.transitions), list(runup.bm_motives)
+        if runup.stage_counts is not None and runup.model_vars is not None:  # the run-up years' records
+            self.stage_counts = list(runup.stage_counts)
+            self.datacollector.model_vars = {k: list(v) for k, v in runup.model_vars.items()}
         self.batched = True
         for _ in range(self.runup_years):
             self.step()  # the clock only
