@@ -25,9 +25,9 @@ import pandas as pd
 from SALib.sample import sobol as sobol_sample
 
 from mittelbau.core import runup
-from mittelbau.core.batch import clear_runup_states
 from mittelbau.core.categories import START_YEAR
 from mittelbau.core.scenario import Scenario, load_scenario, make_params
+from mittelbau.core.shared_runups import clear_runup_states
 from mittelbau.experiments import experiment
 from mittelbau.experiments.ensemble import headline_outcomes
 from mittelbau.experiments.runs import simulate

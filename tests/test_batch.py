@@ -11,14 +11,8 @@ import numpy as np
 import pytest
 
 from mittelbau.calibration.fit_report import load_targets, points_statistics, run_statistics, runs_statistics
-from mittelbau.core import batch as batch_module
-from mittelbau.core.batch import (
-    BATCH_KEYS,
-    PROJECTION_PARAMETERS,
-    ModelBatch,
-    batch_groups,
-    clear_runup_states,
-)
+from mittelbau.core import shared_runups
+from mittelbau.core.batch import BATCH_KEYS, ModelBatch, batch_groups
 from mittelbau.core.mechanisms import NAMES, switch
 from mittelbau.core.model import Cohort, MittelbauModel, RunUpState
 from mittelbau.core.outcomes import OUTCOMES, at_horizon
@@ -27,6 +21,7 @@ from mittelbau.core.population import FirmTable, normal_scores, synthesise, synt
 from mittelbau.core.region_data import load_region
 from mittelbau.core.runup import RUNUP_PARAMETERS, clear_cache, runup_key, solve_runup, solve_runups
 from mittelbau.core.scenario import Scenario, ScenarioError, make_params
+from mittelbau.core.shared_runups import PROJECTION_PARAMETERS, clear_runup_states
 from mittelbau.experiments.ensemble import replicate_seeds
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.outputs import RunResult
@@ -429,15 +424,15 @@ def test_runs_sharing_a_run_up_are_each_the_run_alone():
 
 
 def test_run_ups_kept_for_later_batches_hold_a_bounded_number_of_firms(monkeypatch):
-    monkeypatch.setattr(batch_module, "RUNUP_STATES_FIRMS", 700)
+    monkeypatch.setattr(shared_runups, "RUNUP_STATES_FIRMS", 700)
     clear_runup_states()
     params = [make_params({**SMALL, "seed": s}) for s in range(4)]  # 300 firms each
     ModelBatch(params, outcomes_only=True)
-    assert len(batch_module._RUNUP_STATES) == 2  # the last two: 600 firms
+    assert len(shared_runups.RUNUP_STATES) == 2  # the last two: 600 firms
     assert ModelBatch(params[2:], outcomes_only=True).leader == [None, None]
     assert ModelBatch(params[:1], outcomes_only=True).leader == [0]
     ModelBatch(params, outcomes_only=False)  # runs keeping their records keep no run-up
-    assert len(batch_module._RUNUP_STATES) == 2
+    assert len(shared_runups.RUNUP_STATES) == 2
     clear_runup_states()
 
 

@@ -7,88 +7,29 @@ Within a batch the runs must share what fixes the rows and the years they step t
 number of firms, the region, the first year of the run-up and the horizon (`BATCH_KEYS`).
 `batch_groups` cuts a list of parameter sets into batches that do. Runs keeping only their
 outcomes whose seeds and parameters acting before 2016 are equal run their run-up once
-(`PROJECTION_PARAMETERS`, `MittelbauModel.adopt_runup`), and later batches of the process take
-it over too (`keep_runup_state`); runs keeping their records do so where they differ in the
-programmes' parameters alone (`PROGRAMME_PARAMETERS`).
+(`MittelbauModel.adopt_runup`), and later batches of the process take it over too; runs keeping
+their records do so where they differ in the programmes' parameters alone
+(`mittelbau.core.shared_runups`).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from mittelbau.core.model import Cohort, MittelbauModel, RunUpState
-from mittelbau.core.parameters import REGISTRY
 from mittelbau.core.population import synthesise_runs
 from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params
+from mittelbau.core.shared_runups import RUNUP_STATES, keep_runup_state, runup_state_key
 from mittelbau.core.streams import settle
 
 # what every run of a batch shares: its rows (firms, region) and the years it steps through
 BATCH_KEYS = ("firms", "region", "runup_start_year", "years")
 
-# parameters that act only from 2016 on: the programmes (they start in 2016 at the earliest),
-# the mechanisms (but the service revenue drawn with the first firms), the projection's own
-# dynamics (the adoption factors, traits and learning), the shock (from 2016), the economics
-# (from the 2015 state), the verdict indicators and the survey measurement. Runs of one seed
-# that differ only in these have the same run-up, firm for firm and draw for draw (tested for
-# each, at the ends of its range); a batch of runs keeping only their outcomes runs such a
-# run-up once (`ModelBatch`).
-_PROJECTION_GROUPS = ("funding", "cooperation", "centres", "shock", "economics", "indicators", "measurement")
-_PROJECTION_DYNAMICS = (
-    "dt_adoption_factor",
-    "dt_finance_factor",
-    "dt_competence_effect",
-    "engagement_effect",
-    "bm_adoption_factor",
-    "competence_learning",
-    "engagement_drift_rate",
-)
-_RUNUP_MECHANISM_STATE = ("service_revenue_mean", "service_revenue_concentration")
-PROJECTION_PARAMETERS = frozenset(
-    [p.name for p in REGISTRY if p.group in _PROJECTION_GROUPS]
-    + [p.name for p in REGISTRY if p.group == "mechanisms" and p.name not in _RUNUP_MECHANISM_STATE]
-    + list(_PROJECTION_DYNAMICS)
-)
-
 
 def batch_key(params: Params) -> tuple:
     """The values of BATCH_KEYS: runs with equal keys can share a batch."""
     return tuple(getattr(params, k) for k in BATCH_KEYS)
-
-
-# run-ups kept for the batches that follow (in this process): at most this many firms in all
-RUNUP_STATES_FIRMS = 256_000
-_RUNUP_STATES: OrderedDict[tuple, RunUpState] = OrderedDict()
-
-
-def keep_runup_state(key: tuple, runup: RunUpState) -> RunUpState:
-    """Keep the run-up of `key` for later batches, the least recently kept dropped first so that
-    those kept hold at most RUNUP_STATES_FIRMS firms; returns it."""
-    _RUNUP_STATES[key] = runup
-    _RUNUP_STATES.move_to_end(key)
-    while sum(r.firms for r in _RUNUP_STATES.values()) > RUNUP_STATES_FIRMS and len(_RUNUP_STATES) > 1:
-        _RUNUP_STATES.popitem(last=False)
-    return runup
-
-
-def clear_runup_states() -> None:
-    """Forget the run-ups kept (`keep_runup_state`)."""
-    _RUNUP_STATES.clear()
-
-
-# the programmes' parameters (a subset of PROJECTION_PARAMETERS): runs keeping their records
-# share a run-up only where they differ in these (a scenario and its counterfactual runs), as
-# the run-up years' records read other parameters of the projection (the verdict indicators)
-PROGRAMME_PARAMETERS = frozenset(p.name for p in REGISTRY if p.group in ("funding", "cooperation", "centres"))
-
-
-def runup_state_key(params: Params, outcomes_only: bool = True) -> tuple:
-    """What a run's run-up depends on: its seed and every parameter but PROJECTION_PARAMETERS
-    for a run keeping only its outcomes, but PROGRAMME_PARAMETERS for one keeping its records.
-    Runs with equal keys have the same run-up."""
-    free = PROJECTION_PARAMETERS if outcomes_only else PROGRAMME_PARAMETERS
-    return (outcomes_only, *((k, v) for k, v in params.model_dump().items() if k not in free))
 
 
 def batch_groups(params: Sequence[Params], most: int, rows: int | None = None) -> list[list[int]]:
@@ -136,7 +77,7 @@ class ModelBatch:
         # acting before 2016 are equal: one kept from an earlier batch, or else the first such
         # run of the batch runs it; the others take over its 2015 state (`adopt_runup`)
         keys = [runup_state_key(p, outcomes_only) for p in params]
-        taken = {k: _RUNUP_STATES[k] for k in set(keys) if k in _RUNUP_STATES}
+        taken = {k: RUNUP_STATES[k] for k in set(keys) if k in RUNUP_STATES}
         first: dict[tuple, int] = {}
         # each run's leader: itself when it runs its own run-up, the run of the batch whose
         # run-up it takes over, or None for one kept from an earlier batch

@@ -327,7 +327,7 @@ class MittelbauModel(mesa.Model):
 
     def adopt_runup(self, runup: RunUpState) -> None:
         """Take a run-up (`RunUpState`, of a run at 2015 whose seed and parameters acting before
-        2016 equal this run's: `batch.runup_state_key`) as this run's own: its run-up alone
+        2016 equal this run's: `shared_runups.runup_state_key`) as this run's own: its run-up alone
         would have been the same, firm for firm and draw for draw. For a run of a batch
         (`batch_streams`) not populated yet, keeping what the run-up's run kept (only the
         outcomes, or the records too: then the run-up years' records are taken as well). The
