@@ -431,8 +431,9 @@ def test_run_ups_kept_for_later_batches_hold_a_bounded_number_of_firms(monkeypat
     assert len(shared_runups.RUNUP_STATES) == 2  # the last two: 600 firms
     assert ModelBatch(params[2:], outcomes_only=True).leader == [None, None]
     assert ModelBatch(params[:1], outcomes_only=True).leader == [0]
-    ModelBatch(params, outcomes_only=False)  # runs keeping their records keep no run-up
-    assert len(shared_runups.RUNUP_STATES) == 2
+    big = make_params({**SMALL, "firms": 800, "seed": 9})
+    ModelBatch([big, big], outcomes_only=True)  # more firms than may be kept: shared, not kept
+    assert [r.firms for r in shared_runups.RUNUP_STATES.values()] == [300, 300]
     clear_runup_states()
 
 

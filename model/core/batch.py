@@ -20,7 +20,7 @@ from mittelbau.core.model import Cohort, MittelbauModel, RunUpState
 from mittelbau.core.population import synthesise_runs
 from mittelbau.core.runup import solve_runups
 from mittelbau.core.scenario import Params
-from mittelbau.core.shared_runups import RUNUP_STATES, keep_runup_state, runup_state_key
+from mittelbau.core.shared_runups import RUNUP_STATES, keep_runup_state, keeps, runup_state_key
 from mittelbau.core.streams import settle
 
 # what every run of a batch shares: its rows (firms, region) and the years it steps through
@@ -73,9 +73,11 @@ class ModelBatch:
                 )
         # the run-ups of the batch's distinct parameter points, solved together
         runups = solve_runups(params[0].region, params)
-        # runs keeping only their outcomes share a run-up where their seeds and the parameters
-        # acting before 2016 are equal: one kept from an earlier batch, or else the first such
-        # run of the batch runs it; the others take over its 2015 state (`adopt_runup`)
+        # runs share a run-up where their seeds and the parameters acting before 2016 (for runs
+        # keeping their records: all but the programmes') are equal: one kept from an earlier
+        # batch, or else the first such run of the batch runs it; the others take over its 2015
+        # state (`adopt_runup`)
+        self.runs: list[MittelbauModel] = []
         keys = [runup_state_key(p, outcomes_only) for p in params]
         taken = {k: RUNUP_STATES[k] for k in set(keys) if k in RUNUP_STATES}
         first: dict[tuple, int] = {}
@@ -87,9 +89,11 @@ class ModelBatch:
         leaders = [i for i, lead in enumerate(self.leader) if lead == i]
         if leaders:
             self._run_up([params[i] for i in leaders], [runups[i] for i in leaders], outcomes_only)
+        followed = {lead for i, lead in enumerate(self.leader) if lead is not None and lead != i}
         for place, i in enumerate(leaders):
-            state = RunUpState.of(self.runs[place], self.cohort.exits[place])
-            taken[keys[i]] = keep_runup_state(keys[i], state)
+            if i in followed or keeps(params[i].firms):
+                state = RunUpState.of(self.runs[place], self.cohort.exits[place])
+                taken[keys[i]] = keep_runup_state(keys[i], state)
         if len(leaders) < len(params):
             self._take_over(params, runups, keys, taken, outcomes_only)
 
@@ -131,7 +135,7 @@ class ModelBatch:
         """Every run of `params` at 2015: those that ran their run-up as they are, the others
         taking over the run-up of their key (`taken`); then one cohort of all of them for the
         projection."""
-        led = iter(getattr(self, "runs", []))
+        led = iter(self.runs)
         runs: list[MittelbauModel] = []
         followers: list[MittelbauModel] = []
         for i, p in enumerate(params):

@@ -146,9 +146,7 @@ class RunUpState:
             core_spawned=m.rng.bit_generator.seed_seq.n_children_spawned,
             mechanism_spawned=m.mechanism_rng.bit_generator.seed_seq.n_children_spawned,
             stage_counts=None if m.outcomes_only else tuple(m.stage_counts[:-1]),
-            model_vars=None
-            if m.outcomes_only
-            else {k: tuple(v[:-1]) for k, v in m.datacollector.model_vars.items()},
+            model_vars=None if m.outcomes_only else _before_last(m.datacollector.model_vars),
         )
 
     @property

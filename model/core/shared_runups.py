@@ -47,12 +47,20 @@ RUNUP_STATES_FIRMS = 256_000
 RUNUP_STATES: OrderedDict[tuple, RunUpState] = OrderedDict()
 
 
+def keeps(firms: int) -> bool:
+    """Whether a run-up of `firms` firms is kept for later batches (`keep_runup_state`)."""
+    return firms <= RUNUP_STATES_FIRMS
+
+
 def keep_runup_state(key: tuple, runup: RunUpState) -> RunUpState:
-    """Keep the run-up of `key` for later batches, the least recently kept dropped first so that
-    those kept hold at most RUNUP_STATES_FIRMS firms; returns it."""
+    """Keep the run-up of `key` for later batches (unless it alone has more firms than
+    RUNUP_STATES_FIRMS), the least recently kept dropped first so that those kept hold at most
+    RUNUP_STATES_FIRMS firms; returns it."""
+    if not keeps(runup.firms):
+        return runup
     RUNUP_STATES[key] = runup
     RUNUP_STATES.move_to_end(key)
-    while sum(r.firms for r in RUNUP_STATES.values()) > RUNUP_STATES_FIRMS and len(RUNUP_STATES) > 1:
+    while sum(r.firms for r in RUNUP_STATES.values()) > RUNUP_STATES_FIRMS:
         RUNUP_STATES.popitem(last=False)
     return runup
 
