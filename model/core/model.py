@@ -303,7 +303,7 @@ class MittelbauModel(mesa.Model):
         self.trait_norms: tuple[np.ndarray, np.ndarray] | None = None
         # the Firm handles are made on the first request for agents (`_firm_handles`)
         self._firm_at: list[Firm] | None = None
-        # the verdict indicators follow the 2015 firms (`_start_verdicts`, at the end of the
+        # the verdict indicators follow the 2015 firms (`_start_projection`, at the end of the
         # run-up): their stage then (0 before: no firm is followed yet), their size class then,
         # the firm holding each row then, and (once they exit) the stage they left from
         self.start_stage = np.zeros(params.firms, dtype=np.int8)
@@ -371,10 +371,8 @@ class MittelbauModel(mesa.Model):
         for _ in range(self.runup_years):
             self.step()  # the clock only
         # the end of 2015 (`_RunYear.close`), with this run's parameters
-        self.trait_norms = trait_norms(self.state, self.params)
-        self._start_verdicts()
-        self._record()
-        self.running = self.year < START_YEAR + self.params.years
+        self._start_projection()
+        self._end_year()
 
     # ---- agents: Firm handles made on demand --------------------------------------------------
     def _firm_handles(self) -> list[Firm]:
@@ -476,10 +474,12 @@ class MittelbauModel(mesa.Model):
         if not self.batched:
             Cohort([self]).advance()
 
-    def _start_verdicts(self) -> None:
-        """At the 2015 state: the firms the verdict indicators follow, and the first firm table
-        of the economics' accounting."""
+    def _start_projection(self) -> None:
+        """At the 2015 state: the mean trait factors the hazards are normalised by from 2016
+        (`dynamics.trait_norms`), the firms the verdict indicators follow, and the first firm
+        table of the economics' accounting."""
         s = self.state
+        self.trait_norms = trait_norms(s, self.params)
         self.start_stage = s.stage.copy()
         self.start_small = s.size <= SIZE_CLASSES.index("50-99")
         self.start_firm = self.firm_id.copy()
@@ -488,6 +488,12 @@ class MittelbauModel(mesa.Model):
         self.start_gap = float(c[2] - c[0])  # the competence gap of the 2015 state
         if not self.outcomes_only:
             self.economics = Economics(s, self.params, self.population_scale, self.economics_rng.spawn(1)[0])
+
+    def _end_year(self, stage: np.ndarray | None = None) -> None:
+        """The year's records (`stage`: the firms' stages, when known); the run goes on until
+        its horizon."""
+        self._record(stage)
+        self.running = self.year < START_YEAR + self.params.years
 
     def run(self) -> MittelbauModel:
         """Run to the horizon: `years` after 2015."""
@@ -1073,14 +1079,12 @@ class _RunYear:
     def close(self, m: MittelbauModel, matrix: np.ndarray, stage: np.ndarray) -> None:
         """After entry (`Cohort.enter`): the year's moves (`Cohort.transitions`: from × to, 0 =
         outside), the 2015 traits and verdicts, records (`stage`: the firms' stages now)."""
-        s, p, year = m.state, m.params, self.year
+        s, year = m.state, self.year
         m.transitions.append(matrix)
         m.bm_motives.append(self.motives)
         if year == START_YEAR:
             # the 2015/16 survey traits, given the run-up's DT state; from 2016 they act on
             # the hazards, normalised so that each type's mean hazard carries on
             draw_survey_traits(s, self.core)
-            m.trait_norms = trait_norms(s, p)
-            m._start_verdicts()
-        m._record(stage)
-        m.running = year < START_YEAR + p.years
+            m._start_projection()
+        m._end_year(stage)
