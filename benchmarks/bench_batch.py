@@ -2,12 +2,16 @@
 batch) against running them one at a time, at equal settings (one fresh process each). Prints:
 
 1. a Sobol experiment of `base` samples × 2 replications over all default factors at 1,000
-   firms on the baseline (runs, seconds, runs/s, firm-steps/s, speed-up);
+   firms on the baseline (runs, seconds, runs/s, firm-steps/s, speed-up), three ways: one run
+   at a time, every run of the design; stepped together, every run; stepped together, each
+   run whose outcomes another run of the design has given to it instead
+   (`experiment.sources`: the runs differing only in parameters their outcomes do not read);
 2. at 4,000 firms: the pilot that chooses the replications (16 runs of the baseline point,
-   batched), the same 16 runs one at a time, and a small Sobol design (2 base samples, 1
+   batched), the same 16 runs one at a time, and a small Sobol design (4 base samples, 1
    replication, batched: its run-ups in the proportion of a Sobol design); from these, the
    projected wall time of Sobol N = 1024 over all default factors with 1 replication and with
-   the pilot's replications on 2 cores (two workers, each at the measured one-process rate).
+   the pilot's replications on 2 cores (two workers, each at the measured one-process rate),
+   the distinct runs counted in that design itself.
 
     .venv/bin/python benchmarks/bench_batch.py [base samples, default 8]
 """
@@ -61,20 +65,20 @@ def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
 
 
 def timed_points(
-    scenario: Scenario, points: list[dict], replications: int, batched: bool
+    scenario: Scenario, points: list[dict], replications: int, batched: bool, reuse: bool = True
 ) -> tuple[float, pd.DataFrame]:
     """Seconds and outcomes of the points' runs in one process, batched or one at a time: the
     processor time of that process (robust when other work shares the cores), and the wall
     time beside it. Each measurement runs in a fresh fork of this process, so that no path
     inherits the heap and the garbage collector's load of the one before."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-        wall, cpu, table = pool.submit(_timed, scenario, points, replications, batched).result()
+        wall, cpu, table = pool.submit(_timed, scenario, points, replications, batched, reuse).result()
     print(f"    ({wall:.1f} s wall, {cpu:.1f} s processor)")
     return cpu, table
 
 
 def _timed(
-    scenario: Scenario, points: list[dict], replications: int, batched: bool
+    scenario: Scenario, points: list[dict], replications: int, batched: bool, reuse: bool
 ) -> tuple[float, float, pd.DataFrame]:
     if not batched:
         experiment.run_batch = one_at_a_time
@@ -82,7 +86,9 @@ def _timed(
     clear_runup_states()  # and runs them
     with tempfile.TemporaryDirectory() as tmp:
         wall, cpu = time.perf_counter(), time.process_time()
-        table = experiment.evaluate_points(scenario, points, replications, Path(tmp), workers=1)
+        table = experiment.evaluate_points(
+            scenario, points, replications, Path(tmp), workers=1, reuse_equal_runs=reuse
+        )
         return time.perf_counter() - wall, time.process_time() - cpu, table
 
 
@@ -99,17 +105,27 @@ def sobol_case(base: int) -> None:
     points = [to_overrides(row, chosen) for row in X]
     runs = len(points) * 2
     print(f"Sobol {base} base samples × 2 replications, {len(chosen)} factors, 1,000 firms: {runs} runs")
+    paths = {
+        "one at a time        ": (False, False),
+        "batched, every run   ": (True, False),
+        "batched, shared runs ": (True, True),
+    }
     times = {}
-    for batched in (False, True):
-        elapsed, table = timed_points(scenario, points, 2, batched)
-        times[batched] = (elapsed, table)
-        label = "batched     " if batched else "one at a time"
+    for label, (batched, reuse) in paths.items():
+        elapsed, table = timed_points(scenario, points, 2, batched, reuse)
+        times[label] = (elapsed, table)
         print(
             f"  {label}: {elapsed:6.1f} s  {runs / elapsed:6.1f} runs/s  "
             f"{firm_steps(scenario, runs) / elapsed / 1e6:5.2f} M firm-steps/s"
         )
-    same = times[True][1].equals(times[False][1])
-    print(f"  speed-up {times[False][0] / times[True][0]:.2f}×; identical outcomes: {same}")
+    (alone, first), (every, _), (shared, _) = times.values()
+    params = [make_params({**scenario.params.model_dump(), **p}) for p in points]
+    distinct = len(set(experiment.sources(params)))
+    same = all(t.equals(first) for _, t in times.values())
+    print(
+        f"  speed-up {alone / every:.2f}× batched, {alone / shared:.2f}× with shared runs "
+        f"({distinct} of {len(points)} points run); identical outcomes: {same}"
+    )
 
 
 def projection(base: int) -> None:
@@ -130,30 +146,41 @@ def projection(base: int) -> None:
     replications, _ = stabilised_replications(table.astype({o: float for o in outputs}), outputs)
     X = sobol_sample.sample(problem(chosen), base, calc_second_order=False, seed=2)
     points = [to_overrides(row, chosen) for row in X]
-    elapsed, _ = timed_points(scenario, points, 1, batched=True)
-    design = elapsed / len(points)
+    elapsed, _ = timed_points(scenario, points, 1, batched=True, reuse=True)
+    small = distinct_share(scenario, points)
+    design = elapsed / small / len(points)  # per distinct run
     alone, batched = pilot[False], pilot[True]
     print(
         f"4,000 firms, one process: {1 / alone:.2f} runs/s one at a time, {1 / batched:.2f} runs/s batched "
-        f"({alone / batched:.2f}×); a Sobol design of {len(points)} points, batched: "
-        f"{1 / design:.2f} runs/s, "
-        f"{firm_steps(scenario, 1) / design / 1e6:.2f} M firm-steps/s; the pilot chooses {replications} "
+        f"({alone / batched:.2f}×); a Sobol design of {len(points)} points, batched with shared runs: "
+        f"{len(points) / elapsed:.2f} runs/s ({small:.0%} of them run: {1 / design:.2f} distinct runs/s, "
+        f"{firm_steps(scenario, 1) / design / 1e6:.2f} M firm-steps/s); the pilot chooses {replications} "
         "replications"
     )
+    full = sobol_sample.sample(problem(chosen), 1024, calc_second_order=False, seed=3)
+    share = distinct_share(scenario, [to_overrides(row, chosen) for row in full])
     runs_per_rep = sample_points("sobol", problem(chosen), 1024)
+    print(f"  Sobol N = 1024: {share:.1%} of its runs are distinct (the others share their outcomes)")
     for reps in (1, replications):
         runs = runs_per_rep * reps
         print(
             f"  Sobol N = 1024, {k} factors, {reps} replication(s): {runs:,} runs on {CORES} cores ≈ "
             f"{runs * alone / CORES / 60:,.0f} min one at a time, "
-            f"{runs * design / CORES / 60:,.0f} min batched"
+            f"{runs * share * design / CORES / 60:,.0f} min batched with shared runs"
         )
+
+
+def distinct_share(scenario: Scenario, points: list[dict]) -> float:
+    """The share of a design's runs (one replication) that are run: the others share the
+    outcomes of an earlier run (`experiment.sources`); the same with any replications."""
+    base = scenario.params.model_dump()
+    return len(set(experiment.sources([make_params({**base, **p}) for p in points]))) / len(points)
 
 
 def main() -> None:
     base = int(sys.argv[1]) if len(sys.argv) > 1 else 8
     sobol_case(base)
-    projection(2)
+    projection(4)
 
 
 if __name__ == "__main__":

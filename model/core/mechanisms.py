@@ -32,6 +32,21 @@ NAMES = (
     "delayed_slump",
     "leapfrog",
 )
+# the registry parameters each mechanism reads (beside its switch): the service revenue is
+# drawn for every firm, but read only by the service neglect and the economics
+PARAMETERS: dict[str, tuple[str, ...]] = {
+    "service_neglect": (
+        "service_revenue_mean",
+        "service_revenue_concentration",
+        "service_below_value",
+        "neglect_effect",
+    ),
+    "lockin": ("lockin_response",),
+    "rising_bar": ("bar_growth", "bar_effect", "it_specialist_bonus", "training_learning"),
+    "platform_capture": ("capture_rate", "capture_exit_factor", "capture_adoption_factor"),
+    "delayed_slump": ("slump_delay", "slump_depth"),
+    "leapfrog": ("leap_rate",),
+}
 SIMPLE = COMPLEXITIES.index("simple")
 INTERNAL = ENGAGEMENT_LEVELS.index("internal")  # 'watching' and 'internal': not engaged (§4.3)
 PARTNERS = ENGAGEMENT_LEVELS.index("partners")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from mittelbau.core.inert_parameters import outcome_key
 from mittelbau.core.outcomes import OUTCOMES, definitions
 from mittelbau.core.runup import CACHE_SIZE, runup_key, solve_runups
 from mittelbau.core.scenario import Params, Scenario, make_params
@@ -43,7 +45,7 @@ from mittelbau.experiments.store import (
 
 MANIFEST = "experiment.json"
 RUNS = "runs.parquet"  # every run: scenario, point, replicate, seed, every parameter, the outcomes
-FORMAT = 3  # version of the folder layout (Parquet batches of outcomes with checksums)
+FORMAT = 4  # version of the folder layout (Parquet batches of the distinct runs' outcomes, checksums)
 BATCH_RUNS = 16  # runs per batch: the unit of persistence and of runs stepped together
 # batches sent to a worker as one piece of work, their points' run-ups solved together first: a
 # batch of a Sobol design brings one or two new run-ups, eight batches most of a base sample's
@@ -128,6 +130,14 @@ def presolve(batches: Sequence[Batch]) -> None:
         solve_runups(region, params)
 
 
+def sources(params: Sequence[Params]) -> list[int]:
+    """Each run's source: the first of `params` with its outcome key
+    (`core.inert_parameters.outcome_key`), whose outcomes it has; a run is its own source
+    unless it differs from an earlier run only in parameters its outcomes do not read."""
+    first: dict[tuple, int] = {}
+    return [first.setdefault(outcome_key(p), i) for i, p in enumerate(params)]
+
+
 def with_parameters(runs: pd.DataFrame, parameters: list[dict[str, Any]]) -> pd.DataFrame:
     """The runs' table (scenario, point, replicate, seed, outcomes) with each run's parameters
     (`parameters`, one per row, in order; the seed is the run's) after its seed."""
@@ -168,27 +178,39 @@ def evaluate_points(
     scheduler: str | None = None,
     on_batch: Callable[[int], None] | None = None,
     on_damaged: Callable[[str], None] | None = None,
+    reuse_equal_runs: bool = True,
 ) -> pd.DataFrame:
     """The outcomes (registry `OUTCOMES`) of every (point, replicate), one row each, sorted;
-    resumes from `out`.
-    A batch on disk that does not match its checksum is recomputed (`on_damaged` is told)."""
+    resumes from `out`. A run whose seed and every parameter its outcomes read equal those of
+    an earlier run of the design (`core.inert_parameters.outcome_key`: it differs only in
+    parameters that do not act, such as a switched-off mechanism's) is not run again but given
+    that run's outcomes, unless `reuse_equal_runs` is False; `on_batch` is told the runs a batch
+    stands for. A batch on disk that does not match its checksum is recomputed (`on_damaged` is
+    told)."""
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
     runs = [(p, r, seeds[r], dict(point)) for p, point in enumerate(points) for r in range(replications)]
+    params = [make_params({**base, **o, "seed": seed}, f"point {p}") for p, _, seed, o in runs]
+    source = sources(params) if reuse_equal_runs else list(range(len(params)))
+    distinct = [i for i, s in enumerate(source) if s == i]
+    stands_for = Counter(source)  # runs each distinct run gives its outcomes to, itself included
     batches = [
-        Batch(i, scenario.name, base, tuple(runs[k : k + BATCH_RUNS]))
-        for i, k in enumerate(range(0, len(runs), BATCH_RUNS))
+        Batch(b, scenario.name, base, tuple(runs[i] for i in distinct[k : k + BATCH_RUNS]))
+        for b, k in enumerate(range(0, len(distinct), BATCH_RUNS))
     ]
-    parameters = [[batch_parameters(b, run) for run in b.runs] for b in batches]
-    designs = [design_hash(p) for p in parameters]
+    designs = [
+        design_hash([params[i].model_dump() for i in distinct[k : k + BATCH_RUNS]])
+        for k in range(0, len(distinct), BATCH_RUNS)
+    ]
     manifest = {
         "format": FORMAT,
         # the outcomes recorded belong to the design: another outcome list is another experiment
-        "fingerprint": design_hash([designs, list(OUTCOMES)]),
+        "fingerprint": design_hash([designs, source, list(OUTCOMES)]),
         "scenario": scenario.name,
         "points": len(points),
         "replications": replications,
+        "distinct_runs": len(distinct),  # the runs run; the others have the outcomes of one of them
         "seeds": seeds,
         "base": base,
         "batches": designs,
@@ -243,14 +265,20 @@ def evaluate_points(
                         designs[batch.index],
                     )
                 if on_batch is not None:
-                    on_batch(len(batch.runs))
+                    k = batch.index * BATCH_RUNS
+                    on_batch(sum(stands_for[i] for i in distinct[k : k + len(batch.runs)]))
         if failures:
             raise ExecutionError(
                 f"{len(failures)} of {len(todo)} batches failed (the others are "
                 "kept; rerun to retry them):\n  " + listing(failures)
             )
         frames = [pd.read_parquet(folder(b) / "runs.parquet") for b in batches]
-        table = with_parameters(pd.concat(frames, ignore_index=True), [p for ps in parameters for p in ps])
+        ran = pd.concat(frames, ignore_index=True)
+        row = {i: k for k, i in enumerate(distinct)}
+        table = ran.iloc[[row[s] for s in source]].reset_index(drop=True)
+        for k, column in enumerate(("point", "replicate", "seed")):
+            table[column] = [run[k] for run in runs]
+        table = with_parameters(table, [p.model_dump() for p in params])
         table = table.sort_values(["point", "replicate"]).reset_index(drop=True)
         write_file(out / RUNS, lambda tmp: table.to_parquet(tmp, index=False))
     return table

@@ -3,6 +3,7 @@ experiment runner, compute indices on replicate means, and write tables, figures
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from matplotlib.figure import Figure
 
 from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario
-from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.experiment import MANIFEST, evaluate_points
 from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
     MORRIS_LEVELS,
@@ -57,6 +58,7 @@ def _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log):
         points = [to_overrides(row, chosen) for row in X]
         runs = _as_numbers(evaluate_points(scenario, points, replications, out / "runs", **run_kw), outputs)
         log["runs"] = runs
+        log["distinct"] = json.loads((out / "runs" / MANIFEST).read_text(encoding="utf-8"))["distinct_runs"]
         return runs.groupby("point")[list(outputs)].mean().reset_index(drop=True)
 
     return evaluate
@@ -168,7 +170,7 @@ def _run_study(
         replications,
         cv,
         shares,
-        len(log["runs"]),
+        (len(log["runs"]), log["distinct"]),
         figure,
         convergence is not None,
         notes,
@@ -280,11 +282,18 @@ def write_page(
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
         "",
-        f"{spec['num_vars']} factors from the registry, {runs} model runs, "
+        f"{spec['num_vars']} factors from the registry, {runs[0]} model runs, "
         f"{replications} replications per point (common random numbers across points); "
         "indices are computed on replicate means.",
         "",
     ]
+    if runs[1] < runs[0]:
+        lines += [
+            f"{runs[1]} of the runs were run: each of the others differs from one of them only in "
+            "parameters its outcomes do not read (a switched-off mechanism's or programme's, the "
+            "economics'), and has its outcomes.",
+            "",
+        ]
     if cv is not None:
         lines += [
             f"Replications chosen where the coefficient of variation of every output "
