@@ -138,13 +138,17 @@ def sources(params: Sequence[Params]) -> list[int]:
     return [first.setdefault(outcome_key(p), i) for i, p in enumerate(params)]
 
 
-def with_parameters(runs: pd.DataFrame, parameters: list[dict[str, Any]]) -> pd.DataFrame:
+def with_parameters(runs: pd.DataFrame, parameters: pd.DataFrame) -> pd.DataFrame:
     """The runs' table (scenario, point, replicate, seed, outcomes) with each run's parameters
-    (`parameters`, one per row, in order; the seed is the run's) after its seed."""
+    (`parameters`, one row per run, in order, without the seed: the run's) after its seed."""
     ids = ["scenario", "point", "replicate", "seed"]
-    params = pd.DataFrame([{k: v for k, v in p.items() if k != "seed"} for p in parameters])
     return pd.concat(
-        [runs[ids].reset_index(drop=True), params, runs.drop(columns=ids).reset_index(drop=True)], axis=1
+        [
+            runs[ids].reset_index(drop=True),
+            parameters.reset_index(drop=True),
+            runs.drop(columns=ids).reset_index(drop=True),
+        ],
+        axis=1,
     )
 
 
@@ -190,17 +194,27 @@ def evaluate_points(
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
-    runs = [(p, r, seeds[r], dict(point)) for p, point in enumerate(points) for r in range(replications)]
-    params = [make_params({**base, **o, "seed": seed}, f"point {p}") for p, _, seed, o in runs]
-    source = sources(params) if reuse_equal_runs else list(range(len(params)))
+    overrides = [dict(point) for point in points]
+    # each point's parameters once (replicate r of every point has seed seeds[r]), its source
+    # the first point with its outcome key: all its replicates have that point's outcomes
+    seed = scenario.params.seed
+    at = [make_params({**base, **o, "seed": seed}, f"point {p}") for p, o in enumerate(overrides)]
+    point_source = sources(at) if reuse_equal_runs else list(range(len(at)))
+    dumps = [p.model_dump() for p in at]
+    runs = [(p, r, seeds[r], overrides[p]) for p in range(len(points)) for r in range(replications)]
+    source = [point_source[p] * replications + r for p, r, _, _ in runs]
     distinct = [i for i, s in enumerate(source) if s == i]
     stands_for = Counter(source)  # runs each distinct run gives its outcomes to, itself included
+
+    def parameters(i: int) -> dict[str, Any]:
+        return {**dumps[runs[i][0]], "seed": runs[i][2]}
+
     batches = [
         Batch(b, scenario.name, base, tuple(runs[i] for i in distinct[k : k + BATCH_RUNS]))
         for b, k in enumerate(range(0, len(distinct), BATCH_RUNS))
     ]
     designs = [
-        design_hash([params[i].model_dump() for i in distinct[k : k + BATCH_RUNS]])
+        design_hash([parameters(i) for i in distinct[k : k + BATCH_RUNS]])
         for k in range(0, len(distinct), BATCH_RUNS)
     ]
     manifest = {
@@ -278,7 +292,8 @@ def evaluate_points(
         table = ran.iloc[[row[s] for s in source]].reset_index(drop=True)
         for k, column in enumerate(("point", "replicate", "seed")):
             table[column] = [run[k] for run in runs]
-        table = with_parameters(table, [p.model_dump() for p in params])
+        per_point = pd.DataFrame([{k: v for k, v in d.items() if k != "seed"} for d in dumps])
+        table = with_parameters(table, per_point.loc[per_point.index.repeat(replications)])
         table = table.sort_values(["point", "replicate"]).reset_index(drop=True)
         write_file(out / RUNS, lambda tmp: table.to_parquet(tmp, index=False))
     return table
