@@ -6,11 +6,11 @@ batch) against running them one at a time, at equal settings (one fresh process 
    at a time, every run of the design; stepped together, every run; stepped together, each
    run whose outcomes another run of the design has given to it instead
    (`experiment.sources`: the runs differing only in parameters their outcomes do not read);
-2. at 4,000 firms: the pilot that chooses the replications (16 runs of the baseline point,
-   batched), the same 16 runs one at a time, and a small Sobol design (4 base samples, 1
+2. at 4,000 firms: 16 replications of the baseline point, batched and one at a time, the
+   replications a study's pilot chooses, and a small Sobol design (4 base samples, 1
    replication, batched: its run-ups in the proportion of a Sobol design); from these, the
    projected wall time of Sobol N = 1024 over all default factors with 1 replication and with
-   the pilot's replications on 2 cores (two workers, each at the measured one-process rate),
+   the chosen replications on 2 cores (two workers, each at the measured one-process rate),
    the distinct runs counted in that design itself.
 
     .venv/bin/python benchmarks/bench_batch.py [base samples, default 8]
@@ -39,15 +39,15 @@ from mittelbau.experiments.sensitivity import (
     factors,
     problem,
     sample_points,
-    stabilised_replications,
     to_overrides,
 )
-from mittelbau.experiments.sensitivity_study import PILOT_REPLICATIONS, default_outputs
+from mittelbau.experiments.sensitivity_study import choose_replications, default_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 # speeds are per processor second of this process, so that other work on the machine
 # does not count
 CORES = 2
+REPLICATES = 16  # replications of one point, batched against one at a time
 
 
 def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
@@ -129,21 +129,22 @@ def sobol_case(base: int) -> None:
 
 
 def projection(base: int) -> None:
-    """At 4,000 firms: the pilot (16 replications of the baseline point, batched) chooses the
+    """At 4,000 firms: 16 replications of the baseline point, batched and one at a time (the
+    unbatched rate); the study's pilot (`sensitivity_study.choose_replications`) chooses the
     replications; a small Sobol design (`base` base samples over all default factors, 1
-    replication, batched) gives the processor seconds per run of such a design, its run-ups
-    included (a Sobol design has a distinct run-up wherever it moves a run-up parameter); the
-    pilot's runs one at a time give the unbatched rate. Projected: Sobol N = 1024 over all
-    default factors on 2 cores, two workers each at the measured one-process rate."""
+    replication, batched) gives the processor seconds per run run of such a design, its
+    run-ups included (a Sobol design has a distinct run-up wherever it moves a run-up
+    parameter). Projected: Sobol N = 1024 over all default factors on 2 cores, two workers
+    each at the measured one-process rate."""
     scenario = load_scenario(ROOT / "scenarios" / "baseline.toml", ["firms=4000"])
     chosen = factors()
     k = len(chosen)
     pilot = {}
     for batched in (False, True):
-        elapsed, table = timed_points(scenario, [{}], PILOT_REPLICATIONS, batched)
-        pilot[batched] = elapsed / PILOT_REPLICATIONS
-    outputs = default_outputs()
-    replications, _ = stabilised_replications(table.astype({o: float for o in outputs}), outputs)
+        elapsed, _ = timed_points(scenario, [{}], REPLICATES, batched)
+        pilot[batched] = elapsed / REPLICATES
+    with tempfile.TemporaryDirectory() as tmp:
+        replications, _ = choose_replications(scenario, chosen, default_outputs(), Path(tmp), {"workers": 1})
     X = sobol_sample.sample(problem(chosen), base, calc_second_order=False, seed=2)
     points = [to_overrides(row, chosen) for row in X]
     elapsed, _ = timed_points(scenario, points, 1, batched=True, reuse=True)
@@ -154,14 +155,14 @@ def projection(base: int) -> None:
         f"4,000 firms, one process: {1 / alone:.2f} runs/s one at a time, {1 / batched:.2f} runs/s batched "
         f"({alone / batched:.2f}×); a Sobol design of {len(points)} points, batched with shared runs: "
         f"{len(points) / elapsed:.2f} runs/s ({small:.0%} of them run: {1 / design:.2f} distinct runs/s, "
-        f"{firm_steps(scenario, 1) / design / 1e6:.2f} M firm-steps/s); the pilot chooses {replications} "
-        "replications"
+        f"{firm_steps(scenario, 1) / design / 1e6:.2f} M firm-steps/s); the study's pilot chooses "
+        f"{replications} replications"
     )
     full = sobol_sample.sample(problem(chosen), 1024, calc_second_order=False, seed=3)
     share = distinct_share(scenario, [to_overrides(row, chosen) for row in full])
     runs_per_rep = sample_points("sobol", problem(chosen), 1024)
     print(f"  Sobol N = 1024: {share:.1%} of its runs are distinct (the others share their outcomes)")
-    for reps in (1, replications):
+    for reps in sorted({1, replications}):
         runs = runs_per_rep * reps
         print(
             f"  Sobol N = 1024, {k} factors, {reps} replication(s): {runs:,} runs on {CORES} cores ≈ "

@@ -453,7 +453,8 @@ LeversOpt = Annotated[bool, typer.Option("--levers", help="Vary the lever settin
 RepsOpt = Annotated[
     int | None,
     typer.Option(
-        help="Replications per point (default: chosen where output variance stabilises over a pilot)"
+        help="Replications per point (default: the fewest with which the seeds make at most 5 % "
+        "of every output's variance over a pilot's points)"
     ),
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="Parallel workers (default: all cores)")]

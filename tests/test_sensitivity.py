@@ -15,15 +15,16 @@ from mittelbau.experiments.discovery import prim_box
 from mittelbau.experiments.executors import ExecutionError
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import (
+    MAX_REPLICATIONS,
     FactorError,
     factors,
     morris,
+    noise_replications,
     problem,
     seed_variance_share,
     sobol,
-    stabilised_replications,
 )
-from mittelbau.experiments.sensitivity_study import run_study
+from mittelbau.experiments.sensitivity_study import PILOT_RUNS, run_study
 
 ISHIGAMI = {"num_vars": 3, "names": ["x1", "x2", "x3"], "bounds": [[-np.pi, np.pi]] * 3}
 
@@ -143,11 +144,51 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
         evaluate_points(tiny, points[:1], 9, tmp_path)
 
 
-def test_replication_check_and_seed_variance_on_constructed_data():
+def _pilot(rng, points: int, reps: int, spread: float, noise: float, common: float = 0.0) -> pd.DataFrame:
+    """Constructed pilot outputs under common random numbers: a point effect (sd `spread`), a
+    seed effect shared by every point (sd `common`) and noise (sd `noise`)."""
+    y = (
+        rng.normal(0, spread, (points, 1))
+        + rng.normal(0, common, (1, reps))
+        + rng.normal(0, noise, (points, reps))
+    )
+    return pd.DataFrame(
+        {
+            "point": np.repeat(np.arange(points), reps),
+            "replicate": np.tile(np.arange(reps), points),
+            "y": y.ravel(),
+        }
+    )
+
+
+def test_replications_follow_the_noise_against_the_spread_of_the_points():
+    """The replications make the seeds' share of the replicate means' variance at most
+    NOISE_SHARE: noise² (1 − s) / (s · spread²), the seeds' common part left aside (it shifts
+    every point alike); 1 for quiet outputs, the most for noisy ones or where no output shows
+    a signal, and not growing with the pilot's size."""
     rng = np.random.default_rng(4)
-    runs = pd.DataFrame({"y": rng.normal(10, 1, 400)})
-    chosen, cv = stabilised_replications(runs, ["y"], tol=0.1)
-    assert 2 <= chosen < 400 and abs(cv["y"].iloc[-1] - 0.1) < 0.02
+    chosen, table = noise_replications(_pilot(rng, 4000, 2, 1.0, 1.0, common=5.0), ["y"])
+    assert 17 <= chosen <= 21  # 0.95 / 0.05 = 19
+    assert abs(table.loc["y", "noise_variance"] - 1) < 0.1 and abs(table.loc["y", "point_variance"] - 1) < 0.1
+    assert abs(table.loc["y", "noise_share_one_run"] - 0.5) < 0.05
+    assert noise_replications(_pilot(rng, 16, 2, 1.0, 0.1), ["y"])[0] == 1
+    assert noise_replications(_pilot(rng, 16, 2, 1.0, 3.0), ["y"])[0] == MAX_REPLICATIONS  # 171, capped
+    assert noise_replications(_pilot(rng, 16, 2, 0.0, 1.0), ["y"])[0] == MAX_REPLICATIONS  # no signal
+    # the same noise, pilots of 16 and 64 points: the same median choice (0.09 · 0.95 / 0.05 → 2)
+    medians = [
+        np.median([noise_replications(_pilot(rng, n, 2, 1.0, 0.3), ["y"])[0] for _ in range(200)])
+        for n in (16, 64)
+    ]
+    assert medians == [2.0, 2.0]
+    # a constant output needs one; an output without signal is left out of the choice
+    quiet = _pilot(rng, 16, 2, 1.0, 0.1).assign(c=1.0, z=rng.normal(0, 1, 32))
+    chosen, table = noise_replications(quiet, ["y", "c", "z"])
+    assert chosen == 1 and table.loc["c", "replications_needed"] == 1
+    assert np.isnan(table.loc["z", "replications_needed"]) or table.loc["z", "replications_needed"] > 1
+
+
+def test_seed_variance_share_on_constructed_data():
+    rng = np.random.default_rng(4)
     # between-point spread sd 3, within-point (seed) sd 1: seed share ≈ 1 / (1 + 9) = 0.1
     point_means = rng.normal(0, 3, 200)
     table = pd.DataFrame(
@@ -299,12 +340,22 @@ def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tin
         run_kw={"workers": 1},
     )
     points = 8 * (2 + 2)
-    assert totals == [16 + points, 16 + points * found["replications"]]
-    assert sum(done) == totals[-1] == 16 + found["runs"]
+    assert totals == [PILOT_RUNS + points, PILOT_RUNS + points * found["replications"]]
+    assert sum(done) == totals[-1] == PILOT_RUNS + found["runs"]
     notes = found["warnings"]
     assert any(n.startswith("middle_share: ") and "too uncertain to rank" in n for n in notes), notes
     page = (tmp_path / "sensitivity.md").read_text()
     assert "**Warnings**" in page and "nan%" not in page
+    # the pilot's table: each output's variances and the replications it needs; the most is run
+    pilot = pd.read_csv(tmp_path / "replications.csv", index_col="output")
+    assert list(pilot.index) == ["middle_share", "hollowed"]
+    needs = pilot["replications_needed"].dropna()
+    assert found["replications"] == (
+        min(MAX_REPLICATIONS, int(needs.max())) if len(needs) else MAX_REPLICATIONS
+    )
+    assert (
+        "Replications chosen from a pilot of 16 points (Latin hypercube over the factors) × 2 seeds" in page
+    )
 
 
 def test_sample_sizes_are_known_before_sampling():

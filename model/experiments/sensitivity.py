@@ -10,6 +10,7 @@ test functions with known indices.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -227,29 +228,57 @@ def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series
     return pd.Series(shares, name="seed_variance_share")
 
 
-def stabilised_replications(
-    runs: pd.DataFrame, outputs: Sequence[str], tol: float = 0.1
+# the seeds' largest share of the variance of an output's replicate means over the points,
+# and the most replications a study chooses
+NOISE_SHARE = 0.05
+MAX_REPLICATIONS = 64
+
+
+def point_and_noise_variance(values: np.ndarray) -> tuple[float, float]:
+    """Points × replicates of one output under common random numbers (replicate r of every
+    point has the same seed): the variance of the points' own means and the seed noise that
+    differs between points (the points × seeds interaction), by the two-way analysis of
+    variance without replication. The seeds' common part shifts every point alike and so does
+    not count: it leaves the spread over the points, which the indices decompose, as it is."""
+    x = np.asarray(values, dtype=float)
+    k, m = x.shape
+    if k < 2 or m < 2:
+        raise ValueError(f"{k} points × {m} replicates; allowed: at least 2 × 2")
+    rows, cols, grand = x.mean(axis=1, keepdims=True), x.mean(axis=0, keepdims=True), x.mean()
+    noise = float(((x - rows - cols + grand) ** 2).sum() / ((k - 1) * (m - 1)))
+    between = float(m * ((rows - grand) ** 2).sum() / (k - 1))
+    return max(0.0, (between - noise) / m), noise
+
+
+def noise_replications(
+    runs: pd.DataFrame, outputs: Sequence[str], share: float = NOISE_SHARE, most: int = MAX_REPLICATIONS
 ) -> tuple[int, pd.DataFrame]:
-    """Lee et al. (2015): the number of replications after which the coefficient of variation
-    of every output stays within `tol` (relative) of its value at the largest number tried.
-    `runs` holds many replicates of one point. Returns that number and the CV table."""
-    n = len(runs)
-    table = []
-    for r in range(2, n + 1):
-        part = runs.iloc[:r]
-        row = {"replications": r}
-        for o in outputs:
-            mean = part[o].mean()
-            row[o] = part[o].std(ddof=1) / abs(mean) if mean else np.nan
-        table.append(row)
-    cv = pd.DataFrame(table).set_index("replications")
-    final = cv.iloc[-1]
-    stable = ((cv - final).abs() <= tol * final.abs() + 1e-12) | cv.isna()
-    ok = stable.all(axis=1)
-    # smallest r from which every later r is stable
-    chosen = n
-    for r in reversed(cv.index):
-        if not ok.loc[r]:
-            break
-        chosen = r
-    return int(chosen), cv
+    """The fewest replications per point with which the seeds make at most `share` of the
+    variance of every output's replicate means over the points, from a pilot of several
+    points × replicates (`runs`: columns point, replicate and the outputs). With R replicates
+    a mean keeps noise/R of the seed noise (`point_and_noise_variance`), so an output needs
+    R ≥ noise · (1 − share) / (share · point variance); at most `most`. An output without
+    noise needs 1; one whose points do not differ beyond the noise has no number (the pilot
+    sees no signal in it) and is left out of the choice, unless every output is: then `most`.
+    Returns the number and a table per output: point and noise variance, the noise share of
+    one run, the replications needed."""
+    table = {}
+    for o in outputs:
+        wide = runs.pivot(index="point", columns="replicate", values=o).dropna()
+        point, noise = point_and_noise_variance(wide.to_numpy(dtype=float))
+        if noise == 0:
+            need = 1.0
+        elif point == 0:
+            need = np.nan
+        else:
+            need = float(max(1, math.ceil(noise * (1 - share) / (share * point) - 1e-9)))
+        table[o] = {
+            "point_variance": point,
+            "noise_variance": noise,
+            "noise_share_one_run": noise / (point + noise) if point + noise > 0 else 0.0,
+            "replications_needed": need,
+        }
+    frame = pd.DataFrame.from_dict(table, orient="index")
+    frame.index.name = "output"
+    needs = frame["replications_needed"].dropna()
+    return (int(min(most, needs.max())) if len(needs) else most), frame

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from SALib.sample import latin
 
 from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario
@@ -17,15 +18,16 @@ from mittelbau.experiments.experiment import MANIFEST, evaluate_points
 from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
     MORRIS_LEVELS,
+    NOISE_SHARE,
     FactorError,
     check_size,
     factors,
     morris,
+    noise_replications,
     problem,
     sample_points,
     seed_variance_share,
     sobol,
-    stabilised_replications,
     to_overrides,
 )
 from mittelbau.experiments.store import folder_lock, write_json
@@ -36,16 +38,44 @@ def default_outputs() -> tuple[str, ...]:
     return tuple(o.name for o in OUTCOMES.values() if o.sensitivity)
 
 
-PILOT_REPLICATIONS = 16
+PILOT_POINTS = 16  # Latin hypercube points over the study's factors
+PILOT_SEEDS = 2  # replicates of each, common random numbers
+PILOT_RUNS = PILOT_POINTS * PILOT_SEEDS
+
+
+def pilot_points(chosen: Sequence, seed: int) -> list[dict]:
+    """The pilot's points: a Latin hypercube sample over the study's factors and ranges."""
+    X = latin.sample(problem(list(chosen)), PILOT_POINTS, seed=seed)
+    return [to_overrides(row, list(chosen)) for row in X]
 
 
 def choose_replications(
-    scenario: Scenario, outputs: Sequence[str], out: Path, run_kw: dict
+    scenario: Scenario, chosen: Sequence, outputs: Sequence[str], out: Path, run_kw: dict
 ) -> tuple[int, pd.DataFrame]:
-    """Run PILOT_REPLICATIONS replicates of the scenario's own point and pick the number after
-    which the outputs' coefficients of variation have stabilised (Lee et al. 2015)."""
-    pilot = evaluate_points(scenario, [{}], PILOT_REPLICATIONS, out / "pilot", **run_kw)
-    return stabilised_replications(_as_numbers(pilot, outputs), outputs)
+    """Run the pilot (PILOT_POINTS points × PILOT_SEEDS replicates) and pick the fewest
+    replications with which the seeds make at most NOISE_SHARE of the variance of every
+    output's replicate means over the points (`sensitivity.noise_replications`)."""
+    points = pilot_points(chosen, scenario.params.seed)
+    pilot = evaluate_points(scenario, points, PILOT_SEEDS, out / "pilot", **run_kw)
+    return noise_replications(_as_numbers(pilot, outputs), outputs)
+
+
+def pilot_warnings(table: pd.DataFrame, replications: int) -> list[str]:
+    """Outputs the pilot saw no signal in, and those needing more replications than chosen."""
+    notes = []
+    for o, row in table.iterrows():
+        need = row["replications_needed"]
+        if not np.isfinite(need):
+            notes.append(
+                f"{o}: its points did not differ beyond the seeds' noise in the pilot — its "
+                "indices may rank noise; it was left out of the choice of replications"
+            )
+        elif need > replications:
+            notes.append(
+                f"{o}: needs {need:.0f} replications for the seeds to make at most "
+                f"{NOISE_SHARE:.0%} of its variance; {replications} (the most) were run"
+            )
+    return notes
 
 
 def _as_numbers(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.DataFrame:
@@ -131,12 +161,12 @@ def _run_study(
     second_order: bool,
     on_total: Callable[[int], None] | None,
 ) -> dict:
-    pilot = 0 if replications is not None else PILOT_REPLICATIONS
+    pilot = 0 if replications is not None else PILOT_RUNS
     if on_total is not None and replications is None:
         on_total(pilot + points)  # at least one replication per point
     cv = None
     if replications is None:
-        replications, cv = choose_replications(scenario, outputs, out, run_kw)
+        replications, cv = choose_replications(scenario, chosen, outputs, out, run_kw)
     if on_total is not None:
         on_total(pilot + points * replications)
     log: dict = {}
@@ -158,9 +188,11 @@ def _run_study(
     write_sample(out, method, spec, result.X, result.Y, second_order)
     shares = seed_variance_share(log["runs"], outputs)
     notes = index_warnings(method, result.indices, outputs, shares, size)
+    if cv is not None:
+        notes = pilot_warnings(cv, replications) + notes
     shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
     if cv is not None:
-        cv.to_csv(out / "replications_cv.csv", float_format="%.6g")
+        cv.to_csv(out / "replications.csv", float_format="%.6g")
     page = write_page(
         method,
         scenario,
@@ -296,9 +328,10 @@ def write_page(
         ]
     if cv is not None:
         lines += [
-            f"Replications chosen where the coefficient of variation of every output "
-            f"stabilised over {PILOT_REPLICATIONS} pilot runs (Lee et al. 2015): "
-            f"{replications} (`replications_cv.csv`).",
+            f"Replications chosen from a pilot of {PILOT_POINTS} points (Latin hypercube over the "
+            f"factors) × {PILOT_SEEDS} seeds: the fewest with which the seeds make at most "
+            f"{NOISE_SHARE:.0%} of the variance of every output's replicate means over the points "
+            f"(two-way analysis of variance, points × seeds): {replications} (`replications.csv`).",
             "",
         ]
     lines += [
