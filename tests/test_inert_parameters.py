@@ -145,7 +145,12 @@ def test_a_study_says_which_runs_it_ran_and_a_factor_nothing_reads_scores_zero(t
     found = run_study("sobol", s, tmp_path, 8, ["exit_rate", "discount_rate"], replications=1)
     # 8 × (2 + 2) points, which differ from A or B only in the discount rate: 16 distinct
     assert found["runs"] == 32
-    assert "16 of the runs were run" in found["page"].read_text(encoding="utf-8")
+    page = found["page"].read_text(encoding="utf-8")
+    assert "16 of the runs were run" in page
+    # one replication per point: the seeds' share cannot be estimated, and no output is warned
+    # about for it
+    assert "not estimable with one replication per point" in page
+    assert not any("seeds is undefined" in n for n in found["warnings"])
     idx = found["indices"].set_index(["output", "factor"])
     assert (idx.xs("discount_rate", level="factor")[["S1", "ST"]] == 0).all().all()
     assert (idx.xs("exit_rate", level="factor")["ST"] > 0).any()

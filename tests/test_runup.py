@@ -318,3 +318,30 @@ def test_root_finder_rows_are_independent():
     assert np.array(alone).tobytes() == everything[::37].tobytes()
     warm = runup._crossings(gap_of(np.arange(n)), n, np.full(n, 10.0), everything + 1e-3, np.full(n, 0.01))
     assert np.abs(warm - everything).max() < runup.X_TOLERANCE
+
+
+def test_a_search_predicted_past_the_range_stays_within_it():
+    """At this point of a Sobol design (the run-up parameters of one of 4,096 points) a later
+    round's predicted log-hazard (`runup._near`: a tiny move divided by another) lay far past
+    the searched range; the bracket is clipped to the range, so no hazard overflows and the
+    solution stays in it."""
+    params = make_params(
+        {
+            "bm_start_odds": 0.49384218571707605,
+            "dt_start_odds": 0.2835344333201647,
+            "bm_loss_rate": 0.17919540144503118,
+            "bm_loss_strategy_factor": 0.5181504283100367,
+            "dt_loss_rate": 0.04692271128296852,
+            "bm_weight_peers": 0.3435735942050815,
+            "bm_weight_customers": 0.22660367842763662,
+            "bm_weight_competition": 0.2617567988857627,
+            "digital_pressure_growth": 0.15654971078038216,
+        }
+    )
+    runup.clear_cache()
+    with np.errstate(over="raise"):
+        found = solve_runup(params.region, params)
+    runup.clear_cache()
+    low, high = runup.LOG_H_RANGE
+    x = np.log(found.h_dt)
+    assert np.isfinite(x).all() and (x >= low).all() and (x <= high).all()

@@ -467,3 +467,20 @@ def test_pieces_of_work_leave_every_worker_work_to_share():
     assert [len(p) for p in pieces(batches, 2)] == [5] * 8  # four pieces a worker at least
     assert [len(p) for p in pieces(batches[:3], 2)] == [1, 1, 1]
     assert [b.index for p in pieces(batches, 3) for b in p] == list(range(40))  # in order
+
+
+def test_a_study_of_one_replication_reports_the_pilots_seed_share(tmp_path, tiny, monkeypatch):
+    """With one replication per point the runs hold no within-point variance: the page and
+    seed_variance.csv give the pilot's estimate of the seeds' share instead, said to be so."""
+    from mittelbau.experiments import sensitivity_study
+
+    pilot = pd.DataFrame(
+        {"noise_share_one_run": [0.02], "replications_needed": [1.0]},
+        index=pd.Index(["middle_share"], name="output"),
+    )
+    monkeypatch.setattr(sensitivity_study, "choose_replications", lambda *a: (1, pilot))
+    found = run_study("sobol", tiny, tmp_path, 8, ["dt_adoption_factor"], outputs=("middle_share",))
+    page = found["page"].read_text(encoding="utf-8")
+    assert found["replications"] == 1 and "from the pilot" in page and "- middle_share: 2.0%" in page
+    assert pd.read_csv(tmp_path / "seed_variance.csv", index_col=0).iloc[0, 0] == 0.02
+    assert not any("seeds is undefined" in n for n in found["warnings"])

@@ -303,7 +303,9 @@ def _crossings(
     if guess is None:
         lo, hi = np.full(n, lo_end), np.full(n, hi_end)
     else:
-        lo, hi = np.maximum(guess - width, lo_end), np.minimum(guess + width, hi_end)
+        # within the range: a guess predicted far outside it (a tiny move divided by another
+        # in `_near`) gives the range's end
+        lo, hi = np.clip(guess - width, lo_end, hi_end), np.clip(guess + width, lo_end, hi_end)
     f = gap(np.concatenate([lo, hi]), None)
     f_lo, f_hi = f[:n], f[n:]
     # a crossing below the bracket (the gap above 0 at its lower end) or above it: the rest of

@@ -186,11 +186,15 @@ def _run_study(
         plot_convergence(convergence, out / "convergence.png")
     result.indices.to_csv(out / "indices.csv", index=False, float_format="%.6g")
     write_sample(out, method, spec, result.X, result.Y, second_order)
-    shares = seed_variance_share(log["runs"], outputs)
+    # one replication per point leaves no within-point variance: the pilot's estimate stands in
+    shares = seed_variance_share(log["runs"], outputs) if replications > 1 else None
+    if shares is None and cv is not None:
+        shares = cv["noise_share_one_run"].rename("seed_variance_share")
     notes = index_warnings(method, result.indices, outputs, shares, size)
     if cv is not None:
         notes = pilot_warnings(cv, replications) + notes
-    shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
+    if shares is not None:
+        shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
     if cv is not None:
         cv.to_csv(out / "replications.csv", float_format="%.6g")
     page = write_page(
@@ -282,7 +286,7 @@ UNCERTAIN = 0.1  # a Sobol index whose 95 % interval reaches further than ± 0.1
 
 
 def index_warnings(
-    method: str, indices: pd.DataFrame, outputs: Sequence[str], shares: pd.Series, size: int
+    method: str, indices: pd.DataFrame, outputs: Sequence[str], shares: pd.Series | None, size: int
 ) -> list[str]:
     """What a reader must know before reading the indices: outputs without indices (they
     did not vary, or were undefined in some run), undefined seed-variance shares, and Sobol
@@ -292,7 +296,7 @@ def index_warnings(
     for o in outputs:
         if o not in done:
             notes.append(f"{o}: no indices — it did not vary over the sample or had no value in some run")
-        elif not np.isfinite(shares.get(o, np.nan)):
+        elif shares is not None and not np.isfinite(shares.get(o, np.nan)):
             notes.append(f"{o}: the share of variance due to the seeds is undefined (no variance)")
     if method == "sobol" and len(indices):
         for o, part in indices.groupby("output", sort=False):
@@ -334,15 +338,28 @@ def write_page(
             f"(two-way analysis of variance, points × seeds): {replications} (`replications.csv`).",
             "",
         ]
-    lines += [
-        "Share of output variance due to the seeds (mean within-point variance / total):",
-        "",
-        *[
-            f"- {o}: {v:.1%}" if np.isfinite(v) else f"- {o}: undefined (no variance)"
-            for o, v in shares.items()
-        ],
-        "",
-    ]
+    if shares is None:
+        lines += [
+            "Share of output variance due to the seeds: not estimable with one replication per "
+            "point (run two or more, or let the pilot choose, to have it).",
+            "",
+        ]
+    else:
+        what = (
+            "mean within-point variance / total"
+            if replications > 1
+            else "from the pilot: the seed noise differing between points / the variance of one "
+            "run over the points; the study ran one replication per point"
+        )
+        lines += [
+            f"Share of output variance due to the seeds ({what}):",
+            "",
+            *[
+                f"- {o}: {v:.1%}" if np.isfinite(v) else f"- {o}: undefined (no variance)"
+                for o, v in shares.items()
+            ],
+            "",
+        ]
     if notes:
         lines += ["**Warnings**", "", *[f"- {n}" for n in notes], ""]
     key = "mu_star" if method == "morris" else "ST"
