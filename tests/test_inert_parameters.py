@@ -154,3 +154,23 @@ def test_a_study_says_which_runs_it_ran_and_a_factor_nothing_reads_scores_zero(t
     idx = found["indices"].set_index(["output", "factor"])
     assert (idx.xs("discount_rate", level="factor")[["S1", "ST"]] == 0).all().all()
     assert (idx.xs("exit_rate", level="factor")["ST"] > 0).any()
+
+
+def test_discovery_leaves_out_of_prim_the_factors_no_outcome_reads(tmp_path):
+    """A factor that no run's outcomes read (here the economics' discount rate) cannot bound
+    where a case occurs: PRIM does not see it, and prim.md says so; a factor that acts stays."""
+    from mittelbau.experiments.discovery import discover
+
+    s = Scenario("s", "", make_params({"firms": 200, "years": 5}))
+    names = ["exit_rate", "discount_rate"]
+    probe = discover(s, tmp_path / "probe", 40, names, case="middle_share < 2")
+    assert probe["unread"] == ["discount_rate"]
+    runs = pd.read_parquet(tmp_path / "probe" / "runs" / "runs.parquet")
+    cut = float(runs["middle_share"].median())
+    found = discover(s, tmp_path / "half", 40, names, case=f"middle_share < {cut}")
+    assert found["found"] and found["unread"] == ["discount_rate"]
+    assert "discount_rate" not in found["restricted"]
+    page = (tmp_path / "half" / "prim.md").read_text(encoding="utf-8")
+    assert "Left out of PRIM, as no run's outcomes read them: discount_rate." in page
+    sample = pd.read_csv(tmp_path / "half" / "sample.csv")
+    assert "discount_rate" in sample  # the sample keeps every factor

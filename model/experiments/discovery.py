@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 from SALib.sample import latin
 
+from mittelbau.core.inert_parameters import inert_parameters
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
-from mittelbau.core.scenario import Scenario
+from mittelbau.core.scenario import Scenario, make_params
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
 from mittelbau.experiments.store import folder_lock
@@ -152,7 +153,15 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
     sample = pd.concat([x, y], axis=1).assign(case=cases)
     sample.to_csv(out / "sample.csv", index=False, float_format="%.6g")
     sample.to_parquet(out / "sample.parquet", index=False)
-    found = prim_box(x, cases, min_density)
+    # factors no run's outcomes read (the economics', a switched-off programme's) cannot
+    # bound where the case occurs: PRIM does not see them (while any factor is left)
+    base = scenario.params.model_dump()
+    inert = [inert_parameters(make_params({**base, **point})) for point in points]
+    unread = [p.name for p in chosen if all(p.name in names for names in inert)]
+    if len(unread) == len(chosen):
+        unread = []
+    found = prim_box(x.drop(columns=unread), cases, min_density)
+    found["unread"] = unread
     verdicts = verdict_shares(runs)
     lines = [
         f"# Scenario discovery — scenario '{scenario.name}'",
@@ -169,6 +178,11 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
         *[f"- {k}: {v:.0%}" for k, v in verdicts.items()],
         "",
     ]
+    if unread:
+        lines += [
+            f"Left out of PRIM, as no run's outcomes read them: {', '.join(unread)}.",
+            "",
+        ]
     if found["found"]:
         found["trajectory"].to_csv(out / "prim_trajectory.csv", float_format="%.6g")
         pd.DataFrame(
