@@ -14,9 +14,12 @@ others (`mittelbau.experiments.experiment.evaluate_points`). They are
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from mittelbau.core.mechanisms import PARAMETERS, active
 from mittelbau.core.parameters import REGISTRY
-from mittelbau.core.scenario import Params
+from mittelbau.core.scenario import Params, make_params
 from mittelbau.levers import SPECS, enabled
 
 ECONOMICS_PARAMETERS = frozenset(p.name for p in REGISTRY if p.group == "economics")
@@ -39,3 +42,15 @@ def outcome_key(params: Params, outcomes_only: bool = True) -> tuple:
     (`inert_parameters`). Runs with equal keys have the same outcomes."""
     inert = inert_parameters(params, outcomes_only)
     return (outcomes_only, *((k, v) for k, v in params.model_dump().items() if k not in inert))
+
+
+def unread_factors(base: Params, points: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """Of `names`, those that the outcomes of no run read at any of `points` (overrides of
+    `base`, runs keeping only their outcomes), in order."""
+    left = set(names)
+    dump = base.model_dump()
+    for point in points:
+        if not left:
+            break
+        left &= inert_parameters(make_params({**dump, **point}))
+    return [n for n in names if n in left]

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 from SALib.sample import latin
 
-from mittelbau.core.inert_parameters import inert_parameters
+from mittelbau.core.inert_parameters import unread_factors
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
-from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
 from mittelbau.experiments.store import folder_lock
@@ -155,9 +155,7 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
     sample.to_parquet(out / "sample.parquet", index=False)
     # factors no run's outcomes read (the economics', a switched-off programme's) cannot
     # bound where the case occurs: PRIM does not see them (while any factor is left)
-    base = scenario.params.model_dump()
-    inert = [inert_parameters(make_params({**base, **point})) for point in points]
-    unread = [p.name for p in chosen if all(p.name in names for names in inert)]
+    unread = unread_factors(scenario.params, points, [p.name for p in chosen])
     if len(unread) == len(chosen):
         unread = []
     found = prim_box(x.drop(columns=unread), cases, min_density)

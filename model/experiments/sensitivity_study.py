@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from SALib.sample import latin
 
+from mittelbau.core.inert_parameters import unread_factors
 from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import MANIFEST, evaluate_points
@@ -88,6 +89,7 @@ def _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log):
         points = [to_overrides(row, chosen) for row in X]
         runs = _as_numbers(evaluate_points(scenario, points, replications, out / "runs", **run_kw), outputs)
         log["runs"] = runs
+        log["unread"] = unread_factors(scenario.params, points, [p.name for p in chosen])
         log["distinct"] = json.loads((out / "runs" / MANIFEST).read_text(encoding="utf-8"))["distinct_runs"]
         return runs.groupby("point")[list(outputs)].mean().reset_index(drop=True)
 
@@ -210,6 +212,7 @@ def _run_study(
         figure,
         convergence is not None,
         notes,
+        log["unread"],
     )
     return {
         "warnings": notes,
@@ -313,7 +316,19 @@ def index_warnings(
 
 
 def write_page(
-    method, scenario, out, spec, indices, replications, cv, shares, runs, figure, has_convergence, notes=()
+    method,
+    scenario,
+    out,
+    spec,
+    indices,
+    replications,
+    cv,
+    shares,
+    runs,
+    figure,
+    has_convergence,
+    notes=(),
+    unread=(),
 ) -> Path:
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
@@ -323,6 +338,12 @@ def write_page(
         "indices are computed on replicate means.",
         "",
     ]
+    if unread:
+        lines += [
+            f"No run's outcomes read {len(unread)} of the factors at any point, so their indices are "
+            f"zero by construction: {', '.join(unread)}.",
+            "",
+        ]
     if runs[1] < runs[0]:
         lines += [
             f"{runs[1]} of the runs were run: each of the others differs from one of them only in "
