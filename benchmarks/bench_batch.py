@@ -56,7 +56,7 @@ def one_at_a_time(batch: experiment.Batch) -> pd.DataFrame:
     rows = []
     for run in batch.runs:
         point, replicate, seed, _ = run
-        result = simulate(Scenario("point", "", make_params(experiment.batch_parameters(batch, run))))
+        result = simulate(Scenario("point", "", experiment.run_params(batch, run)))
         rows.append(
             {"scenario": batch.scenario, "point": point, "replicate": replicate, "seed": seed}
             | headline_outcomes(result.summary)

@@ -71,10 +71,6 @@ def run_params(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> Param
     return make_params({**batch.base, **overrides, "seed": seed}, f"point {point}")
 
 
-def batch_parameters(batch: Batch, run: tuple[int, int, int, dict[str, Any]]) -> dict[str, Any]:
-    return run_params(batch, run).model_dump()
-
-
 def run_batch(batch: Batch) -> pd.DataFrame:
     """The runs of a batch, stepped together (`runs.simulate_outcomes_batch`): scenario, point,
     replicate, seed, the outcomes (the parameters are the design's: `evaluate_points` adds
