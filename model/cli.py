@@ -555,8 +555,23 @@ def _with_progress(quiet: bool, label: str, job):
         typer.echo(f"warning: {message}", err=True)
 
     def attempt(advance, set_total, stop=lambda: None):
+        # runs whose outcomes the folder already holds are not run: the total counts the others
+        asked: list[int | None] = [None]
+        held = [0]
+
+        def total(runs: int) -> None:
+            asked[0] = runs
+            set_total(runs - held[0])
+
+        def kept(runs: int) -> None:
+            held[0] += runs
+            if not quiet:
+                typer.echo(f"{label}: {runs} runs kept from the output folder", err=True)
+            if asked[0] is not None:
+                set_total(asked[0] - held[0])
+
         try:
-            return job(advance, set_total, damaged)
+            return job(advance, total, damaged, kept)
         except (FactorError, FolderError, ImportError) as exc:
             stop()
             _fail(str(exc))
@@ -627,7 +642,7 @@ def _study(
     found = _with_progress(
         quiet,
         method,
-        lambda advance, set_total, damaged: run_study(
+        lambda advance, set_total, damaged, kept: run_study(
             method,
             scen,
             folder,
@@ -636,7 +651,7 @@ def _study(
             levers,
             groups,
             replications=replications,
-            run_kw={**run_kw, "on_damaged": damaged},
+            run_kw={**run_kw, "on_damaged": damaged, "on_kept": kept},
             on_batch=advance,
             second_order=second_order,
             on_total=set_total,
@@ -766,14 +781,14 @@ def discover(
     found = _with_progress(
         quiet,
         "discover",
-        lambda advance, set_total, damaged: run_discovery(
+        lambda advance, set_total, damaged, kept: run_discovery(
             scen,
             folder,
             samples,
             names,
             levers,
             replications,
-            {**run_kw, "on_batch": advance, "on_damaged": damaged},
+            {**run_kw, "on_batch": advance, "on_damaged": damaged, "on_kept": kept},
             min_density,
             chosen_case,
             on_total=set_total,

@@ -144,6 +144,70 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
         evaluate_points(tiny, points[:1], 9, tmp_path)
 
 
+def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
+    """A design whose first points are those of the folder's (a sample grown from its seed)
+    runs into it: the full batches kept, the folder's last (partial) batch rerun without being
+    called damaged, the table that of the grown design run afresh. A design that changes an
+    earlier point, or has fewer points, is still refused."""
+    points = [{"dt_adoption_factor": 0.01 * (k + 1)} for k in range(5)]
+    evaluate_points(tiny, points[:3], 9, tmp_path)  # 27 runs: batches of 16 and 11
+    done: list[int] = []
+    told: list[str] = []
+    grown = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append, on_damaged=told.append)
+    assert sum(done) == 45 - 16 and told == []  # batch 0 kept; batch 1 (now full) and 2 run
+    fresh = evaluate_points(tiny, points, 9, tmp_path / "fresh")
+    pd.testing.assert_frame_equal(grown, fresh)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "runs.parquet"), fresh)
+    changed = [{"dt_adoption_factor": 0.5}, *points[1:], {"dt_adoption_factor": 0.09}]
+    with pytest.raises(ExecutionError, match="another design: other points"):
+        evaluate_points(tiny, changed, 9, tmp_path)
+    with pytest.raises(ExecutionError, match="another design: other points"):
+        evaluate_points(tiny, points[:4], 9, tmp_path)
+
+
+def test_a_study_with_more_base_samples_continues_the_one_in_its_folder(tmp_path, tiny):
+    """`--samples 16` after `--samples 8` into the same folder runs only what the larger Sobol
+    design adds (its first base samples are the smaller one's) and finds what a fresh study
+    of 16 finds."""
+    chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
+    run_study("sobol", tiny, tmp_path / "grown", 8, chosen, outputs=outputs, replications=2)
+    counts: dict[str, list[int]] = {"grown": [], "fresh": []}
+    found = {
+        name: run_study(
+            "sobol",
+            tiny,
+            tmp_path / name,
+            16,
+            chosen,
+            outputs=outputs,
+            replications=2,
+            on_batch=counts[name].append,
+        )
+        for name in counts
+    }
+    pd.testing.assert_frame_equal(found["grown"]["indices"], found["fresh"]["indices"])
+    assert found["grown"]["runs"] == found["fresh"]["runs"] == 16 * 4 * 2
+    # every run of the smaller study kept (its distinct runs fill whole batches here)
+    assert sum(counts["fresh"]) == 16 * 4 * 2 and sum(counts["grown"]) == 16 * 4 * 2 - 8 * 4 * 2
+
+
+def test_the_command_counts_only_the_runs_it_runs(tmp_path, root):
+    """Rerun with more --samples into the same folder, the command says how many runs it kept
+    and its progress counts the others: it ends at their total."""
+    base = str(root / "scenarios" / "baseline.toml")
+    command = ["sensitivity", "sobol", base, "--factors", "dt_adoption_factor,exit_rate"]
+    small = ["--set", "firms=300", "--set", "years=4", "--workers", "1", "--replications", "2"]
+    out = ["--out", str(tmp_path / "s")]
+    runner = CliRunner()
+    first = runner.invoke(app, [*command, "--samples", "8", *small, *out])
+    assert first.exit_code == 0, first.output
+    assert "kept" not in first.output and "sobol: 64/64 runs" in first.output
+    grown = runner.invoke(app, [*command, "--samples", "16", *small, *out])
+    assert grown.exit_code == 0, grown.output
+    assert "sobol: 64 runs kept from the output folder" in grown.output
+    assert "sobol: 64/64 runs" in grown.output and "sobol: 128 runs" in grown.output
+
+
 def _pilot(rng, points: int, reps: int, spread: float, noise: float, common: float = 0.0) -> pd.DataFrame:
     """Constructed pilot outputs under common random numbers: a point effect (sd `spread`), a
     seed effect shared by every point (sd `common`) and noise (sd `noise`)."""

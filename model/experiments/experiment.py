@@ -9,7 +9,9 @@ added from the design, as `runs.parquet` when all batches are done, so an interr
 experiment resumes with the missing batches when the same command is run into the same folder,
 and a batch whose file does not match its checksum is recomputed. The folder's manifest binds
 it to its design (a hash of every batch's parameters and seeds); one process writes into it at
-a time. Replicate r of every point uses the same seed (spawned from the scenario seed): common
+a time. A design that continues the folder's (more points, the first ones those of the folder's
+design: a Sobol or Morris sample grown from the same seed) is run into it too, keeping the runs
+it holds. Replicate r of every point uses the same seed (spawned from the scenario seed): common
 random numbers across points.
 """
 
@@ -168,6 +170,30 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "other factor values at some points"
 
 
+def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the design of `new` continues that of `old`: the same scenario parameters,
+    replications, seeds and outcomes, more points, and every batch of `old` but its last (which
+    may have been partial) a batch of `new` at the same place: a Sobol or Morris design grown
+    from the same sample seed (its first points are those of the smaller design)."""
+    try:
+        same = all(old[k] == new[k] for k in ("format", "base", "replications", "seeds"))
+        kept = old["batches"][:-1]
+        return (
+            same
+            and list(old["outcomes"]) == list(new["outcomes"])
+            and old["points"] < new["points"]
+            and new["batches"][: len(kept)] == kept
+        )
+    except (KeyError, TypeError):
+        return False
+
+
+def _stands_for(batch: Batch, distinct: list[int], stands_for: Counter) -> int:
+    """The runs of the design whose outcomes the batch's runs give (`evaluate_points`)."""
+    k = batch.index * BATCH_RUNS
+    return sum(stands_for[i] for i in distinct[k : k + len(batch.runs)])
+
+
 def evaluate_points(
     scenario: Scenario,
     points: Sequence[dict[str, Any]],
@@ -179,14 +205,17 @@ def evaluate_points(
     on_batch: Callable[[int], None] | None = None,
     on_damaged: Callable[[str], None] | None = None,
     reuse_equal_runs: bool = True,
+    on_kept: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """The outcomes (registry `OUTCOMES`) of every (point, replicate), one row each, sorted;
-    resumes from `out`. A run whose seed and every parameter its outcomes read equal those of
+    resumes from `out`, or continues the smaller design there (`_extends`: its runs are kept,
+    the others run). A run whose seed and every parameter its outcomes read equal those of
     an earlier run of the design (`core.inert_parameters.outcome_key`: it differs only in
     parameters that do not act, such as a switched-off mechanism's) is not run again but given
     that run's outcomes, unless `reuse_equal_runs` is False; `on_batch` is told the runs a batch
-    stands for. A batch on disk that does not match its checksum is recomputed (`on_damaged` is
-    told)."""
+    stands for, `on_kept` once (before any run, when there are such) the runs whose outcomes the
+    folder already holds. A batch on disk that does not match its checksum is recomputed
+    (`on_damaged` is told)."""
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
@@ -232,17 +261,20 @@ def evaluate_points(
 
     with folder_lock(out):
         path = out / MANIFEST
+        grown = -1  # the last batch of a smaller design this one continues: rerun, not damaged
         if path.exists():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
-                same = old["fingerprint"] == manifest["fingerprint"]
+                same = old["fingerprint"] == manifest["fingerprint"] or _extends(old, manifest)
                 why = None if same else _design_differences(old, manifest)
+                if old["fingerprint"] != manifest["fingerprint"]:
+                    grown = len(old["batches"]) - 1
             except (OSError, ValueError, KeyError, TypeError):
                 why = f"its {MANIFEST} is unreadable"
             if why is not None:
                 raise FolderError(
                     f"{out} holds an experiment of another design: {why}; allowed: the same "
-                    "command (to resume), or another --out"
+                    "command (to resume), a design continuing it (more Sobol --samples), or another --out"
                 )
         (out / "batches").mkdir(parents=True, exist_ok=True)
         remove_stale(out)
@@ -254,8 +286,10 @@ def evaluate_points(
             if why is None:
                 continue
             todo.append(b)
-            if why != "missing" and on_damaged is not None:
+            if why != "missing" and b.index != grown and on_damaged is not None:
                 on_damaged(f"{folder(b)} is damaged ({why}); it is recomputed")
+        if on_kept is not None and len(todo) < len(batches):
+            on_kept(len(runs) - sum(_stands_for(b, distinct, stands_for) for b in todo))
         failures = []
         for group, results in execute(run_group, pieces(todo, workers), executor, workers, scheduler):
             if isinstance(results, BaseException):  # the piece of work failed as a whole
@@ -275,8 +309,7 @@ def evaluate_points(
                         designs[batch.index],
                     )
                 if on_batch is not None:
-                    k = batch.index * BATCH_RUNS
-                    on_batch(sum(stands_for[i] for i in distinct[k : k + len(batch.runs)]))
+                    on_batch(_stands_for(batch, distinct, stands_for))
         if failures:
             raise ExecutionError(
                 f"{len(failures)} of {len(todo)} batches failed (the others are "

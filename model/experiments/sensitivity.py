@@ -209,7 +209,7 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
                         }
                     )
         for m in (n // 8, n // 4, n // 2, n):
-            part = _sobol_table(spec, y[: m * block], seed, second_order)
+            part = si if m == n else _sobol_table(spec, y[: m * block], seed, second_order)
             for k, name in enumerate(names):
                 conv.append(
                     {"output": output, "factor": name, "N": m, "S1": part["S1"][k], "ST": part["ST"][k]}
