@@ -10,6 +10,7 @@ from mittelbau.core.parameters import BY_NAME, REGISTRY
 from mittelbau.core.scenario import load_scenario, make_params
 from mittelbau.experiments.ema import OUTCOMES, ema_model, evaluate, lever_parameters
 from mittelbau.experiments.experiment import run_outputs
+from mittelbau.experiments.sensitivity import UNREAD_BY_STUDIES
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -21,14 +22,17 @@ def test_the_ema_model_takes_roles_ranges_and_outcomes_from_the_registries():
     model = ema_model()
     uncertainties = {u.name: u for u in model.uncertainties}
     levers = {lv.name: lv for lv in model.levers}
-    # the numeric uncertainties and the mechanism switches (categorical); start years stay fixed
+    # the numeric uncertainties and the mechanism switches (categorical); start years stay
+    # fixed, and so do the economics' parameters no outcome of an experiment reads
     assert set(uncertainties) == {
         p.name
         for p in REGISTRY
         if p.role == "uncertainty"
         and (not p.choices or p.group == "mechanisms")
         and not p.name.endswith("_start_year")
+        and p.name not in UNREAD_BY_STUDIES
     }
+    assert "region_firms" in uncertainties and "discount_rate" not in uncertainties
     assert [c.value for c in uncertainties["mech_lockin"].categories] == ["off", "on"]
     assert all(BY_NAME[n].role == "lever" for n in levers)
     assert "funding_start_year" not in levers and "funding_target" in levers

@@ -10,12 +10,15 @@ from conftest import footprint, left_behind
 from typer.testing import CliRunner
 
 from mittelbau.cli import app
+from mittelbau.core.inert_parameters import ECONOMICS_PARAMETERS, SCALE_PARAMETER
+from mittelbau.core.parameters import REGISTRY
 from mittelbau.core.scenario import load_scenario
 from mittelbau.experiments.discovery import prim_box
 from mittelbau.experiments.executors import ExecutionError
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import (
     MAX_REPLICATIONS,
+    UNREAD_BY_STUDIES,
     FactorError,
     factors,
     morris,
@@ -62,6 +65,13 @@ def test_factors_come_from_the_registry():
     assert "mech_lockin" in default and "middle_shrink_pp" not in default  # a switch varies, a setting not
     with_levers = [p.name for p in factors(include_levers=True)]
     assert "funding_budget_eur" in with_levers and "funding_start_year" not in with_levers
+    # the economics, which no output of a study reads, are no default factor, but the region's
+    # firm count (programmes spend per firm); named, they vary (and score zero)
+    assert ECONOMICS_PARAMETERS - {SCALE_PARAMETER} == UNREAD_BY_STUDIES
+    assert not UNREAD_BY_STUDIES & set(with_levers) and SCALE_PARAMETER in default
+    uncertain = {p.name for p in REGISTRY if p.role == "uncertainty" and not p.name.endswith("_start_year")}
+    assert uncertain - set(default) == UNREAD_BY_STUDIES
+    assert [p.name for p in factors(["discount_rate"])] == ["discount_rate"]
     spec = problem(factors(["dt_adoption_factor", "bm_loss_rate"]), grouped=False)
     assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.2]]
     with pytest.raises(FactorError, match="unknown factor 'dt_rate'"):

@@ -79,8 +79,9 @@ def ema_model(
     name: str = "mittelbau",
 ) -> Model:
     """The EMA `Model` of a scenario (default: the registry defaults). `uncertainties` and
-    `levers` choose registry parameters by name (default: all numeric uncertainties, all
-    levers but their start and end years; a parameter named as an uncertainty is not also a
+    `levers` choose registry parameters by name (default: the numeric uncertainties the outcomes
+    can read and the mechanism switches, as a study's (`sensitivity.factors`), all levers but
+    their start and end years; a parameter named as an uncertainty is not also a
     lever); every other value of the scenario is a constant. Every experiment runs with the
     scenario's seed: common random numbers across experiments."""
     scenario = scenario or load_scenario(None)

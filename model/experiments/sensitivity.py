@@ -24,6 +24,10 @@ from SALib.sample import sobol as sobol_sample
 from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
 
 MORRIS_LEVELS = 4  # grid levels of the Morris design
+# the economics' parameters but the region's number of firms (the programmes spend per firm):
+# the runs of a study keep no economics, so none of its outputs reads them
+# (`core.inert_parameters`); they are no default factor
+UNREAD_BY_STUDIES = frozenset(p.name for p in REGISTRY if p.group == "economics") - {"region_firms"}
 Evaluator = Callable[[np.ndarray], pd.DataFrame]
 
 
@@ -44,9 +48,9 @@ def choice_of(p: Parameter, x: float) -> str:
 
 def factors(names: Sequence[str] | None = None, include_levers: bool = False) -> list[Parameter]:
     """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty and
-    mechanism switch (categorical) of the registry, and with `include_levers` the levers'
-    numeric parameters — settings never vary; a lever's start and end year stay as the scenario
-    sets them."""
+    mechanism switch (categorical) of the registry that a study's outputs can read (not
+    UNREAD_BY_STUDIES), and with `include_levers` the levers' numeric parameters — settings
+    never vary; a lever's start and end year stay as the scenario sets them."""
     if names:
         chosen = []
         for name in names:
@@ -72,6 +76,7 @@ def factors(names: Sequence[str] | None = None, include_levers: bool = False) ->
         if (not p.choices or is_categorical(p))
         and (p.role == "uncertainty" or (include_levers and p.role == "lever"))
         and not p.name.endswith(("_start_year", "_end_year"))
+        and p.name not in UNREAD_BY_STUDIES
     ]
 
 
