@@ -175,30 +175,35 @@ def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
         evaluate_points(tiny, points[:4], 9, tmp_path)
 
 
-def test_a_study_with_more_base_samples_continues_the_one_in_its_folder(tmp_path, tiny):
-    """`--samples 16` after `--samples 8` into the same folder runs only what the larger Sobol
-    design adds (its first base samples are the smaller one's) and finds what a fresh study
-    of 16 finds."""
+@pytest.mark.parametrize(("method", "small", "large", "per"), [("sobol", 8, 16, 4), ("morris", 6, 12, 3)])
+def test_a_larger_study_continues_the_one_in_its_folder(tmp_path, tiny, method, small, large, per):
+    """More `--samples` (Sobol) or `--trajectories` (Morris) into the same folder runs only
+    what the larger design adds (its first points are the smaller one's, from the same seed),
+    says how many runs it kept, and finds what a fresh study of that size finds."""
     chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
-    run_study("sobol", tiny, tmp_path / "grown", 8, chosen, outputs=outputs, replications=2)
+    run_study(method, tiny, tmp_path / "grown", small, chosen, outputs=outputs, replications=2)
     counts: dict[str, list[int]] = {"grown": [], "fresh": []}
+    kept: dict[str, list[int]] = {"grown": [], "fresh": []}
     found = {
         name: run_study(
-            "sobol",
+            method,
             tiny,
             tmp_path / name,
-            16,
+            large,
             chosen,
             outputs=outputs,
             replications=2,
             on_batch=counts[name].append,
+            run_kw={"on_kept": kept[name].append},
         )
         for name in counts
     }
     pd.testing.assert_frame_equal(found["grown"]["indices"], found["fresh"]["indices"])
-    assert found["grown"]["runs"] == found["fresh"]["runs"] == 16 * 4 * 2
-    # every run of the smaller study kept (its distinct runs fill whole batches here)
-    assert sum(counts["fresh"]) == 16 * 4 * 2 and sum(counts["grown"]) == 16 * 4 * 2 - 8 * 4 * 2
+    assert found["grown"]["runs"] == found["fresh"]["runs"] == large * per * 2
+    assert sum(counts["fresh"]) == large * per * 2 and kept["fresh"] == []
+    # the smaller study's runs are kept, but those of its last batch when it was partial
+    assert small * per * 2 - 16 < kept["grown"][0] <= small * per * 2
+    assert sum(counts["grown"]) + kept["grown"][0] == large * per * 2
 
 
 def test_the_command_counts_only_the_runs_it_runs(tmp_path, root):
