@@ -21,13 +21,14 @@ from SALib.analyze import sobol as sobol_analyze
 from SALib.sample import morris as morris_sample
 from SALib.sample import sobol as sobol_sample
 
+from mittelbau.core.inert_parameters import ECONOMICS_PARAMETERS, SCALE_PARAMETER
 from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
 
 MORRIS_LEVELS = 4  # grid levels of the Morris design
 # the economics' parameters but the region's number of firms (the programmes spend per firm):
 # the runs of a study keep no economics, so none of its outputs reads them
 # (`core.inert_parameters`); they are no default factor
-UNREAD_BY_STUDIES = frozenset(p.name for p in REGISTRY if p.group == "economics") - {"region_firms"}
+UNREAD_BY_STUDIES = ECONOMICS_PARAMETERS - {SCALE_PARAMETER}
 Evaluator = Callable[[np.ndarray], pd.DataFrame]
 
 
