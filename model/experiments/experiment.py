@@ -274,8 +274,8 @@ def evaluate_points(
             if why is not None:
                 raise FolderError(
                     f"{out} holds an experiment of another design: {why}; allowed: the same "
-                    "command (to resume), a design continuing it (more --samples or "
-                    "--trajectories), or another --out"
+                    "command (to resume), a sensitivity study continuing it (more --samples "
+                    "or --trajectories), or another --out"
                 )
         (out / "batches").mkdir(parents=True, exist_ok=True)
         remove_stale(out)
