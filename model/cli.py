@@ -659,7 +659,8 @@ def _study(
     )
     if not quiet:
         key = "mu_star" if method == "morris" else "ST"
-        typer.echo(f"{method}: {found['runs']} runs, {found['replications']} replications per point")
+        reps = found["replications"]
+        typer.echo(f"{method}: {found['runs']:,} runs, {reps} replication{'s' if reps > 1 else ''} per point")
         for o, part in found["indices"].groupby("output", sort=False):
             top = ", ".join(f"{r.factor} {getattr(r, key):.2g}" for r in part.nlargest(3, key).itertuples())
             typer.echo(f"  {o}: {top}")

@@ -561,5 +561,6 @@ def test_a_study_of_one_replication_reports_the_pilots_seed_share(tmp_path, tiny
     found = run_study("sobol", tiny, tmp_path, 8, ["dt_adoption_factor"], outputs=("middle_share",))
     page = found["page"].read_text(encoding="utf-8")
     assert found["replications"] == 1 and "from the pilot" in page and "- middle_share: 2.0%" in page
+    assert "1 factor from the registry, 24 model runs, 1 replication per point (common" in page
     assert pd.read_csv(tmp_path / "seed_variance.csv", index_col=0).iloc[0, 0] == 0.02
     assert not any("seeds is undefined" in n for n in found["warnings"])

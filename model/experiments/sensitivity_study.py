@@ -309,7 +309,8 @@ def index_warnings(
                 notes.append(f"{o}: some Sobol indices are undefined at {size} base samples; use more")
             elif wide:
                 notes.append(
-                    f"{o}: {wide} of {len(part)} factors have 95 % intervals wider than ± {UNCERTAIN:g} "
+                    f"{o}: {wide} of {len(part)} factors {'has' if wide == 1 else 'have'} 95 % "
+                    f"intervals wider than ± {UNCERTAIN:g} "
                     f"at {size} base samples — too uncertain to rank; use more --samples"
                 )
     return notes
@@ -333,8 +334,10 @@ def write_page(
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
         "",
-        f"{spec['num_vars']} factors from the registry, {runs[0]} model runs, "
-        f"{replications} replications per point (common random numbers across points); "
+        f"{spec['num_vars']} factor{'s' if spec['num_vars'] > 1 else ''} from the registry, "
+        f"{runs[0]:,} model runs, "
+        f"{replications} replication{'s' if replications > 1 else ''} per point (common random "
+        "numbers across points); "
         "indices are computed on replicate means.",
         "",
     ]
@@ -346,7 +349,7 @@ def write_page(
         ]
     if runs[1] < runs[0]:
         lines += [
-            f"{runs[1]} of the runs were run: each of the others differs from one of them only in "
+            f"{runs[1]:,} of the runs were run: each of the others differs from one of them only in "
             "parameters its outcomes do not read (a switched-off mechanism's or programme's, the "
             "economics'), and has its outcomes.",
             "",
