@@ -163,6 +163,13 @@ def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
     evaluate_points(tiny, points[:3], 9, tmp_path)  # 27 runs: batches of 16 and 11
     done: list[int] = []
     told: list[str] = []
+
+    def stop(runs: int) -> None:  # the grown design interrupted before its first batch
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_points(tiny, points, 9, tmp_path, on_kept=stop)
+    assert not (tmp_path / "runs.parquet").exists()  # no table of the smaller design left
     grown = evaluate_points(tiny, points, 9, tmp_path, on_batch=done.append, on_damaged=told.append)
     assert sum(done) == 45 - 16 and told == []  # batch 0 kept; batch 1 (now full) and 2 run
     fresh = evaluate_points(tiny, points, 9, tmp_path / "fresh")

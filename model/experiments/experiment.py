@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -261,14 +262,14 @@ def evaluate_points(
 
     with folder_lock(out):
         path = out / MANIFEST
-        grown = -1  # the last batch of a smaller design this one continues: rerun, not damaged
+        grown = None  # the smaller design this one continues: its batches
         if path.exists():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
                 same = old["fingerprint"] == manifest["fingerprint"] or _extends(old, manifest)
                 why = None if same else _design_differences(old, manifest)
                 if old["fingerprint"] != manifest["fingerprint"]:
-                    grown = len(old["batches"]) - 1
+                    grown = old["batches"]
             except (OSError, ValueError, KeyError, TypeError):
                 why = f"its {MANIFEST} is unreadable"
             if why is not None:
@@ -279,6 +280,13 @@ def evaluate_points(
                 )
         (out / "batches").mkdir(parents=True, exist_ok=True)
         remove_stale(out)
+        if grown is not None:
+            # what belongs to the smaller design alone goes before the manifest changes: its
+            # table, and its last batch where that was partial (another batch of this design)
+            (out / RUNS).unlink(missing_ok=True)
+            last = len(grown) - 1  # a design continuing it has at least as many batches
+            if grown and designs[last] != grown[last]:
+                shutil.rmtree(folder(batches[last]), ignore_errors=True)
         write_json(path, manifest)
         remove_stale(out / "batches")
         todo = []
@@ -287,7 +295,7 @@ def evaluate_points(
             if why is None:
                 continue
             todo.append(b)
-            if why != "missing" and b.index != grown and on_damaged is not None:
+            if why != "missing" and on_damaged is not None:
                 on_damaged(f"{folder(b)} is damaged ({why}); it is recomputed")
         if on_kept is not None and len(todo) < len(batches):
             on_kept(len(runs) - sum(_stands_for(b, distinct, stands_for) for b in todo))
