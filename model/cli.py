@@ -556,19 +556,21 @@ def _with_progress(quiet: bool, label: str, job):
 
     def attempt(advance, set_total, stop=lambda: None):
         # runs whose outcomes the folder already holds are not run: the total counts the others
-        asked: list[int | None] = [None]
-        held = [0]
+        asked: int | None = None
+        held = 0
 
         def total(runs: int) -> None:
-            asked[0] = runs
-            set_total(runs - held[0])
+            nonlocal asked
+            asked = runs
+            set_total(runs - held)
 
         def kept(runs: int) -> None:
-            held[0] += runs
+            nonlocal held
+            held += runs
             if not quiet:
                 typer.echo(f"{label}: {runs} runs kept from the output folder", err=True)
-            if asked[0] is not None:
-                set_total(asked[0] - held[0])
+            if asked is not None:
+                set_total(asked - held)
 
         try:
             return job(advance, total, damaged, kept)
