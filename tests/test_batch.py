@@ -434,7 +434,14 @@ def test_run_ups_kept_for_later_batches_hold_a_bounded_number_of_firms(monkeypat
     big = make_params({**SMALL, "firms": 800, "seed": 9})
     ModelBatch([big, big], outcomes_only=True)  # more firms than may be kept: shared, not kept
     assert [r.firms for r in shared_runups.RUNUP_STATES.values()] == [300, 300]
+    # the firms kept in all are counted as run-ups come and go, a run-up kept again counted once
+    assert shared_runups.RUNUP_STATES.firms == 600
+    key, state = next(iter(shared_runups.RUNUP_STATES.items()))
+    shared_runups.keep_runup_state(key, state)
+    assert shared_runups.RUNUP_STATES.firms == 600
+    assert list(shared_runups.RUNUP_STATES)[-1] == key  # now the most recently kept
     clear_runup_states()
+    assert shared_runups.RUNUP_STATES.firms == 0
 
 
 def test_a_run_takes_over_only_a_run_up_that_kept_what_it_keeps():

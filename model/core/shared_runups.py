@@ -44,7 +44,30 @@ PROJECTION_PARAMETERS = frozenset(
 
 # run-ups kept for the batches that follow (in this process): at most this many firms in all
 RUNUP_STATES_FIRMS = 256_000
-RUNUP_STATES: OrderedDict[tuple, RunUpState] = OrderedDict()
+
+
+class KeptRunUps(OrderedDict[tuple, RunUpState]):
+    """Run-ups by key, the least recently kept first, with the firms they hold in all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.firms = 0
+
+    def keep(self, key: tuple, runup: RunUpState) -> None:
+        """Keep `runup` under `key` as the most recent, then drop the least recent while more than
+        RUNUP_STATES_FIRMS firms are kept."""
+        old = self.pop(key, None)
+        self.firms += runup.firms - (0 if old is None else old.firms)
+        self[key] = runup
+        while self.firms > RUNUP_STATES_FIRMS:
+            self.firms -= self.popitem(last=False)[1].firms
+
+    def clear(self) -> None:
+        super().clear()
+        self.firms = 0
+
+
+RUNUP_STATES = KeptRunUps()
 
 
 def keeps(firms: int) -> bool:
@@ -56,12 +79,8 @@ def keep_runup_state(key: tuple, runup: RunUpState) -> RunUpState:
     """Keep the run-up of `key` for later batches (unless it alone has more firms than
     RUNUP_STATES_FIRMS), the least recently kept dropped first so that those kept hold at most
     RUNUP_STATES_FIRMS firms; returns it."""
-    if not keeps(runup.firms):
-        return runup
-    RUNUP_STATES[key] = runup
-    RUNUP_STATES.move_to_end(key)
-    while sum(r.firms for r in RUNUP_STATES.values()) > RUNUP_STATES_FIRMS:
-        RUNUP_STATES.popitem(last=False)
+    if keeps(runup.firms):
+        RUNUP_STATES.keep(key, runup)
     return runup
 
 
