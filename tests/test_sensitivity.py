@@ -1,6 +1,7 @@
 """Sensitivity analysis and scenario discovery: the plumbing against known answers, and the
 model-side guarantees (unread parameters get no index, executors agree)."""
 
+import json
 import shutil
 
 import numpy as np
@@ -15,7 +16,7 @@ from mittelbau.core.parameters import REGISTRY
 from mittelbau.core.scenario import load_scenario
 from mittelbau.experiments.discovery import prim_box
 from mittelbau.experiments.executors import ExecutionError
-from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.experiment import evaluate_points, run_order
 from mittelbau.experiments.sensitivity import (
     MAX_REPLICATIONS,
     UNREAD_BY_STUDIES,
@@ -150,8 +151,10 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
         first.groupby("point")["seed"].apply(list).iloc[0]
         == first.groupby("point")["seed"].apply(list).iloc[1]
     )  # common random numbers
-    with pytest.raises(ExecutionError, match="another design: other points"):
+    with pytest.raises(ExecutionError, match="another design: fewer points \\(2 there, 1 asked\\)"):
         evaluate_points(tiny, points[:1], 9, tmp_path)
+    with pytest.raises(ExecutionError, match="other factor values at some of the 2 points there"):
+        evaluate_points(tiny, [points[1], points[0]], 9, tmp_path)
 
 
 def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
@@ -176,10 +179,67 @@ def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
     pd.testing.assert_frame_equal(grown, fresh)
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "runs.parquet"), fresh)
     changed = [{"dt_adoption_factor": 0.5}, *points[1:], {"dt_adoption_factor": 0.09}]
-    with pytest.raises(ExecutionError, match="another design: other points"):
+    with pytest.raises(ExecutionError, match="another design: other factor values at some of the 5 points"):
         evaluate_points(tiny, changed, 9, tmp_path)
-    with pytest.raises(ExecutionError, match="another design: other points"):
+    with pytest.raises(ExecutionError, match="another design: fewer points \\(5 there, 4 asked\\)"):
         evaluate_points(tiny, points[:4], 9, tmp_path)
+    # a design of one batch is continued only by one that starts with its points: another
+    # design of more points is refused (its runs would replace the folder's)
+    evaluate_points(tiny, points[:1], 9, tmp_path / "one")
+    with pytest.raises(ExecutionError, match="other factor values at some of the 1 points there"):
+        evaluate_points(tiny, [{"exit_rate": 0.05}, *points[1:3]], 9, tmp_path / "one")
+
+
+def test_run_order_puts_what_a_design_adds_after_the_runs_it_had():
+    assert run_order([(2, 2)]) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert run_order([(1, 2), (2, 2)]) == run_order([(2, 2)])  # more points: as run afresh
+    # more replications: the new replicates of every point after the runs there were; then
+    # more points with every replicate
+    assert run_order([(2, 1), (2, 2), (3, 2)]) == [(0, 0), (1, 0), (0, 1), (1, 1), (2, 0), (2, 1)]
+    assert run_order([(1, 1), (2, 3)]) == [(0, 0), (1, 0), (0, 1), (0, 2), (1, 1), (1, 2)]
+
+
+def test_more_replications_keep_the_runs_the_folder_holds(tmp_path, tiny):
+    """A design with more replications (and points) than the folder's runs into it: its runs
+    first, kept (but its last, partial batch), then the new replicates; the table that of the
+    design run afresh, every run's outcomes its own (runs of a point that only repeats another
+    have that point's). The folder resumes with the same command and refuses fewer replications."""
+    points = [{"dt_adoption_factor": 0.01}, {"dt_adoption_factor": 0.2}, {"dt_adoption_factor": 0.01}]
+    evaluate_points(tiny, points[:2], 9, tmp_path)  # 18 distinct runs: batches of 16 and 2
+    done: list[int] = []
+    kept: list[int] = []
+    told: list[str] = []
+    grown = evaluate_points(
+        tiny, points, 12, tmp_path, on_batch=done.append, on_kept=kept.append, on_damaged=told.append
+    )
+    # batch 0 kept: its 16 runs, and the 9 of point 2 that repeat point 0's replicates 0–8
+    assert kept == [25] and sum(done) == 36 - 25 and told == []
+    manifest = json.loads((tmp_path / "experiment.json").read_text())
+    assert manifest["segments"] == [[2, 9], [3, 12]] and manifest["distinct_runs"] == 24
+    fresh = evaluate_points(tiny, points, 12, tmp_path / "fresh")
+    assert "segments" not in json.loads((tmp_path / "fresh" / "experiment.json").read_text())
+    pd.testing.assert_frame_equal(grown, fresh)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "runs.parquet"), fresh)
+    by_run = grown.set_index(["point", "replicate"])["middle_share"]
+    assert by_run[2].tolist() == by_run[0].tolist() != by_run[1].tolist()
+    assert by_run[0].nunique() > 1  # each replicate its own seed
+    done.clear()
+    again = evaluate_points(tiny, points, 12, tmp_path, on_batch=done.append)
+    assert done == [] and again.equals(grown)
+    # then more points: their runs after those of both designs before
+    more = [*points, {"dt_adoption_factor": 0.1}]
+    done.clear()
+    grown = evaluate_points(tiny, more, 12, tmp_path, on_batch=done.append)
+    # 48 runs: the 24 distinct runs there and point 3's 12; the folder's last batch, partial (8
+    # runs, standing for 11), runs again with the first 8 of point 3
+    assert done == [8 + 8 + 3, 4] and json.loads((tmp_path / "experiment.json").read_text())["segments"] == [
+        [2, 9],
+        [3, 12],
+        [4, 12],
+    ]
+    pd.testing.assert_frame_equal(grown, evaluate_points(tiny, more, 12, tmp_path / "fresh4"))
+    with pytest.raises(ExecutionError, match="fewer replications \\(12 there, 10 asked\\)"):
+        evaluate_points(tiny, more, 10, tmp_path)
 
 
 @pytest.mark.parametrize(("method", "small", "large", "per"), [("sobol", 8, 16, 4), ("morris", 6, 12, 3)])
@@ -213,6 +273,33 @@ def test_a_larger_study_continues_the_one_in_its_folder(tmp_path, tiny, method, 
     assert sum(counts["grown"]) + kept["grown"][0] == large * per * 2
 
 
+def test_a_study_with_more_replications_continues_the_one_in_its_folder(tmp_path, tiny):
+    """More --replications into the same folder run only the new replicates, and the study
+    finds what a fresh study with that many replications finds."""
+    chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
+    run_study("sobol", tiny, tmp_path / "grown", 8, chosen, outputs=outputs, replications=2)
+    counts: dict[str, list[int]] = {"grown": [], "fresh": []}
+    kept: dict[str, list[int]] = {"grown": [], "fresh": []}
+    found = {
+        name: run_study(
+            "sobol",
+            tiny,
+            tmp_path / name,
+            8,
+            chosen,
+            outputs=outputs,
+            replications=3,
+            on_batch=counts[name].append,
+            run_kw={"on_kept": kept[name].append},
+        )
+        for name in counts
+    }
+    pd.testing.assert_frame_equal(found["grown"]["indices"], found["fresh"]["indices"])
+    assert found["grown"]["runs"] == found["fresh"]["runs"] == 8 * 4 * 3
+    assert kept["fresh"] == [] and 8 * 4 * 2 - 16 < kept["grown"][0] <= 8 * 4 * 2
+    assert sum(counts["grown"]) + kept["grown"][0] == 8 * 4 * 3
+
+
 def test_the_command_counts_only_the_runs_it_runs(tmp_path, root):
     """Rerun with more --samples into the same folder, the command says how many runs it kept
     and its progress counts the others: it ends at their total."""
@@ -228,6 +315,10 @@ def test_the_command_counts_only_the_runs_it_runs(tmp_path, root):
     assert grown.exit_code == 0, grown.output
     assert "sobol: 64 runs kept from the output folder" in grown.output
     assert "sobol: 64/64 runs" in grown.output and "sobol: 128 runs" in grown.output
+    more = runner.invoke(app, [*command, "--samples", "16", *small[:-1], "3", *out])
+    assert more.exit_code == 0, more.output
+    assert "sobol: 128 runs kept from the output folder" in more.output
+    assert "sobol: 64/64 runs" in more.output and "sobol: 192 runs" in more.output
 
 
 def _pilot(rng, points: int, reps: int, spread: float, noise: float, common: float = 0.0) -> pd.DataFrame:

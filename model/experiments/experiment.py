@@ -11,8 +11,9 @@ and a batch whose file does not match its checksum is recomputed. The folder's m
 it to its design (a hash of every batch's parameters and seeds); one process writes into it at
 a time. A design that continues the folder's (more points, the first ones those of the folder's
 design: a Sobol or Morris sample grown from the same seed) is run into it too, keeping the runs
-it holds. Replicate r of every point uses the same seed (spawned from the scenario seed): common
-random numbers across points.
+it holds, and so is one with more replications (their runs come after the folder's:
+`run_order`). Replicate r of every point uses the same seed (spawned from the scenario seed,
+the same whatever the number of replications): common random numbers across points.
 """
 
 from __future__ import annotations
@@ -162,27 +163,33 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
             + ")"
         )
     for key in ("points", "replications"):
-        if old[key] != new[key]:
-            return f"other {key} ({old[key]} there, {new[key]} asked)"
-    if old["seeds"] != new["seeds"]:
+        if old[key] > new[key]:
+            return f"fewer {key} ({old[key]} there, {new[key]} asked)"
+    if old["seeds"][: len(new["seeds"])] != new["seeds"][: len(old["seeds"])]:
         return "other replicate seeds (another scenario seed)"
     if list(old.get("outcomes", {})) != list(new["outcomes"]):
         return "other outcomes"
-    return "other factor values at some points"
+    return f"other factor values at some of the {old['points']} points there"
 
 
-def _extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    """Whether the design of `new` continues that of `old`: the same scenario parameters,
-    replications, seeds and outcomes, more points, and every batch of `old` but its last (which
+def _extends(old: dict[str, Any], new: dict[str, Any], overrides: Sequence[dict[str, Any]]) -> bool:
+    """Whether the design of `new` (its points' `overrides`) continues that of `old`: the same
+    scenario parameters and outcomes, at least its points and replications (more of one or
+    both), its points and replicate seeds first, and every batch of `old` but its last (which
     may have been partial) a batch of `new` at the same place: a Sobol or Morris design grown
-    from the same sample seed (its first points are those of the smaller design)."""
+    from the same sample seed (its first points are those of the smaller design), or any design
+    with more replications (`run_order`: the runs they add come after those of `old`)."""
     try:
-        same = all(old[k] == new[k] for k in ("format", "base", "replications", "seeds"))
+        same = all(old[k] == new[k] for k in ("format", "base"))
         kept = old["batches"][:-1]
         return (
             same
             and list(old["outcomes"]) == list(new["outcomes"])
-            and old["points"] < new["points"]
+            and new["seeds"][: len(old["seeds"])] == old["seeds"]
+            and old["points"] <= new["points"]
+            and old["replications"] <= new["replications"]
+            and (old["points"], old["replications"]) != (new["points"], new["replications"])
+            and old.get("points_hash") in (None, design_hash(list(overrides[: old["points"]])))
             and new["batches"][: len(kept)] == kept
         )
     except (KeyError, TypeError):
@@ -193,6 +200,42 @@ def _stands_for(batch: Batch, distinct: list[int], stands_for: Counter) -> int:
     """The runs of the design whose outcomes the batch's runs give (`evaluate_points`)."""
     k = batch.index * BATCH_RUNS
     return sum(stands_for[i] for i in distinct[k : k + len(batch.runs)])
+
+
+def run_order(segments: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """(point, replicate) of every run of a design grown through `segments`, the (points,
+    replications) of the design after each growth, each at least the one before in both: the
+    first design's runs point by point, then what each growth adds (its new points with the
+    replicates before, point by point, then its new replicates of every point, point by point).
+    A design grown in points alone runs in the order of the same design run afresh."""
+    order: list[tuple[int, int]] = []
+    points = replications = 0
+    for more_points, more_replications in segments:
+        order += [(p, r) for p in range(points, more_points) for r in range(replications)]
+        order += [(p, r) for p in range(more_points) for r in range(replications, more_replications)]
+        points, replications = more_points, more_replications
+    return order
+
+
+def _segments(old: dict[str, Any] | None, points: int, replications: int) -> list[tuple[int, int]]:
+    """The growths (`run_order`) of a design of `points` × `replications` run into a folder
+    holding the design of manifest `old` (None: none): those of the folder's design, then this
+    one where it has at least its points and replications (the first design grown where it is
+    the only one and the replications stay), or else this design alone."""
+    try:
+        grown = [(int(p), int(r)) for p, r in old.get("segments", [[old["points"], old["replications"]]])]
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return [(points, replications)]
+    last_points, last_replications = grown[-1]
+    if points < last_points or replications < last_replications:
+        return [(points, replications)]
+    if (points, replications) == grown[-1]:
+        return grown  # the folder's design: resumed
+    if len(grown) == 1 and replications == last_replications:
+        grown[-1] = (points, replications)  # more points alone: in the order of a fresh design
+    else:
+        grown.append((points, replications))
+    return grown
 
 
 def evaluate_points(
@@ -209,14 +252,14 @@ def evaluate_points(
     on_kept: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """The outcomes (registry `OUTCOMES`) of every (point, replicate), one row each, sorted;
-    resumes from `out`, or continues the smaller design there (`_extends`: its runs are kept,
-    the others run). A run whose seed and every parameter its outcomes read equal those of
-    an earlier run of the design (`core.inert_parameters.outcome_key`: it differs only in
-    parameters that do not act, such as a switched-off mechanism's) is not run again but given
-    that run's outcomes, unless `reuse_equal_runs` is False; `on_batch` is told the runs a batch
-    stands for, `on_kept` once (before any run, when there are such) the runs whose outcomes the
-    folder already holds. A batch on disk that does not match its checksum is recomputed
-    (`on_damaged` is told)."""
+    resumes from `out`, or continues the smaller design there (`_extends`: more points, more
+    replications or both; its runs are kept, the others run after them, `run_order`). A run
+    whose seed and every parameter its outcomes read equal those of an earlier run of the
+    design (`core.inert_parameters.outcome_key`: it differs only in parameters that do not act,
+    such as a switched-off mechanism's) is not run again but given that run's outcomes, unless
+    `reuse_equal_runs` is False; `on_batch` is told the runs a batch stands for, `on_kept` once
+    (before any run, when there are such) the runs whose outcomes the folder already holds. A
+    batch on disk that does not match its checksum is recomputed (`on_damaged` is told)."""
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
@@ -227,57 +270,71 @@ def evaluate_points(
     at = [make_params({**base, **o, "seed": seed}, f"point {p}") for p, o in enumerate(overrides)]
     point_source = sources(at) if reuse_equal_runs else list(range(len(at)))
     dumps = [p.model_dump() for p in at]
-    runs = [(p, r, seeds[r], overrides[p]) for p in range(len(points)) for r in range(replications)]
-    source = [point_source[p] * replications + r for p, r, _, _ in runs]
-    distinct = [i for i, s in enumerate(source) if s == i]
-    stands_for = Counter(source)  # runs each distinct run gives its outcomes to, itself included
+    path = out / MANIFEST
+    points_hash = design_hash(overrides)
 
-    def parameters(i: int) -> dict[str, Any]:
-        return {**dumps[runs[i][0]], "seed": runs[i][2]}
-
-    batches = [
-        Batch(b, scenario.name, base, tuple(runs[i] for i in distinct[k : k + BATCH_RUNS]))
-        for b, k in enumerate(range(0, len(distinct), BATCH_RUNS))
-    ]
-    designs = [
-        design_hash([parameters(i) for i in distinct[k : k + BATCH_RUNS]])
-        for k in range(0, len(distinct), BATCH_RUNS)
-    ]
-    manifest = {
-        "format": FORMAT,
-        # the outcomes recorded belong to the design: another outcome list is another experiment
-        "fingerprint": design_hash([designs, source, list(OUTCOMES)]),
-        "scenario": scenario.name,
-        "points": len(points),
-        "replications": replications,
-        "distinct_runs": len(distinct),  # the runs run; the others have the outcomes of one of them
-        "seeds": seeds,
-        "base": base,
-        "batches": designs,
-        "outcomes": definitions(),
-    }
+    def design(segments: list[tuple[int, int]]) -> tuple[list, list[int], list[int], list[Batch], dict]:
+        """The runs in the order of `segments`, each run's source (the run whose outcomes it
+        has: the same replicate of its point's source, never later in that order), the distinct
+        runs, their batches and the manifest."""
+        runs = [(p, r, seeds[r], overrides[p]) for p, r in run_order(segments)]
+        place = {(p, r): i for i, (p, r, _, _) in enumerate(runs)}
+        source = [place[point_source[p], r] for p, r, _, _ in runs]
+        distinct = [i for i, s in enumerate(source) if s == i]
+        batches = [
+            Batch(b, scenario.name, base, tuple(runs[i] for i in distinct[k : k + BATCH_RUNS]))
+            for b, k in enumerate(range(0, len(distinct), BATCH_RUNS))
+        ]
+        designs = [
+            design_hash([{**dumps[run[0]], "seed": run[2]} for run in batch.runs]) for batch in batches
+        ]
+        manifest = {
+            "format": FORMAT,
+            # the outcomes recorded belong to the design: another outcome list is another experiment
+            "fingerprint": design_hash([designs, source, list(OUTCOMES)]),
+            "scenario": scenario.name,
+            "points": len(points),
+            "replications": replications,
+            "distinct_runs": len(distinct),  # the runs run; the others have the outcomes of one of them
+            "seeds": seeds,
+            "base": base,
+            "batches": designs,
+            "outcomes": definitions(),
+            "points_hash": points_hash,  # of every point's overrides: a continuation starts with them
+        }
+        if len(segments) > 1:  # grown in replications: the order of its runs (`run_order`)
+            manifest["segments"] = [list(s) for s in segments]
+        return runs, source, distinct, batches, manifest
 
     def folder(b: Batch) -> Path:
         return out / "batches" / f"batch-{b.index:06d}"
 
     with folder_lock(out):
-        path = out / MANIFEST
         grown = None  # the smaller design this one continues: its batches
+        old, why = None, None
         if path.exists():
             try:
                 old = json.loads(path.read_text(encoding="utf-8"))
-                same = old["fingerprint"] == manifest["fingerprint"] or _extends(old, manifest)
+            except (OSError, ValueError):
+                why = f"its {MANIFEST} is unreadable"
+        runs, source, distinct, batches, manifest = design(_segments(old, len(points), replications))
+        if old is not None:
+            try:
+                same = old["fingerprint"] == manifest["fingerprint"] or _extends(old, manifest, overrides)
                 why = None if same else _design_differences(old, manifest)
                 if old["fingerprint"] != manifest["fingerprint"]:
                     grown = old["batches"]
-            except (OSError, ValueError, KeyError, TypeError):
+            except (KeyError, TypeError):
                 why = f"its {MANIFEST} is unreadable"
-            if why is not None:
-                raise FolderError(
-                    f"{out} holds an experiment of another design: {why}; allowed: the same "
-                    "command (to resume), a sensitivity study continuing it (more --samples "
-                    "or --trajectories), or another --out"
-                )
+        if why is not None:
+            raise FolderError(
+                f"{out} holds an experiment of another design: {why}; allowed: the same "
+                "command (to resume), the same design with more replications, a sensitivity "
+                "study with more --samples or --trajectories (each continues the runs the "
+                "folder holds), or another --out"
+            )
+        designs = manifest["batches"]
+        stands_for = Counter(source)  # runs each distinct run gives its outcomes to, itself included
         (out / "batches").mkdir(parents=True, exist_ok=True)
         remove_stale(out)
         if grown is not None:
@@ -331,7 +388,7 @@ def evaluate_points(
         for k, column in enumerate(("point", "replicate", "seed")):
             table[column] = [run[k] for run in runs]
         per_point = pd.DataFrame([{k: v for k, v in d.items() if k != "seed"} for d in dumps])
-        table = with_parameters(table, per_point.loc[per_point.index.repeat(replications)])
+        table = with_parameters(table, per_point.loc[[run[0] for run in runs]])
         table = table.sort_values(["point", "replicate"]).reset_index(drop=True)
         write_file(out / RUNS, lambda tmp: table.to_parquet(tmp, index=False))
     return table
