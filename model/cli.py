@@ -113,10 +113,21 @@ def _executor(
     return executor, workers if runs is None else min(workers, max(runs, 1))
 
 
+def _holds_experiment(folder: Path) -> bool:
+    """Whether a folder is a study's or a discovery's: its runs or its pilot hold an experiment's
+    manifest, or nothing yet but their lock."""
+    parts = [folder / part for part in ("runs", "pilot") if (folder / part).is_dir()]
+    return any(
+        (part / "experiment.json").is_file() or not {e.name for e in part.iterdir()} - {".lock"}
+        for part in parts
+    )
+
+
 def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
     """The output folder: a path given by the user (or the default), a folder or nothing yet,
     writable, and — unless --overwrite — either new/empty or a resumable folder of `kind`
-    ("ensemble" or "experiment"; a single run's folder never resumes)."""
+    ("ensemble" or "experiment"; a single run's folder never resumes; a "report" folder, which
+    a command writes its named files into, may hold others)."""
     import tempfile
 
     if out is not None and not out.strip():
@@ -135,6 +146,8 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
             f"--out {str(folder)!r} is not writable ({ancestor}: {exc.strerror or type(exc).__name__}); "
             "allowed: a folder you can write to"
         )
+    if kind == "report":
+        return folder
     cwd = Path.cwd()
     if overwrite and folder.exists() and folder.resolve() in (cwd, *cwd.parents):
         _fail(
@@ -144,8 +157,13 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
     if overwrite or not folder.exists():
         return folder
     entries = {e.name for e in folder.iterdir()} - {".lock"}
-    markers = {"ensemble": {"ensemble.json"}, "experiment": {"runs", "pilot"}, "run": set()}[kind]
-    if not entries or entries & markers:
+    if not entries:
+        return folder
+    # what a folder of each kind holds from its start: an ensemble's manifest; a study's or a
+    # discovery's experiment manifests (of its runs, or of its pilot first), and no ensemble's
+    if kind == "ensemble" and "ensemble.json" in entries:
+        return folder
+    if kind == "experiment" and "ensemble.json" not in entries and _holds_experiment(folder):
         return folder
     if kind == "run":
         _fail(
@@ -156,18 +174,6 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
         f"--out {str(folder)!r} is not empty and holds no earlier {kind}; allowed: a new or empty "
         f"folder, a folder of the same {kind} (to resume), or --overwrite to replace its contents"
     )
-
-
-def _clear(folder: Path) -> None:
-    """Empty a folder for --overwrite (after every option has been checked)."""
-    import shutil
-
-    if folder.is_dir():
-        for entry in folder.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
 
 
 def _other_verdicts(h: dict) -> str:
@@ -233,7 +239,7 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors")] = False,
 ) -> None:
     """Run scenarios. One scenario once writes stage_shares.csv, transitions.csv,
-    indicators.csv, levers.csv, summary.json and stage_shares.png; several scenarios,
+    indicators.csv, levers.csv, economics.csv, summary.json and stage_shares.png; several scenarios,
     --replications > 1 or --posterior run an ensemble (resumable) and write its comparison
     report."""
     paths: list[Path | None] = list(scenarios) if scenarios else [None]
@@ -243,6 +249,14 @@ def run(
         scens = [load_scenario(path, assignments, seed) for path in paths]
     except ScenarioError as exc:
         _fail(str(exc))
+    names = [s.name for s in scens]
+    twice = next((n for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        given = [str(p) for p, n in zip(scenarios, names, strict=True) if n == twice]
+        _fail(
+            f"scenarios {', '.join(given)} are all named {twice!r}; allowed: scenarios of distinct "
+            "names (the `name` in each file), each given once"
+        )
     sample, per_draw = _posterior(posterior or posterior_file is not None, posterior_file, seeds_per_draw)
     if sample is not None and replications % per_draw:
         _fail(
@@ -636,8 +650,6 @@ def _study(
     _at_least("--replications", replications, 1)
     scen, names, run_kw = _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler)
     folder = _out(out, Path("results") / f"{method}-{scen.name}", "experiment", overwrite)
-    if overwrite:
-        _clear(folder)
     from mittelbau.experiments.sensitivity_study import run_study  # loads the model, after the checks
 
     _write_figures_to_files()
@@ -657,6 +669,7 @@ def _study(
             on_batch=advance,
             second_order=second_order,
             on_total=set_total,
+            overwrite=overwrite,
         ),
     )
     if not quiet:
@@ -779,8 +792,6 @@ def discover(
         _fail(f"--case: {exc}")
     scen, names, run_kw = _study_setup(scenario, set_, seed, factors, levers, workers, executor, scheduler)
     folder = _out(out, Path("results") / f"prim-{scen.name}", "experiment", overwrite)
-    if overwrite:
-        _clear(folder)
     found = _with_progress(
         quiet,
         "discover",
@@ -795,6 +806,7 @@ def discover(
             min_density,
             chosen_case,
             on_total=set_total,
+            overwrite=overwrite,
         ),
     )
     if not quiet:
@@ -836,7 +848,7 @@ def calibrate_report(
 
     _at_least("--replications", replications, 2)
     _at_least("--firms", firms, 100)
-    _out(str(out), out, "experiment", overwrite=True)
+    _out(str(out), out, "report", overwrite=False)
     _write_figures_to_files()
     page, table = write_fit_report(out, replications, firms, seed)
     if validation:
@@ -867,7 +879,7 @@ def calibrate_validate(
 
     _at_least("--replications", replications, 2)
     _at_least("--firms", firms, 100)
-    _out(str(out), out, "experiment", overwrite=True)
+    _out(str(out), out, "report", overwrite=False)
     _write_figures_to_files()
     page, v = write_validation(out, replications, firms, seed)
     for r in v.table.itertuples():
@@ -924,7 +936,7 @@ def calibrate_fit(
     _at_least("--workers", workers, 1)
     _at_least("--batch", batch, 0)
     recovered = _recovery_table(recovery)
-    _out(str(out), out, "experiment", overwrite=True)
+    _out(str(out), out, "report", overwrite=False)
     try:
         with _fit_progress(generations) as progress:
             result = fit(
@@ -1053,7 +1065,7 @@ def calibrate_identifiability(
     _at_least("--firms", firms, 100)
     _at_least("--workers", workers, 1)
     recovered = _recovery_table(recovery)
-    _out(str(out), out, "experiment", overwrite=True)
+    _out(str(out), out, "report", overwrite=False)
     from mittelbau.calibration.dynamic_fit import load_parameter_set
 
     fit = load_parameter_set()
@@ -1115,7 +1127,7 @@ def calibrate_identify(
                 f"({', '.join(FITTED)}) and a value inside its registry range"
             )
         known[name.strip()] = x
-    _out(str(out), out, "experiment", overwrite=True)
+    _out(str(out), out, "report", overwrite=False)
     truth_values = known
     try:
         table = identify(out, truth_values, population, generations, firms, seed)
@@ -1210,6 +1222,8 @@ def fit_initial_state(
 ) -> None:
     """Refit the initial-state propensities to the EMP 2015 targets (calibration/fit_initial_state.py)
     and write them to --out; only --write replaces the committed file the model reads."""
+    if not write:
+        _out(str(out), out, "report", overwrite=False)
     from mittelbau.calibration.fit_initial_state import OUTPUT_FILE, main
 
     written = main(OUTPUT_FILE if write else out / OUTPUT_FILE.name)

@@ -81,6 +81,18 @@ def test_output_files_and_columns(small_run):
     assert "hollow" in output
 
 
+def test_the_readme_names_the_columns_of_indicators_csv(small_run, root):
+    """The README's row for indicators.csv names its columns, in order (`stage1`–`stage3` for
+    the three stage shares)."""
+    import re
+
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `indicators.csv` |"))
+    named = re.findall(r"`([a-z_0-9]+)`", row.replace("`stage1`–`stage3`", "`stage1` `stage2` `stage3`"))
+    columns = list(pd.read_csv(small_run[0] / "indicators.csv").columns)
+    assert named == columns
+
+
 def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
     out, _ = small_run
     s = json.loads((out / "summary.json").read_text())

@@ -357,3 +357,23 @@ def test_bm_channels_are_the_motive_weights_times_what_firms_see():
     assert np.array_equal(channels[:, 3], np.full(3, params.bm_weight_competition * 1.5))
     per_firm = bm_channels(exposure, np.array([1.0, 2.0, 3.0]), params)
     assert np.array_equal(per_firm[:, 3], params.bm_weight_competition * np.array([1.0, 2.0, 3.0]))
+
+
+def test_trait_norms_of_a_size_class_whose_firms_cannot_adopt_are_one():
+    """At a `dt_finance_factor` of 0, a size class whose firms without DT are all financially
+    constrained has a mean DT trait factor of 0: its norm is 1 (nothing to keep), so their
+    hazards stay 0 and a funded firm's (finance relief) stays finite."""
+    from mittelbau.core.dynamics import dt_traits, trait_norms
+    from mittelbau.core.scenario import make_params
+
+    m = MittelbauModel(make_params({"firms": 300, "years": 0, "dt_finance_factor": 0.0}))
+    s = m.state
+    cls = int(np.bincount(s.size[~s.dt]).argmax())
+    s.financing_constraint[(s.size == cls) & ~s.dt] = True
+    dt_norm, _ = trait_norms(s, m.params)
+    assert dt_norm[cls] == 1.0 and np.isfinite(dt_norm).all() and (dt_norm > 0).all()
+    traits = dt_traits(s, m.params, finance_relief=True) / dt_norm[s.size]
+    assert np.isfinite(traits).all()
+    assert (dt_traits(s, m.params)[(s.size == cls) & ~s.dt] == 0).all()
+    s.financing_constraint[(s.size == cls) & ~s.dt] = False  # a factor above 0: its mean as before
+    assert trait_norms(s, m.params)[0][cls] > 0

@@ -196,25 +196,41 @@ def test_5_a_second_writer_stops_at_once(ensemble, tmp_path, base):
         res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(out))
         for command in (["sensitivity", "morris", "--trajectories", "2"], ["discover", "--samples", "4"]):
             study = tmp_path / "s"
-            with folder_lock(study):
-                other = cli(
-                    *command,
-                    base,
-                    *TINY,
-                    "--factors",
-                    "exit_rate",
-                    "--replications",
-                    "1",
-                    "--workers",
-                    "1",
-                    "--out",
-                    str(study),
-                )
-            assert other.exit_code == 2 and "being written by another mittelbau process" in other.stderr
+            (study / "runs").mkdir(parents=True, exist_ok=True)
+            (study / "indices.csv").write_text("being written")
+            # --overwrite too: the folder is emptied only by its lock's holder
+            for extra in ([], ["--overwrite"]):
+                with folder_lock(study):
+                    other = cli(
+                        *command,
+                        base,
+                        *TINY,
+                        "--factors",
+                        "exit_rate",
+                        "--replications",
+                        "1",
+                        "--workers",
+                        "1",
+                        "--out",
+                        str(study),
+                        *extra,
+                    )
+                assert other.exit_code == 2 and "being written by another mittelbau process" in other.stderr
+                assert sorted(os.listdir(study)) == [".lock", "indices.csv", "runs"], extra
     assert res.exit_code == 2
     line = one_error_line(res)
     assert f"{out} is being written by another mittelbau process (pid {os.getpid()})" in line
     assert listing(out) == before
+
+
+def test_5_overwrite_empties_a_study_folder_holding_its_lock(tmp_path, base):
+    study = tmp_path / "s"
+    (study / "runs").mkdir(parents=True)
+    (study / "notes.txt").write_text("old")
+    command = ["sensitivity", "morris", base, *TINY, "--trajectories", "2", "--factors", "exit_rate"]
+    res = cli(*command, "--replications", "1", "--workers", "1", "--out", str(study), "--overwrite", "-q")
+    assert res.exit_code == 0, res.output
+    assert "notes.txt" not in os.listdir(study) and (study / "indices.csv").exists()
 
 
 def test_5_a_single_run_has_one_writer_too(tmp_path, base):
@@ -272,6 +288,17 @@ def test_6_output_paths(tmp_path, base, monkeypatch):
     res = cli("run", base, *TINY, "--out", ".", "--overwrite")
     assert res.exit_code == 2 and "--out '.' holds the current folder" in one_error_line(res)
     assert sorted(os.listdir(tmp_path)) == ["file", "old"]
+    # an ensemble's folder is not a study's, though both keep their runs in runs/
+    res = cli("run", base, *TINY, "--replications", "2", "--workers", "1", "--out", "ens", "-q")
+    assert res.exit_code == 0, res.output
+    before = listing(tmp_path / "ens")
+    for command in (["sensitivity", "morris", "--trajectories", "2"], ["discover", "--samples", "4"]):
+        res = cli(*command, base, *TINY, "--factors", "exit_rate", "--out", "ens")
+        assert res.exit_code == 2 and "is not empty and holds no earlier experiment" in one_error_line(res)
+    assert listing(tmp_path / "ens") == before
+    # the refit of the initial state checks its folder before it fits
+    res = cli("fit-initial-state", "--out", "file")
+    assert res.exit_code == 2 and "--out 'file' is a file" in one_error_line(res)
 
 
 # ---- 7. every option checked before anything runs ---------------------------------------------
@@ -292,6 +319,10 @@ BAD_OPTIONS = {
     ),
     "--seed and --set seed": (["run", "--seed", "3", "--set", "seed=4"], "--seed 3 and --set 'seed=4'"),
     "--workers 0": (["run", "--replications", "2", "--workers", "0"], "--workers = 0"),
+    "one scenario twice": (
+        ["run", "baseline", "baseline"],
+        "scenarios baseline, baseline are all named 'baseline'",
+    ),
     "executor options on a single run": (["run", "--workers", "2"], "--workers given for a single run"),
     "unknown executor": (["run", "--replications", "2", "--executor", "ray"], "--executor 'ray'"),
     "scheduler without dask": (

@@ -300,6 +300,18 @@ def test_a_study_with_more_replications_continues_the_one_in_its_folder(tmp_path
     assert sum(counts["grown"]) + kept["grown"][0] == 8 * 4 * 3
 
 
+def test_a_study_rerun_without_its_pilot_leaves_none_of_its_files(tmp_path, tiny):
+    """Run again with the replications its pilot chose, a study keeps its runs but has no pilot:
+    the pilot's table goes, and the seeds' share of the variance is there only when estimable."""
+    chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
+    first = run_study("sobol", tiny, tmp_path, 8, chosen, outputs=outputs)
+    assert (tmp_path / "replications.csv").exists() and (tmp_path / "seed_variance.csv").exists()
+    again = run_study("sobol", tiny, tmp_path, 8, chosen, outputs=outputs, replications=first["replications"])
+    pd.testing.assert_frame_equal(again["indices"], first["indices"])
+    assert not (tmp_path / "replications.csv").exists()
+    assert (tmp_path / "seed_variance.csv").exists() == (first["replications"] > 1)
+
+
 def test_the_command_counts_only_the_runs_it_runs(tmp_path, root):
     """Rerun with more --samples into the same folder, the command says how many runs it kept
     and its progress counts the others: it ends at their total."""

@@ -102,13 +102,15 @@ def trait_norms(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
     """Mean trait factors of the firms at risk in the 2015 state: of the DT factor over firms
     without DT per size class, of the BM factor over firms without BM per size class and DT
     status. Dividing by them keeps each type's mean hazard where the run-up left it (the traits
-    depend on size and DT only, so these groups suffice); 1 for a group without such firms."""
+    depend on size and DT only, so these groups suffice); 1 for a group without such firms, or
+    whose firms all have a factor of 0 (every one financing-constrained at a
+    `dt_finance_factor` of 0): no mean hazard to keep there, and those firms stay at 0."""
     k = len(SIZE_CLASSES)  # every size class (1 where no firm of a class is at risk)
 
     def means(x: np.ndarray, at_risk: np.ndarray, group: np.ndarray, m: int) -> np.ndarray:
         s = np.bincount(group[at_risk], weights=x[at_risk], minlength=m)
         c = np.bincount(group[at_risk], minlength=m)
-        return np.where(c > 0, s / np.maximum(c, 1), 1.0)
+        return np.where(s > 0, s / np.maximum(c, 1), 1.0)
 
     size = state.size.astype(np.int64)
     dt_norm = means(dt_traits(state, p), ~state.dt, size, k)

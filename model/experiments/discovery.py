@@ -19,7 +19,7 @@ from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
-from mittelbau.experiments.store import folder_lock
+from mittelbau.experiments.store import empty_folder, folder_lock
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -124,16 +124,20 @@ def discover(
     min_density: float = 0.8,
     case: Case | str = "hollowed",
     on_total: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Latin-hypercube sample of the factors, label each point a case of interest when `case`
     holds in a majority of its replicates (default: the middle hollows out by the horizon),
     find the boxes with PRIM, and write prim.md, prim_box.csv and the sample with its outcomes
     (sample.csv and sample.parquet: the factors X, the outputs' replicate means Y and the
-    label `case`). One process writes into `out` at a time."""
+    label `case`). One process writes into `out` at a time; `overwrite` empties it first (with
+    its lock held)."""
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
     chosen = factors(factor_names, include_levers)  # before the folder exists: nothing half-written
     with folder_lock(out):
+        if overwrite:
+            empty_folder(out)
         return _discover(scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total)
 
 

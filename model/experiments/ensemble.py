@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from mittelbau.experiments.store import (
     FolderError,
     damage,
     design_hash,
+    empty_folder,
     folder_lock,
     remove_stale,
     write_json,
@@ -230,11 +230,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
 def _check_folder(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
     """A folder holds one ensemble design: the same (resume) or a strict extension of it."""
     if overwrite:
-        for entry in out.iterdir():
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            elif entry.name != LOCK:
-                entry.unlink()
+        empty_folder(out)
         return
     old = _read_manifest(out)
     if old is None:

@@ -31,7 +31,7 @@ from mittelbau.experiments.sensitivity import (
     sobol,
     to_overrides,
 )
-from mittelbau.experiments.store import folder_lock, write_json
+from mittelbau.experiments.store import empty_folder, folder_lock, write_json
 
 
 def default_outputs() -> tuple[str, ...]:
@@ -110,6 +110,7 @@ def run_study(
     on_batch: Callable[[int], None] | None = None,
     second_order: bool = False,
     on_total: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict:
     """Morris (`size` trajectories) or Sobol (`size` base samples) on the model; writes
     indices.csv, the sample with its outcomes (samples.parquet, problem.json: what SALib needs
@@ -119,7 +120,8 @@ def run_study(
 
     `on_batch(runs)` is called as runs finish, pilot runs included; `on_total(runs)` with
     the number of runs the study takes: pilot and one replication per point at first, the
-    exact number once the pilot has chosen the replications."""
+    exact number once the pilot has chosen the replications. `overwrite` empties `out` first
+    (with its lock held)."""
     check_size(method, size)
     out = Path(out)
     outputs = default_outputs() if outputs is None else tuple(outputs)
@@ -133,6 +135,8 @@ def run_study(
     if on_batch is not None:
         run_kw["on_batch"] = on_batch
     with folder_lock(out):
+        if overwrite:
+            empty_folder(out)
         return _run_study(
             method,
             scenario,
@@ -195,10 +199,12 @@ def _run_study(
     notes = index_warnings(method, result.indices, outputs, shares, size)
     if cv is not None:
         notes = pilot_warnings(cv, replications) + notes
-    if shares is not None:
-        shares.to_csv(out / "seed_variance.csv", float_format="%.6g")
-    if cv is not None:
-        cv.to_csv(out / "replications.csv", float_format="%.6g")
+    # (a file this study does not write goes: one left by the study it continues would not be its)
+    for name, table in (("seed_variance.csv", shares), ("replications.csv", cv)):
+        if table is None:
+            (out / name).unlink(missing_ok=True)
+        else:
+            table.to_csv(out / name, float_format="%.6g")
     page = write_page(
         method,
         scenario,

@@ -58,6 +58,15 @@ def folder_lock(out: Path) -> Iterator[None]:
         yield
 
 
+def empty_folder(out: Path) -> None:
+    """Remove everything in `out` but its lock (for --overwrite, with the lock held)."""
+    for entry in out.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.name != LOCK:
+            entry.unlink()
+
+
 @contextmanager
 def run_lock(out: Path) -> Iterator[None]:
     """Hold the lock of a single run's folder, `.<name>.lock` beside it (the folder itself is
