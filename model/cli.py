@@ -329,7 +329,7 @@ def run(
             cpm = policy["cost_per_additional_upward_move_eur"]
             typer.echo(
                 f"  all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, "
-                f"{policy['additional_upward_moves']:+d} upward moves against no programme, "
+                f"{policy['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
         typer.echo(f"  written to {folder}/")

@@ -174,7 +174,9 @@ def test_sentences_state_the_numbers(paired):
     assert f"Year {paired.year}" in text and f"stage 2 {100 * s[1]:.1f} %" in text
     said = captions.comparison(paired)
     e = paired.programme_effect()
-    assert f"{e['additional_moves']:+,} additional" in said and f"€{e['spent_eur']:,.0f}" in said
+    # moves of the region's firms: agents × population_scale, as the € per move
+    extra = e["additional_moves"] * paired.population_scale
+    assert f"{extra:+,.0f} additional" in said and f"€{e['spent_eur']:,.0f}" in said
     assert captions.settings(paired).startswith(
         "Programmes of this run: cooperation 6 projects a year (digital partner, for all); "
         "1 application centre(s) × 50 firms a year (for all)."

@@ -15,7 +15,7 @@ from mittelbau.core.scenario import load_scenario
 from mittelbau.experiments.ensemble import EnsembleError, load_ensemble, replicate_seeds, run_ensemble
 from mittelbau.experiments.executors import ExecutionError
 from mittelbau.experiments.intervals import band, mean_interval, wilson_interval
-from mittelbau.experiments.report import paired_differences, write_report
+from mittelbau.experiments.report import lever_table, paired_differences, write_report
 from mittelbau.experiments.store import FolderError
 
 TABLES = ("stage_shares", "transitions", "indicators", "levers")
@@ -228,10 +228,15 @@ def test_paired_difference_interval_contains_a_known_effect():
         "indicators": ind,
         "transitions": trans,
         "manifest": {"scenarios": {"baseline": {"seeds": seeds}, "policy": {"seeds": seeds}}},
+        # each agent stands for 0.75 of the region's firms: the moves are the region's
+        "summaries": [
+            {"scenario": s, "summary": {"economics": {"population_scale": 0.75}}}
+            for s in ("baseline", "policy")
+        ],
     }
     d = paired_differences(ens).iloc[0]
     assert d.stage2_low < 1.5 < d.stage2_high and d.stage2_high - d.stage2_low < 0.3
-    assert d.upward_moves == 3 and d.common_random_numbers
+    assert d.upward_moves == 3 * 0.75 and d.common_random_numbers
 
 
 def test_wilson_interval_contains_the_share_at_the_ends():
@@ -239,3 +244,35 @@ def test_wilson_interval_contains_the_share_at_the_ends():
         assert wilson_interval(0, n)[:2] == (0.0, 0.0)
         p, lo, hi = wilson_interval(n, n)
         assert p == 1.0 == hi and lo < 1.0
+
+
+def test_the_price_of_a_move_counts_every_run_the_lever_added_none_in():
+    """€ per additional move is the mean cost over the mean additional moves of all runs, not a
+    median over the runs that added moves (which would drop the others); undefined where the
+    mean is not above 0."""
+
+    def lever(cost: float, moves: float) -> dict:
+        return {
+            "total_cost_eur": cost,
+            "firms_reached_region": 10.0,
+            "additional_upward_moves_region": moves,
+            "cost_per_additional_upward_move_eur": cost / moves if moves > 0 else None,
+            "deadweight_share": 0.5,
+        }
+
+    def ens(moves: list[float]) -> dict:
+        return {
+            "manifest": {"scenarios": {"s": {}}},
+            "summaries": [
+                {"scenario": "s", "summary": {"levers": {"funding": lever(100.0, m)}}} for m in moves
+            ],
+        }
+
+    row = lever_table(ens([10.0, 0.0, -5.0, 20.0])).iloc[0]
+    assert row["cost_per_additional_upward_move_eur"] == pytest.approx(100.0 / 6.25)  # not 100/15
+    assert row["cost_per_additional_upward_move_eur_runs"] == 4
+    # the bounds: the mean cost over the bounds of the mean's interval, which here reaches 0
+    assert np.isnan(row["cost_per_additional_upward_move_eur_high"])
+    assert row["cost_per_additional_upward_move_eur_low"] < 16
+    none = lever_table(ens([0.0, -2.0, 1.0])).iloc[0]
+    assert np.isnan(none["cost_per_additional_upward_move_eur"])

@@ -152,6 +152,62 @@ def test_deadweight_rises_as_funding_goes_to_firms_about_to_move():
     assert shares[0] < shares[1] < shares[2] == 1.0, shares
 
 
+def contact_deadweight(**kw) -> tuple[float, int]:
+    """Deadweight share of the reached firms' moves and the upward moves the programmes add
+    against the same-seed run without them, for levers acting through the firms' state only
+    (no hazard multiplier): cooperation's engagement and ties, centres' techniques."""
+    params = {"firms": 3000, "years": 10, "seed": 5, **kw}
+    m = MittelbauModel(**params).run()
+    ups = sum(r[4] for r in m.lever_records)
+    assert ups > 0
+    base = MittelbauModel(**{**params, **{k: 0 for k in ("cooperation_projects_per_year", "centres_number")}})
+    extra = upward_moves(m) - upward_moves(base.run())
+    return sum(r[5] for r in m.lever_records) / ups, extra
+
+
+COOPERATION_BY_STATE = dict(
+    cooperation_projects_per_year=40,
+    cooperation_hazard_factor=1.0,
+    cooperation_spillover=0.0,
+    cooperation_application_rate=1.0,
+)
+CENTRES_BY_STATE = dict(
+    centres_number=10, centres_hazard_factor=1.0, centres_technique_gain=3.0, centres_reach=1.0
+)
+
+
+@pytest.mark.parametrize(
+    ("lever", "acts", "inert"),
+    [
+        (
+            COOPERATION_BY_STATE,
+            {"engagement_effect": 1.0},
+            {"engagement_effect": 0.0, "dt_social_weight": 0.0},
+        ),
+        (CENTRES_BY_STATE, {"dt_competence_effect": 0.5}, {"dt_competence_effect": 0.0}),
+    ],
+)
+def test_deadweight_undoes_what_a_programme_changed_in_the_firm(lever, acts, inert):
+    """A lever without a hazard multiplier acts through what it changes in the firm (engagement
+    and ties, techniques): where that raises the hazard, the moves it adds are not counted as
+    happening anyway (deadweight below 1); where the changed traits do not act on the hazard,
+    every move of a reached firm would have happened anyway (deadweight 1)."""
+    share, extra = contact_deadweight(**lever, **acts)
+    assert share < 0.9 and extra > 0, (share, extra)
+    assert contact_deadweight(**lever, **inert)[0] == 1.0
+
+
+def test_deadweight_counts_a_lockin_lifted_by_the_programme():
+    """With lock-in on at response 0, locked-in stage-1 firms cannot adopt unless a programme
+    reaches them: a funded firm of theirs that moves would not have moved anyway."""
+    free = deadweight_share(dt_finance_factor=1.0, funding_hazard_factor=1.0)
+    assert free == 1.0  # no constraint, no multiplier: every funded move would have happened
+    locked = deadweight_share(
+        dt_finance_factor=1.0, funding_hazard_factor=1.0, mech_lockin="on", lockin_response=0.0
+    )
+    assert locked < free
+
+
 @pytest.mark.parametrize(
     ("lever", "target"),
     [

@@ -373,6 +373,7 @@ def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
             result.summary["policy"] |= {
                 "total_cost_eur": 0.0,
                 "additional_upward_moves": 15,
+                "additional_upward_moves_region": 15.0,
                 "cost_per_additional_upward_move_eur": 0.0,
             }
         return dataclasses.replace(result)

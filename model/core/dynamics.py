@@ -200,6 +200,7 @@ def change_capabilities(
     u: np.ndarray,
     boost: Boost | None = None,
     mech: MechanismYear | None = None,
+    unreached: tuple[FirmTable, Exposure, MechanismYear | None] | None = None,
 ) -> CapabilityChange:
     """Adopt and lose BM and DT for surviving firms, in place, by the draws `u`
     (`capability_draws`); the DT items and motives of the gains follow (`draw_gains_runs`).
@@ -208,7 +209,12 @@ def change_capabilities(
     levers and the same-seed run without them see the same random numbers (common random
     numbers); `boost` None means no lever acts. A lever-reached firm's
     gain is counted as happening 'anyway' when the same draw also falls below the hazard
-    without the lever — the in-model counterfactual behind deadweight. `mech` carries the
+    without the lever — the in-model counterfactual behind deadweight: the hazard of the firm
+    as it would be without any programme contact (`unreached`: its state, exposure and
+    mechanisms' multipliers so — the engagement, techniques, ties and lock-in the programmes
+    changed undone; by default the state as it is), without the levers' multipliers. The
+    draws and the hazards that decide the events are the same with or without it: only what
+    counts as 'anyway' depends on it. `mech` carries the
     switchable mechanisms' hazard multipliers (None: every mechanism off). Every operation is
     elementwise per firm, so the firms of several runs stacked (with per-firm parameters and
     pressure) change exactly as each run alone.
@@ -227,6 +233,11 @@ def change_capabilities(
         h_dt = dt_hazard(state, base, exposure, p, boost.dt, boost.finance_relief) * m_dt
         p_dt = hazard_to_probability(h_dt)
         p_bm = hazard_to_probability(boost.bm * h_bm0)
+        if unreached is not None:  # 'anyway': the hazards without any programme contact
+            s0, e0, mech0 = unreached
+            u_dt, u_bm = (1.0, 1.0) if mech0 is None else (mech0.dt_gain, mech0.bm_gain)
+            p_dt0 = hazard_to_probability(dt_hazard(s0, base, e0, p) * u_dt)
+            p_bm0 = hazard_to_probability(bm_hazard(s0, base, bm_channels(e0, pressure, p), p) * u_bm)
     loss_bm = p.bm_loss_rate * np.where(state.service_strategy, p.bm_loss_strategy_factor, 1.0) * m_loss
 
     gain_dt = survivors & ~had_dt & (u[0] < p_dt)

@@ -214,6 +214,7 @@ def start_of_year(
     u_capture: np.ndarray,
     on: Mapping[str, np.ndarray | bool],
     p,
+    update: bool = True,
 ) -> MechanismYear:
     """The mechanisms' state updates at the start of the year (platform capture, in place) and
     this year's hazard multipliers, for the firms of one or more runs stacked: `on[name]` marks
@@ -222,7 +223,8 @@ def start_of_year(
     of a run with any mechanism on; read where platform capture is on), `power` gives each
     firm's customer power (`customer_power`) when service neglect asks for it. A mechanism's
     multiplier is 1 where it is off, and x · 1 is x, so each run's multipliers are exactly those
-    of the run alone."""
+    of the run alone. `update=False` gives the multipliers of `state` as it is, capturing no one
+    (the deadweight's counterfactual, `dynamics.change_capabilities`)."""
     n = len(state)
 
     def only(name: str, x: np.ndarray) -> np.ndarray:
@@ -231,7 +233,8 @@ def start_of_year(
 
     dt_gain, bm_gain, bm_loss, ex = np.ones(n), np.ones(n), np.ones(n), np.ones(n)
     if "platform_capture" in on:
-        capture(state, pressure, p, u_capture, on["platform_capture"])
+        if update:
+            capture(state, pressure, p, u_capture, on["platform_capture"])
         adopt, ex = (only("platform_capture", x) for x in platform_effects(state, p))
         dt_gain, bm_gain = dt_gain * adopt, bm_gain * adopt
     if "service_neglect" in on:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import mesa
@@ -34,6 +34,7 @@ from mittelbau.core.firm import Firm
 from mittelbau.core.indicators import competence_by_stage, stage_shares
 from mittelbau.core.mechanisms import (
     NAMES,
+    PARTNERS,
     Mechanisms,
     MechanismYear,
     customer_power,
@@ -264,6 +265,7 @@ class MittelbauModel(mesa.Model):
         self.ties.data[:] = 1.0
         self.tie_degree = degree(self.ties)
         self.customer_degree = degree(self.customers)
+        self.network_ties = self.ties  # the ties without the cooperation projects' (`add_ties`)
         # a Firm agent is the handle of one row (a market slot); the firm occupying the row is
         # identified by firm_id and changes on exit and entry
         self.firm_id = np.arange(params.firms)
@@ -350,6 +352,7 @@ class MittelbauModel(mesa.Model):
         # the network (replaced, never changed in place, when cooperation adds ties)
         self.customers, self.ties = runup.customers, runup.ties
         self.tie_degree, self.customer_degree = degree(self.ties), degree(self.customers)
+        self.network_ties = self.ties
         self.firm_id, self.entry_year = runup.firm_id.copy(), runup.entry_year.copy()
         self.bm_introduced = runup.bm_introduced.copy()
         # the run's own streams: its generator where the synthesis and the network left it, the
@@ -661,6 +664,7 @@ class Cohort:
         self._customers: tuple[sparse.csr_array, np.ndarray] | None = None
         self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
+        self._network_ties: tuple[sparse.csr_array, np.ndarray] | None = None
         # each run's rows left in each year, kept when a batch asks (`MittelbauModel.adopt_runup`)
         self.exits: list[list[np.ndarray]] | None = None
 
@@ -717,12 +721,23 @@ class Cohort:
             )
         return self._customers
 
-    def exposure(self, cells: np.ndarray | None = None) -> Exposure:
+    def network_ties(self) -> tuple[sparse.csr_array, np.ndarray]:
+        """The stacked runs' ties without the cooperation projects' and their degrees (fixed)."""
+        if self.single:
+            ties = self.runs[0].network_ties
+            return ties, degree(ties)
+        if self._network_ties is None:
+            ties = block_diagonal([m.network_ties for m in self.runs])
+            self._network_ties = (ties, degree(ties))
+        return self._network_ties
+
+    def exposure(self, cells: np.ndarray | None = None, network: bool = False) -> Exposure:
         """Adoption among peers, partners and customers at the start of the year, each relative
         to its expectation on the run-up's path (the 2015 expectation from 2016 on): the social
         terms do not shift the level the run-up is solved for, only deviations from it. Peers
         are the firms of the same industry in the same run (`cells`: `Cohort.cells`, found
-        when not given)."""
+        when not given). `network`: among the partners of the network alone, without the
+        cooperation projects' ties (the deadweight's counterfactual)."""
         s = self.state
         k = len(INDUSTRIES) * len(self.runs)
         group = s.industry if self.single else s.industry + len(INDUSTRIES) * self.run
@@ -732,7 +747,7 @@ class Cohort:
         e_dt = self.stack([dt for _, dt in levels])[cells]
         counts = np.maximum(np.bincount(group, minlength=k), 1)
         peer_bm, peer_dt, ref_bm, ref_dt = (_group_mean(x, group, counts) for x in (s.bm, s.dt, e_bm, e_dt))
-        ties, tie_degree = self.ties()
+        ties, tie_degree = self.network_ties() if network else self.ties()
         customers, customer_degree = self.customers()
         net_dt, ref_net_dt = neighbour_shares(ties, tie_degree, [s.dt, e_dt], [peer_dt, ref_dt])
         # final-product makers sell outside the region: their customers count as expected
@@ -760,11 +775,17 @@ class Cohort:
         return leapfrog_runs(self.state, stayed, item_draw, self.params, rngs, sizes, where)
 
     def mechanisms(
-        self, year: int, pressure: np.ndarray | float, years: list[_RunYear]
+        self,
+        year: int,
+        pressure: np.ndarray | float,
+        years: list[_RunYear],
+        unreached: FirmTable | None = None,
     ) -> MechanismYear | None:
         """The mechanisms' state updates at the start of the year (platform capture) and their
         hazard multipliers, for the runs stacked (`mechanisms.start_of_year`: each mechanism on
-        the firms of the runs that switch it on); None when no run switches any on."""
+        the firms of the runs that switch it on); None when no run switches any on. With
+        `unreached` (the firms without any programme contact): the multipliers of those firms,
+        reached by no programme, and no update."""
         on_sets = [m.mechanisms.on for m in self.runs]
         if not any(on_sets):
             return None
@@ -787,7 +808,34 @@ class Cohort:
             def power() -> np.ndarray:
                 return customer_power(self.customers()[0], self.state.size)
 
+        if unreached is not None:
+            return start_of_year(
+                unreached, year, pressure, np.zeros_like(reached), power, u, on, self.params, update=False
+            )
         return start_of_year(self.state, year, pressure, reached, power, u, on, self.params)
+
+    def unreached(
+        self,
+        years: list[_RunYear],
+        cells: np.ndarray,
+        exposure: Exposure,
+        pressure: np.ndarray | float,
+        mech: MechanismYear | None,
+    ) -> tuple[FirmTable, Exposure, MechanismYear | None]:
+        """The firms as they would be without any programme contact, for the deadweight's
+        counterfactual (`dynamics.change_capabilities`): the engagement and techniques before
+        the programmes changed them (`_RunYear.untouched`), their exposure among the partners of
+        the network alone, and the mechanisms' multipliers with no firm reached."""
+        s = self.state
+        engagement, techniques = s.engagement.copy(), s.techniques.copy()
+        for y, part in zip(years, self.parts, strict=True):
+            if y.untouched is not None:
+                engagement[part], techniques[part] = y.untouched
+        state = replace(s, engagement=engagement, techniques=techniques)
+        changed = any(m.ties is not m.network_ties for m in self.runs)
+        seen = self.exposure(cells, network=True) if changed else exposure
+        year = self.runs[0].year
+        return state, seen, None if mech is None else self.mechanisms(year, pressure, years, unreached=state)
 
     def cells(self) -> np.ndarray:
         """Each row's type, as a row of the runs' type tables stacked (`type_tables`)."""
@@ -871,11 +919,15 @@ class Cohort:
         exits = self.stack([y.u_exit for y in years]) < hazard_to_probability(h_exit)
         u = self.stack([y.u for y in years], axis=1)
         base = self.base_hazards(cells)
-        change = change_capabilities(s, base, exposure, pressure, ~exits, p, u, boost, mech)
+        unreached = None if boost is None else self.unreached(years, cells, exposure, pressure, mech)
+        change = change_capabilities(s, base, exposure, pressure, ~exits, p, u, boost, mech, unreached)
         # the gains' DT items and motives, each run's from its side stream
         item_draw = self.runs[0].props.dt_item_draw
         motives = draw_gains_runs(s, change, item_draw, [y.side for y in years], self.run)
         leap = self.leapfrog(exits, before, years, item_draw) if projecting else None
+        if leap is not None and unreached is not None:
+            # a leap 'anyway' where the firm would have been engaged enough without the programmes
+            change.anyway[leap] &= unreached[0].engagement[leap] >= PARTNERS
         self.spread()
         for m, y, part, counts in zip(self.runs, years, self.parts, motives, strict=True):
             y.gained(m, change.rows(part), counts, None if leap is None else leap[part])
@@ -967,6 +1019,8 @@ class _RunYear:
     u_exit: np.ndarray
     u: np.ndarray
     side: np.random.Generator
+    # the engagement and techniques without any programme contact (None: no programme acts)
+    untouched: tuple[np.ndarray, np.ndarray] | None
     motives: np.ndarray = field(init=False)
 
     @staticmethod
@@ -1012,7 +1066,12 @@ class _RunYear:
         before = s.stage
         acting = m.levers if projecting else []
         lever_rng = generator(lever_seeds) if acting else None
+        # the firms' engagement and techniques before this year's contacts, and before those of
+        # earlier years that last (`Lever.undo_contact`): the deadweight's counterfactual
+        untouched = (s.engagement.copy(), s.techniques.copy()) if acting else None
         actions = [(lever, lever.act(m, year, lever_rng)) for lever in acting]
+        for lever in acting:
+            lever.undo_contact(*untouched)
         reached = np.zeros(len(s), dtype=bool)
         for lever, act in actions:
             lever.note_reach(act.reached, s)
@@ -1036,6 +1095,7 @@ class _RunYear:
             u_exit,
             u,
             side,
+            untouched,
         )
 
     def gained(

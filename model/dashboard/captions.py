@@ -35,16 +35,18 @@ def comparison(model: PairedModel) -> str:
         )
     e = model.programme_effect()
     extra = e["additional_moves"]
+    # moves of agents × population_scale = moves of the region's firms, which the € buy
+    scale = model.population_scale
     per_move = (
-        # moves of agents × population_scale = moves of the region's firms, which the € buy
-        f"€{e['spent_eur'] / (extra * model.population_scale):,.0f} per additional move of a firm"
+        f"€{e['spent_eur'] / (extra * scale):,.0f} per additional move of a firm"
         if extra > 0
         else "no additional move yet"
     )
     return (
         f"**Programmes: {', '.join(model.levers_on)}.** Spent so far: €{e['spent_eur']:,.0f}. "
-        f"Upward moves {e['upward_moves']:,} against {e['upward_moves_baseline']:,} without "
-        f"programmes: **{extra:+,} additional**, {per_move}. Middle tier "
+        f"Upward moves of the region's firms {e['upward_moves'] * scale:,.0f} against "
+        f"{e['upward_moves_baseline'] * scale:,.0f} without programmes: "
+        f"**{extra * scale:+,.0f} additional**, {per_move}. Middle tier "
         f"{round(e['middle_pp'], 1) + 0.0:+.1f} percentage points against the baseline "
         f"(year {model.year}, one seed; ensembles give the uncertainty)."
     )

@@ -84,9 +84,12 @@ def lever_summary(
     no_policy: MittelbauModel | None,
     alone: dict[str, MittelbauModel],
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """Per lever: cost, reach (by size class and starting stage), upward moves and deadweight
-    of reached firms, and additional upward moves against the same-seed run without any
-    programme (the lever run alone, so that levers of a mix are credited separately)."""
+    """Per lever, from its run alone (the scenario's run when it is the only lever; in a mix the
+    same-seed run of that lever alone, so that every figure of a lever — what it spent, whom
+    it reached, their moves, deadweight, value kept — belongs to one run, and the levers of a
+    mix are credited separately): cost, reach (by size class and starting stage), upward moves
+    and deadweight of reached firms, and additional upward moves against the same-seed run
+    without any programme. `policy`: the same for the scenario's run, all its levers together."""
     if no_policy is None:
         return {}, None
     base_up = upward_moves(no_policy)
@@ -96,12 +99,15 @@ def lever_summary(
         return cost_per_move(cost, extra, scale)
 
     out: dict[str, Any] = {}
-    for lever in model.levers:
-        rows = levers[levers["lever"] == lever.name]
+    for name in (lever.name for lever in model.levers):
+        run = alone[name]
+        lever = next(lv for lv in run.levers if lv.name == name)
+        rows = levers if run is model else levers_table(run)
+        rows = rows[rows["lever"] == name]
         cost = float(rows["spent_eur"].sum())
         ups, dead = int(rows["upward_moves"].sum()), int(rows["deadweight"].sum())
-        extra = upward_moves(alone[lever.name]) - base_up
-        out[lever.name] = {
+        extra = upward_moves(run) - base_up
+        out[name] = {
             "total_cost_eur": round(cost, 2),
             "firm_cost_eur": round(lever.firm_cost_eur, 2),
             "firms_reached": int(lever.reached_by.sum()),
@@ -119,7 +125,7 @@ def lever_summary(
             "additional_upward_moves_region": round(extra * scale, 2),
             "cost_per_additional_upward_move_eur": per_move(cost, extra),
             # value added and jobs kept (model/experiments/stakes.py)
-            **stakes.kept(alone[lever.name], no_policy, rows.groupby("year")["spent_eur"].sum()),
+            **stakes.kept(run, no_policy, rows.groupby("year")["spent_eur"].sum()),
         }
     total = float(levers["spent_eur"].sum())
     extra = upward_moves(model) - base_up

@@ -146,7 +146,9 @@ def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
 
 def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     """Each scenario minus the reference, paired by replicate (common random numbers where the
-    scenarios share their seed): end stage-2 share (pp) and upward moves after 2015."""
+    scenarios share their seed): end stage-2 share (pp) and upward moves after 2015 of the
+    region's firms (moves of agents × each scenario's population_scale, the unit the levers'
+    table and its € per move use)."""
     ind, trans = ens["indicators"], ens["transitions"]
     names = list(ens["manifest"]["scenarios"])
     ref = reference_scenario(names)
@@ -156,7 +158,9 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
         ((projected.from_stage == 1) & (projected.to_stage >= 2))
         | ((projected.from_stage == 2) & (projected.to_stage == 3))
     ]
+    scale = {r["scenario"]: r["summary"]["economics"]["population_scale"] for r in ens["summaries"]}
     moves = up.groupby(["scenario", "replicate"])["firms"].sum()
+    moves = moves * moves.index.get_level_values("scenario").map(scale).to_numpy()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
     rows = []
     for name in names:
@@ -185,13 +189,15 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
 
 def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario and lever: median and 5–95 % band over runs of cost, reach, additional
-    upward moves, cost per additional move and deadweight share."""
+    upward moves and deadweight share; and € per additional move from the means over runs —
+    the mean cost over the mean additional moves, its bounds the mean cost over the bounds of
+    the mean's 90 % interval (`stakes.price`: undefined, NaN, where the moves are not above 0),
+    so that runs in which the lever added no move count as they are."""
     rows = []
     keys = [
         "total_cost_eur",
         "firms_reached_region",
         "additional_upward_moves_region",
-        "cost_per_additional_upward_move_eur",
         "deadweight_share",
     ]
     for name in ens["manifest"]["scenarios"]:
@@ -204,6 +210,13 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
                 )
                 med, lo, hi = band(vals) if len(vals) else (np.nan,) * 3
                 row |= {k: med, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(vals)}
+            records = [r["levers"][lever] for r in runs]
+            cost = float(np.mean([r["total_cost_eur"] for r in records]))
+            extra = np.array([r["additional_upward_moves_region"] for r in records], dtype=float)
+            moves = mean_interval(extra)
+            k = "cost_per_additional_upward_move_eur"
+            per, lo, hi = (np.nan if v is None else v for v in stakes.price(cost, moves))
+            row |= {k: per, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(records)}
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -345,8 +358,12 @@ def _probability_row(r: pd.Series) -> str:
 def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
     if row[f"{key}_runs"] == 0:
         return "–"
+    if not np.isfinite(row[key]):
+        return "undefined"
     v, lo, hi = (row[key] * scale, row[f"{key}_low"] * scale, row[f"{key}_high"] * scale)
-    return f"{fmt.format(v)} [{fmt.format(lo)}–{fmt.format(hi)}]"
+    low = fmt.format(lo) if np.isfinite(lo) else "–"
+    high = fmt.format(hi) if np.isfinite(hi) else "unbounded"
+    return f"{fmt.format(v)} [{low}–{high}]"
 
 
 def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> list[str]:
@@ -459,7 +476,8 @@ def write_report(folder: str | Path) -> Path:
         lines += [
             f"## Differences from '{diffs['reference'].iloc[0]}' (paired by replicate)",
             "",
-            "| scenario | pairs | common random numbers | stage 2 at horizon (pp) | upward moves |",
+            "| scenario | pairs | common random numbers | stage 2 at horizon (pp) "
+            "| upward moves of the region's firms |",
             "|---|---|---|---|---|",
         ]
         for r in diffs.itertuples():
@@ -473,9 +491,11 @@ def write_report(folder: str | Path) -> Path:
         lines += [
             "## Levers (median [5–95 %] over runs)",
             "",
-            "Cost per additional move is taken over the runs in which the lever added moves; "
-            "additional moves are counted against the same-seed run without any programme, "
-            "for each lever run alone. Firms and moves are the region's (agents × population_scale).",
+            "Additional moves are counted against the same-seed run without any programme, for "
+            "each lever run alone. € per additional move is the mean cost over the mean "
+            "additional moves of all runs [the mean cost over the bounds of the mean's 90 % "
+            "interval; unbounded where that interval reaches 0, undefined where the mean is not "
+            "above 0]. Firms and moves are the region's (agents × population_scale).",
             "",
             "| scenario | lever | public cost (€ M) | firms reached | additional upward moves | "
             "€ per additional move | deadweight share |",

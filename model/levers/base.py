@@ -128,6 +128,12 @@ class Lever:
         """Firms that exit leave the programme; their rows start afresh for entrants."""
         self.seen[rows] = False
 
+    def undo_contact(self, engagement: np.ndarray, techniques: np.ndarray) -> None:
+        """Set, in place, the engagement and techniques the firms in the programme now would
+        have had without it, where an earlier year's contact changed them (the deadweight's
+        counterfactual; this year's changes are undone from the state before the levers act).
+        Nothing by default: a lever whose contact lasts one year, or acts on hazards alone."""
+
     def note_reach(self, reached: np.ndarray, state: FirmTable) -> None:
         new = reached & ~self.seen
         np.add.at(self.reached_by, (state.size[new], state.stage[new] - 1), 1)

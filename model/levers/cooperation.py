@@ -35,6 +35,8 @@ class Cooperation(Lever):
         super().__post_init__()
         self.years_left = np.zeros(self.n, dtype=np.int64)
         self.spill_left = np.zeros(self.n, dtype=np.int64)
+        # each member's engagement before its project raised it (read while the project runs)
+        self.engagement_before = np.zeros(self.n, dtype=np.int8)
 
     def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
         p, s, scale = self.p, model.state, model.population_scale
@@ -58,6 +60,7 @@ class Cooperation(Lever):
             level = ENGAGEMENT_LEVELS.index("partners" if p.cooperation_partner == "digital" else "experts")
             for group in projects:
                 self.years_left[group] = duration
+                self.engagement_before[group] = s.engagement[group]
                 s.engagement[group] = np.maximum(s.engagement[group], level)
             model.add_ties(projects)
         reached = self.years_left > 0
@@ -74,6 +77,11 @@ class Cooperation(Lever):
         super().drop_rows(rows)
         self.years_left[rows] = 0
         self.spill_left[rows] = 0
+
+    def undo_contact(self, engagement: np.ndarray, techniques: np.ndarray) -> None:
+        """Members of a running project: their engagement before the project raised it."""
+        members = self.years_left > 0
+        engagement[members] = np.minimum(engagement[members], self.engagement_before[members])
 
 
 PARAMETERS = (
