@@ -366,15 +366,16 @@ def identify(
     seed: int = 2,
     workers: int = 1,
     batch: int = BATCH_SIZE,
+    resume: bool = True,
 ) -> pd.DataFrame:
     """Identifiability: generate the targets with the model at known parameters `truth`, fit
     them again, and say per parameter whether the fit recovers the truth (inside its 90 %
     interval) and whether the targets identify it at all (posterior sd below half the
-    prior's)."""
+    prior's). `resume=False` starts the fit anew in `out`."""
     names = tuple(truth)
     targets = dynamic_targets()
     observed = simulate(truth, seed + 1000, firms, targets)
-    result = fit(out, names, observed, population_size, generations, firms, seed, True, workers, batch)
+    result = fit(out, names, observed, population_size, generations, firms, seed, resume, workers, batch)
     table = result.posterior.copy()
     table.insert(1, "truth", [truth[n] for n in table["parameter"]])
     table["recovered"] = (table["q05"] <= table["truth"]) & (table["truth"] <= table["q95"])

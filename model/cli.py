@@ -48,6 +48,15 @@ def _at_least(option: str, value: float | None, low: float) -> None:
         _fail(f"{option} = {value} is invalid; allowed: {low} or more")
 
 
+SEED_MAX = 2**32 - 1  # numpy's seeds: 32-bit unsigned integers (the registry's range of `seed`)
+FIRMS_RANGE = (100, 1_000_000)  # the registry's range of `firms`
+
+
+def _within(option: str, value: int, low: int, high: int, why: str = "") -> None:
+    if not low <= value <= high:
+        _fail(f"{option} = {value} is invalid; allowed: {low:,} to {high:,}{why}")
+
+
 def _assignments(set_: list[str] | None, seed: int | None) -> list[str]:
     """The --set assignments, each key once, and --seed not beside --set seed=."""
     seen: dict[str, str] = {}
@@ -847,7 +856,8 @@ def calibrate_report(
     from mittelbau.calibration.fit_report import write_fit_report
 
     _at_least("--replications", replications, 2)
-    _at_least("--firms", firms, 100)
+    _within("--firms", firms, *FIRMS_RANGE)
+    _within("--seed", seed, 0, SEED_MAX)
     _out(str(out), out, "report", overwrite=False)
     _write_figures_to_files()
     page, table = write_fit_report(out, replications, firms, seed)
@@ -878,7 +888,8 @@ def calibrate_validate(
     from mittelbau.calibration.validation import write_validation
 
     _at_least("--replications", replications, 2)
-    _at_least("--firms", firms, 100)
+    _within("--firms", firms, *FIRMS_RANGE)
+    _within("--seed", seed, 0, SEED_MAX)
     _out(str(out), out, "report", overwrite=False)
     _write_figures_to_files()
     page, v = write_validation(out, replications, firms, seed)
@@ -906,7 +917,7 @@ def calibrate_fit(
     batch: Annotated[
         int | None,
         typer.Option(
-            help="Particles whose runs step together (default: as many as the runs of an ensemble; "
+            help="Particles whose runs step together (default: 16, as an ensemble's runs; "
             "0: one per model call with pyabc's own samplers, with --workers above 1 not reproducible)"
         ),
     ] = None,
@@ -932,7 +943,8 @@ def calibrate_fit(
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
-    _at_least("--firms", firms, 100)
+    _within("--firms", firms, *FIRMS_RANGE)
+    _within("--seed", seed, 0, SEED_MAX)
     _at_least("--workers", workers, 1)
     _at_least("--batch", batch, 0)
     recovered = _recovery_table(recovery)
@@ -1026,12 +1038,18 @@ def _recovery_table(folder: Path | None):
     import pandas as pd
 
     path = folder / "identifiability.csv"
+    allowed = "allowed: the --out folder of `calibrate identify`"
     if not path.is_file():
-        _fail(
-            f"--recovery {folder} holds no identifiability.csv; allowed: the --out folder "
-            "of `calibrate identify`"
-        )
-    return pd.read_csv(path)
+        _fail(f"--recovery {folder} holds no identifiability.csv; {allowed}")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        _fail(f"--recovery {path} is not a readable table ({type(exc).__name__}); {allowed}")
+    missing = [c for c in ("parameter", "truth", "sd_ratio", "recovered") if c not in table.columns]
+    if missing or table.empty:
+        what = f"has no column {', '.join(missing)}" if missing else "has no rows"
+        _fail(f"--recovery {path} {what}; {allowed}")
+    return table
 
 
 @calibrate_app.command("identifiability")
@@ -1061,8 +1079,10 @@ def calibrate_identifiability(
         write_identifiability,
     )
 
-    _at_least("--n", n, 2)
-    _at_least("--firms", firms, 100)
+    if n < 8 or n & (n - 1):
+        _fail(f"--n = {n} is invalid; allowed: a power of two, at least 8 (Sobol base samples)")
+    _within("--firms", firms, *FIRMS_RANGE)
+    _within("--seed", seed, 0, SEED_MAX)
     _at_least("--workers", workers, 1)
     recovered = _recovery_table(recovery)
     _out(str(out), out, "report", overwrite=False)
@@ -1070,7 +1090,12 @@ def calibrate_identifiability(
 
     fit = load_parameter_set()
     fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
-    indices = sobol_screen(out, n, firms, seed, workers)
+    from mittelbau.experiments.store import FolderError
+
+    try:
+        indices = sobol_screen(out, n, firms, seed, workers)
+    except FolderError as exc:
+        _fail(str(exc))
     table = classify(drivers(indices), recovered, fitted)
     for r in table.itertuples():
         typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
@@ -1103,6 +1128,7 @@ def calibrate_identify(
         list[str] | None,
         typer.Option(help="A fitted parameter's true value, name=value (default: its registry default)"),
     ] = None,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start anew instead of resuming")] = False,
 ) -> None:
     """Re-estimate the dynamic parameters from synthetic targets made at known values (the
     registry defaults unless --truth sets them): which are recovered, and which do the targets
@@ -1112,7 +1138,9 @@ def calibrate_identify(
 
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
-    _at_least("--firms", firms, 100)
+    _within("--firms", firms, *FIRMS_RANGE)
+    # the synthetic targets are simulated with seed + 1000
+    _within("--seed", seed, 0, SEED_MAX - 1000, " (the synthetic targets take --seed + 1000)")
     known = {n: float(BY_NAME[n].default) for n in FITTED}
     for item in truth or []:
         name, _, value = item.partition("=")
@@ -1130,8 +1158,8 @@ def calibrate_identify(
     _out(str(out), out, "report", overwrite=False)
     truth_values = known
     try:
-        table = identify(out, truth_values, population, generations, firms, seed)
-    except ImportError as exc:
+        table = identify(out, truth_values, population, generations, firms, seed, resume=not fresh)
+    except (ImportError, ValueError) as exc:
         _fail(str(exc))
     for r in table.itertuples():
         typer.echo(

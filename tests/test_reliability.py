@@ -309,6 +309,20 @@ BAD_OPTIONS = {
     "morris --replications 0": (["sensitivity", "morris", "--replications", "0"], "--replications = 0"),
     "sobol --samples 10": (["sensitivity", "sobol", "--samples", "10"], "--samples = 10"),
     "discover --samples 0": (["discover", "--samples", "0"], "--samples = 0"),
+    "calibrate report --seed -1": (["calibrate", "report", "--seed", "-1"], "--seed = -1 is invalid"),
+    "calibrate validate --firms": (
+        ["calibrate", "validate", "--firms", "2000000"],
+        "--firms = 2000000 is invalid; allowed: 100 to 1,000,000",
+    ),
+    "calibrate fit --seed": (["calibrate", "fit", "--seed", "4294967296"], "--seed = 4294967296"),
+    "calibrate identify --seed": (
+        ["calibrate", "identify", "--seed", "4294967000"],
+        "(the synthetic targets take --seed + 1000)",
+    ),
+    "calibrate identifiability --n 4": (
+        ["calibrate", "identifiability", "--n", "4"],
+        "--n = 4 is invalid; allowed: a power of two, at least 8",
+    ),
     "discover --replications 0": (["discover", "--replications", "0"], "--replications = 0"),
     "discover --min-density 5": (["discover", "--min-density", "5"], "--min-density = 5.0"),
     "discover --factors ,": (["discover", "--factors", ","], "--factors ',' names no parameter"),
@@ -334,6 +348,28 @@ BAD_OPTIONS = {
         "--scheduler 'tcp://127.0.0.1:1' did not answer",
     ),
 }
+
+
+def test_7_a_recovery_table_and_a_fit_folder_of_another_design_are_one_line_errors(tmp_path):
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    (rec / "identifiability.csv").write_text("")
+    res = cli("calibrate", "fit", "--recovery", str(rec), "--out", str(tmp_path / "fit"))
+    assert res.exit_code == 2 and "is not a readable table (EmptyDataError)" in one_error_line(res)
+    (rec / "identifiability.csv").write_text("parameter,median\nbm_loss_rate,0.03\n")
+    res = cli("calibrate", "identifiability", "--recovery", str(rec), "--out", str(tmp_path / "s"))
+    assert res.exit_code == 2 and "has no column truth, sd_ratio, recovered" in one_error_line(res)
+    assert not (tmp_path / "fit").exists() and not (tmp_path / "s").exists()
+    # a folder holding a fit of other settings: resumed by no one, started anew with --fresh
+    other = tmp_path / "identify"
+    other.mkdir()
+    (other / "abc.db").write_text("")
+    (other / "fit.json").write_text("{}")
+    res = cli("calibrate", "identify", "--firms", "100", "--out", str(other))
+    assert res.exit_code == 2 and "holds a fit of another design" in one_error_line(res)
+    assert "--fresh" in one_error_line(res)
+    res = cli("calibrate", "identify", "--help")
+    assert "--fresh" in res.output
 
 
 @pytest.mark.parametrize("case", BAD_OPTIONS)

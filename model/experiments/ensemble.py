@@ -199,7 +199,8 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     except (OSError, ValueError, AttributeError):
         raise FolderError(
             f"{out} holds an {MANIFEST} this version cannot read (unreadable, or written by "
-            "another version); allowed: another --out, or --overwrite"
+            "another version); allowed: an ensemble folder of this version (to run into: "
+            "another --out, or --overwrite)"
         ) from None
     return old
 
