@@ -341,3 +341,20 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
     )
     assert total in res.output
     assert pd.read_csv(out / "levers.csv").shape[0] == 15
+
+
+def test_summary_is_standard_json_when_a_pole_empties(tmp_path, root):
+    """Every firm reaches stage 3: the hollowing ratio has no pole to divide by (infinite in
+    the model), written as null — summary.json parses with any JSON reader."""
+    out = tmp_path / "empty-pole"
+    settings = ["firms=100", "years=60", "bm_adoption_factor=5", "dt_adoption_factor=5"]
+    settings += ["bm_loss_rate=0", "dt_loss_rate=0", "exit_rate=0"]
+    res = run(*(a for s in settings for a in ("--set", s)), "--out", str(out), "-q")
+    assert res.exit_code == 0, res.output
+
+    def refuse(token: str):
+        raise ValueError(f"{token} is not JSON")
+
+    s = json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+    assert s["headline"]["hollowing_ratio"][1] is None and s["outcomes"]["hollowing_ratio"] is None
+    assert s["headline"]["hollowing_ratio"][0] > 0

@@ -51,6 +51,7 @@ from mittelbau.experiments.store import (
     design_hash,
     empty_folder,
     folder_lock,
+    json_text,
     remove_stale,
     write_json,
     write_unit,
@@ -303,9 +304,7 @@ def write_ensemble_run(result: RunResult, spec: RunSpec, out: Path) -> None:
     def fill(tmp: Path) -> None:
         for name in TABLES:
             pq.write_table(_table(name, getattr(result, name), spec), tmp / f"{name}.parquet")
-        (tmp / "summary.json").write_text(
-            json.dumps(_summary(result, spec), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        (tmp / "summary.json").write_text(json_text(_summary(result, spec)), encoding="utf-8")
 
     (out / spec.folder).parent.mkdir(parents=True, exist_ok=True)
     write_unit(out / spec.folder, fill, run_design(spec))

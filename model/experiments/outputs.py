@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,6 +21,7 @@ from mittelbau.core.model import MittelbauModel
 from mittelbau.core.outcomes import at_horizon, definitions, horizon_values
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments import stakes
+from mittelbau.experiments.store import json_text
 from mittelbau.levers import planned_public_cost
 
 # the groups of stage_shares.csv: (group_by, group), with group_by one of all, size, industry
@@ -320,9 +320,7 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
         result.levers.to_csv(tmp / "levers.csv", index=False, float_format="%.2f")
         if result.economics is not None:
             result.economics.to_csv(tmp / "economics.csv", index=False, float_format="%.2f")
-        (tmp / "summary.json").write_text(
-            json.dumps(result.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        (tmp / "summary.json").write_text(json_text(result.summary), encoding="utf-8")
         if figure:
             # matplotlib loads here, when a figure is written: runs in workers write none
             from mittelbau.experiments.plots import plot_stage_shares

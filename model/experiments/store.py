@@ -18,6 +18,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -102,9 +103,27 @@ def _hold(lock: Path, out: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def finite(data: Any) -> Any:
+    """`data` with every infinite or NaN float replaced by None, so that it is written as
+    standard JSON (null), which every reader parses (Python's own `Infinity` and `NaN` are not
+    JSON)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
+
+
+def json_text(data: Any) -> str:
+    """`data` as standard JSON text (non-finite numbers as null: `finite`), indented."""
+    return json.dumps(finite(data), indent=2, ensure_ascii=False, default=float, allow_nan=False) + "\n"
+
+
 def write_json(path: Path, data: Any) -> None:
-    """Write a JSON file atomically (temporary file, fsync, rename)."""
-    text = json.dumps(data, indent=2, ensure_ascii=False, default=float) + "\n"
+    """Write a JSON file atomically (temporary file, fsync, rename), as standard JSON."""
+    text = json_text(data)
     write_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
@@ -181,6 +200,7 @@ __all__ = [
     "damage",
     "design_hash",
     "folder_lock",
+    "json_text",
     "remove_stale",
     "write_file",
     "write_json",
