@@ -46,3 +46,31 @@ def test_upward_rate():
     t = np.zeros((4, 4), int)
     t[1, 1], t[1, 2], t[1, 3], t[1, 0] = 70, 20, 5, 5
     assert upward_rate(t) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize(
+    ("hollowed", "first", "said"),
+    [
+        ((False, False, False), None, "does not hollow out by 2017"),
+        ((False, True, True), 2016, "hollows out by 2016"),
+        # a threshold under which the starting state itself is hollow: said as such
+        ((True, True, False), 2015, "hollowed out already in 2015, the starting state, but is not in 2017"),
+        ((True, True, True), 2015, "hollowed out already in 2015, the starting state, and still is in 2017"),
+    ],
+)
+def test_the_verdict_names_a_middle_hollow_from_the_start(hollowed, first, said):
+    import pandas as pd
+
+    from mittelbau.experiments.outputs import verdict
+
+    ind = pd.DataFrame(
+        {
+            "year": [2015, 2016, 2017],
+            "stage1": [0.4, 0.45, 0.45],
+            "stage2": [0.2, 0.1, 0.1],
+            "stage3": [0.4, 0.45, 0.45],
+            "hollowed": hollowed,
+        }
+    )
+    year, sentence = verdict(ind, 0.6)
+    assert year == first and said in sentence

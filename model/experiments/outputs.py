@@ -222,6 +222,12 @@ def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str
         )
     if first is None:
         return None, f"The middle tier does not hollow out by {end} ({change}; {rule})."
+    if first == start:  # a threshold under which the starting state itself counts as hollow
+        now = "and still is" if hollow.iloc[-1] else "but is not"
+        return first, (
+            f"The middle tier is hollowed out already in {start}, the starting state, {now} in "
+            f"{end} ({change}; {rule})."
+        )
     return first, f"The middle tier hollows out by {first} ({change}; {rule})."
 
 

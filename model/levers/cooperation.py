@@ -113,7 +113,7 @@ PARAMETERS = (
         "cooperation_cost_per_project_eur",
         250_000.0,
         "€ per project",
-        "Public cost of one project over its duration (paid evenly per year)",
+        "Public cost of one project over its duration (booked in the year it starts)",
         "assumption: typical funded joint project of a few SMEs with one partner",
         10_000.0,
         5e6,
