@@ -46,8 +46,9 @@ def upward_rate(transitions: np.ndarray) -> float:
 # ---- verdict indicators (formulas in docs/odd.md, section 'Indicators') -----------------------
 MIDDLE_SHRINKS = "s2 at the horizon at least middle_shrink_pp percentage points below s2 in 2015"
 STUCK_SHARE = (
-    "share of the 2015 stage-1 firms that never got out: in stage 1 at the horizon, or left the "
-    "market from stage 1 (firms that moved up before exiting are not stuck)"
+    "share of the 2015 stage-1 firms still stuck: in stage 1 at the horizon (whether or not they "
+    "left it in between), or left the market from stage 1 (firms that were out of stage 1 when "
+    "they exited are not stuck)"
 )
 STUCK_SHARE_SMALL = "stuck_share among the 2015 stage-1 firms with < 100 employees"
 COMPETENCE_GAP = "mean digital techniques of stage-3 firms minus those of stage-1 firms"
@@ -66,8 +67,8 @@ def stuck_share(
     exit_stage: np.ndarray,
     among: np.ndarray | None = None,
 ) -> float:
-    """Share of the 2015 stage-1 firms (optionally only `among` them) that never got out of
-    stage 1. Per row of the 2015 population: `start_stage` its stage then, `stage` the row's
+    """Share of the 2015 stage-1 firms (optionally only `among` them) still stuck in stage 1:
+    there now, or exited from it (a firm that moved up and fell back counts as stuck). Per row of the 2015 population: `start_stage` its stage then, `stage` the row's
     stage now (meaningful while the 2015 firm is still there), `exit_stage` 0 while it is, else
     the stage it exited from. Exits from stage 1 count as stuck; nan when there is no such firm."""
     base = start_stage == 1 if among is None else (start_stage == 1) & among
