@@ -1214,7 +1214,8 @@ def dashboard(
             "`make dashboard-assets` or `python -m mittelbau.dashboard.assets` once"
         )
     command = server_command(host, port, open_browser)
-    typer.echo(f"mittelbau dashboard on http://{host}:{port} (Ctrl-C stops it)")
+    where = f"http://{host}:{port}" if port else f"http://{host} on a free port (named by the server below)"
+    typer.echo(f"mittelbau dashboard on {where} (Ctrl-C stops it)")
     sys.exit(serve(command, {**os.environ, **server_environment(scenario)}))
 
 

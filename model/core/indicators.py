@@ -68,9 +68,10 @@ def stuck_share(
     among: np.ndarray | None = None,
 ) -> float:
     """Share of the 2015 stage-1 firms (optionally only `among` them) still stuck in stage 1:
-    there now, or exited from it (a firm that moved up and fell back counts as stuck). Per row of the 2015 population: `start_stage` its stage then, `stage` the row's
-    stage now (meaningful while the 2015 firm is still there), `exit_stage` 0 while it is, else
-    the stage it exited from. Exits from stage 1 count as stuck; nan when there is no such firm."""
+    there now, or exited from it (a firm that moved up and fell back counts as stuck). Per row
+    of the 2015 population: `start_stage` its stage then, `stage` the row's stage now
+    (meaningful while the 2015 firm is still there), `exit_stage` 0 while it is, else the stage
+    it exited from. Exits from stage 1 count as stuck; nan when there is no such firm."""
     base = start_stage == 1 if among is None else (start_stage == 1) & among
     stuck = np.where(exit_stage == 0, stage == 1, exit_stage == 1)
     n = int(base.sum())
