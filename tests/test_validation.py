@@ -248,7 +248,7 @@ def test_cli_validate_writes_table_and_figure(tmp_path):
     assert (tmp_path / "validation.png").stat().st_size > 10_000
     assert "Checks against data not used in fitting" in (tmp_path / "validation.md").read_text()
     bad = CliRunner().invoke(app, ["calibrate", "validate", "--firms", "50"])
-    assert bad.exit_code == 2 and "--firms = 50 is invalid; allowed: 100 or more" in bad.output
+    assert bad.exit_code == 2 and "--firms = 50 is invalid; allowed: 100 to 1,000,000" in bad.output
 
 
 def test_fit_report_hook_appends_the_section_and_writes_its_files(tmp_path):
