@@ -242,13 +242,20 @@ def test_more_replications_keep_the_runs_the_folder_holds(tmp_path, tiny):
         evaluate_points(tiny, more, 10, tmp_path)
 
 
-@pytest.mark.parametrize(("method", "small", "large", "per"), [("sobol", 8, 16, 4), ("morris", 6, 12, 3)])
-def test_a_larger_study_continues_the_one_in_its_folder(tmp_path, tiny, method, small, large, per):
-    """More `--samples` (Sobol) or `--trajectories` (Morris) into the same folder runs only
-    what the larger design adds (its first points are the smaller one's, from the same seed),
-    says how many runs it kept, and finds what a fresh study of that size finds."""
+@pytest.mark.parametrize(
+    ("method", "small", "large", "per", "replications"),
+    [("sobol", 8, 16, 4, (2, 2)), ("morris", 6, 12, 3, (2, 2)), ("sobol", 8, 8, 4, (2, 3))],
+)
+def test_a_larger_study_continues_the_one_in_its_folder(
+    tmp_path, tiny, method, small, large, per, replications
+):
+    """More `--samples` (Sobol), `--trajectories` (Morris) or `--replications` into the same
+    folder runs only what the larger design adds (its first points are the smaller one's, from
+    the same seed; its new replicates come after), says how many runs it kept, and finds what a
+    fresh study of that size finds."""
     chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
-    run_study(method, tiny, tmp_path / "grown", small, chosen, outputs=outputs, replications=2)
+    before, after = replications
+    run_study(method, tiny, tmp_path / "grown", small, chosen, outputs=outputs, replications=before)
     counts: dict[str, list[int]] = {"grown": [], "fresh": []}
     kept: dict[str, list[int]] = {"grown": [], "fresh": []}
     found = {
@@ -259,45 +266,19 @@ def test_a_larger_study_continues_the_one_in_its_folder(tmp_path, tiny, method, 
             large,
             chosen,
             outputs=outputs,
-            replications=2,
+            replications=after,
             on_batch=counts[name].append,
             run_kw={"on_kept": kept[name].append},
         )
         for name in counts
     }
     pd.testing.assert_frame_equal(found["grown"]["indices"], found["fresh"]["indices"])
-    assert found["grown"]["runs"] == found["fresh"]["runs"] == large * per * 2
-    assert sum(counts["fresh"]) == large * per * 2 and kept["fresh"] == []
+    total = large * per * after
+    assert found["grown"]["runs"] == found["fresh"]["runs"] == total
+    assert sum(counts["fresh"]) == total and kept["fresh"] == []
     # the smaller study's runs are kept, but those of its last batch when it was partial
-    assert small * per * 2 - 16 < kept["grown"][0] <= small * per * 2
-    assert sum(counts["grown"]) + kept["grown"][0] == large * per * 2
-
-
-def test_a_study_with_more_replications_continues_the_one_in_its_folder(tmp_path, tiny):
-    """More --replications into the same folder run only the new replicates, and the study
-    finds what a fresh study with that many replications finds."""
-    chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
-    run_study("sobol", tiny, tmp_path / "grown", 8, chosen, outputs=outputs, replications=2)
-    counts: dict[str, list[int]] = {"grown": [], "fresh": []}
-    kept: dict[str, list[int]] = {"grown": [], "fresh": []}
-    found = {
-        name: run_study(
-            "sobol",
-            tiny,
-            tmp_path / name,
-            8,
-            chosen,
-            outputs=outputs,
-            replications=3,
-            on_batch=counts[name].append,
-            run_kw={"on_kept": kept[name].append},
-        )
-        for name in counts
-    }
-    pd.testing.assert_frame_equal(found["grown"]["indices"], found["fresh"]["indices"])
-    assert found["grown"]["runs"] == found["fresh"]["runs"] == 8 * 4 * 3
-    assert kept["fresh"] == [] and 8 * 4 * 2 - 16 < kept["grown"][0] <= 8 * 4 * 2
-    assert sum(counts["grown"]) + kept["grown"][0] == 8 * 4 * 3
+    assert small * per * before - 16 < kept["grown"][0] <= small * per * before
+    assert sum(counts["grown"]) + kept["grown"][0] == total
 
 
 def test_a_study_rerun_without_its_pilot_leaves_none_of_its_files(tmp_path, tiny):
