@@ -54,6 +54,7 @@ from mittelbau.calibration.fit_report import (
 )
 from mittelbau.calibration.posterior import effective_sample_size
 from mittelbau.core.parameters import BY_NAME
+from mittelbau.experiments.extras import needs_extra
 from mittelbau.experiments.runs import BATCH_SIZE
 
 PARAMETER_FILE = CALIBRATION / "dynamic_parameters.toml"
@@ -177,7 +178,7 @@ def fit(
     try:
         import pyabc
     except ImportError:
-        raise ImportError("calibration needs the 'calibrate' extra: pip install -e '.[calibrate]'") from None
+        raise ImportError(needs_extra("calibration", "calibrate")) from None
     import logging
 
     logging.getLogger("ABC").setLevel(logging.WARNING)

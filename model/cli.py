@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib.util
 import inspect
 import os
 import time
@@ -116,6 +117,10 @@ def _executor(
     executor = executor or "local"
     if executor not in EXECUTORS:
         _fail(f"--executor {executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
+    if executor == "dask" and importlib.util.find_spec("distributed") is None:
+        from mittelbau.experiments.extras import needs_extra
+
+        _fail(needs_extra("--executor dask", "dask"))
     _at_least("--workers", workers, 1)
     _scheduler(executor, scheduler)
     workers = workers or os.cpu_count() or 1
@@ -1185,7 +1190,6 @@ def dashboard(
 ) -> None:
     """Open the interactive dashboard: controls for region, size, seed and the levers, live
     charts, the firm network and a comparison with the same seed without programmes."""
-    import importlib.util
     import os
     import sys
 
@@ -1205,7 +1209,9 @@ def dashboard(
             err=True,
         )
     if importlib.util.find_spec("solara") is None:
-        _fail("the dashboard needs the 'dashboard' extra: pip install -e '.[dashboard]'")
+        from mittelbau.experiments.extras import needs_extra
+
+        _fail(needs_extra("the dashboard", "dashboard"))
     from mittelbau.dashboard import assets
 
     if absent := assets.missing():

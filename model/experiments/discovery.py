@@ -18,6 +18,7 @@ from mittelbau.core.inert_parameters import unread_factors
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
+from mittelbau.experiments.extras import needs_extra
 from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
 from mittelbau.experiments.store import empty_folder, folder_lock
 
@@ -86,9 +87,7 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
         try:
             from ema_workbench.analysis import prim
         except ImportError:
-            raise ImportError(
-                "scenario discovery needs the 'discovery' extra: pip install -e '.[discovery]'"
-            ) from None
+            raise ImportError(needs_extra("scenario discovery", "discovery")) from None
         box = prim.Prim(x, y.astype(bool)).find_box()
         traj = box.peeling_trajectory
         dense = traj[traj["density"] >= min_density]

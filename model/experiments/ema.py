@@ -25,6 +25,7 @@ from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.parameters import REGISTRY, Parameter
 from mittelbau.core.scenario import Scenario, load_scenario, make_params
 from mittelbau.experiments.experiment import run_outputs
+from mittelbau.experiments.extras import needs_extra
 from mittelbau.experiments.sensitivity import factors
 
 with warnings.catch_warnings():  # the library's notice about its optional ipyparallel
@@ -39,9 +40,7 @@ with warnings.catch_warnings():  # the library's notice about its optional ipypa
             ScalarOutcome,
         )
     except ImportError as exc:  # pragma: no cover - the extra is installed where this is used
-        raise ImportError(
-            "the EMA Workbench interface needs the 'discovery' extra: pip install -e '.[discovery]'"
-        ) from exc
+        raise ImportError(needs_extra("the EMA Workbench interface", "discovery")) from exc
 
 
 def ema_parameter(p: Parameter) -> RealParameter | IntegerParameter | CategoricalParameter:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Any
 
+from mittelbau.experiments.extras import needs_extra
+
 EXECUTORS = ("local", "dask")
 CONNECT_TIMEOUT = 5.0  # seconds to reach a Dask scheduler
 PR_SET_PDEATHSIG = 1
@@ -200,7 +202,7 @@ def _client(address: Any):
     try:
         from distributed import Client
     except ImportError:
-        raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
+        raise ExecutionError(needs_extra("--executor dask", "dask")) from None
     try:
         return Client(address, timeout=CONNECT_TIMEOUT)
     except Exception as exc:  # any failure to connect is the address's, said in one line
@@ -223,7 +225,7 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
         from distributed import LocalCluster
         from distributed import as_completed as dask_completed
     except ImportError:
-        raise ExecutionError("--executor dask needs the 'dask' extra: pip install -e '.[dask]'") from None
+        raise ExecutionError(needs_extra("--executor dask", "dask")) from None
     cluster = None
     if scheduler is None:
         # no dashboard; the scheduler's own HTTP routes on a free localhost port, not on a fixed
