@@ -50,6 +50,10 @@ def test_sobol_pipeline_recovers_the_ishigami_indices():
     conv = result.convergence[result.convergence["factor"] == "x1"]
     assert list(conv["N"]) == [256, 512, 1024, 2048]
     assert abs(conv["ST"].iloc[-1] - 0.5576) <= abs(conv["ST"].iloc[0] - 0.5576) + 0.02
+    # a small study's convergence table has no rows of a base sample or two, whose indices say
+    # nothing (Ishigami's S1 of x1 is above 3 on one)
+    small = sobol(ISHIGAMI, ishigami, 16, seed=3).convergence
+    assert sorted(set(small["N"])) == [8, 16]
 
 
 def test_morris_pipeline_recovers_linear_effects():
@@ -293,6 +297,16 @@ def test_a_study_rerun_without_its_pilot_leaves_none_of_its_files(tmp_path, tiny
     assert (tmp_path / "seed_variance.csv").exists() == (first["replications"] > 1)
 
 
+def test_groups_of_one_registry_group_are_refused_before_anything_runs(tmp_path, root):
+    base = str(root / "scenarios" / "baseline.toml")
+    out = tmp_path / "g"
+    factors = ["--factors", "dt_adoption_factor,dt_finance_factor", "--groups"]
+    settings = ["--samples", "8", "--set", "firms=300", "--out", str(out)]
+    res = CliRunner().invoke(app, ["sensitivity", "sobol", base, *factors, *settings])
+    assert res.exit_code == 2 and "--groups with factors of one registry group (dynamics)" in res.output
+    assert not out.exists()
+
+
 def test_the_command_counts_only_the_runs_it_runs(tmp_path, root):
     """Rerun with more --samples into the same folder, the command says how many runs it kept
     and its progress counts the others: it ends at their total."""
@@ -375,8 +389,11 @@ def test_prim_finds_a_known_box():
     box = prim_box(x, y, min_density=0.9)
     assert set(box["restricted"]) == {"a", "b"}
     assert abs(box["restricted"]["a"][0] - 0.7) < 0.03 and abs(box["restricted"]["b"][1] - 0.3) < 0.03
-    assert box["coverage"] > 0.85 and box["density"] >= 0.9
+    assert box["coverage"] > 0.85 and box["density"] >= 0.9 and box["dense"]
     assert prim_box(x, np.zeros(3000, bool))["found"] is False
+    # cases scattered at random: no box reaches the density asked, and the result says so
+    noise = prim_box(x, rng.random(3000) < 0.2, min_density=0.9)
+    assert noise["found"] and not noise["dense"] and noise["density"] < 0.9
 
 
 def test_cli_sensitivity_and_discovery(tmp_path, root):

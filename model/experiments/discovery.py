@@ -78,7 +78,8 @@ def parse_case(text: str) -> Case:
 def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
     """PRIM (EMA Workbench) on a labelled sample: the box on the peeling trajectory with the
     largest coverage among those with density ≥ `min_density` (else the densest), its
-    coverage, density, mass and the restricted dimensions with their limits."""
+    coverage, density, mass and the restricted dimensions with their limits; `dense` says
+    whether the box reaches `min_density` (False: the densest box, none reaching it)."""
     if not y.any():
         return {"found": False, "cases_of_interest": 0, "n": len(y)}
     # the library's own notices (optional ipyparallel, pandas deprecations) are not the user's
@@ -107,6 +108,7 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
         "coverage": float(row["coverage"]),
         "density": float(row["density"]),
         "mass": float(row["mass"]),
+        "dense": bool(len(dense)),
         "restricted": {c: [float(limits[c].iloc[0]), float(limits[c].iloc[1])] for c in restricted},
         "trajectory": traj[["coverage", "density", "mass", "res_dim"]],
     }
@@ -169,7 +171,7 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
         "",
         f"{samples} points (Latin hypercube over {len(chosen)} registry factors), "
         f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
-        f"in most of its replicates — {case.explain()}.",
+        f"in more than half of its replicates (a tie is not a case) — {case.explain()}.",
         "",
         f"Cases of interest: {int(cases.sum())} of {samples} points ({cases.mean():.0%}).",
         "",
@@ -189,6 +191,12 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
         pd.DataFrame(
             [{"factor": k, "low": v[0], "high": v[1]} for k, v in found["restricted"].items()]
         ).to_csv(out / "prim_box.csv", index=False, float_format="%.6g")
+        if not found["dense"]:
+            lines += [
+                f"No box on the peeling trajectory reaches the density asked ({min_density:.0%}): "
+                "the densest is shown.",
+                "",
+            ]
         lines += [
             f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
             f"mass {found['mass']:.0%}; restricted dimensions:",

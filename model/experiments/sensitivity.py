@@ -91,7 +91,14 @@ def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
         ],
     }
     if grouped:
-        spec["groups"] = [p.group for p in chosen]
+        groups = [p.group for p in chosen]
+        if len(set(groups)) < 2:
+            # SALib samples factors of a single group one by one, then cannot analyse them as one
+            raise FactorError(
+                f"--groups with factors of one registry group ({groups[0] if groups else 'none'}); "
+                "allowed: factors of two or more groups, or no --groups"
+            )
+        spec["groups"] = groups
     return spec
 
 
@@ -170,6 +177,9 @@ class Sobol:
     Y: pd.DataFrame
 
 
+CONVERGENCE_LEAST = 8  # fewest base samples of a row of the convergence table (as of a study)
+
+
 def _sobol_table(spec, y, seed, second_order) -> dict:
     return sobol_analyze.analyze(
         spec, y, calc_second_order=second_order, num_resamples=500, conf_level=0.95, seed=seed
@@ -179,7 +189,8 @@ def _sobol_table(spec, y, seed, second_order) -> dict:
 def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool = False) -> Sobol:
     """Saltelli sampling with N base samples (a power of two), first- and total-order indices
     with bootstrap 95 % intervals, and the indices recomputed on the first N/8, N/4, N/2, N
-    base samples (convergence)."""
+    base samples (convergence; those of fewer than CONVERGENCE_LEAST base samples left out,
+    whose indices say nothing)."""
     check_size("sobol", n)
     X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
     Y = evaluate(X)
@@ -214,7 +225,7 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
                             "S2_conf": si["S2_conf"][i, j],
                         }
                     )
-        for m in (n // 8, n // 4, n // 2, n):
+        for m in (m for m in (n // 8, n // 4, n // 2, n) if m >= CONVERGENCE_LEAST or m == n):
             part = si if m == n else _sobol_table(spec, y[: m * block], seed, second_order)
             for k, name in enumerate(names):
                 conv.append(
