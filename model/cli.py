@@ -44,6 +44,11 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 # writes anything; a bad value stops it with one line naming the option, exit code 2 ----------
 
 
+def _count(n: int, thing: str) -> str:
+    """`n` things, in words: '1 scenario', '2 scenarios', '1,000 replications'."""
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
+
+
 def _at_least(option: str, value: float | None, low: float) -> None:
     if value is not None and value < low:
         _fail(f"{option} = {value} is invalid; allowed: {low} or more")
@@ -322,7 +327,10 @@ def run(
         h = result.summary["headline"]
         a, b = h["stage_shares_start"], h["stage_shares_end"]
         y0, y1 = result.summary["years"]
-        typer.echo(f"{scen.name} · {result.summary['region']} · {p.firms} firms · seed {p.seed}")
+        region_firms = result.summary.get("economics", {}).get("region_firms")
+        # agents stand for the region's firms (population_scale): say both
+        firms = f"{p.firms} agents" + (f" for its {region_firms:,} firms" if region_firms else "")
+        typer.echo(f"{scen.name} · {result.summary['region']} · {firms} · seed {p.seed}")
         typer.echo(f"  stage shares {y0}: {a['stage1']:.1%} / {a['stage2']:.1%} / {a['stage3']:.1%}")
         if y1 != y0:
             typer.echo(f"  stage shares {y1}: {b['stage1']:.1%} / {b['stage2']:.1%} / {b['stage3']:.1%}")
@@ -436,7 +444,8 @@ def _run_ensemble(
     if not quiet:
         typer.echo(
             f"{counts['ran']} runs done, {counts['skipped']} already in {folder}/ "
-            f"({len(scens)} scenarios × {replications} replications, {executor}, {workers} workers)"
+            f"({_count(len(scens), 'scenario')} × {_count(replications, 'replication')}, {executor}, "
+            f"{_count(workers, 'worker')})"
             + (f"; {counts['recomputed']} damaged runs recomputed" if counts["recomputed"] else "")
         )
         verdicts = [

@@ -276,3 +276,19 @@ def test_the_price_of_a_move_counts_every_run_the_lever_added_none_in():
     assert row["cost_per_additional_upward_move_eur_low"] < 16
     none = lever_table(ens([0.0, -2.0, 1.0])).iloc[0]
     assert np.isnan(none["cost_per_additional_upward_move_eur"])
+
+
+def test_intervals_of_a_posterior_ensemble_count_its_draws_not_its_runs():
+    """Runs of one parameter draw share its parameters: the interval of a mean over them is the
+    one over the draws' means, wider than one over the runs taken as independent."""
+    from mittelbau.experiments.intervals import draw_mean_interval, mean_interval
+
+    rng = np.random.default_rng(1)
+    draws, m = 30, 4
+    x = np.repeat(rng.normal(0, 1, draws), m) + rng.normal(0, 0.1, draws * m)
+    replicates = np.arange(draws * m)  # replicate r runs draw r // m
+    mean, lo, hi = draw_mean_interval(x, replicates, m)
+    naive = mean_interval(x)
+    assert mean == pytest.approx(x.mean())
+    assert hi - lo > 1.8 * (naive[2] - naive[1])  # about √m wider when the draws make the spread
+    assert draw_mean_interval(x, replicates, 1) == naive and draw_mean_interval(x, replicates, None) == naive

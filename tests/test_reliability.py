@@ -385,7 +385,7 @@ def test_7_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, case, mo
 def test_7_workers_are_capped_at_the_runs(tmp_path, base):
     res = cli("run", base, *TINY, "--replications", "2", "--workers", "40", "--out", str(tmp_path / "w"))
     assert res.exit_code == 0, res.output
-    assert "(1 scenarios × 2 replications, local, 2 workers)" in res.stdout
+    assert "(1 scenario × 2 replications, local, 2 workers)" in res.stdout
 
 
 # ---- 8. messages that must not mislead -------------------------------------------------------------

@@ -372,14 +372,23 @@ def test_replications_follow_the_noise_against_the_spread_of_the_points():
 
 
 def test_seed_variance_share_on_constructed_data():
+    """Points of spread sd 3, seeds shifting every point alike (sd 2) and noise differing
+    between points (sd 1), 10 replicates: the seeds' share of the replicate means' variance is
+    the noise a mean keeps, 1/10 / (9 + 1/10) ≈ 1.1 % — not the common shift, which moves every
+    point alike and leaves the indices as they are, nor the noise of a single run."""
     rng = np.random.default_rng(4)
-    # between-point spread sd 3, within-point (seed) sd 1: seed share ≈ 1 / (1 + 9) = 0.1
-    point_means = rng.normal(0, 3, 200)
+    point_means, shifts = rng.normal(0, 3, 200), rng.normal(0, 2, 10)
     table = pd.DataFrame(
-        [{"point": p, "y": m + rng.normal(0, 1)} for p, m in enumerate(point_means) for _ in range(10)]
+        [
+            {"point": p, "replicate": r, "y": m + shifts[r] + rng.normal(0, 1)}
+            for p, m in enumerate(point_means)
+            for r in range(10)
+        ]
     )
     share = seed_variance_share(table, ["y"])["y"]
-    assert 0.07 < share < 0.13
+    assert 0.007 < share < 0.016, share
+    one = seed_variance_share(table[table["replicate"] < 2], ["y"])["y"]
+    assert 0.04 < one < 0.08  # two replicates keep half the noise: 0.5 / 9.5
 
 
 def test_prim_finds_a_known_box():
@@ -553,7 +562,9 @@ def test_sample_sizes_are_known_before_sampling():
 
     one_group = ["dt_adoption_factor", "bm_adoption_factor", "exit_rate"]
     two_groups = [*one_group, "customers_per_supplier"]
-    for names, grouped in ((one_group, False), (one_group, True), (two_groups, True)):
+    with pytest.raises(FactorError, match="one registry group"):  # one group: a single index
+        problem(factors(one_group), grouped=True)
+    for names, grouped in ((one_group, False), (two_groups, True)):
         spec = problem(factors(names), grouped)
         assert sample_points("morris", spec, 3) == len(morris_sample.sample(spec, 3, num_levels=4, seed=1))
         for second in (False, True):

@@ -11,6 +11,22 @@ BAND = (5.0, 95.0)  # the spread of outcomes shown as bands: 5th–95th percenti
 LEVEL = 0.90  # confidence level of intervals for means, differences and probabilities
 
 
+def draw_mean_interval(
+    x: np.ndarray, replicates: np.ndarray, seeds_per_draw: int | None
+) -> tuple[float, float, float]:
+    """`mean_interval` over independent units: the runs of a plain ensemble (`seeds_per_draw`
+    None or 1), the means of each parameter draw's runs in a posterior-predictive one (replicate
+    r runs draw r // seeds_per_draw; runs of one draw share their parameters, so they are not
+    independent, and an interval over runs would be too narrow)."""
+    x = np.asarray(x, dtype=float)
+    if not seeds_per_draw or seeds_per_draw == 1:
+        return mean_interval(x)
+    draws = np.asarray(replicates) // seeds_per_draw
+    _, at = np.unique(draws, return_inverse=True)
+    means = np.bincount(at, weights=x) / np.bincount(at)
+    return mean_interval(means)
+
+
 def band(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median and the 5–95 % band of outcomes across replicates."""
     lo, med, hi = np.percentile(np.asarray(x, dtype=float), [BAND[0], 50.0, BAND[1]], axis=axis)

@@ -19,6 +19,7 @@ from mittelbau.experiments.intervals import (
     BAND,
     LEVEL,
     band,
+    draw_mean_interval,
     mean_interval,
     wilson_effective,
     wilson_interval,
@@ -162,14 +163,15 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     moves = up.groupby(["scenario", "replicate"])["firms"].sum()
     moves = moves * moves.index.get_level_values("scenario").map(scale).to_numpy()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
+    per_draw = seeds_per_draw(ens)
     rows = []
     for name in names:
         if name == ref:
             continue
         d2 = (end.loc[name] - end.loc[ref]).dropna() * 100
         dm = (moves.loc[name] - moves.loc[ref]).dropna()
-        m2, l2, h2 = mean_interval(d2.to_numpy())
-        mm, lm, hm = mean_interval(dm.to_numpy())
+        m2, l2, h2 = draw_mean_interval(d2.to_numpy(), d2.index.to_numpy(), per_draw)
+        mm, lm, hm = draw_mean_interval(dm.to_numpy(), dm.index.to_numpy(), per_draw)
         rows.append(
             {
                 "scenario": name,
@@ -200,8 +202,11 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
         "additional_upward_moves_region",
         "deadweight_share",
     ]
+    per_draw = seeds_per_draw(ens)
     for name in ens["manifest"]["scenarios"]:
-        runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
+        mine = [(k, r) for k, r in enumerate(ens["summaries"]) if r["scenario"] == name]
+        runs = [r["summary"] for _, r in mine]
+        replicates = np.array([r.get("replicate", k) for k, r in mine])  # draw r // m of a posterior
         for lever in runs[0]["levers"] if runs else {}:
             row: dict[str, Any] = {"scenario": name, "lever": lever}
             for k in keys:
@@ -213,7 +218,7 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
             records = [r["levers"][lever] for r in runs]
             cost = float(np.mean([r["total_cost_eur"] for r in records]))
             extra = np.array([r["additional_upward_moves_region"] for r in records], dtype=float)
-            moves = mean_interval(extra)
+            moves = draw_mean_interval(extra, replicates, per_draw)
             k = "cost_per_additional_upward_move_eur"
             per, lo, hi = (np.nan if v is None else v for v in stakes.price(cost, moves))
             row |= {k: per, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(records)}
@@ -315,9 +320,12 @@ def _number(x: float) -> str:
 
 def outcome_table(ens: dict[str, Any]) -> list[str]:
     """Markdown rows: each registry outcome per scenario — the share of runs with its 90 %
-    interval for a yes/no outcome, the median and 5–95 % band over runs for a number."""
+    interval for a yes/no outcome (in a posterior ensemble counting the runs at their
+    effective number, runs / design effect, as the verdicts do), the median and 5–95 % band
+    over runs for a number."""
     table = horizon_outcomes(ens)
     names = list(ens["manifest"]["scenarios"])
+    split = spread(ens)
     lines = [
         "| outcome | unit | at the horizon | " + " | ".join(names) + " |",
         "|---|---|---|" + "---|" * len(names),
@@ -328,6 +336,8 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
             values = table.loc[table["scenario"] == name, o.name].dropna()
             if o.kind is bool:
                 p, lo, hi = wilson_interval(int(values.astype(bool).sum()), len(values))
+                if len(split) and len(values):
+                    lo, hi = wilson_effective(p, len(values) / design_effect(ens, split, name, o.name))
                 cells.append(f"{p:.0%} of runs [{lo:.0%}–{hi:.0%}]" if len(values) else "–")
             elif len(values):
                 med, lo, hi = band(values.to_numpy(dtype=float))

@@ -235,13 +235,22 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
 
 
 def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series:
-    """Per output: the mean within-point variance over replicates divided by the total variance
-    of all runs — the share of output variance due to the seeds."""
+    """Per output: the seeds' share of the variance of the replicate means the indices are
+    computed from (`runs`: columns point, replicate and the outputs; R replicates a point):
+    the seed noise that differs between points, which a mean over R keeps a 1/R of, over the
+    variance of those means over the points, noise / R / (point variance + noise / R)
+    (`point_and_noise_variance`: the seeds' common part shifts every point alike and does not
+    count). With one replicate this is the noise share of one run, the pilot's
+    `noise_share_one_run`; NaN where the means do not vary."""
     shares = {}
     for o in outputs:
-        total = runs[o].var(ddof=1)
-        within = runs.groupby("point")[o].var(ddof=1).mean()
-        shares[o] = within / total if total > 0 else np.nan
+        wide = runs.pivot(index="point", columns="replicate", values=o).dropna()
+        if len(wide) < 2 or wide.shape[1] < 2:
+            shares[o] = np.nan
+            continue
+        point, noise = point_and_noise_variance(wide.to_numpy(dtype=float))
+        kept = noise / wide.shape[1]
+        shares[o] = kept / (point + kept) if point + kept > 0 else np.nan
     return pd.Series(shares, name="seed_variance_share")
 
 

@@ -376,7 +376,9 @@ def write_page(
         ]
     else:
         what = (
-            "mean within-point variance / total"
+            f"of the variance of the replicate means over the points, by the two-way analysis of "
+            f"variance (points × seeds) of the study's runs: the seed noise differing between "
+            f"points, a 1/{replications} of it in a mean of {replications}"
             if replications > 1
             else "from the pilot: the seed noise differing between points / the variance of one "
             "run over the points; the study ran one replication per point"

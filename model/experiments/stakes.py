@@ -153,21 +153,26 @@ def price(cost: float, kept: tuple[float, float, float]) -> tuple[float | None, 
 
 def kept_table(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario with programmes, for the whole programme and each lever: mean value added
-    and jobs kept with their 90 % intervals over runs (same-seed pairs), and € per € kept and
-    per job kept from the mean cost (undefined where nothing is kept)."""
-    from mittelbau.experiments.intervals import mean_interval
+    and jobs kept with their 90 % intervals over runs (same-seed pairs; over the draws' means
+    in a posterior-predictive ensemble), and € per € kept and per job kept from the mean cost
+    (undefined where nothing is kept)."""
+    from mittelbau.experiments.intervals import draw_mean_interval
 
+    drawn = ens["manifest"].get("posterior")
+    per_draw = None if drawn is None else int(drawn["seeds_per_draw"])  # runs of one draw: correlated
     rows = []
     for name in ens["manifest"]["scenarios"]:
-        runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
+        mine = [(k, r) for k, r in enumerate(ens["summaries"]) if r["scenario"] == name]
+        runs = [r["summary"] for _, r in mine]
+        replicates = np.array([r.get("replicate", k) for k, r in mine])
         if not runs or not runs[0].get("policy") or "value_added_kept_eur" not in runs[0]["policy"]:
             continue
         parts = {"programme": [s["policy"] for s in runs]}
         for lever in runs[0]["levers"]:
             parts[lever] = [s["levers"][lever] for s in runs]
         for part, records in parts.items():
-            va = mean_interval(np.array([r["value_added_kept_eur"] for r in records], dtype=float))
-            jobs = mean_interval(np.array([r["jobs_kept"] for r in records], dtype=float))
+            va = draw_mean_interval([r["value_added_kept_eur"] for r in records], replicates, per_draw)
+            jobs = draw_mean_interval([r["jobs_kept"] for r in records], replicates, per_draw)
             disc = float(np.mean([r["discounted_cost_eur"] for r in records]))
             cost = float(np.mean([r["total_cost_eur"] for r in records]))
             per_va, per_jobs = price(disc, va), price(cost, jobs)
