@@ -46,6 +46,7 @@ def test_upward_rate():
     t = np.zeros((4, 4), int)
     t[1, 1], t[1, 2], t[1, 3], t[1, 0] = 70, 20, 5, 5
     assert upward_rate(t) == pytest.approx(0.25)
+    assert np.isnan(upward_rate(np.zeros((4, 4), int)))  # no stage-1 firm: no rate, not 0
 
 
 @pytest.mark.parametrize(

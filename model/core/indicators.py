@@ -38,9 +38,11 @@ def is_hollowed(shares: np.ndarray, threshold: float) -> bool:
 
 def upward_rate(transitions: np.ndarray) -> float:
     """Share of the firms in stage 1 at the start of a year that are in stage 2 or 3 at its end
-    (exits count in the denominator). `transitions` is the 4 × 4 matrix from/to stage, 0 = outside."""
+    (exits count in the denominator). `transitions` is the 4 × 4 matrix from/to stage, 0 = outside.
+    NaN in a year that starts without stage-1 firms: there is no rate then (and the mean over
+    the years leaves such a year out, rather than counting it as no move)."""
     start = transitions[1].sum()
-    return float(transitions[1, 2:].sum() / start) if start else 0.0
+    return float(transitions[1, 2:].sum() / start) if start else float("nan")
 
 
 # ---- verdict indicators (formulas in docs/odd.md, section 'Indicators') -----------------------

@@ -220,7 +220,7 @@ _ENTRIES = (
         "upward_rate",
         "upward rate",
         "share of the stage-1 firms at the start of a year that are in stage 2 or 3 at its end "
-        "(exits count in the denominator)",
+        "(exits count in the denominator; none in a year that starts without stage-1 firms)",
         "share per year",
         float,
         "mean",
