@@ -683,3 +683,24 @@ def test_a_study_of_one_replication_reports_the_pilots_seed_share(tmp_path, tiny
     assert "1 factor from the registry, 24 model runs, 1 replication per point (common" in page
     assert pd.read_csv(tmp_path / "seed_variance.csv", index_col=0).iloc[0, 0] == 0.02
     assert not any("seeds is undefined" in n for n in found["warnings"])
+
+
+def test_a_replicate_without_a_value_leaves_its_point_without_a_mean(tmp_path, tiny, monkeypatch):
+    """A point whose replicates are not all defined (an infinite hollowing ratio is no number)
+    has no replicate mean: the output gets no indices and is warned about, instead of indices
+    from the replicates that happen to have a value."""
+    from mittelbau.experiments import sensitivity_study
+
+    real = sensitivity_study.evaluate_points
+
+    def with_a_gap(*args, **kwargs):
+        table = real(*args, **kwargs)
+        table.loc[table.index[1], "middle_share"] = np.nan  # one replicate of the first point
+        return table
+
+    monkeypatch.setattr(sensitivity_study, "evaluate_points", with_a_gap)
+    found = run_study(
+        "sobol", tiny, tmp_path, 8, ["dt_adoption_factor"], outputs=("middle_share", "stage1"), replications=2
+    )
+    assert set(found["indices"]["output"]) == {"stage1"}
+    assert any(n.startswith("middle_share") for n in found["warnings"]), found["warnings"]

@@ -91,7 +91,12 @@ def _model_evaluator(scenario, chosen, replications, out, outputs, run_kw, log):
         log["runs"] = runs
         log["unread"] = unread_factors(scenario.params, points, [p.name for p in chosen])
         log["distinct"] = json.loads((out / "runs" / MANIFEST).read_text(encoding="utf-8"))["distinct_runs"]
-        return runs.groupby("point")[list(outputs)].mean().reset_index(drop=True)
+        # a point's replicate mean, undefined where a replicate's outcome is (an infinite
+        # hollowing ratio): the output then gets no indices and is warned about, as with one
+        # replicate, rather than averaged over the replicates that have a value
+        by_point = runs.groupby("point")[list(outputs)]
+        complete = by_point.count().eq(by_point.size(), axis=0)
+        return by_point.mean().where(complete).reset_index(drop=True)
 
     return evaluate
 
