@@ -77,7 +77,7 @@ def main() -> None:
     repetitions = int(sys.argv[1]) if len(sys.argv) > 1 else 7
     alone, together, differing = points(1), points(TOGETHER), points(TOGETHER, dt_loss=True)
     ms_per_point(alone, 1)  # warm up (imports, region data)
-    print(f"run-up inversion, {REGION}, processor time per point (min / median of {repetitions})")
+    print(f"run-up inversion, {REGION}, processor time per point (min / median of the repetitions)")
     for label, params, reps in (
         ("alone", alone, repetitions),
         (f"{TOGETHER} together", together, max(2, repetitions // 3)),
@@ -86,8 +86,8 @@ def main() -> None:
         low, mid = ms_per_point(params, reps)
         calls, per_type = evaluations(params)
         print(
-            f"  {label:14s} {low:6.1f} / {mid:6.1f} ms per point; {calls} evaluations per solve, "
-            f"{per_type:.0f} type-evaluations per type"
+            f"  {label:14s} {low:6.1f} / {mid:6.1f} ms per point ({reps} repetitions); "
+            f"{calls} evaluations per solve, {per_type:.0f} type-evaluations per type"
         )
 
 
