@@ -218,6 +218,20 @@ def test_invalid_scenario_stops_with_one_message_and_writes_nothing(tmp_path, ca
     assert not out.exists() and sorted(os.listdir(tmp_path)) == ["s.toml"]
 
 
+def test_a_set_repairs_what_the_file_alone_gets_wrong(tmp_path):
+    """The file's values and --set are validated together: a programme whose end year the file
+    puts before its start runs once --set moves the end."""
+    path = _scenario(
+        tmp_path,
+        "[parameters]\nfunding_budget_eur = 1e6\nfunding_start_year = 2030\nfunding_end_year = 2020\n",
+    )
+    settings = ["--set", "firms=300", "--set", "years=2", "-q"]
+    assert run(path, *settings, "--out", str(tmp_path / "a")).exit_code == 2
+    res = run(path, *settings, "--set", "funding_end_year=2035", "--out", str(tmp_path / "b"))
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "b" / "summary.json").read_text())["parameters"]["funding_end_year"] == 2035
+
+
 def test_missing_and_unreadable_files(tmp_path):
     out = tmp_path / "out"
     res = run(str(tmp_path / "nope.toml"), "--out", str(out))

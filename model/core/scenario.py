@@ -222,13 +222,13 @@ def load_scenario(
         data.setdefault("name", Path(path).stem)
         data.setdefault("description", "")
     overrides = dict(data.get("parameters", {}))
-    params = make_params(overrides, where)
     cli: dict[str, Any] = dict(parse_assignment(a) for a in assignments)
     if seed is not None:
         cli["seed"] = seed
-    if cli:
-        overrides.update(cli)
-        params = make_params(overrides, "--set" if path is None else f"{where} with --set")
+    # the file's values with --set over them, validated together: a --set may repair what the
+    # file alone gets wrong (an end year before the start year it moves)
+    overrides.update(cli)
+    params = make_params(overrides, where if not cli else "--set" if path is None else f"{where} with --set")
     return Scenario(
         name=check_name(name or data["name"], where),
         description=data["description"],
