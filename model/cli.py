@@ -1092,9 +1092,12 @@ def calibrate_identifiability(
         sobol_screen,
         write_identifiability,
     )
+    from mittelbau.experiments.sensitivity import FactorError, check_size
 
-    if n < 8 or n & (n - 1):
-        _fail(f"--n = {n} is invalid; allowed: a power of two, at least 8 (Sobol base samples)")
+    try:
+        check_size("sobol", n)
+    except FactorError as exc:  # its rule, said of this command's option
+        _fail(str(exc).replace("--samples", "--n"))
     _within("--firms", firms, *FIRMS_RANGE)
     _within("--seed", seed, 0, SEED_MAX)
     _at_least("--workers", workers, 1)

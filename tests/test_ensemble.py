@@ -264,7 +264,8 @@ def test_the_price_of_a_move_counts_every_run_the_lever_added_none_in():
         return {
             "manifest": {"scenarios": {"s": {}}},
             "summaries": [
-                {"scenario": "s", "summary": {"levers": {"funding": lever(100.0, m)}}} for m in moves
+                {"scenario": "s", "replicate": r, "summary": {"levers": {"funding": lever(100.0, m)}}}
+                for r, m in enumerate(moves)
             ],
         }
 

@@ -270,3 +270,39 @@ def test_every_scenario_file_loads_and_describes_itself(root):
         assert (len(scen.description) > 80 and "sources §" in data["description"]) or (
             f.stem == "baseline"
         ), f
+
+
+def test_undoing_contact_takes_out_every_earlier_visit_and_project():
+    """The deadweight's counterfactual takes out what a programme changed for good: the
+    techniques of every earlier centre visit (not only the last), and the engagement a firm had
+    before its first cooperation project (not the one its first project raised)."""
+    m = MittelbauModel(
+        firms=300,
+        years=0,
+        seed=2,
+        centres_number=50,
+        centres_reach=1.0,
+        centres_demand_rate=1.0,
+        centres_technique_gain=1.0,
+    )
+    centres = m.levers[0]
+    start = m.state.techniques.copy()
+    for year in (2016, 2017):
+        centres.act(m, year, np.random.default_rng(year))
+    twice = centres.added >= 2
+    assert twice.any()
+    techniques = m.state.techniques.copy()
+    centres.undo_contact(m.state.engagement.copy(), techniques)
+    assert np.array_equal(techniques[twice], np.maximum(start[twice], 0.0))
+
+    coop = MittelbauModel(
+        firms=300, years=0, seed=2, cooperation_projects_per_year=40, cooperation_duration=1
+    )
+    lever = coop.levers[0]
+    before = coop.state.engagement.copy()
+    for year in (2016, 2017, 2018):
+        lever.act(coop, year, np.random.default_rng(year))
+    engagement = coop.state.engagement.copy()
+    lever.undo_contact(engagement, coop.state.techniques.copy())
+    assert lever.joined.sum() > 0
+    assert np.array_equal(engagement[lever.joined], np.minimum(coop.state.engagement, before)[lever.joined])

@@ -223,8 +223,9 @@ def start_of_year(
     of a run with any mechanism on; read where platform capture is on), `power` gives each
     firm's customer power (`customer_power`) when service neglect asks for it. A mechanism's
     multiplier is 1 where it is off, and x · 1 is x, so each run's multipliers are exactly those
-    of the run alone. `update=False` gives the multipliers of `state` as it is, capturing no one
-    (the deadweight's counterfactual, `dynamics.change_capabilities`)."""
+    of the run alone. `update=False` gives the gain multipliers of `state` as it is, capturing
+    no one (the deadweight's counterfactual, `dynamics.change_capabilities`, which reads no
+    loss or exit multiplier: those stay 1)."""
     n = len(state)
 
     def only(name: str, x: np.ndarray) -> np.ndarray:
@@ -237,7 +238,7 @@ def start_of_year(
             capture(state, pressure, p, u_capture, on["platform_capture"])
         adopt, ex = (only("platform_capture", x) for x in platform_effects(state, p))
         dt_gain, bm_gain = dt_gain * adopt, bm_gain * adopt
-    if "service_neglect" in on:
+    if "service_neglect" in on and update:
         bm_loss = bm_loss * only("service_neglect", service_neglect(state, power(), p))
     if "lockin" in on:
         m = only("lockin", lockin(state, reached, p))

@@ -265,7 +265,8 @@ class MittelbauModel(mesa.Model):
         self.ties.data[:] = 1.0
         self.tie_degree = degree(self.ties)
         self.customer_degree = degree(self.customers)
-        self.network_ties = self.ties  # the ties without the cooperation projects' (`add_ties`)
+        # the ties without the cooperation projects' (`add_ties`) and their degrees
+        self.network_ties, self.network_tie_degree = self.ties, self.tie_degree
         # a Firm agent is the handle of one row (a market slot); the firm occupying the row is
         # identified by firm_id and changes on exit and entry
         self.firm_id = np.arange(params.firms)
@@ -352,7 +353,7 @@ class MittelbauModel(mesa.Model):
         # the network (replaced, never changed in place, when cooperation adds ties)
         self.customers, self.ties = runup.customers, runup.ties
         self.tie_degree, self.customer_degree = degree(self.ties), degree(self.customers)
-        self.network_ties = self.ties
+        self.network_ties, self.network_tie_degree = self.ties, self.tie_degree
         self.firm_id, self.entry_year = runup.firm_id.copy(), runup.entry_year.copy()
         self.bm_introduced = runup.bm_introduced.copy()
         # the run's own streams: its generator where the synthesis and the network left it, the
@@ -724,20 +725,18 @@ class Cohort:
     def network_ties(self) -> tuple[sparse.csr_array, np.ndarray]:
         """The stacked runs' ties without the cooperation projects' and their degrees (fixed)."""
         if self.single:
-            ties = self.runs[0].network_ties
-            return ties, degree(ties)
+            return self.runs[0].network_ties, self.runs[0].network_tie_degree
         if self._network_ties is None:
             ties = block_diagonal([m.network_ties for m in self.runs])
             self._network_ties = (ties, degree(ties))
         return self._network_ties
 
-    def exposure(self, cells: np.ndarray | None = None, network: bool = False) -> Exposure:
+    def exposure(self, cells: np.ndarray | None = None) -> Exposure:
         """Adoption among peers, partners and customers at the start of the year, each relative
         to its expectation on the run-up's path (the 2015 expectation from 2016 on): the social
         terms do not shift the level the run-up is solved for, only deviations from it. Peers
         are the firms of the same industry in the same run (`cells`: `Cohort.cells`, found
-        when not given). `network`: among the partners of the network alone, without the
-        cooperation projects' ties (the deadweight's counterfactual)."""
+        when not given). The partner term's parts stay for `network_exposure`."""
         s = self.state
         k = len(INDUSTRIES) * len(self.runs)
         group = s.industry if self.single else s.industry + len(INDUSTRIES) * self.run
@@ -747,9 +746,10 @@ class Cohort:
         e_dt = self.stack([dt for _, dt in levels])[cells]
         counts = np.maximum(np.bincount(group, minlength=k), 1)
         peer_bm, peer_dt, ref_bm, ref_dt = (_group_mean(x, group, counts) for x in (s.bm, s.dt, e_bm, e_dt))
-        ties, tie_degree = self.network_ties() if network else self.ties()
+        ties, tie_degree = self.ties()
         customers, customer_degree = self.customers()
         net_dt, ref_net_dt = neighbour_shares(ties, tie_degree, [s.dt, e_dt], [peer_dt, ref_dt])
+        self._partner_terms = (e_dt, peer_dt, ref_dt)
         # final-product makers sell outside the region: their customers count as expected
         cust_bm, ref_cust_bm = neighbour_shares(customers, customer_degree, [s.bm, e_bm], [e_bm, e_bm])
         return Exposure(
@@ -757,6 +757,15 @@ class Cohort:
             social_dt=_ratio(net_dt + peer_dt, ref_net_dt + ref_dt),
             customer_bm=_ratio(cust_bm, ref_cust_bm),
         )
+
+    def network_exposure(self, exposure: Exposure) -> Exposure:
+        """The year's `exposure` (`Cohort.exposure`, just computed) with its partner term among
+        the ties of the network alone, without the cooperation projects' — the deadweight's
+        counterfactual; the peer and customer terms do not read the partner ties."""
+        e_dt, peer_dt, ref_dt = self._partner_terms
+        ties, tie_degree = self.network_ties()
+        net_dt, ref_net_dt = neighbour_shares(ties, tie_degree, [self.state.dt, e_dt], [peer_dt, ref_dt])
+        return replace(exposure, social_dt=_ratio(net_dt + peer_dt, ref_net_dt + ref_dt))
 
     def leapfrog(
         self, exits: np.ndarray, before: np.ndarray, years: list[_RunYear], item_draw: np.ndarray
@@ -817,7 +826,6 @@ class Cohort:
     def unreached(
         self,
         years: list[_RunYear],
-        cells: np.ndarray,
         exposure: Exposure,
         pressure: np.ndarray | float,
         mech: MechanismYear | None,
@@ -827,13 +835,14 @@ class Cohort:
         the programmes changed them (`_RunYear.untouched`), their exposure among the partners of
         the network alone, and the mechanisms' multipliers with no firm reached."""
         s = self.state
-        engagement, techniques = s.engagement.copy(), s.techniques.copy()
-        for y, part in zip(years, self.parts, strict=True):
-            if y.untouched is not None:
-                engagement[part], techniques[part] = y.untouched
-        state = replace(s, engagement=engagement, techniques=techniques)
+
+        def untouched(k: int, column: np.ndarray) -> np.ndarray:  # a run without levers: as it is
+            parts = zip(years, self.parts, strict=True)
+            return self.stack([column[part] if y.untouched is None else y.untouched[k] for y, part in parts])
+
+        state = replace(s, engagement=untouched(0, s.engagement), techniques=untouched(1, s.techniques))
         changed = any(m.ties is not m.network_ties for m in self.runs)
-        seen = self.exposure(cells, network=True) if changed else exposure
+        seen = self.network_exposure(exposure) if changed else exposure
         year = self.runs[0].year
         return state, seen, None if mech is None else self.mechanisms(year, pressure, years, unreached=state)
 
@@ -919,7 +928,10 @@ class Cohort:
         exits = self.stack([y.u_exit for y in years]) < hazard_to_probability(h_exit)
         u = self.stack([y.u for y in years], axis=1)
         base = self.base_hazards(cells)
-        unreached = None if boost is None else self.unreached(years, cells, exposure, pressure, mech)
+        # the counterfactual of 'anyway' only in a year the programmes reach a firm: only the
+        # moves of reached firms are counted against it
+        reaching = boost is not None and any(y.reached.any() for y in years)
+        unreached = self.unreached(years, exposure, pressure, mech) if reaching else None
         change = change_capabilities(s, base, exposure, pressure, ~exits, p, u, boost, mech, unreached)
         # the gains' DT items and motives, each run's from its side stream
         item_draw = self.runs[0].props.dt_item_draw
@@ -1066,12 +1078,12 @@ class _RunYear:
         before = s.stage
         acting = m.levers if projecting else []
         lever_rng = generator(lever_seeds) if acting else None
-        # the firms' engagement and techniques before this year's contacts, and before those of
-        # earlier years that last (`Lever.undo_contact`): the deadweight's counterfactual
+        # the firms' engagement and techniques before this year's contacts, and without what
+        # earlier contacts changed for good (`Lever.undo_contact`): the deadweight's counterfactual
         untouched = (s.engagement.copy(), s.techniques.copy()) if acting else None
-        actions = [(lever, lever.act(m, year, lever_rng)) for lever in acting]
         for lever in acting:
             lever.undo_contact(*untouched)
+        actions = [(lever, lever.act(m, year, lever_rng)) for lever in acting]
         reached = np.zeros(len(s), dtype=bool)
         for lever, act in actions:
             lever.note_reach(act.reached, s)

@@ -11,6 +11,13 @@ BAND = (5.0, 95.0)  # the spread of outcomes shown as bands: 5th–95th percenti
 LEVEL = 0.90  # confidence level of intervals for means, differences and probabilities
 
 
+def seeds_per_draw(ens: dict) -> int | None:
+    """Seeds per parameter draw of a posterior-predictive ensemble (`load_ensemble`); None for
+    a plain one."""
+    drawn = ens["manifest"].get("posterior")
+    return None if drawn is None else int(drawn["seeds_per_draw"])
+
+
 def draw_mean_interval(
     x: np.ndarray, replicates: np.ndarray, seeds_per_draw: int | None
 ) -> tuple[float, float, float]:

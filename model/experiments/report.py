@@ -21,6 +21,7 @@ from mittelbau.experiments.intervals import (
     band,
     draw_mean_interval,
     mean_interval,
+    seeds_per_draw,
     wilson_effective,
     wilson_interval,
 )
@@ -39,12 +40,6 @@ def _wide(table: pd.DataFrame, scenario: str, value: str) -> pd.DataFrame:
 def reference_scenario(names: list[str]) -> str:
     """The scenario others are compared with: 'baseline' if present, otherwise the first."""
     return next((n for n in names if n in REFERENCE_NAMES), names[0])
-
-
-def seeds_per_draw(ens: dict[str, Any]) -> int | None:
-    """Seeds per parameter draw of a posterior-predictive ensemble; None for a plain one."""
-    drawn = ens["manifest"].get("posterior")
-    return None if drawn is None else int(drawn["seeds_per_draw"])
 
 
 def spread(ens: dict[str, Any]) -> pd.DataFrame:
@@ -204,9 +199,9 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
     ]
     per_draw = seeds_per_draw(ens)
     for name in ens["manifest"]["scenarios"]:
-        mine = [(k, r) for k, r in enumerate(ens["summaries"]) if r["scenario"] == name]
-        runs = [r["summary"] for _, r in mine]
-        replicates = np.array([r.get("replicate", k) for k, r in mine])  # draw r // m of a posterior
+        mine = [r for r in ens["summaries"] if r["scenario"] == name]
+        runs = [r["summary"] for r in mine]
+        replicates = np.array([r["replicate"] for r in mine])  # draw r // m of a posterior
         for lever in runs[0]["levers"] if runs else {}:
             row: dict[str, Any] = {"scenario": name, "lever": lever}
             for k in keys:

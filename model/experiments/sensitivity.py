@@ -244,14 +244,27 @@ def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series
     `noise_share_one_run`; NaN where the means do not vary."""
     shares = {}
     for o in outputs:
-        wide = runs.pivot(index="point", columns="replicate", values=o).dropna()
-        if len(wide) < 2 or wide.shape[1] < 2:
+        wide = _points_by_replicates(runs, o)
+        if wide.shape[0] < 2 or wide.shape[1] < 2:
             shares[o] = np.nan
             continue
-        point, noise = point_and_noise_variance(wide.to_numpy(dtype=float))
-        kept = noise / wide.shape[1]
-        shares[o] = kept / (point + kept) if point + kept > 0 else np.nan
+        point, noise = point_and_noise_variance(wide)
+        share = noise_share(point, noise, wide.shape[1])
+        shares[o] = np.nan if share is None else share
     return pd.Series(shares, name="seed_variance_share")
+
+
+def _points_by_replicates(runs: pd.DataFrame, output: str) -> np.ndarray:
+    """One output of `runs` (columns point, replicate, the outputs) as points × replicates, the
+    points with every replicate."""
+    return runs.pivot(index="point", columns="replicate", values=output).dropna().to_numpy(dtype=float)
+
+
+def noise_share(point: float, noise: float, replications: int) -> float | None:
+    """The seeds' share of the variance of means over `replications` replicates (a mean keeps a
+    1/R of the seed noise, `point_and_noise_variance`); None where those means do not vary."""
+    kept = noise / replications
+    return kept / (point + kept) if point + kept > 0 else None
 
 
 # the seeds' largest share of the variance of an output's replicate means over the points,
@@ -290,8 +303,7 @@ def noise_replications(
     one run, the replications needed."""
     table = {}
     for o in outputs:
-        wide = runs.pivot(index="point", columns="replicate", values=o).dropna()
-        point, noise = point_and_noise_variance(wide.to_numpy(dtype=float))
+        point, noise = point_and_noise_variance(_points_by_replicates(runs, o))
         if noise == 0:
             need = 1.0
         elif point == 0:
@@ -301,7 +313,7 @@ def noise_replications(
         table[o] = {
             "point_variance": point,
             "noise_variance": noise,
-            "noise_share_one_run": noise / (point + noise) if point + noise > 0 else 0.0,
+            "noise_share_one_run": noise_share(point, noise, 1) or 0.0,
             "replications_needed": need,
         }
     frame = pd.DataFrame.from_dict(table, orient="index")

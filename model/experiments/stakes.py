@@ -156,15 +156,14 @@ def kept_table(ens: dict[str, Any]) -> pd.DataFrame:
     and jobs kept with their 90 % intervals over runs (same-seed pairs; over the draws' means
     in a posterior-predictive ensemble), and € per € kept and per job kept from the mean cost
     (undefined where nothing is kept)."""
-    from mittelbau.experiments.intervals import draw_mean_interval
+    from mittelbau.experiments.intervals import draw_mean_interval, seeds_per_draw
 
-    drawn = ens["manifest"].get("posterior")
-    per_draw = None if drawn is None else int(drawn["seeds_per_draw"])  # runs of one draw: correlated
+    per_draw = seeds_per_draw(ens)  # runs of one draw are correlated
     rows = []
     for name in ens["manifest"]["scenarios"]:
-        mine = [(k, r) for k, r in enumerate(ens["summaries"]) if r["scenario"] == name]
-        runs = [r["summary"] for _, r in mine]
-        replicates = np.array([r.get("replicate", k) for k, r in mine])
+        mine = [r for r in ens["summaries"] if r["scenario"] == name]
+        runs = [r["summary"] for r in mine]
+        replicates = np.array([r["replicate"] for r in mine])
         if not runs or not runs[0].get("policy") or "value_added_kept_eur" not in runs[0]["policy"]:
             continue
         parts = {"programme": [s["policy"] for s in runs]}

@@ -129,10 +129,10 @@ class Lever:
         self.seen[rows] = False
 
     def undo_contact(self, engagement: np.ndarray, techniques: np.ndarray) -> None:
-        """Set, in place, the engagement and techniques the firms in the programme now would
-        have had without it, where an earlier year's contact changed them (the deadweight's
-        counterfactual; this year's changes are undone from the state before the levers act).
-        Nothing by default: a lever whose contact lasts one year, or acts on hazards alone."""
+        """Take out of the firms' engagement and techniques (in place) what this programme's
+        earlier contacts changed for good: the deadweight's counterfactual. Called before this
+        year's contact, whose changes the columns given do not hold. Nothing by default: a
+        lever that acts on hazards alone."""
 
     def note_reach(self, reached: np.ndarray, state: FirmTable) -> None:
         new = reached & ~self.seen

@@ -32,6 +32,7 @@ class Centres(Lever):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.in_reach = self.rng.random(self.n) < self.p.centres_reach
+        self.added = np.zeros(self.n)  # techniques the centres added to each firm, in all
 
     def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
         # imported here: the registry reads this module's spec, and should not pay for loading
@@ -51,7 +52,9 @@ class Centres(Lever):
         users = first_in_random_order(seekers, capacity, rng)
         reached = np.zeros(self.n, dtype=bool)
         reached[users] = True
-        s.techniques[users] = np.minimum(s.techniques[users] + p.centres_technique_gain, MAX_TECHNIQUES)
+        before = s.techniques[users]
+        s.techniques[users] = np.minimum(before + p.centres_technique_gain, MAX_TECHNIQUES)
+        self.added[users] += s.techniques[users] - before
         self.firm_cost_eur += len(users) * p.centres_access_cost_eur * scale
         return LeverYear(
             reached=reached,
@@ -62,6 +65,11 @@ class Centres(Lever):
     def drop_rows(self, rows: np.ndarray) -> None:
         super().drop_rows(rows)
         self.in_reach[rows] = self.rng.random(len(rows)) < self.p.centres_reach
+        self.added[rows] = 0.0
+
+    def undo_contact(self, engagement: np.ndarray, techniques: np.ndarray) -> None:
+        """The techniques of earlier visits taken out (none below 0)."""
+        np.maximum(techniques - self.added, 0.0, out=techniques)
 
 
 PARAMETERS = (

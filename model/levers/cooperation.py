@@ -35,7 +35,8 @@ class Cooperation(Lever):
         super().__post_init__()
         self.years_left = np.zeros(self.n, dtype=np.int64)
         self.spill_left = np.zeros(self.n, dtype=np.int64)
-        # each member's engagement before its project raised it (read while the project runs)
+        # the engagement of each firm that ever joined a project before its first raised it
+        self.joined = np.zeros(self.n, dtype=bool)
         self.engagement_before = np.zeros(self.n, dtype=np.int8)
 
     def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
@@ -60,7 +61,9 @@ class Cooperation(Lever):
             level = ENGAGEMENT_LEVELS.index("partners" if p.cooperation_partner == "digital" else "experts")
             for group in projects:
                 self.years_left[group] = duration
-                self.engagement_before[group] = s.engagement[group]
+                first = group[~self.joined[group]]
+                self.engagement_before[first] = s.engagement[first]
+                self.joined[group] = True
                 s.engagement[group] = np.maximum(s.engagement[group], level)
             model.add_ties(projects)
         reached = self.years_left > 0
@@ -77,11 +80,12 @@ class Cooperation(Lever):
         super().drop_rows(rows)
         self.years_left[rows] = 0
         self.spill_left[rows] = 0
+        self.joined[rows] = False
 
     def undo_contact(self, engagement: np.ndarray, techniques: np.ndarray) -> None:
-        """Members of a running project: their engagement before the project raised it."""
-        members = self.years_left > 0
-        engagement[members] = np.minimum(engagement[members], self.engagement_before[members])
+        """Firms that joined a project: the engagement they had before the first raised it."""
+        was = self.joined
+        engagement[was] = np.minimum(engagement[was], self.engagement_before[was])
 
 
 PARAMETERS = (
