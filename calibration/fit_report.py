@@ -268,9 +268,12 @@ def fit_table(
         obs, n = t["value"], t.get("n", 0)
         se = standard_error(t)
         x = sims[t["id"]].to_numpy(dtype=float)
-        mean, sd = float(np.nanmean(x)), float(np.nanstd(x, ddof=1))
-        spread = float(np.sqrt(se**2 + sd**2 / len(x)))
-        z = (mean - obs) / spread
+        x = x[np.isfinite(x)]  # a run whose firms hold no one the target counts (too few firms)
+        if len(x):
+            mean, sd = float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else 0.0
+            z = (mean - obs) / float(np.sqrt(se**2 + sd**2 / len(x)))
+        else:
+            mean = sd = z = float("nan")
         bound = t.get("bound", "")
         rows.append(
             {
@@ -424,9 +427,13 @@ def write_fit_report(
     ]
     signs = {"upper": "≤ ", "lower": "≥ ", "": ""}
     for r in table.itertuples():
+        # no simulated value where no run had a firm the target counts (too few firms)
+        simulated = "none | –"
+        if r.z == r.z:
+            simulated = f"{r.simulated_mean:.3f} ± {r.simulated_sd:.3f} | {r.z:+.1f}"
         lines.append(
             f"| {r.target} | {r.source} | {r.unit} | {signs[r.bound]}{r.observed:.3f} ± "
-            f"{r.observed_se:.3f} | {r.simulated_mean:.3f} ± {r.simulated_sd:.3f} | {r.z:+.1f} | "
+            f"{r.observed_se:.3f} | {simulated} | "
             f"{'yes' if r.within_2se else '**no**'} | {'yes' if r.fitted else ''} |"
         )
     measured = [r for r in table.itertuples() if r.measurement]

@@ -381,7 +381,8 @@ def checks_table(covid: pd.DataFrame, dt_ratios: np.ndarray, orderings: pd.DataF
             )
         )
     small, large = f"adapted_bm_{SIZE_CLASSES[0]}", f"adapted_bm_{SIZE_CLASSES[-1]}"
-    ratio = shock[small] / shock[large]
+    # a ratio over an empty class (too few firms for it in a run) is no number: left out
+    ratio = (shock[small] / shock[large]).replace([np.inf, -np.inf], np.nan)
     rows.append(
         _row(
             "covid-2020",
@@ -395,7 +396,7 @@ def checks_table(covid: pd.DataFrame, dt_ratios: np.ndarray, orderings: pd.DataF
             verdict=_direction(float(ratio.mean()), float(ratio.std(ddof=1)), ">1"),
         )
     )
-    ratio = shock["exit_rate_adapters"] / shock["exit_rate_others"]
+    ratio = (shock["exit_rate_adapters"] / shock["exit_rate_others"]).replace([np.inf, -np.inf], np.nan)
     rows.append(
         _row(
             "covid-2020",

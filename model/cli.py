@@ -884,7 +884,11 @@ def calibrate_report(
     for r in table[~table["within_2se"]].itertuples():
         typer.echo(
             f"  missed: {r.target} ({r.source}): observed {r.observed:.3f}, "
-            f"simulated {r.simulated_mean:.3f}, z {r.z:+.1f}"
+            + (
+                f"simulated {r.simulated_mean:.3f}, z {r.z:+.1f}"
+                if r.z == r.z  # NaN: no run had a firm the target counts
+                else "no run had a value (too few firms for its group)"
+            )
         )
     typer.echo(f"  report: {page}")
 

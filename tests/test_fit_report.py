@@ -160,6 +160,25 @@ def test_fit_table_scores_each_target_by_its_standard_error():
     assert (table.observed_se[~shares] < 0.5).all() and table.fitted.sum() == 19
 
 
+def test_a_target_no_run_has_a_value_for_is_missed_and_said_so(monkeypatch):
+    """Too few firms for a target's group: no run has a value; the target has no simulated
+    mean or z (not 0, and no warning of numpy's), and counts as missed."""
+    import pandas as pd
+
+    from mittelbau.calibration import fit_report
+
+    targets = load_targets()[:2]
+
+    def sims(targets, replications, firms, seed):
+        return pd.DataFrame({targets[0]["id"]: [np.nan] * 3, targets[1]["id"]: [0.3, 0.31, 0.29]})
+
+    monkeypatch.setattr(fit_report, "simulated", sims)
+    with np.errstate(all="raise"):
+        table = fit_table(replications=3, firms=100, seed=1, targets=targets)
+    assert np.isnan(table.z.iloc[0]) and np.isnan(table.simulated_mean.iloc[0])
+    assert not table.within_2se.iloc[0] and np.isfinite(table.z.iloc[1])
+
+
 @pytest.mark.slow
 def test_readme_headline_is_the_current_fit(root, tmp_path):
     _, table = write_fit_report(tmp_path)  # the defaults of `mittelbau calibrate report`
