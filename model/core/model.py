@@ -666,6 +666,8 @@ class Cohort:
         self._types: tuple[np.ndarray, np.ndarray] | None = None
         self._ties: tuple[list[sparse.csr_array], sparse.csr_array, np.ndarray] | None = None
         self._network_ties: tuple[sparse.csr_array, np.ndarray] | None = None
+        # this year's expected partner adoption and peer terms (`exposure`, `network_exposure`)
+        self._partner_terms: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # each run's rows left in each year, kept when a batch asks (`MittelbauModel.adopt_runup`)
         self.exits: list[list[np.ndarray]] | None = None
 
@@ -762,6 +764,8 @@ class Cohort:
         """The year's `exposure` (`Cohort.exposure`, just computed) with its partner term among
         the ties of the network alone, without the cooperation projects' — the deadweight's
         counterfactual; the peer and customer terms do not read the partner ties."""
+        if self._partner_terms is None:
+            raise ValueError("the network's exposure before the year's exposure; allowed: after `exposure`")
         e_dt, peer_dt, ref_dt = self._partner_terms
         ties, tie_degree = self.network_ties()
         net_dt, ref_net_dt = neighbour_shares(ties, tie_degree, [self.state.dt, e_dt], [peer_dt, ref_dt])
