@@ -466,7 +466,7 @@ def report(
 
     _write_figures_to_files()
     try:
-        path = write_report(folder)
+        path = write_report(folder, on_note=lambda note: typer.echo(note, err=True))
     except ExecutionError as exc:  # no ensemble there, another version's, or a damaged run
         _fail(str(exc))
     typer.echo(f"report: {path}")

@@ -183,6 +183,50 @@ def test_report_is_written_with_figures_and_verdicts(tmp_path, scenarios):
     assert "Differences from 'baseline'" in text
 
 
+def test_a_report_on_an_unfinished_ensemble_says_so_or_refuses(tmp_path, scenarios):
+    import shutil
+
+    out = tmp_path / "u"
+    run_ensemble(scenarios, 3, out)
+    shutil.rmtree(out / "runs" / "baseline" / "rep-0002")  # as if interrupted
+    notes = []
+    text = write_report(out, on_note=notes.append).read_text()
+    assert "**Incomplete:** 5 of 6 runs of the design have finished (baseline 2 of 3)" in text
+    assert notes == [text.splitlines()[2].replace("**", "")]
+    assert "**baseline**: " in text and "of 2 runs" in text
+    for rep in ("rep-0000", "rep-0001"):
+        shutil.rmtree(out / "runs" / "baseline" / rep)
+    (out / "report.md").unlink()
+    with pytest.raises(EnsembleError, match=r"has no finished runs of baseline to report on"):
+        write_report(out)
+    assert not (out / "report.md").exists()
+    # a complete ensemble: no note
+    run_ensemble(scenarios, 3, out)
+    notes.clear()
+    assert "Incomplete" not in write_report(out, on_note=notes.append).read_text() and not notes
+
+
+def test_verdict_sentences_give_the_median_year_as_a_year():
+    from mittelbau.experiments.report import verdict_sentence
+
+    table = pd.DataFrame(
+        {
+            "scenario": ["a", "b"],
+            "runs": [10, 10],
+            "design_effect": [1.0, 1.0],
+            "horizon": [2035, 2035],
+            "p_hollowed": [0.0, 0.3],
+            "p_low": [0.0, 0.1],
+            "p_high": [0.28, 0.6],
+            "median_year": [None, 2031],
+        }
+    )  # pandas makes the mixed column float with NaN, as the report's table is
+    a, b = (verdict_sentence(r, posterior=True) for r in table.itertuples())
+    assert a.endswith("design effect 1.00).") and "nan" not in a
+    assert b.endswith("median year 2031.")
+    assert verdict_sentence(next(table.iloc[1:].itertuples())).endswith("median year 2031.")
+
+
 # ---- intervals: do they contain the truth in constructed cases of known distribution -------
 def test_mean_and_wilson_intervals_cover_at_their_level():
     rng = np.random.default_rng(0)

@@ -418,14 +418,22 @@ def test_a_scenario_holding_every_drawn_parameter_has_no_parameter_part(tmp_path
         ["firms=500", "years=4", "engagement_drift_rate=0.05", "competence_learning=0.5"],
         seed=3,
     )
-    run_ensemble([held], 6, tmp_path / "e", posterior=post, seeds_per_draw=2)
+    drawn = load_scenario(root / "scenarios" / "funding.toml", ["firms=500", "years=4"], seed=3)
+    run_ensemble([held, drawn], 6, tmp_path / "e", posterior=post, seeds_per_draw=2)
     ens = load_ensemble(tmp_path / "e")
-    assert ens["runs"]["particle"].nunique() > 1  # particles differ, their values are not used
-    assert set(ens["runs"]["competence_learning"]) == {0.5}
+    mine = ens["runs"][ens["runs"]["scenario"] == "baseline"]
+    assert mine["particle"].nunique() > 1  # particles differ, their values are not used
+    assert set(mine["competence_learning"]) == {0.5}
+    assert ens["runs"].loc[ens["runs"]["scenario"] == "funding", "competence_learning"].nunique() > 1
     split = spread(ens)
+    split = split[split["scenario"] == "baseline"]
     assert (split["parameter_sd"].dropna() == 0).all() and (split["seed_sd"].dropna() > 0).any()
     text = write_report(tmp_path / "e").read_text()
-    assert "Held at the scenario's value (not drawn): competence_learning, engagement_drift_rate." in text
+    # held by the scenario that holds them, not by the one that draws them
+    assert (
+        "Held at the scenario's value (not drawn), by scenario: baseline: competence_learning, "
+        "engagement_drift_rate." in text
+    )
 
 
 def test_the_readme_headline_names_the_committed_sample(root):

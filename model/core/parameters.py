@@ -378,8 +378,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.0,
         "pressure index units",
         "Addition to the digital pressure index in each shock year: raises the exit hazard of "
-        "exposed stage-1 firms, the competition channel of the BM hazard and engagement drift "
-        "(0: no shock)",
+        "exposed stage-1 firms, the competition channel of the BM hazard, engagement drift "
+        "and, where platform capture is on, the capture hazard (0: no shock)",
         "assumption: no shock in the baseline; the covid-2020 scenario sets 1 (the pandemic "
         "moved sales, service and customer contact to digital channels, read as doubling the "
         "2020 index of about 1.2); sources §6.4 gives no size",

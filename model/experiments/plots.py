@@ -81,20 +81,21 @@ def plot_stage_shares(shares: pd.DataFrame, summary: dict[str, Any], path: Path)
     counts = summary.get("firms_by_size_class", {})
     for size in SIZE_CLASSES:
         part = by_size[by_size["group"] == size]
-        n = f", {counts[size]:,} firms" if size in counts else ""
+        n = f", {counts[size]:,} agents" if size in counts else ""
         ax2.plot(part["year"], 100 * part["share"], marker="o", ms=2.5, label=f"{size} employees{n}")
     share_axis(ax2, 100 * by_size["share"])
-    ax2.set(xlabel="year", ylabel="stage-2 share (%)", title="Middle tier by size class (firms at the end)")
+    ax2.set(xlabel="year", ylabel="stage-2 share (%)", title="Middle tier by size class (agents at the end)")
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=8)
     for ax in (ax1, ax2):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     scen = summary["scenario"]["name"]
-    firms = summary["parameters"]["firms"]
+    agents = summary["parameters"]["firms"]
+    scale = summary.get("economics", {}).get("population_scale")
+    size = f"{agents:,} agents" + ("" if scale is None else f" for its {round(agents * scale):,} firms")
     verdict = textwrap.fill(summary["headline"]["verdict"], 150)
     fig.suptitle(
-        f"mittelbau — {summary['region']}, scenario '{scen}', {firms:,} firms, "
-        f"seed {summary['seed']}\n{verdict}",
+        f"mittelbau — {summary['region']}, scenario '{scen}', {size}, seed {summary['seed']}\n{verdict}",
         fontsize=9,
     )
     return save_figure(fig, path, dpi=110)

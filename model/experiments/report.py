@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
             f"**{row.scenario}**: posterior-predictive probability that the middle hollows out "
             f"by {row.horizon}: {row.p_hollowed:.1%} ({interval}; {row.runs} runs, design "
             f"effect {row.design_effect:.2f})"
-            + ("." if row.median_year is None else f"; median year {row.median_year}.")
+            + ("." if pd.isna(row.median_year) else f"; median year {int(row.median_year)}.")
         )
     if row.p_hollowed == 0:
         return (
@@ -136,7 +137,7 @@ def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
         )
     return (
         f"**{row.scenario}**: the middle hollows out by {row.horizon} in {row.p_hollowed:.0%} "
-        f"of {row.runs} runs ({interval}); median year {row.median_year}."
+        f"of {row.runs} runs ({interval}); median year {int(row.median_year)}."
     )
 
 
@@ -378,7 +379,10 @@ def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> l
         return []
     drawn = ens["manifest"]["posterior"]
     split.to_csv(folder / "spread.csv", index=False, float_format="%.6g")
-    held = sorted({h for r in ens["summaries"] for h in r["summary"].get("posterior", {}).get("held", [])})
+    held: dict[str, set[str]] = {}
+    for r in ens["summaries"]:
+        held.setdefault(r["scenario"], set()).update(r["summary"].get("posterior", {}).get("held", []))
+    held_text = "; ".join(f"{name}: {', '.join(sorted(h))}" for name, h in held.items() if h)
     lines = [
         "## Parameter uncertainty",
         "",
@@ -386,7 +390,7 @@ def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> l
         f"posterior sample {drawn['file']} ({drawn['particles']} particles, SHA-256 "
         f"{drawn['sha256'][:12]}…), {drawn['seeds_per_draw']} seeds per draw; each run's "
         "summary.json names its draw, particle and parameters."
-        + (f" Held at the scenario's value (not drawn): {', '.join(held)}." if held else ""),
+        + (f" Held at the scenario's value (not drawn), by scenario: {held_text}." if held_text else ""),
         "",
         "The spread of each outcome over runs splits into a seed part (the mean variance "
         "between seeds at one parameter set, E[Var(Y | θ)]) and a parameter part (the variance "
@@ -408,14 +412,46 @@ def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> l
     return [*lines, ""]
 
 
-def write_report(folder: str | Path) -> Path:
-    """Write report.md and its figures into the ensemble folder; return the report's path."""
+def progress(ens: dict[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """Per scenario of the ensemble's design: its finished runs and its runs in the design."""
+    designed: dict[str, int] = {name: 0 for name in ens["manifest"]["scenarios"]}
+    for run in ens["manifest"]["runs"]:
+        designed[run.split("/")[1]] += 1
+    finished = {name: 0 for name in designed}
+    for r in ens["summaries"]:
+        finished[r["scenario"]] += 1
+    return finished, designed
+
+
+def unfinished_lines(finished: dict[str, int], designed: dict[str, int]) -> list[str]:
+    """The report's warning when runs of the design have not finished (none when all have)."""
+    done, total = sum(finished.values()), sum(designed.values())
+    if done == total:
+        return []
+    parts = ", ".join(f"{n} {finished[n]} of {designed[n]}" for n in designed if finished[n] < designed[n])
+    return [
+        f"**Incomplete:** {done} of {total} runs of the design have finished ({parts}); every figure "
+        "below is of the finished runs. Rerun the ensemble's command to finish the others.",
+        "",
+    ]
+
+
+def write_report(folder: str | Path, on_note: Callable[[str], None] | None = None) -> Path:
+    """Write report.md and its figures into the ensemble folder; return the report's path.
+    `on_note` receives the report's warning when runs of the design have not finished."""
     folder = Path(folder)
     ens = load_ensemble(folder)
-    if not ens["summaries"]:
+    finished, designed = progress(ens)
+    empty = [name for name in designed if not finished.get(name)]
+    if empty:
         from mittelbau.experiments.ensemble import EnsembleError
 
-        raise EnsembleError(f"{folder} has no finished runs to report on")
+        raise EnsembleError(
+            f"{folder} has no finished runs of {', '.join(empty)} to report on; allowed: a report "
+            "once every scenario has finished runs (rerun the ensemble's command to finish them)"
+        )
+    if on_note is not None and (note := unfinished_lines(finished, designed)):
+        on_note(note[0].replace("**", ""))
     figs = figures(ens, folder)
     ver = verdicts(ens)
     split = spread(ens)
@@ -428,6 +464,7 @@ def write_report(folder: str | Path) -> Path:
     lines = [
         "# mittelbau ensemble report",
         "",
+        *unfinished_lines(finished, designed),
         f"{len(ens['summaries'])} runs; bands are the {BAND[0]:g}–{BAND[1]:g} % range of outcomes "
         f"over runs; intervals for shares of runs, means and differences are {LEVEL:.0%} "
         "intervals (Wilson for shares of runs, t for means).",
