@@ -1,6 +1,7 @@
 """Policy levers: off is a no-op, budgets and capacities hold, effects, deadweight, targeting."""
 
 import tomllib
+from dataclasses import fields, replace
 
 import numpy as np
 import pytest
@@ -254,6 +255,62 @@ def test_cooperation_ties_members_and_moves_engagement_out():
     assert len(members) == 50
     assert m.ties.nnz > ties_before
     assert (m.state.engagement[members] == 3).all()  # research partner: 'experts'
+
+
+def _ties_of(m, row) -> set[int]:
+    return set(m.ties.indices[m.ties.indptr[row] : m.ties.indptr[row + 1]].tolist())
+
+
+def test_project_ties_leave_with_the_firm_and_stay_among_the_others():
+    """An entrant takes over its row's network ties, not its predecessor's project partners;
+    the project ties of the members that stay last after the project."""
+    m = MittelbauModel(
+        firms=1000, region_firms=1000, years=6, seed=3, cooperation_projects_per_year=20, exit_rate=0.0
+    )
+    m.step()
+    (coop,) = m.levers
+    members = np.flatnonzero(coop.years_left > 0)
+    network = {
+        int(r): set(m.network_ties.indices[m.network_ties.indptr[r] : m.network_ties.indptr[r + 1]].tolist())
+        for r in members
+    }
+    leaver = int(members[0])
+    stayers = sorted(_ties_of(m, leaver) - network[leaver])  # its project's other members
+    assert len(stayers) == 4 and set(stayers) <= set(members.tolist())
+    entrants = replace(m.state, **{f.name: getattr(m.state, f.name)[[leaver]] for f in fields(m.state)})
+    m._enter(np.array([leaver]), entrants, m.cell[[leaver]])
+    assert _ties_of(m, leaver) == network[leaver]  # the slot's network ties alone
+    for r in stayers:
+        assert leaver not in _ties_of(m, r) or leaver in network[r]
+        assert set(stayers) - {r} <= _ties_of(m, r)  # the others stay tied
+    assert (m.ties != m.ties.T).nnz == 0
+    assert np.array_equal(m.tie_degree, np.diff(m.ties.indptr))
+    for _ in range(4):  # the project is over: its ties are not
+        m.step()
+    assert set(stayers) - {stayers[0]} <= _ties_of(m, stayers[0])
+
+
+def test_spillover_reaches_partners_not_the_former_participants():
+    m = MittelbauModel(
+        firms=1000,
+        region_firms=1000,
+        years=0,
+        seed=5,
+        cooperation_projects_per_year=20,
+        cooperation_duration=1,
+        cooperation_spillover=0.5,
+        cooperation_hazard_factor=3.0,
+        cooperation_end_year=2016,
+    )
+    (coop,) = m.levers
+    coop.act(m, 2016, np.random.default_rng(1))
+    alumni = coop.years_left > 0
+    year = coop.act(m, 2017, np.random.default_rng(2))  # the projects are over, spillover begins
+    partners = (m.ties @ alumni.astype(float) > 0) & ~alumni
+    assert alumni.sum() == 100 and partners.any()
+    assert np.all(year.dt[alumni] == 1.0)  # the former participants: no second gain
+    assert np.allclose(year.dt[partners], 1.0 + 0.5 * 2.0)
+    assert np.all(year.dt[~alumni & ~partners] == 1.0)
 
 
 def test_equal_budget_scenarios_plan_equal_public_money(root):

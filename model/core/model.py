@@ -521,9 +521,29 @@ class MittelbauModel(mesa.Model):
             self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
         self._customer_power = None  # entrants change sizes
         self.cell[rows] = cells
+        if self.ties is not self.network_ties:
+            self._drop_project_ties(rows)
+
+    def _drop_project_ties(self, rows: np.ndarray) -> None:
+        """The cooperation projects' ties of the firms leaving `rows` leave with them: an entrant
+        takes over the row's network ties (its market slot), not its predecessor's partners."""
+        ties = self.ties.tocoo()
+        gone = np.zeros(self.ties.shape[0], dtype=bool)
+        gone[rows] = True
+        keep = ~(gone[ties.row] | gone[ties.col])
+        if keep.all():
+            return
+        kept = sparse.csr_array((ties.data[keep], (ties.row[keep], ties.col[keep])), shape=ties.shape)
+        ties = (self.network_ties + kept).tocsr()
+        ties.data[:] = 1.0
+        if ties.nnz == self.network_ties.nnz:  # no project tie left
+            self.ties, self.tie_degree = self.network_ties, self.network_tie_degree
+        else:
+            self.ties, self.tie_degree = ties, degree(ties)
 
     def add_ties(self, groups: list[np.ndarray]) -> None:
-        """Tie the firms of each group to one another (cooperation projects)."""
+        """Tie the firms of each group to one another (cooperation projects); the ties last
+        while both firms stay (`_drop_project_ties`)."""
         if not groups:
             return
         pairs = [np.array(np.meshgrid(g, g)).reshape(2, -1) for g in groups]

@@ -18,10 +18,13 @@ class Cooperation(Lever):
     probability `cooperation_application_rate` × (1 + engagement)/2), `cooperation_firms_per_project` each, in
     random order. Members are tied to each other in the network, their engagement moves out to
     'partners' (digital-economy partner) or 'experts' (research partner), and their DT and BM
-    hazards are multiplied by `cooperation_hazard_factor` while the project runs. Afterwards, for
-    `cooperation_spillover_years`, their network partners' hazards rise by `cooperation_spillover` × the
-    participants' gain. Cost: `cooperation_cost_per_project_eur` per project, booked in the year it
-    starts (commitment), so a year's spending is its new projects times their cost. An agent
+    hazards are multiplied by `cooperation_hazard_factor` while the project runs. The ties last
+    while both firms stay in the market (`MittelbauModel._drop_project_ties`). Afterwards, for
+    `cooperation_spillover_years`, the hazards of their partners (project ties included) rise by
+    `cooperation_spillover` × the participants' gain, except those of partners in their own
+    spillover years: former participants do not gain twice. Cost:
+    `cooperation_cost_per_project_eur` per project, booked in the year it starts (commitment),
+    so a year's spending is its new projects times their cost. An agent
     stands for `population_scale` firms, so a project of agents stands for that many
     projects: `cooperation_projects_per_year` / scale of them start (rounded at random) and each
     costs scale × the cost of a project."""
@@ -69,9 +72,10 @@ class Cooperation(Lever):
         reached = self.years_left > 0
         gain = p.cooperation_hazard_factor - 1.0
         spill = np.zeros(self.n)
-        alumni = (self.spill_left > 0).astype(float)
+        alumni = self.spill_left > 0
         if alumni.any() and p.cooperation_spillover > 0:
-            spill = (model.ties @ alumni > 0) * p.cooperation_spillover * gain
+            # the partners of former participants, not the former participants themselves
+            spill = ((model.ties @ alumni.astype(float) > 0) & ~alumni) * p.cooperation_spillover * gain
         factor = np.where(reached, p.cooperation_hazard_factor, 1.0 + spill)
         spent = len(projects) * p.cooperation_cost_per_project_eur * scale
         return LeverYear(reached=reached, spent_eur=float(spent), dt=factor, bm=factor)
@@ -170,7 +174,8 @@ PARAMETERS = (
         "cooperation_spillover",
         0.25,
         "share",
-        "Share of the participants' hazard gain passed to their network partners after the project",
+        "Share of the participants' hazard gain passed to their partners after the project (not to "
+        "partners in spillover years of their own)",
         "assumption: sources §5.2 (horizontal knowledge transfer)",
         0.0,
         1.0,
