@@ -520,7 +520,7 @@ def _study_setup(scenario, set_, seed, factors, levers, workers, executor, sched
         if len(set(names)) != len(names):
             _fail(f"--factors {factors!r} names a parameter twice; allowed: each parameter once")
     try:
-        chosen_factors(names, levers)
+        chosen_factors(names, levers, held=scen.overrides)
     except FactorError as exc:
         _fail(f"--factors: {exc}")
     executor, workers = _executor(executor, workers, scheduler)

@@ -22,16 +22,16 @@ def test_the_ema_model_takes_roles_ranges_and_outcomes_from_the_registries():
     model = ema_model()
     uncertainties = {u.name: u for u in model.uncertainties}
     levers = {lv.name: lv for lv in model.levers}
-    # the numeric uncertainties and the mechanism switches (categorical); start years stay
-    # fixed, and so do the economics' parameters no outcome of an experiment reads
+    # the numeric uncertainties (the run-up's start years among them) and the mechanism switches
+    # (categorical); the economics' parameters no outcome of an experiment reads stay fixed
     assert set(uncertainties) == {
         p.name
         for p in REGISTRY
         if p.role == "uncertainty"
         and (not p.choices or p.group == "mechanisms")
-        and not p.name.endswith("_start_year")
         and p.name not in UNREAD_BY_STUDIES
     }
+    assert {"runup_start_year", "dt_wave_start_year"} <= set(uncertainties)
     assert "region_firms" in uncertainties and "discount_rate" not in uncertainties
     assert [c.value for c in uncertainties["mech_lockin"].categories] == ["off", "on"]
     assert all(BY_NAME[n].role == "lever" for n in levers)
@@ -51,6 +51,18 @@ def test_a_lever_named_as_an_uncertainty_is_not_also_a_lever():
     model = ema_model(uncertainties=["funding_budget_eur", "exit_rate"])
     assert [u.name for u in model.uncertainties] == ["funding_budget_eur", "exit_rate"]
     assert "funding_budget_eur" not in {lv.name for lv in model.levers}
+
+
+def test_what_the_scenario_sets_stays_a_constant():
+    from mittelbau.experiments.sensitivity import FactorError
+
+    scenario = load_scenario(None, ["exit_rate=0.05", "mech_lockin=on"])
+    model = ema_model(scenario)
+    assert not {"exit_rate", "mech_lockin"} & {u.name for u in model.uncertainties}
+    constants = {c.name: c.value for c in model.constants}
+    assert constants["exit_rate"] == 0.05 and constants["mech_lockin"] == "on"
+    with pytest.raises(FactorError, match="factor 'exit_rate' is set by the scenario"):
+        ema_model(scenario, uncertainties=["exit_rate"])
 
 
 def test_unknown_lever_names_are_refused_with_the_allowed_ones():

@@ -22,11 +22,13 @@ from mittelbau.experiments.sensitivity import (
     UNREAD_BY_STUDIES,
     FactorError,
     factors,
+    held_factors,
     morris,
     noise_replications,
     problem,
     seed_variance_share,
     sobol,
+    to_overrides,
 )
 from mittelbau.experiments.sensitivity_study import PILOT_RUNS, run_study
 
@@ -74,8 +76,9 @@ def test_factors_come_from_the_registry():
     # firm count (programmes spend per firm); named, they vary (and score zero)
     assert "discount_rate" in UNREAD_BY_STUDIES and len(UNREAD_BY_STUDIES) == 19
     assert not UNREAD_BY_STUDIES & set(with_levers) and SCALE_PARAMETER in default
-    uncertain = {p.name for p in REGISTRY if p.role == "uncertainty" and not p.name.endswith("_start_year")}
-    assert uncertain - set(default) == UNREAD_BY_STUDIES
+    uncertain = {p.name for p in REGISTRY if p.role == "uncertainty"}
+    assert uncertain - set(default) == UNREAD_BY_STUDIES  # the run-up's start years among them
+    assert {"runup_start_year", "dt_wave_start_year"} <= set(default)
     assert [p.name for p in factors(["discount_rate"])] == ["discount_rate"]
     spec = problem(factors(["dt_adoption_factor", "bm_loss_rate"]), grouped=False)
     assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.2]]
@@ -83,6 +86,32 @@ def test_factors_come_from_the_registry():
         factors(["dt_rate"])
     with pytest.raises(FactorError, match="cannot vary"):
         factors(["region"])
+
+
+def test_a_parameter_the_scenario_sets_is_held_not_varied():
+    held = {"exit_rate": 0.05, "mech_lockin": "on", "firms": 300}
+    default = [p.name for p in factors(held=held)]
+    assert "exit_rate" not in default and "mech_lockin" not in default
+    assert len(default) == len(factors()) - 2
+    assert held_factors(held) == {"exit_rate": 0.05, "mech_lockin": "on"}
+    with pytest.raises(FactorError, match=r"factor 'exit_rate' is set by the scenario .* drop its setting"):
+        factors(["bm_loss_rate", "exit_rate"], held=held)
+
+
+def test_integer_factors_give_every_value_of_their_range_the_same_share():
+    """Rounding a uniform draw over [low, high] gives each end half the share of the values
+    between; the sampling interval is widened by half a unit each side instead."""
+    chosen = factors(["customers_per_supplier", "slump_delay", "bm_loss_rate"])
+    spec = problem(chosen)
+    assert spec["bounds"] == [[0.5, 10.5], [-0.5, 20.5], [0.0, 0.2]]
+    grid = (np.arange(2100) + 0.5) / 2100  # evenly over each interval
+    rows = np.column_stack([lo + grid * (hi - lo) for lo, hi in spec["bounds"]])
+    values = pd.DataFrame([to_overrides(r, chosen) for r in rows])
+    assert set(values["customers_per_supplier"].value_counts()) == {210}
+    assert set(values["slump_delay"].value_counts()) == {100}
+    assert values["customers_per_supplier"].between(1, 10).all()
+    ends = np.array([[0.5, -0.5, 0.0], [10.5, 20.5, 0.2]])  # the intervals' very ends stay inside
+    assert [to_overrides(r, chosen)["slump_delay"] for r in ends] == [0, 20]
 
 
 @pytest.fixture(scope="module")
@@ -470,6 +499,48 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert not (tmp_path / "s10").exists()  # refused before the pilot ran or anything was written
     bad = runner.invoke(app, ["sensitivity", "morris", base, "--factors", "nope", *small])
     assert bad.exit_code == 2 and "unknown factor 'nope'" in bad.output
+    # a --set of a factor: refused when the factor is named, held when the factors are the default
+    bad = runner.invoke(
+        app,
+        [
+            "sensitivity",
+            "morris",
+            base,
+            "--factors",
+            "exit_rate,bm_loss_rate",
+            "--set",
+            "exit_rate=0.05",
+            *small,
+        ],
+    )
+    assert bad.exit_code == 2 and "factor 'exit_rate' is set by the scenario" in bad.output
+    res = runner.invoke(
+        app,
+        [
+            "discover",
+            base,
+            "--samples",
+            "12",
+            "--set",
+            "exit_rate=0.05",
+            "--set",
+            "firms=200",
+            "--set",
+            "years=2",
+            "--workers",
+            "1",
+            "--out",
+            str(tmp_path / "held"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    sample = pd.read_csv(tmp_path / "held" / "sample.csv")
+    assert "exit_rate" not in sample.columns and "customers_per_supplier" in sample.columns
+    assert (sample["customers_per_supplier"] % 1 == 0).all()  # the values the runs had
+    assert (pd.read_parquet(tmp_path / "held" / "runs" / "runs.parquet")["exit_rate"] == 0.05).all()
+    assert "Held at the scenario's values (its file or --set), not varied: `exit_rate` = 0.05." in (
+        (tmp_path / "held" / "prim.md").read_text()
+    )
 
 
 def test_second_order_indices_on_ishigami():

@@ -19,7 +19,14 @@ from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.extras import needs_extra
-from mittelbau.experiments.sensitivity import factors, is_categorical, problem, to_overrides
+from mittelbau.experiments.sensitivity import (
+    factors,
+    held_factors,
+    held_line,
+    is_categorical,
+    problem,
+    to_overrides,
+)
 from mittelbau.experiments.store import empty_folder, folder_lock
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -135,24 +142,37 @@ def discover(
     its lock held)."""
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
-    chosen = factors(factor_names, include_levers)  # before the folder exists: nothing half-written
+    # before the folder exists: nothing half-written
+    chosen = factors(factor_names, include_levers, held=scenario.overrides)
     with folder_lock(out):
         if overwrite:
             empty_folder(out)
-        return _discover(scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total)
+        held = {} if factor_names else held_factors(scenario.overrides, include_levers)
+        return _discover(
+            scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total, held
+        )
 
 
-def _discover(scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total) -> dict:
+def _discover(
+    scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total, held
+) -> dict:
     X = latin.sample(problem(chosen), samples, seed=scenario.params.seed)
     points = [to_overrides(row, chosen) for row in X]
     if on_total is not None:
         on_total(len(points) * replications)
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
-    x = pd.DataFrame(X, columns=[p.name for p in chosen])
-    for p in chosen:  # a switch enters PRIM as 0 (off) / 1 (on), as the runs saw it
-        if is_categorical(p):
-            x[p.name] = (x[p.name] >= 0.5).astype(float)
+    # the values the runs saw: an integer parameter rounded, a switch as 0 (off) / 1 (on)
+    x = pd.DataFrame(
+        [
+            {
+                p.name: float(p.choices.index(v)) if is_categorical(p) else float(v)
+                for p, v in zip(chosen, point.values(), strict=True)
+            }
+            for point in points
+        ],
+        columns=[p.name for p in chosen],
+    )
     numbers = [n for n, o in OUTCOMES.items() if n in runs.columns]
     y = runs.groupby("point")[numbers].mean().reset_index(drop=True)
     sample = pd.concat([x, y], axis=1).assign(case=cases)
@@ -181,6 +201,8 @@ def _discover(scenario, out, samples, chosen, replications, run_kw, min_density,
         *[f"- {k}: {v:.0%}" for k, v in verdicts.items()],
         "",
     ]
+    if held:
+        lines += [held_line(held), ""]
     if unread:
         lines += [
             f"Left out of PRIM, as no run's outcomes read them: {', '.join(unread)}.",

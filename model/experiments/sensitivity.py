@@ -11,7 +11,7 @@ test functions with known indices.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,11 +47,16 @@ def choice_of(p: Parameter, x: float) -> str:
     return p.choices[min(int(float(x) * len(p.choices)), len(p.choices) - 1)]
 
 
-def factors(names: Sequence[str] | None = None, include_levers: bool = False) -> list[Parameter]:
+def factors(
+    names: Sequence[str] | None = None, include_levers: bool = False, held: Collection[str] = ()
+) -> list[Parameter]:
     """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty and
     mechanism switch (categorical) of the registry that a study's outputs can read (not
     UNREAD_BY_STUDIES), and with `include_levers` the levers' numeric parameters — settings
-    never vary; a lever's start and end year stay as the scenario sets them."""
+    never vary; a lever's start and end year stay as the scenario sets them. `held`: the
+    parameters the scenario sets (its file or --set), which a study keeps at the scenario's
+    values: left out of the default set, and an error when named (the sample would replace
+    them)."""
     if names:
         chosen = []
         for name in names:
@@ -59,6 +64,11 @@ def factors(names: Sequence[str] | None = None, include_levers: bool = False) ->
             if p is None:
                 raise FactorError(
                     f"unknown factor {name!r}; allowed: numeric registry parameters and mechanism switches"
+                )
+            if name in held:
+                raise FactorError(
+                    f"factor {name!r} is set by the scenario (its file or --set), which the sample "
+                    "would replace; allowed: leave it out of --factors, or drop its setting"
                 )
             if (
                 (p.choices and not is_categorical(p))
@@ -76,9 +86,33 @@ def factors(names: Sequence[str] | None = None, include_levers: bool = False) ->
         for p in REGISTRY
         if (not p.choices or is_categorical(p))
         and (p.role == "uncertainty" or (include_levers and p.role == "lever"))
-        and not p.name.endswith(("_start_year", "_end_year"))
+        and not (p.role == "lever" and p.name.endswith(("_start_year", "_end_year")))
         and p.name not in UNREAD_BY_STUDIES
+        and p.name not in held
     ]
+
+
+def _bounds(p: Parameter) -> list[float]:
+    """A factor's sampling interval: [0, 1] for a switch; an integer parameter's range widened
+    by half a unit each side, so that rounding (`to_overrides`) gives every integer of its range
+    the same share of the sample, the ends included."""
+    if is_categorical(p):
+        return [0.0, 1.0]
+    if p.kind is int:
+        return [float(p.explore_low) - 0.5, float(p.explore_high) + 0.5]
+    return [float(p.explore_low), float(p.explore_high)]
+
+
+def held_factors(overrides: Mapping[str, object], include_levers: bool = False) -> dict[str, object]:
+    """The default factors a scenario sets (its file or --set), with its values: a study with
+    the default factors holds them there."""
+    return {p.name: overrides[p.name] for p in factors(None, include_levers) if p.name in overrides}
+
+
+def held_line(held: Mapping[str, object]) -> str:
+    """A study page's line on the default factors its scenario holds."""
+    values = ", ".join(f"`{k}` = {v}" for k, v in held.items())
+    return f"Held at the scenario's values (its file or --set), not varied: {values}."
 
 
 def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
@@ -86,9 +120,7 @@ def problem(chosen: Sequence[Parameter], grouped: bool = False) -> dict:
     spec = {
         "num_vars": len(chosen),
         "names": [p.name for p in chosen],
-        "bounds": [
-            [0.0, 1.0] if is_categorical(p) else [float(p.explore_low), float(p.explore_high)] for p in chosen
-        ],
+        "bounds": [_bounds(p) for p in chosen],
     }
     if grouped:
         groups = [p.group for p in chosen]
@@ -120,7 +152,9 @@ def to_overrides(row: np.ndarray, chosen: Sequence[Parameter]) -> dict:
     def value(p: Parameter, x: float) -> float | int | str:
         if is_categorical(p):
             return choice_of(p, x)
-        return round(float(x)) if p.kind is int else float(x)
+        if p.kind is int:  # the nearest integer, inside the range at the interval's very ends
+            return int(min(max(math.floor(float(x) + 0.5), p.explore_low), p.explore_high))
+        return float(x)
 
     return {p.name: value(p, x) for p, x in zip(chosen, row, strict=True)}
 

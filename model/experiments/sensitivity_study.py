@@ -23,6 +23,8 @@ from mittelbau.experiments.sensitivity import (
     FactorError,
     check_size,
     factors,
+    held_factors,
+    held_line,
     morris,
     noise_replications,
     problem,
@@ -133,7 +135,7 @@ def run_study(
     unknown = [o for o in outputs if o not in OUTCOMES]
     if unknown:
         raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTCOMES)}")
-    chosen = factors(factor_names, include_levers)
+    chosen = factors(factor_names, include_levers, held=scenario.overrides)
     spec = problem(chosen, grouped)
     points = sample_points(method, spec, size, second_order)
     run_kw = dict(run_kw or {})
@@ -155,6 +157,7 @@ def run_study(
             run_kw,
             second_order,
             on_total,
+            {} if factor_names else held_factors(scenario.overrides, include_levers),
         )
 
 
@@ -171,6 +174,7 @@ def _run_study(
     run_kw: dict,
     second_order: bool,
     on_total: Callable[[int], None] | None,
+    held: dict[str, object],
 ) -> dict:
     pilot = 0 if replications is not None else PILOT_RUNS
     if on_total is not None and replications is None:
@@ -224,6 +228,7 @@ def _run_study(
         convergence is not None,
         notes,
         log["unread"],
+        held,
     )
     return {
         "warnings": notes,
@@ -341,6 +346,7 @@ def write_page(
     has_convergence,
     notes=(),
     unread=(),
+    held=None,
 ) -> Path:
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
@@ -352,6 +358,8 @@ def write_page(
         "indices are computed on replicate means.",
         "",
     ]
+    if held:
+        lines += [held_line(held), ""]
     if unread:
         lines += [
             f"No run's outcomes read {len(unread)} of the factors at any point, so their indices are "
