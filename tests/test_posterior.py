@@ -354,20 +354,21 @@ def test_a_fit_writes_its_last_generation_as_a_sample_the_ensembles_read(tmp_pat
         assert np.average(x, weights=post.weights) == pytest.approx(row.mean, rel=1e-9)
 
 
-def test_the_other_verdicts_of_a_posterior_ensemble_have_intervals_widened_by_the_design_effect(
-    tmp_path, small
-):
+def test_the_other_verdicts_of_a_posterior_ensemble_take_intervals_over_its_draws(tmp_path, small):
+    """Shares of runs: Wilson at the runs' effective number (the design effect); means: t
+    intervals over the draws' means, as every other mean of the report."""
     post = load_posterior(sample_file(tmp_path))
     run_ensemble([small], 8, tmp_path / "e", posterior=post, seeds_per_draw=2)
     ens = load_ensemble(tmp_path / "e")
     row = verdict_probabilities(ens).iloc[0]
     split = spread(ens).set_index("outcome")
-    heads = [r["summary"]["headline"] for r in ens["summaries"]]
+    runs = sorted(ens["summaries"], key=lambda r: r["replicate"])
+    heads = [r["summary"]["headline"] for r in runs]
     stuck = np.array([h["stuck_share"] for h in heads])
-    m, lo, hi = mean_interval(stuck)
-    widen = np.sqrt(split.loc["stuck_share", "design_effect"])
-    assert row.stuck_share_low == pytest.approx(m - widen * (m - lo))
-    assert row.stuck_share_high == pytest.approx(m + widen * (hi - m))
+    draws = stuck.reshape(4, 2).mean(axis=1)  # replicates 2k and 2k + 1 share draw k
+    m, lo, hi = mean_interval(draws)
+    assert (row.stuck_share, row.stuck_share_low, row.stuck_share_high) == pytest.approx((m, lo, hi))
+    assert hi - lo > mean_interval(stuck)[2] - mean_interval(stuck)[1]  # 3 degrees of freedom, not 7
     k = sum(bool(h["middle_shrinks"]) for h in heads)
     effect = split.loc["middle_shrinks", "design_effect"]
     effect = effect if np.isfinite(effect) else 2.0

@@ -21,7 +21,6 @@ from mittelbau.experiments.intervals import (
     LEVEL,
     band,
     draw_mean_interval,
-    mean_interval,
     seeds_per_draw,
     wilson_effective,
     wilson_interval,
@@ -97,11 +96,14 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario: the share of runs in which the middle shrinks and in which the competence
     gap widens (Wilson intervals), and the mean stuck shares at the horizon (t intervals) —
     the verdicts beside 'two worlds' (docs/odd.md, 'Indicators'). In a posterior ensemble the
-    intervals are widened by each outcome's design effect (runs at one draw are correlated)."""
+    shares' intervals are widened by each outcome's design effect (runs at one draw are
+    correlated), and the means' are t intervals over the draws' means."""
     split = spread(ens)
+    per_draw = seeds_per_draw(ens)
     rows = []
     for name in ens["manifest"]["scenarios"]:
-        heads = [r["summary"]["headline"] for r in ens["summaries"] if r["scenario"] == name]
+        runs = [r for r in ens["summaries"] if r["scenario"] == name]
+        heads = [r["summary"]["headline"] for r in runs]
         row: dict[str, Any] = {"scenario": name, "runs": len(heads)}
         for key in ("middle_shrinks", "competence_gap_widens"):
             known = [h.get(key) for h in heads if h.get(key) is not None]
@@ -110,11 +112,12 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
                 lo, hi = wilson_effective(p, len(known) / design_effect(ens, split, name, key))
             row |= {f"p_{key}": p, f"p_{key}_low": lo, f"p_{key}_high": hi}
         for key in ("stuck_share", "stuck_share_small"):
-            vals = np.array([h[key] for h in heads if h.get(key) is not None], dtype=float)
-            m, lo, hi = mean_interval(vals) if len(vals) else (np.nan,) * 3
-            if len(split):
-                widen = np.sqrt(design_effect(ens, split, name, key))
-                lo, hi = m - widen * (m - lo), m + widen * (hi - m)
+            known = [
+                (r["replicate"], h[key]) for r, h in zip(runs, heads, strict=True) if h.get(key) is not None
+            ]
+            vals = np.array([v for _, v in known], dtype=float)
+            reps = np.array([rep for rep, _ in known], dtype=int)
+            m, lo, hi = draw_mean_interval(vals, reps, per_draw) if len(vals) else (np.nan,) * 3
             row |= {key: m, f"{key}_low": lo, f"{key}_high": hi}
         rows.append(row)
     return pd.DataFrame(rows)
