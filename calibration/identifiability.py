@@ -13,6 +13,7 @@ the verdict per parameter in calibration/identifiability.toml, which the README 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -35,11 +36,19 @@ def screened_factors() -> list[str]:
 
 
 def sobol_screen(
-    out: str | Path, n: int = 32, firms: int = 1000, seed: int = 20170501, workers: int = 1
-) -> pd.DataFrame:
+    out: str | Path,
+    n: int = 32,
+    firms: int = 1000,
+    seed: int = 20170501,
+    workers: int = 1,
+    run_kw: dict | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, list[str]]:
     """Total Sobol indices (with their 95 % confidence half-widths) of the screened factors on
     the verdict indicators in 2035, from `n` base samples, one run of `firms` firms per point,
-    seeded by `seed`."""
+    seeded by `seed`, and the study's warnings (indices too uncertain to read). `run_kw`,
+    `on_batch` and `on_total` go to the study (`sensitivity_study.run_study`)."""
     from mittelbau.experiments.sensitivity_study import run_study
 
     scenario = load_scenario(None, [f"firms={firms}", "years=20"], seed)
@@ -51,9 +60,11 @@ def sobol_screen(
         screened_factors(),
         outputs=VERDICT_OUTPUTS,
         replications=1,
-        run_kw={"workers": workers},
+        run_kw={**(run_kw or {}), "workers": workers},
+        on_batch=on_batch,
+        on_total=on_total,
     )
-    return found["indices"]
+    return found["indices"], found["warnings"]
 
 
 def drivers(indices: pd.DataFrame, threshold: float = DRIVER_INDEX) -> pd.DataFrame:

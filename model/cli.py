@@ -834,7 +834,12 @@ def discover(
     )
     if not quiet:
         if not found["found"]:
-            typer.echo(f"no sampled point has {chosen_case} ({samples} points); see {folder}/prim.md")
+            what = (
+                f"{chosen_case.output} has no value at any sampled point"
+                if found.get("undefined")
+                else f"no sampled point has {chosen_case}"
+            )
+            typer.echo(f"{what} ({samples} points); see {folder}/prim.md")
             return
         dims = ", ".join(f"{k} {lo:.3g}–{hi:.3g}" for k, (lo, hi) in found["restricted"].items())
         typer.echo(
@@ -1111,12 +1116,23 @@ def calibrate_identifiability(
 
     fit = load_parameter_set()
     fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
-    from mittelbau.experiments.store import FolderError
 
-    try:
-        indices = sobol_screen(out, n, firms, seed, workers)
-    except FolderError as exc:
-        _fail(str(exc))
+    indices, warnings = _with_progress(
+        False,
+        "identifiability",
+        lambda advance, set_total, damaged, kept: sobol_screen(
+            out,
+            n,
+            firms,
+            seed,
+            workers,
+            run_kw={"on_damaged": damaged, "on_kept": kept},
+            on_batch=advance,
+            on_total=set_total,
+        ),
+    )
+    for warning in warnings:  # the study's advice, in this command's option
+        typer.echo(f"warning: {warning.replace('--samples', '--n')}", err=True)
     table = classify(drivers(indices), recovered, fitted)
     for r in table.itertuples():
         typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
@@ -1163,19 +1179,25 @@ def calibrate_identify(
     # the synthetic targets are simulated with seed + 1000
     _within("--seed", seed, 0, SEED_MAX - 1000, " (the synthetic targets take --seed + 1000)")
     known = {n: float(BY_NAME[n].default) for n in FITTED}
+    given: dict[str, str] = {}
     for item in truth or []:
-        name, _, value = item.partition("=")
-        p = BY_NAME.get(name.strip())
+        name, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or name not in FITTED:
+            _fail(
+                f"--truth {item!r} is invalid; allowed: name=value with a fitted parameter "
+                f"({', '.join(FITTED)})"
+            )
+        if name in given:
+            _fail(f"--truth {name} is given twice ({given[name]!r}, {item!r}); allowed: each parameter once")
+        given[name] = item
+        p = BY_NAME[name]
         try:
             x = float(value)
         except ValueError:
             x = float("nan")
-        if name.strip() not in FITTED or p is None or not (p.low <= x <= p.high):
-            _fail(
-                f"--truth {item!r} is invalid; allowed: name=value with a fitted parameter "
-                f"({', '.join(FITTED)}) and a value inside its registry range"
-            )
-        known[name.strip()] = x
+        if not p.low <= x <= p.high:
+            _fail(f"--truth {item!r}: {value!r} is invalid; allowed: a number from {p.low:g} to {p.high:g}")
+        known[name] = x
     _out(str(out), out, "report", overwrite=False)
     truth_values = known
     try:

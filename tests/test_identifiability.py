@@ -113,9 +113,47 @@ def test_cli_refuses_a_truth_outside_the_fitted_parameters_and_a_missing_recover
     high = CliRunner().invoke(
         app, ["calibrate", "identify", "--truth", "bm_loss_rate=0.9", "--out", str(out)]
     )
-    assert high.exit_code == 2 and "inside its registry range" in high.output
+    assert high.exit_code == 2 and "'0.9' is invalid; allowed: a number from 0 to 0.2" in high.output
+    twice = CliRunner().invoke(
+        app,
+        [
+            "calibrate",
+            "identify",
+            "--truth",
+            "bm_loss_rate=0.03",
+            "--truth",
+            "bm_loss_rate=0.04",
+            "--out",
+            str(out),
+        ],
+    )
+    assert twice.exit_code == 2 and "--truth bm_loss_rate is given twice" in twice.output
     missing = CliRunner().invoke(
         app, ["calibrate", "identifiability", "--recovery", str(tmp_path / "none"), "--out", str(out)]
     )
     assert missing.exit_code == 2 and "holds no identifiability.csv" in missing.output
     assert not out.exists()
+
+
+def test_the_screen_shows_its_progress_and_warns_of_wide_intervals(tmp_path):
+    from typer.testing import CliRunner
+
+    from mittelbau.cli import app
+
+    recovery = tmp_path / "recovery"
+    recovery.mkdir()
+    (recovery / "identifiability.csv").write_text(
+        "parameter,truth,median,q05,q95,sd_ratio,recovered,identified\n"
+        "bm_loss_rate,0.03,0.04,0.02,0.07,0.24,True,True\n"
+    )
+    res = CliRunner().invoke(
+        app,
+        [
+            *("calibrate", "identifiability", "--recovery", str(recovery)),
+            *("--n", "8", "--firms", "100", "--out", str(tmp_path / "screen")),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    k = len(screened_factors())
+    assert f"identifiability: {8 * (k + 2)}/{8 * (k + 2)} runs" in res.output
+    assert "too uncertain to rank; use more --n" in res.output and "--samples" not in res.output

@@ -147,7 +147,11 @@ def test_a_study_says_which_runs_it_ran_and_a_factor_nothing_reads_scores_zero(t
     assert found["runs"] == 32
     page = found["page"].read_text(encoding="utf-8")
     assert "16 of the runs were run" in page
-    assert "1 of the factors at any point, so their indices are zero by construction: discount_rate." in page
+    assert (
+        "1 of the factors at any point, so their first- and total-order indices are zero by construction"
+        in page
+    )
+    assert "are sampling noise): discount_rate." in page
     # one replication per point: the seeds' share cannot be estimated, and no output is warned
     # about for it
     assert "not estimable with one replication per point" in page

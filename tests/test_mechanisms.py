@@ -301,23 +301,23 @@ def test_switching_a_mechanism_off_shifts_no_draw_of_the_others():
 def test_ensemble_report_gives_the_verdicts_as_shares_of_runs():
     from mittelbau.experiments.report import verdict_probabilities
 
-    def run(scenario, shrinks, widens, stuck):
+    def run(scenario, replicate, shrinks, widens, stuck):
         head = {
             "middle_shrinks": shrinks,
             "competence_gap_widens": widens,
             "stuck_share": stuck,
             "stuck_share_small": stuck + 0.1,
         }
-        return {"scenario": scenario, "summary": {"headline": head}}
+        return {"scenario": scenario, "replicate": replicate, "summary": {"headline": head}}
 
     ens = {
         "manifest": {"scenarios": {"a": {}, "b": {}}},
         "summaries": [
-            run("a", True, True, 0.2),
-            run("a", False, True, 0.4),
-            run("a", True, None, 0.3),
-            run("a", True, False, 0.5),
-            run("b", False, False, 0.1),
+            run("a", 0, True, True, 0.2),
+            run("a", 1, False, True, 0.4),
+            run("a", 2, True, None, 0.3),
+            run("a", 3, True, False, 0.5),
+            run("b", 0, False, False, 0.1),
         ],
     }
     table = verdict_probabilities(ens).set_index("scenario")

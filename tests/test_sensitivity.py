@@ -188,6 +188,9 @@ def test_experiment_resumes_and_refuses_another_design(tmp_path, tiny):
         evaluate_points(tiny, points[:1], 9, tmp_path)
     with pytest.raises(ExecutionError, match="other factor values at some of the 2 points there"):
         evaluate_points(tiny, [points[1], points[0]], 9, tmp_path)
+    other = [{"exit_rate": 0.01}, {"exit_rate": 0.02}, {"exit_rate": 0.03}]
+    with pytest.raises(ExecutionError, match=r"other factors \(dt_adoption_factor there; exit_rate asked\)"):
+        evaluate_points(tiny, other, 9, tmp_path)
 
 
 def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
@@ -220,7 +223,7 @@ def test_a_grown_design_keeps_the_runs_the_folder_holds(tmp_path, tiny):
     # design of more points is refused (its runs would replace the folder's)
     evaluate_points(tiny, points[:1], 9, tmp_path / "one")
     with pytest.raises(ExecutionError, match="other factor values at some of the 1 points there"):
-        evaluate_points(tiny, [{"exit_rate": 0.05}, *points[1:3]], 9, tmp_path / "one")
+        evaluate_points(tiny, [{"dt_adoption_factor": 0.05}, *points[1:3]], 9, tmp_path / "one")
 
 
 def test_run_order_puts_what_a_design_adds_after_the_runs_it_had():
@@ -541,6 +544,21 @@ def test_cli_sensitivity_and_discovery(tmp_path, root):
     assert "Held at the scenario's values (its file or --set), not varied: `exit_rate` = 0.05." in (
         (tmp_path / "held" / "prim.md").read_text()
     )
+
+
+def test_a_case_on_an_outcome_no_point_has_says_so(tmp_path, root):
+    from mittelbau.experiments.discovery import discover
+
+    scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=100", "years=2"])
+    names = ["exit_rate", "bm_loss_rate"]
+    found = discover(scen, tmp_path / "d", 8, names, case="cost_per_additional_upward_move < 1")
+    assert not found["found"] and found["undefined"]  # no programme: no cost per move anywhere
+    assert "`cost_per_additional_upward_move` has no value at any sampled point" in (
+        (tmp_path / "d" / "prim.md").read_text()
+    )
+    found = discover(scen, tmp_path / "e", 8, names, case="middle_share > 2")
+    assert not found["found"] and not found["undefined"]
+    assert "No sampled point has `middle_share > 2`" in (tmp_path / "e" / "prim.md").read_text()
 
 
 def test_second_order_indices_on_ishigami():

@@ -234,7 +234,14 @@ def _discover(
             else:
                 lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
     else:
-        lines.append(f"No sampled point has `{case}`, so there is no box to find.")
+        found["undefined"] = bool(runs[case.output].isna().all())
+        if found["undefined"]:
+            lines.append(
+                f"`{case.output}` has no value at any sampled point, so no point can have `{case}` "
+                f"and there is no box to find (its definition: {OUTCOMES[case.output].definition})."
+            )
+        else:
+            lines.append(f"No sampled point has `{case}`, so there is no box to find.")
     (out / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     found.pop("trajectory", None)
     found["case"] = str(case)

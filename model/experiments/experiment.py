@@ -162,6 +162,9 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
             + ", ".join(f"{k} {old['base'].get(k)!r} there, {new['base'][k]!r} asked" for k in keys)
             + ")"
         )
+    if "factors" in old and old["factors"] != new["factors"]:
+        there, asked = (", ".join(d["factors"]) or "none" for d in (old, new))
+        return f"other factors ({there} there; {asked} asked)"
     for key in ("points", "replications"):
         if old[key] > new[key]:
             return f"fewer {key} ({old[key]} there, {new[key]} asked)"
@@ -301,6 +304,7 @@ def evaluate_points(
             "batches": designs,
             "outcomes": definitions(),
             "points_hash": points_hash,  # of every point's overrides: a continuation starts with them
+            "factors": sorted({k for o in overrides for k in o}),  # the parameters the points set
         }
         if len(segments) > 1:  # grown in replications: the order of its runs (`run_order`)
             manifest["segments"] = [list(s) for s in segments]

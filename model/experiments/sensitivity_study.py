@@ -362,8 +362,9 @@ def write_page(
         lines += [held_line(held), ""]
     if unread:
         lines += [
-            f"No run's outcomes read {len(unread)} of the factors at any point, so their indices are "
-            f"zero by construction: {', '.join(unread)}.",
+            f"No run's outcomes read {len(unread)} of the factors at any point, so their first- "
+            f"and total-order indices are zero by construction (second-order estimates with them "
+            f"are sampling noise): {', '.join(unread)}.",
             "",
         ]
     if runs[1] < runs[0]:
