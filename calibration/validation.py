@@ -343,7 +343,9 @@ def _magnitude(model: float, observed: float) -> str:
     ratio = observed / model if model > 0 else math.inf
     if 1 / ORDER_OF_MAGNITUDE <= ratio <= ORDER_OF_MAGNITUDE:
         return "same order of magnitude"
-    return f"{'below' if ratio > 1 else 'above'} by a factor {max(ratio, 1 / ratio):.0f}: not the same order"
+    factor = max(ratio, 1 / ratio)  # above ORDER_OF_MAGNITUDE: shown with a decimal where it rounds to it
+    shown = f"{factor:.0f}" if round(factor) > ORDER_OF_MAGNITUDE else f"{factor:.1f}"
+    return f"{'below' if ratio > 1 else 'above'} by a factor {shown}: not the same order"
 
 
 def _direction(value: float, sd: float, wanted: str) -> str:

@@ -13,6 +13,7 @@ from mittelbau.calibration.fit_report import (
     load_targets,
     mantel_haenszel_log_or,
     standard_error,
+    subgroup_samples,
     write_fit_report,
 )
 from mittelbau.cli import app
@@ -158,6 +159,18 @@ def test_fit_table_scores_each_target_by_its_standard_error():
     p = table.observed[shares]
     assert np.allclose(table.observed_se[shares], np.sqrt(p * (1 - p) / table.n[shares]))
     assert (table.observed_se[~shares] < 0.5).all() and table.fitted.sum() == 19
+
+
+def test_a_subgroup_target_takes_the_binomial_error_of_its_part_of_the_sample():
+    targets = [t for t in load_targets() if t["population"] == "germany" and t["statistic"] == "stage_share"]
+    whole = next(t for t in targets if t["group"] == "all")
+    sized = {t["group"]: t for t in subgroup_samples(targets, 2000, 1)}
+    model = MittelbauModel(region="germany", firms=2000, years=0, seed=1)
+    large = sized["size:250-499"]
+    assert large["n"] == round(1208 * (model.state.size == 3).mean()) and large["n"] < 200
+    assert sized["all"]["n"] == whole["n"] == 1208
+    assert sum(t["n"] for g, t in sized.items() if g.startswith("industry:")) == pytest.approx(1208, abs=4)
+    assert standard_error(large) == pytest.approx(np.sqrt(0.4 * 0.6 / large["n"]))
 
 
 def test_a_target_no_run_has_a_value_for_is_missed_and_said_so(monkeypatch):

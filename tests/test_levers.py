@@ -274,6 +274,14 @@ def test_project_ties_leave_with_the_firm_and_stay_among_the_others():
         int(r): set(m.network_ties.indices[m.network_ties.indptr[r] : m.network_ties.indptr[r + 1]].tolist())
         for r in members
     }
+    outsider = int(np.flatnonzero(~coop.joined)[0])  # leaving, it takes no project tie along
+    before = m.ties
+    m._enter(
+        np.array([outsider]),
+        replace(m.state, **{f.name: getattr(m.state, f.name)[[outsider]] for f in fields(m.state)}),
+        m.cell[[outsider]],
+    )
+    assert m.ties is before
     leaver = int(members[0])
     stayers = sorted(_ties_of(m, leaver) - network[leaver])  # its project's other members
     assert len(stayers) == 4 and set(stayers) <= set(members.tolist())

@@ -96,6 +96,8 @@ def test_a_parameter_the_scenario_sets_is_held_not_varied():
     assert held_factors(held) == {"exit_rate": 0.05, "mech_lockin": "on"}
     with pytest.raises(FactorError, match=r"factor 'exit_rate' is set by the scenario .* drop its setting"):
         factors(["bm_loss_rate", "exit_rate"], held=held)
+    with pytest.raises(FactorError, match="factor 'firms' cannot vary"):  # whether set or not
+        factors(["firms"], held=held)
 
 
 def test_integer_factors_give_every_value_of_their_range_the_same_share():

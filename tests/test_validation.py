@@ -308,3 +308,11 @@ def test_readme_validation_figures_are_the_current_ones(root, tmp_path):
     )
     for text in quoted:
         assert text in " ".join(readme.split()), text
+
+
+def test_the_order_of_magnitude_verdict_never_prints_a_factor_inside_the_order():
+    from mittelbau.calibration.validation import _magnitude
+
+    assert _magnitude(1.0, 3.0) == "same order of magnitude"
+    assert _magnitude(1.0, 3.16) == "below by a factor 3.2: not the same order"
+    assert _magnitude(10.0, 1.0) == "above by a factor 10: not the same order"

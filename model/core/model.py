@@ -527,13 +527,17 @@ class MittelbauModel(mesa.Model):
     def _drop_project_ties(self, rows: np.ndarray) -> None:
         """The cooperation projects' ties of the firms leaving `rows` leave with them: an entrant
         takes over the row's network ties (its market slot), not its predecessor's partners."""
-        ties = self.ties.tocoo()
+        project = self.ties - self.network_ties  # the ties the network does not have
+        project.eliminate_zeros()
+        project = project.tocoo()
         gone = np.zeros(self.ties.shape[0], dtype=bool)
         gone[rows] = True
-        keep = ~(gone[ties.row] | gone[ties.col])
-        if keep.all():
+        keep = ~(gone[project.row] | gone[project.col])
+        if keep.all():  # none of the leaving firms was in a project
             return
-        kept = sparse.csr_array((ties.data[keep], (ties.row[keep], ties.col[keep])), shape=ties.shape)
+        kept = sparse.csr_array(
+            (project.data[keep], (project.row[keep], project.col[keep])), shape=project.shape
+        )
         ties = (self.network_ties + kept).tocsr()
         ties.data[:] = 1.0
         if ties.nnz == self.network_ties.nnz:  # no project tie left

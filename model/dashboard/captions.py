@@ -13,7 +13,8 @@ def status(model: PairedModel) -> str:
     verdict = "hollowed out" if is_hollowed(s, threshold) else "not hollowed out"
     notice = f"**Note: {model.notice}.** " if model.notice else ""
     return notice + (
-        f"**Year {model.year}** ({model.params.region}, {len(model.state):,} firms, seed "
+        f"**Year {model.year}** ({model.params.region}, {len(model.state):,} agents for "
+        f"{round(len(model.state) * model.population_scale):,} firms, seed "
         f"{model.params.seed}): stage 1 {100 * s[0]:.1f} %, stage 2 {100 * s[1]:.1f} %, "
         f"stage 3 {100 * s[2]:.1f} %. Hollowing ratio {hollowing_ratio(s):.2f} "
         f"(hollowed below {threshold:g}): the middle is **{verdict}**."

@@ -81,8 +81,9 @@ def ema_model(
     `levers` choose registry parameters by name (default: the numeric uncertainties the outcomes
     can read and the mechanism switches, as a study's (`sensitivity.factors`), all levers but
     their start and end years; a parameter named as an uncertainty is not also a
-    lever); every other value of the scenario is a constant, and what the scenario sets (its
-    file or --set) stays at its value: no default uncertainty, an error when named. Every
+    lever); every other value of the scenario is a constant, and an uncertainty the scenario
+    sets (its file or --set) stays at its value: no default uncertainty, an error when named
+    (levers vary over their ranges, whatever the scenario sets). Every
     experiment runs with the scenario's seed: common random numbers across experiments."""
     scenario = scenario or load_scenario(None)
     varied_u = factors(uncertainties, held=scenario.overrides)

@@ -65,11 +65,6 @@ def factors(
                 raise FactorError(
                     f"unknown factor {name!r}; allowed: numeric registry parameters and mechanism switches"
                 )
-            if name in held:
-                raise FactorError(
-                    f"factor {name!r} is set by the scenario (its file or --set), which the sample "
-                    "would replace; allowed: leave it out of --factors, or drop its setting"
-                )
             if (
                 (p.choices and not is_categorical(p))
                 or p.group == "run"
@@ -78,6 +73,11 @@ def factors(
                 raise FactorError(
                     f"factor {name!r} cannot vary; allowed: numeric registry parameters with a "
                     "range and mechanism switches (not region, firms, years, seed)"
+                )
+            if name in held:
+                raise FactorError(
+                    f"factor {name!r} is set by the scenario (its file or --set), which the sample "
+                    "would replace; allowed: leave it out of the factors, or drop its setting"
                 )
             chosen.append(p)
         return chosen
