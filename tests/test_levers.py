@@ -257,8 +257,15 @@ def test_cooperation_ties_members_and_moves_engagement_out():
     assert (m.state.engagement[members] == 3).all()  # research partner: 'experts'
 
 
-def _ties_of(m, row) -> set[int]:
-    return set(m.ties.indices[m.ties.indptr[row] : m.ties.indptr[row + 1]].tolist())
+def _ties_of(m, row, matrix=None) -> set[int]:
+    ties = m.ties if matrix is None else matrix
+    return set(ties.indices[ties.indptr[row] : ties.indptr[row + 1]].tolist())
+
+
+def _replace_firm(m, row: int) -> None:
+    """The firm in `row` leaves and an entrant (here: a copy of it) takes the row."""
+    entrant = replace(m.state, **{f.name: getattr(m.state, f.name)[[row]] for f in fields(m.state)})
+    m._enter(np.array([row]), entrant, m.cell[[row]])
 
 
 def test_project_ties_leave_with_the_firm_and_stay_among_the_others():
@@ -270,23 +277,14 @@ def test_project_ties_leave_with_the_firm_and_stay_among_the_others():
     m.step()
     (coop,) = m.levers
     members = np.flatnonzero(coop.years_left > 0)
-    network = {
-        int(r): set(m.network_ties.indices[m.network_ties.indptr[r] : m.network_ties.indptr[r + 1]].tolist())
-        for r in members
-    }
-    outsider = int(np.flatnonzero(~coop.joined)[0])  # leaving, it takes no project tie along
+    network = {int(r): _ties_of(m, r, m.network_ties) for r in members}
     before = m.ties
-    m._enter(
-        np.array([outsider]),
-        replace(m.state, **{f.name: getattr(m.state, f.name)[[outsider]] for f in fields(m.state)}),
-        m.cell[[outsider]],
-    )
+    _replace_firm(m, int(np.flatnonzero(~coop.joined)[0]))  # leaving, it takes no project tie along
     assert m.ties is before
     leaver = int(members[0])
     stayers = sorted(_ties_of(m, leaver) - network[leaver])  # its project's other members
     assert len(stayers) == 4 and set(stayers) <= set(members.tolist())
-    entrants = replace(m.state, **{f.name: getattr(m.state, f.name)[[leaver]] for f in fields(m.state)})
-    m._enter(np.array([leaver]), entrants, m.cell[[leaver]])
+    _replace_firm(m, leaver)
     assert _ties_of(m, leaver) == network[leaver]  # the slot's network ties alone
     for r in stayers:
         assert leaver not in _ties_of(m, r) or leaver in network[r]
