@@ -100,3 +100,24 @@ def test_the_rule_catches_an_upward_import(tmp_path, module, target):
     path = tmp_path / "m.py"
     path.write_text(f"import {target}\n")
     assert violations({module: path}) != []
+
+
+def test_only_the_command_line_chooses_a_matplotlib_backend():
+    """Figures are `Figure` objects saved to files (`plots.save_figure`): a library function
+    never imports pyplot or sets the backend of the process that calls it (a notebook, a
+    server); the command line picks the file backend for itself."""
+    offenders = []
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names]
+                target = node.module if isinstance(node, ast.ImportFrom) else None
+                if (
+                    "matplotlib.pyplot" in names
+                    or target == "matplotlib.pyplot"
+                    or (target == "matplotlib" and "pyplot" in names)
+                ):
+                    offenders.append(name)
+            elif isinstance(node, ast.Call) and ast.unparse(node.func) == "matplotlib.use":
+                offenders.append(name)
+    assert sorted(set(offenders)) == ["mittelbau.cli"]

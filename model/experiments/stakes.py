@@ -212,13 +212,12 @@ def _price_cell(r: pd.Series, key: str, fmt: str) -> str:
 def fan_figure(ens: dict[str, Any], path: Path) -> Path:
     """Value added in the region's firms, what platforms capture plus what exits have cost, and
     persons in stage-1 firms still stuck, per year: median and 5–95 % band over runs."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     from mittelbau.experiments.intervals import BAND, band
+    from mittelbau.experiments.plots import save_figure
 
     econ = ens["economics"]
     whole = econ[econ["group"] == "all"].assign(
@@ -229,8 +228,9 @@ def fan_figure(ens: dict[str, Any], path: Path) -> Path:
         ("at_stake_eur", 1e-6, "captured by platforms + lost through exits (€ M/year)"),
         ("employment_stuck_stage1", 1.0, "persons in stage-1 firms still stuck"),
     )
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
-    colours = plt.cm.tab10.colors
+    fig = Figure(figsize=(14, 3.8), layout="constrained")
+    axes = fig.subplots(1, 3)
+    colours = colormaps["tab10"].colors
     for i, name in enumerate(ens["manifest"]["scenarios"]):
         part = whole[whole["scenario"] == name]
         for ax, (key, scale, title) in zip(axes, panels, strict=True):
@@ -242,9 +242,7 @@ def fan_figure(ens: dict[str, Any], path: Path) -> Path:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=8)
     fig.suptitle(f"What is at stake: median and {BAND[0]:g}–{BAND[1]:g} % band over runs")
-    fig.savefig(path, dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def report_lines(ens: dict[str, Any], folder: Path | None = None) -> list[str]:
