@@ -841,7 +841,7 @@ def discover(
             )
             typer.echo(f"{what} ({samples} points); see {folder}/prim.md")
             return
-        dims = ", ".join(f"{k} {lo:.3g}–{hi:.3g}" for k, (lo, hi) in found["restricted"].items())
+        dims = ", ".join(f"{k} {lo:.6g}–{hi:.6g}" for k, (lo, hi) in found["restricted"].items())
         typer.echo(
             f"{found['cases_of_interest']} of {found['n']} points have {chosen_case}; PRIM box: "
             f"coverage {found['coverage']:.0%}, density {found['density']:.0%}; {dims}"

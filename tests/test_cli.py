@@ -3,6 +3,7 @@
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -230,6 +231,16 @@ def test_a_set_repairs_what_the_file_alone_gets_wrong(tmp_path):
     res = run(path, *settings, "--set", "funding_end_year=2035", "--out", str(tmp_path / "b"))
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "b" / "summary.json").read_text())["parameters"]["funding_end_year"] == 2035
+
+
+def test_a_folder_named_like_a_library_scenario_does_not_hide_it(tmp_path, monkeypatch):
+    from mittelbau.core.scenario import bundled_scenarios, resolve_scenario
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "baseline").mkdir()  # e.g. an earlier --out baseline
+    assert resolve_scenario("baseline") == bundled_scenarios()["baseline"]
+    (tmp_path / "mine").mkdir()  # a folder that is no library name stays what was given
+    assert resolve_scenario("mine") == Path("mine")
 
 
 def test_missing_and_unreadable_files(tmp_path):

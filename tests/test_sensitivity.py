@@ -563,6 +563,17 @@ def test_a_case_on_an_outcome_no_point_has_says_so(tmp_path, root):
     assert "No sampled point has `middle_share > 2`" in (tmp_path / "e" / "prim.md").read_text()
 
 
+def test_box_limits_are_given_in_the_values_the_runs_had():
+    from mittelbau.core.parameters import BY_NAME
+    from mittelbau.experiments.discovery import _as_run
+
+    assert _as_run(BY_NAME["runup_start_year"], 1997.5, 2004.5) == [1998.0, 2004.0]
+    assert _as_run(BY_NAME["runup_start_year"], 1998.0, 2005.0) == [1998.0, 2005.0]
+    assert _as_run(BY_NAME["mech_lockin"], 0.0, 0.5) == [0.0, 0.0]  # off only
+    assert _as_run(BY_NAME["mech_lockin"], 0.5, 1.0) == [1.0, 1.0]  # on only
+    assert _as_run(BY_NAME["exit_rate"], 0.0123, 0.05) == [0.0123, 0.05]
+
+
 def test_second_order_indices_on_ishigami():
     """Ishigami's only interaction is x1–x3: S13 = 0.244, S12 = S23 = 0."""
     result = sobol(ISHIGAMI, ishigami, 1024, seed=5, second_order=True)

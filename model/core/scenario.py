@@ -165,10 +165,11 @@ def bundled_scenarios() -> dict[str, Path]:
 
 
 def resolve_scenario(given: str | Path) -> Path:
-    """A scenario file: `given` itself when it exists, else the library's scenario of that
-    name; the error lists the library when neither is found."""
+    """A scenario file: `given` itself when it is a file, else the library's scenario of that
+    name (a folder of that name does not hide it); the error lists the library when neither
+    is found."""
     path = Path(given)
-    if path.exists():
+    if path.is_file() or (path.exists() and str(given) not in bundled_scenarios()):
         return path
     found = bundled_scenarios().get(str(given))
     if found is not None:

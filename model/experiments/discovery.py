@@ -3,6 +3,7 @@ middle hollowing out — found with PRIM (EMA Workbench)."""
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 import warnings
@@ -16,6 +17,7 @@ from SALib.sample import latin
 
 from mittelbau.core.inert_parameters import unread_factors
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
+from mittelbau.core.parameters import Parameter
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.extras import needs_extra
@@ -121,6 +123,16 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
     }
 
 
+def _as_run(p: Parameter, low: float, high: float) -> list[float]:
+    """A box limit in the values runs have: a switch's as 0 (off) or 1 (on), an integer
+    parameter's as the integers inside the limits, a number as it is."""
+    if is_categorical(p):
+        return [float(low > 0), float(high >= 1)]
+    if p.kind is int:
+        return [float(math.ceil(low - 1e-9)), float(math.floor(high + 1e-9))]
+    return [low, high]
+
+
 def discover(
     scenario: Scenario,
     out: str | Path,
@@ -184,6 +196,9 @@ def _discover(
     if len(unread) == len(chosen):
         unread = []
     found = prim_box(x.drop(columns=unread), cases, min_density)
+    if found["found"]:
+        by_name = {p.name: p for p in chosen}
+        found["restricted"] = {k: _as_run(by_name[k], lo, hi) for k, (lo, hi) in found["restricted"].items()}
     found["unread"] = unread
     verdicts = verdict_shares(runs)
     lines = [
