@@ -31,7 +31,7 @@ def calibrated(name: str, assumed: float, reason: str) -> tuple[float, str]:
         f = _FIT[name]
         return float(f["median"]), (
             f"calibrated: calibration/dynamic_parameters.toml v{_FIT['version']} (ABC-SMC to "
-            "calibration/targets.toml, sources §2.1–2.2, §2.12, §4.1–4.4, §4.8, §7.1; posterior "
+            "calibration/targets.toml, sources §2.1–2.2, §2.12, §2.14, §4.1–4.4, §4.8, §7.1; posterior "
             f"median, 90 % interval {f['q05']:.3g}–{f['q95']:.3g})"
         )
     return assumed, reason
@@ -139,8 +139,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         "odds ratio",
         "Odds of offering a service-based BM at the run-up's start relative to 2015, in every "
         "firm type (Stuttgart: BM share 18 % in 2000 at the default)",
-        "assumption: sources §7.1 (BMs spread since about 2000 to 41–46 % in 2015, a few points "
-        "a year at most; product-related services were offered before)",
+        "assumption: sources §7.1 (service-based BMs developed since about 2000; product-related "
+        "services were offered before), §2.2 (41–46 % offer one in 2015): a few points a year at most",
         0.02,
         0.6,
         group="runup",
@@ -151,7 +151,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         "year",
         "First year in which DT spreads (and is given up); before it, DT stays as at the start",
         "assumption: sources §7.1 dates the digital wave in services from the mid-2010s, but "
-        "with 50–58 % DT users in 2015 (sources §2.2, §2.14) and internet and mobile devices "
+        "with 50–58 % DT users in 2015 (sources §2.14, from §2.1–2.3) and internet and mobile devices "
         "the common items (sources §2.3) it must have started about a decade earlier; from "
         "2003 no size class's expected stage shares move more than 5 points in a run-up year",
         2000,
@@ -164,8 +164,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         "odds ratio",
         "Odds of using DT (given BM) when the DT wave starts relative to 2015, in every firm "
         "type (Stuttgart: DT share 23 % at the default)",
-        "assumption: sources §2.3 (internet-based remote services predate the wave); the 2015 "
-        "shares follow from it",
+        "assumption (the studies give DT shares for 2015 only, sources §2.3, §2.14; some DT is taken "
+        "to predate the wave); the 2015 shares follow from it",
         0.02,
         0.6,
         group="runup",
@@ -347,7 +347,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         "factor per pressure unit",
         "Extra relative exit hazard of stage-1 firms with simple products and a threatened main "
         "BM, per unit of the digital pressure index",
-        "assumption: sources §2.13, §4.9 (platform entrants take value added)",
+        "assumption: sources §4.9, §7.2, §7.3 (platform entrants take value added)",
         0.0,
         5.0,
     ),
@@ -492,7 +492,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.3,
         "factor",
         "Multiplier of the DT and BM adoption hazards of locked-in firms",
-        "assumption: sources §4.3 ('do not see the challenge') gives the direction; 'barely "
+        "assumption: sources §4.3, §4.9 ('do not see the challenge') gives the direction; 'barely "
         "respond' read as under a third",
         0.0,
         1.0,
