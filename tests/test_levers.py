@@ -71,8 +71,10 @@ def test_spending_within_budget_and_capacity_and_costs_add_up():
     assert m.population_scale == 0.75
     recs = m.lever_records
     funding = np.array([r[2] for r in recs if r[1] == "funding"])
-    # the budget is used to within one agent's instalment, on either side (random rounding)
-    assert np.all(np.abs(funding - 1_000_000.0) <= 18_750.0 + 1e-6)
+    # the years together use their budgets to within one agent's grant (two instalments), on
+    # either side (random rounding, carried to the next year)
+    years = np.arange(1, len(funding) + 1)
+    assert np.all(np.abs(np.cumsum(funding) - 1_000_000.0 * years) <= 2 * 18_750.0 + 1e-6)
     centres = [r for r in recs if r[1] == "centres"]
     assert all(r[3] <= 160 for r in centres) and max(r[3] for r in centres) == 160
     assert all(r[2] == 3 * 500_000.0 for r in centres)
@@ -82,6 +84,36 @@ def test_spending_within_budget_and_capacity_and_costs_add_up():
     total = sum(r[2] for r in recs)
     assert total == pytest.approx(planned_public_cost(m.params), rel=0.02)
     assert all(r[4] >= r[5] >= 0 for r in recs)  # deadweight is part of the upward moves
+
+
+def test_a_budget_below_one_agent_is_spent_over_the_years_not_beyond():
+    """€50,000 a year at 500 agents for 3,000 firms: an agent's instalment costs €150,000, a
+    third of an agent a year. Without carrying the rounding, an agent funded in one year kept
+    drawing its second instalment beyond later budgets (1.5 times the budget over the years);
+    now the years together stay within one agent's grant (€300,000) of their budgets."""
+    for seed in range(4):
+        m = run(
+            seed=seed,
+            firms=500,
+            region_firms=3000,
+            years=20,
+            funding_budget_eur=50_000.0,
+            funding_application_rate=1.0,
+        )
+        spent = np.cumsum([r[2] for r in m.lever_records if r[1] == "funding"])
+        budget = 50_000.0 * np.arange(1, len(spent) + 1)
+        assert np.all(np.abs(spent - budget) <= 300_000.0 + 1e-6)
+        assert spent[-1] > 0
+
+
+def test_projects_started_in_the_end_year_run_their_whole_duration():
+    m = run(firms=2000, years=4, cooperation_projects_per_year=12, cooperation_end_year=2016)
+    coop = [r for r in m.lever_records if r[1] == "cooperation"]
+    started, after = coop[0], coop[1]
+    assert started[0] == 2016 and started[2] > 0 and started[3] > 0
+    # 2017: no new project and nothing spent, the members of 2016 still in their projects
+    assert after[0] == 2017 and after[2] == 0.0 and after[3] > 0
+    assert all(r[3] == 0 for r in coop[2:])  # over after their two years
 
 
 def paired_gain(lever: dict, seeds=range(6), group=None, **kw) -> np.ndarray:

@@ -57,9 +57,10 @@ BEFORE = [
         ),
         # levers spend in the region's units since (an agent stands for population_scale
         # firms, rounded at random), and cooperation's project ties leave with an exiting
-        # firm and its spillover skips former participants: the pin is of that step, still
-        # without mechanisms
-        "560a727371a6cdb3",
+        # firm and its spillover skips former participants, funding carries what whole agents
+        # spend beyond a year's budget or leave of it, and projects run their whole duration:
+        # the pin is of that step, still without mechanisms
+        "ac46b6703c15916e",
     ),
 ]
 ALL_ON = {f"mech_{n}": "on" for n in NAMES}

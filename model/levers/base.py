@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES, TARGETS
 from mittelbau.core.registry_entry import Parameter
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def in_target(target: str, state: FirmTable) -> np.ndarray:
             return state.stage == 1
         case "stage2":
             return state.stage == 2
-    raise ValueError(f"unknown target {target!r}")
+    raise ValueError(f"unknown target {target!r}; allowed: {', '.join(TARGETS)}")
 
 
 def first_in_random_order(candidates: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:

@@ -18,7 +18,8 @@ class Cooperation(Lever):
     probability `cooperation_application_rate` × (1 + engagement)/2), `cooperation_firms_per_project` each, in
     random order. Members are tied to each other in the network, their engagement moves out to
     'partners' (digital-economy partner) or 'experts' (research partner), and their DT and BM
-    hazards are multiplied by `cooperation_hazard_factor` while the project runs. The ties last
+    hazards are multiplied by `cooperation_hazard_factor` while the project runs (its whole
+    duration, past the programme's end year too). The ties last
     while both firms stay in the market (`MittelbauModel._drop_project_ties`). Afterwards, for
     `cooperation_spillover_years`, the hazards of their partners (project ties included) rise by
     `cooperation_spillover` × the participants' gain, except those of partners in their own
@@ -49,9 +50,9 @@ class Cooperation(Lever):
         self.spill_left = np.maximum(self.spill_left - 1, 0)
         self.spill_left[finished] = p.cooperation_spillover_years
         projects: list[np.ndarray] = []
-        if not p.cooperation_start_year <= year <= p.cooperation_end_year:
-            self.years_left[:] = 0
-        else:
+        # projects start in the programme's years and run their whole duration (booked in full
+        # when they start), also beyond its end year
+        if p.cooperation_start_year <= year <= p.cooperation_end_year:
             eligible = in_target(p.cooperation_target, s) & (self.years_left == 0)
             prob = np.minimum(1.0, p.cooperation_application_rate * (1 + s.engagement) / 2)
             applicants = eligible & (rng.random(self.n) < prob)
@@ -60,10 +61,9 @@ class Cooperation(Lever):
             members = first_in_random_order(applicants, wanted * k, rng)
             members = members[: len(members) // k * k]  # only complete projects start
             projects = list(members.reshape(-1, k))
-            duration = min(p.cooperation_duration, p.cooperation_end_year - year + 1)
             level = ENGAGEMENT_LEVELS.index("partners" if p.cooperation_partner == "digital" else "experts")
             for group in projects:
-                self.years_left[group] = duration
+                self.years_left[group] = p.cooperation_duration
                 first = group[~self.joined[group]]
                 self.engagement_before[first] = s.engagement[first]
                 self.joined[group] = True
@@ -205,7 +205,7 @@ PARAMETERS = (
         "cooperation_end_year",
         2035,
         "year",
-        "Last year projects run",
+        "Last year projects start (each runs its whole duration, booked in full when it starts)",
         "assumption",
         2016,
         2075,

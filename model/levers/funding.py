@@ -17,16 +17,21 @@ class Funding(Lever):
     applicants in random order (first come, first served) at one instalment (grant /
     duration) each. Eligible are target firms lacking what the grant pays for (DT, BM, or —
     coupled — either). Applying: `funding_application_rate` × (1 + engagement)/2, × 1.5 when
-    financially constrained. A funded firm's financing constraint is lifted and the hazard of
-    the funded capability multiplied by `funding_hazard_factor` while its grant runs.
-    An agent stands for `population_scale` firms: its grant costs that many grants, and the
-    budget funds (budget left / grant cost) firms of the region, i.e. that divided by the
-    scale agents (rounded at random), so a budget means the same whatever the number of
-    agents."""
+    financially constrained. While its grant runs, the hazard of the funded capability is
+    multiplied by `funding_hazard_factor` and (DT and coupled grants) the firm's financing
+    constraint is lifted. An agent stands for `population_scale` firms: its instalment costs
+    that many instalments, and the budget left funds (budget left / instalment) firms of the
+    region, i.e. that divided by the scale agents (rounded at random), so a budget means the
+    same whatever the number of agents. Whole agents make a year spend a little more or less
+    than its budget: the difference is carried to the next year (`balance`), so that the
+    spending of the years together stays within one agent's grant of their budgets;
+    budget left unspent for lack of applicants lapses, except up to one agent's instalment."""
 
     p: object = None
     name: str = "funding"
     years_left: np.ndarray = field(init=False)
+    # budget carried from the years before (€; negative: spent beyond their budgets)
+    balance: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -43,16 +48,19 @@ class Funding(Lever):
             self.years_left[:] = 0
             return LeverYear(np.zeros(self.n, dtype=bool), 0.0)
         running = self.years_left > 0
-        spent = running.sum() * self.instalment * scale
+        agent = self.instalment * scale  # what a year of one agent's grant costs
+        spent = running.sum() * agent
         lacking = {"dt": ~s.dt, "bm": ~s.bm, "coupled": ~(s.dt & s.bm)}[p.funding_purpose]
         eligible = in_target(p.funding_target, s) & lacking & ~running
         prob = p.funding_application_rate * (1 + s.engagement) / 2
         prob = np.minimum(1.0, prob * np.where(s.financing_constraint, 1.5, 1.0))
         applicants = eligible & (rng.random(self.n) < prob)
-        affordable = agents_for((p.funding_budget_eur - spent) / self.instalment, scale, rng)
+        left = p.funding_budget_eur + self.balance - spent
+        affordable = agents_for(left / self.instalment, scale, rng)
         funded = first_in_random_order(applicants, affordable, rng)
         self.years_left[funded] = min(p.funding_duration, p.funding_end_year - year + 1)
-        spent += len(funded) * self.instalment * scale
+        spent += len(funded) * agent
+        self.balance = min(self.balance + p.funding_budget_eur - spent, agent)
         reached = self.years_left > 0
         factor = np.where(reached, p.funding_hazard_factor, 1.0)
         one = np.ones(self.n)
