@@ -22,6 +22,7 @@ import multiprocessing
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -70,9 +71,13 @@ def timed_points(
     """Seconds and outcomes of the points' runs in one process, batched or one at a time: the
     processor time of that process (robust when other work shares the cores), and the wall
     time beside it. Each measurement runs in a fresh fork of this process, so that no path
-    inherits the heap and the garbage collector's load of the one before."""
+    inherits the heap and the garbage collector's load of the one before. (The threads that make
+    the fork warn are numpy's math library's, idle here, as in the experiments' local pool.)"""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
-        wall, cpu, table = pool.submit(_timed, scenario, points, replications, batched, reuse).result()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+            future = pool.submit(_timed, scenario, points, replications, batched, reuse)
+        wall, cpu, table = future.result()
     print(f"    ({wall:.1f} s wall, {cpu:.1f} s processor)")
     return cpu, table
 

@@ -388,6 +388,56 @@ def test_7_workers_are_capped_at_the_runs(tmp_path, base):
     assert "(1 scenario × 2 replications, local, 2 workers)" in res.stdout
 
 
+def test_7_a_missing_dask_extra_from_python_writes_nothing(tmp_path, monkeypatch):
+    """The functions the commands call refuse `executor="dask"` without the extra before they
+    touch the folder (the command line checks first itself)."""
+    import importlib.util
+
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments.ensemble import run_ensemble
+    from mittelbau.experiments.executors import ExecutionError
+    from mittelbau.experiments.experiment import evaluate_points
+
+    found = importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "distributed" else found(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    scenario = load_scenario("baseline", ["firms=200", "years=2"])
+    for call in (
+        lambda out: run_ensemble([scenario], 2, out, "dask", 2),
+        lambda out: evaluate_points(scenario, [{}], 1, out, "dask", 2),
+    ):
+        with pytest.raises(ExecutionError, match="needs the 'dask' extra"):
+            call(tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+
+def test_7_experiments_on_a_running_cluster_are_cut_for_its_workers(tmp_path, monkeypatch):
+    """A sampled experiment on a running Dask cluster cuts its work for the cluster's workers,
+    not for `--workers` (the submitting machine's cores by default), as ensembles do."""
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments import experiment
+
+    pieces_sent = []
+
+    def execute(fn, items, executor, workers, scheduler, **kw):
+        pieces_sent.append(len(items))
+        for item in items:
+            yield item, fn(item)
+
+    monkeypatch.setattr(experiment, "dask_workers", lambda scheduler, workers: 4 if scheduler else workers)
+    monkeypatch.setattr(experiment, "execute", execute)
+    monkeypatch.setattr(experiment, "BATCH_RUNS", 1)
+    scenario = load_scenario("baseline", ["firms=100", "years=1"])
+    points = [{"exit_rate": 0.01 + 0.001 * k} for k in range(32)]
+    experiment.evaluate_points(scenario, points, 1, tmp_path / "a", "dask", 1, scheduler="tcp://127.0.0.1:1")
+    experiment.evaluate_points(scenario, points, 1, tmp_path / "b", "local", 1)
+    # 32 batches: 8 pieces of 8 for one worker; for 4 workers, pieces of 2 (four each)
+    assert pieces_sent == [16, 4]
+
+
 # ---- 8. messages that must not mislead -------------------------------------------------------------
 def test_8_zero_cost_per_move_and_open_host(tmp_path, root, monkeypatch):
     import dataclasses

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import importlib.util
 import multiprocessing
 import os
 import signal
@@ -54,6 +55,8 @@ def check(executor: str, workers: int, scheduler: str | None) -> None:
         raise ExecutionError(f"--workers = {workers} is invalid; allowed: 1 or more")
     if scheduler is not None and executor != "dask":
         raise ExecutionError("--scheduler goes with --executor dask")
+    if executor == "dask" and importlib.util.find_spec("distributed") is None:
+        raise ExecutionError(needs_extra("--executor dask", "dask"))
 
 
 def die_with_parent() -> None:

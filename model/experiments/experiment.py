@@ -34,7 +34,7 @@ from mittelbau.core.outcomes import OUTCOMES, definitions
 from mittelbau.core.runup import CACHE_SIZE, runup_key, solve_runups
 from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
-from mittelbau.experiments.executors import ExecutionError, execute, listing
+from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
 from mittelbau.experiments.runs import simulate_outcomes, simulate_outcomes_batch
 from mittelbau.experiments.store import (
     FolderError,
@@ -262,7 +262,11 @@ def evaluate_points(
     such as a switched-off mechanism's) is not run again but given that run's outcomes, unless
     `reuse_equal_runs` is False; `on_batch` is told the runs a batch stands for, `on_kept` once
     (before any run, when there are such) the runs whose outcomes the folder already holds. A
-    batch on disk that does not match its checksum is recomputed (`on_damaged` is told)."""
+    batch on disk that does not match its checksum is recomputed (`on_damaged` is told). The work
+    is cut for the `workers` given, on a running Dask cluster (`scheduler`) for its workers."""
+    check(executor, workers, scheduler)  # before the folder is touched
+    if executor == "dask":
+        workers = dask_workers(scheduler, workers)
     out = Path(out)
     base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
     seeds = replicate_seeds(scenario.params.seed, replications)
