@@ -109,6 +109,13 @@ class RefFirm(mesa.Agent):
             cust = 1.0
         eng = math.exp(p.engagement_effect * (self.engagement - 1))
         dt_norm, bm_norm = m.trait_norms
+        bar_factor = slump_factor = 1.0
+        if on(p, "rising_bar"):
+            competence = self.techniques + p.it_specialist_bonus * self.it_specialist
+            bar = min(3.0 + p.bar_growth * years, 10.0)
+            bar_factor = math.exp(-p.bar_effect * max(0.0, bar - max(competence, 3.0)))
+        if on(p, "delayed_slump") and not self.service_strategy:
+            slump_factor = 1.0 - p.slump_depth * min(1.0, max(0.0, (years - p.slump_delay) / 5.0))
         bm, dt = self.bm, self.dt
         if not self.dt:
             social = (net_dt + peer_dt) / (ref_net_dt + ref_peer_dt)
@@ -121,11 +128,8 @@ class RefFirm(mesa.Agent):
                 / dt_norm[self.size]
                 * ((1 - p.dt_social_weight) + p.dt_social_weight * social)
                 * adopt
+                * bar_factor
             )
-            if on(p, "rising_bar"):
-                competence = self.techniques + p.it_specialist_bonus * self.it_specialist
-                bar = 3.0 + p.bar_growth * years
-                h *= math.exp(-p.bar_effect * max(0.0, bar - max(competence, 3.0)))
             dt = self.random.random() < 1.0 - math.exp(-h)
         elif self.random.random() < 1.0 - math.exp(-p.dt_loss_rate):
             dt = False
@@ -137,8 +141,7 @@ class RefFirm(mesa.Agent):
                 + p.bm_weight_competition * d
             )
             h = self.h_bm * p.bm_adoption_factor * eng / bm_norm[self.size][int(self.dt)] * channels * adopt
-            if on(p, "delayed_slump") and not self.service_strategy:
-                h *= 1.0 - p.slump_depth * min(1.0, max(0.0, (years - p.slump_delay) / 5.0))
+            h *= slump_factor
             bm = self.random.random() < 1.0 - math.exp(-h)
         else:
             loss = p.bm_loss_rate * (p.bm_loss_strategy_factor if self.service_strategy else 1.0)
@@ -153,7 +156,9 @@ class RefFirm(mesa.Agent):
             on(p, "leapfrog")
             and not (self.bm or self.dt or bm or dt)
             and self.engagement >= 2
-            and self.random.random() < 1.0 - math.exp(-p.leap_rate)
+            # a leap is a DT and a BM gain: both gain multipliers of the other mechanisms
+            and self.random.random()
+            < 1.0 - math.exp(-p.leap_rate * (adopt * bar_factor) * (adopt * slump_factor))
         ):
             bm = dt = True
         whole = math.floor(p.competence_learning)

@@ -149,6 +149,33 @@ def test_mechanism_formulas_on_constructed_firms():
     assert np.allclose(rising_bar(table, 2016, q), 1.0)  # no jump in the first projected year
     # 2026: bar 8; shortfalls above max(competence, 3): 5, 5, 2, 5
     assert np.allclose(rising_bar(table, 2026, q), np.exp(-0.2 * np.array([5.0, 5.0, 2.0, 5.0])))
+    # 2035: the bar would be 12.5 but stops at the ten techniques asked about; a firm with all
+    # ten keeps its whole hazard, the others fall short of ten, not of 12.5
+    table.techniques = np.array([10.0, 3.0, 10.0, 8.0])
+    assert np.allclose(rising_bar(table, 2035, q), np.exp(-0.2 * np.array([0.0, 7.0, 0.0, 0.0])))
+
+
+def test_a_leap_takes_the_other_mechanisms_gain_multipliers():
+    """A leap is a DT and a BM gain at once: platform suppliers that cannot adopt
+    (`capture_adoption_factor` 0) do not leap, nor do firms whose BM hazard the complete slump
+    has taken (no service strategy, `slump_depth` 1); at neutral rates the leaps are as alone."""
+    base = dict(firms=2000, seed=8, years=20, mech_leapfrog="on", leap_rate=0.2)
+
+    def leapt(**kw) -> tuple[int, MittelbauModel]:
+        m = MittelbauModel(**base, **kw).run()
+        return int(sum(t[1, 3] for t in m.transitions[m.runup_years :])), m  # 1 → 3 from 2016
+
+    alone, _ = leapt()
+    assert alone > 100
+    captured = dict(mech_platform_capture="on", capture_rate=0.5, capture_adoption_factor=0.0)
+    _, m = leapt(**captured)
+    assert m.state.platform.sum() > 0 and not (m.state.platform & m.state.dt).any()
+    slumped, m = leapt(mech_delayed_slump="on", slump_delay=0, slump_depth=1.0)
+    assert slumped < alone / 2  # leaps only of firms with a service strategy (500 when exempt)
+    neutral, _ = leapt(
+        mech_delayed_slump="on", slump_depth=0.0, mech_rising_bar="on", bar_effect=0.0, training_learning=0.0
+    )
+    assert neutral == alone
 
 
 def test_stuck_share_counts_exits_from_stage_one_as_stuck():

@@ -132,9 +132,11 @@ def lockin(state: FirmTable, reached: np.ndarray, p) -> np.ndarray:
     return np.where(locked_in(state, reached), p.lockin_response, 1.0)
 
 
-def bar(year: int, p) -> float:
-    """The digital competence the DT hazard is measured against in simulated `year`."""
-    return REF_TECHNIQUES + p.bar_growth * (year - 1 - START_YEAR)
+def bar(year: int, p) -> float | np.ndarray:
+    """The digital competence the DT hazard is measured against in simulated `year`: three
+    techniques in 2016, growing by `bar_growth` a year up to all the techniques asked about
+    (`MAX_TECHNIQUES`, beyond which no firm's techniques go)."""
+    return np.minimum(REF_TECHNIQUES + p.bar_growth * (year - 1 - START_YEAR), MAX_TECHNIQUES)
 
 
 def rising_bar(state: FirmTable, year: int, p) -> np.ndarray:
@@ -181,10 +183,13 @@ def delayed_slump(state: FirmTable, year: int, p) -> np.ndarray:
     return np.where(state.service_strategy, 1.0, 1.0 - p.slump_depth * ramp)
 
 
-def leapfrog(state: FirmTable, candidates: np.ndarray, p, u: np.ndarray) -> np.ndarray:
+def leapfrog(
+    state: FirmTable, candidates: np.ndarray, p, u: np.ndarray, factor: np.ndarray | float = 1.0
+) -> np.ndarray:
     """Which candidates (stage-1 survivors that gained nothing this year) at engagement
-    'partners' or beyond acquire DT and BM together, with hazard `leap_rate`."""
-    return candidates & (state.engagement >= PARTNERS) & (u < -np.expm1(-p.leap_rate))
+    'partners' or beyond acquire DT and BM together, with hazard `leap_rate` × `factor` (the
+    year's DT and BM gain multipliers of the other mechanisms: a leap is a gain of both)."""
+    return candidates & (state.engagement >= PARTNERS) & (u < -np.expm1(-p.leap_rate * factor))
 
 
 # ---- the hook into the step --------------------------------------------------------------------
@@ -258,9 +263,11 @@ def leapfrog_runs(
     rngs: Sequence[np.random.Generator],
     sizes: Sequence[int],
     where: np.ndarray | bool,
+    factor: np.ndarray | float = 1.0,
 ) -> np.ndarray:
     """Leapfrogging after the capability change, for the runs with leapfrogging on, their firms
-    stacked in `state` (`where` marks them; run r: `sizes[r]` firms, in order): each run draws
+    stacked in `state` (`where` marks them; run r: `sizes[r]` firms, in order), at the leap
+    hazard times `factor` (`leapfrog`): each run draws
     from `rngs[r]` one number per firm, then its leapers' DT items from a side stream spawned
     from it; the rest is computed once. Leapers gain BM and DT (in place). Returns the firms
     that leapt 1 → 3."""
@@ -271,7 +278,7 @@ def leapfrog_runs(
         u = np.ones(len(state))  # no leap where the mechanism is off
         u[where] = drawn
     items = [rng.spawn(1)[0] for rng in rngs]
-    leap = leapfrog(state, candidates, p, u) & where
+    leap = leapfrog(state, candidates, p, u, factor) & where
     state.bm |= leap  # in place: a run's rows of a stack of runs see it
     state.dt |= leap
     mine = leap if where is True else leap[where]

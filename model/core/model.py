@@ -796,11 +796,18 @@ class Cohort:
         return replace(exposure, social_dt=_ratio(net_dt + peer_dt, ref_net_dt + ref_dt))
 
     def leapfrog(
-        self, exits: np.ndarray, before: np.ndarray, years: list[_RunYear], item_draw: np.ndarray
+        self,
+        exits: np.ndarray,
+        before: np.ndarray,
+        years: list[_RunYear],
+        item_draw: np.ndarray,
+        mech: MechanismYear | None,
     ) -> np.ndarray | None:
         """Leapfrogging of the runs that switch it on (`mechanisms.leapfrog_runs`, each run
-        drawing from its own stream): stage-1 survivors that gained nothing this year. Returns
-        the firms that leapt (None when no run switches it on)."""
+        drawing from its own stream): stage-1 survivors that gained nothing this year, at the
+        leap hazard times the year's DT and BM gain multipliers of the other mechanisms (`mech`;
+        the levers' act on the firm's own hazards, not on a leap). Returns the firms that leapt
+        (None when no run switches it on)."""
         flags = ["leapfrog" in m.mechanisms.on for m in self.runs]
         if not any(flags):
             return None
@@ -809,7 +816,8 @@ class Cohort:
         leapers = [r for r, f in enumerate(flags) if f]
         rngs = [generator(years[r].mech_leap) for r in leapers]
         sizes = [self.sizes[r] for r in leapers]
-        return leapfrog_runs(self.state, stayed, item_draw, self.params, rngs, sizes, where)
+        factor = 1.0 if mech is None else mech.dt_gain * mech.bm_gain
+        return leapfrog_runs(self.state, stayed, item_draw, self.params, rngs, sizes, where, factor)
 
     def mechanisms(
         self,
@@ -964,7 +972,7 @@ class Cohort:
         # the gains' DT items and motives, each run's from its side stream
         item_draw = self.runs[0].props.dt_item_draw
         motives = draw_gains_runs(s, change, item_draw, [y.side for y in years], self.run)
-        leap = self.leapfrog(exits, before, years, item_draw) if projecting else None
+        leap = self.leapfrog(exits, before, years, item_draw, mech) if projecting else None
         if leap is not None and unreached is not None:
             # a leap 'anyway' where the firm would have been engaged enough without the programmes
             change.anyway[leap] &= unreached[0].engagement[leap] >= PARTNERS

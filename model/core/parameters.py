@@ -513,9 +513,9 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.2,
         "techniques/year",
         "Yearly growth of the digital competence the DT hazard is measured against (from "
-        "three techniques in 2015)",
-        "assumption: slower than a DT user's learning (competence_learning), so users keep "
-        "pace and non-users fall behind",
+        "three techniques in 2015 up to the ten asked about)",
+        "assumption: about a DT user's learning (competence_learning, as fitted), so users "
+        "about keep pace and non-users fall behind",
         0.0,
         1.0,
         group="mechanisms",
@@ -545,8 +545,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         0.15,
         "techniques/year",
         "Techniques a firm without DT that covers skills gaps by training adds per year",
-        "assumption: sources §6.2 (training in 18 % of 10–49 vs 43 % of 50–249); half the "
-        "default learning by use",
+        "assumption: sources §6.2 (training in 18 % of 10–49 vs 43 % of 50–249); below the "
+        "fitted learning by use (competence_learning)",
         0.0,
         1.0,
         group="mechanisms",
@@ -637,7 +637,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         "leap_rate",
         0.02,
         "1/year",
-        "Hazard that a stage-1 firm at engagement 'partners' or beyond acquires DT and BM together",
+        "Hazard that a stage-1 firm at engagement 'partners' or beyond acquires DT and BM together "
+        "(times the other mechanisms' DT and BM gain multipliers)",
         "assumption: below the reference adoption rates' order of a few per cent a year",
         0.0,
         0.2,
