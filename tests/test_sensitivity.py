@@ -116,6 +116,22 @@ def test_integer_factors_give_every_value_of_their_range_the_same_share():
     assert [to_overrides(r, chosen)["slump_delay"] for r in ends] == [0, 20]
 
 
+@pytest.mark.parametrize(("region", "low", "high"), [("stuttgart", 2000, 4500), ("germany", 30000, 50000)])
+def test_the_regions_firms_are_explored_over_its_files_range(region, low, high):
+    """The registry lets a scenario set the region's firms anywhere from 0 (its file's count)
+    to a million; a study explores the range the region file states, never the 0 that stands
+    for the file's count."""
+    (scale,) = [p for p in factors(region=region) if p.name == SCALE_PARAMETER]
+    spec = problem([scale])
+    assert spec["bounds"] == [[low - 0.5, high + 0.5]]
+    values = [
+        to_overrides(np.array([x]), [scale])[SCALE_PARAMETER] for x in np.linspace(*spec["bounds"][0], 50)
+    ]
+    assert min(values) == low and max(values) == high
+    (named,) = factors([SCALE_PARAMETER], region=region)
+    assert (named.explore_low, named.explore_high) == (low, high)
+
+
 @pytest.fixture(scope="module")
 def tiny(root):
     return load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=4"])

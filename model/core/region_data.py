@@ -48,6 +48,7 @@ class Region:
     service_strategy_share: float
     service_innovator_share: float
     firms: int  # manufacturing SMEs the region has (its file's [population]; an assumption)
+    firms_range: tuple[int, int]  # the range its file states for that count
     service_revenue_mean: float  # mean service revenue share (sources §2.12)
 
     @property
@@ -74,6 +75,7 @@ def load_region(code: str) -> Region:
         service_strategy_share=float(data["service_strategy"]["share"]),
         service_innovator_share=float(data["service_innovators"]["share"]),
         firms=int(data["population"]["firms"]),
+        firms_range=(int(data["population"]["low"]), int(data["population"]["high"])),
         service_revenue_mean=float(data["service_revenue"]["mean"]),
     )
 

@@ -155,7 +155,7 @@ def discover(
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
     # before the folder exists: nothing half-written
-    chosen = factors(factor_names, include_levers, held=scenario.overrides)
+    chosen = factors(factor_names, include_levers, held=scenario.overrides, region=scenario.params.region)
     with folder_lock(out):
         if overwrite:
             empty_folder(out)

@@ -86,7 +86,7 @@ def ema_model(
     (levers vary over their ranges, whatever the scenario sets). Every
     experiment runs with the scenario's seed: common random numbers across experiments."""
     scenario = scenario or load_scenario(None)
-    varied_u = factors(uncertainties, held=scenario.overrides)
+    varied_u = factors(uncertainties, held=scenario.overrides, region=scenario.params.region)
     named = {p.name for p in varied_u}
     varied_l = [p for p in lever_parameters(levers) if p.name not in named]
     varied = {p.name for p in (*varied_u, *varied_l)}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ from SALib.sample import sobol as sobol_sample
 
 from mittelbau.core.inert_parameters import ECONOMICS_PARAMETERS, SCALE_PARAMETER
 from mittelbau.core.parameters import BY_NAME, REGISTRY, Parameter
+from mittelbau.core.region_data import load_region
 
 MORRIS_LEVELS = 4  # grid levels of the Morris design
 # the economics' parameters but the region's number of firms (the programmes spend per firm):
@@ -48,7 +49,10 @@ def choice_of(p: Parameter, x: float) -> str:
 
 
 def factors(
-    names: Sequence[str] | None = None, include_levers: bool = False, held: Collection[str] = ()
+    names: Sequence[str] | None = None,
+    include_levers: bool = False,
+    held: Collection[str] = (),
+    region: str | None = None,
 ) -> list[Parameter]:
     """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty and
     mechanism switch (categorical) of the registry that a study's outputs can read (not
@@ -56,7 +60,16 @@ def factors(
     never vary; a lever's start and end year stay as the scenario sets them. `held`: the
     parameters the scenario sets (its file or --set), which a study keeps at the scenario's
     values: left out of the default set, and an error when named (the sample would replace
-    them)."""
+    them). With `region` (the scenario's), the region's number of firms is explored over the
+    range its region file states, not the registry's 0 (its file's count) to a million."""
+    chosen = _chosen(names, include_levers, held)
+    if region is None:
+        return chosen
+    low, high = load_region(region).firms_range
+    return [replace(p, exploration=(low, high)) if p.name == SCALE_PARAMETER else p for p in chosen]
+
+
+def _chosen(names: Sequence[str] | None, include_levers: bool, held: Collection[str]) -> list[Parameter]:
     if names:
         chosen = []
         for name in names:

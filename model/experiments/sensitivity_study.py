@@ -135,7 +135,7 @@ def run_study(
     unknown = [o for o in outputs if o not in OUTCOMES]
     if unknown:
         raise FactorError(f"unknown output {unknown[0]!r}; allowed: {', '.join(OUTCOMES)}")
-    chosen = factors(factor_names, include_levers, held=scenario.overrides)
+    chosen = factors(factor_names, include_levers, held=scenario.overrides, region=scenario.params.region)
     spec = problem(chosen, grouped)
     points = sample_points(method, spec, size, second_order)
     run_kw = dict(run_kw or {})
