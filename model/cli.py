@@ -386,11 +386,15 @@ def _run_ensemble(
         TimeRemainingColumn,
     )
 
-    from mittelbau.experiments.ensemble import run_ensemble
+    from mittelbau.experiments.ensemble import HorizonError, one_horizon, run_ensemble
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
     from mittelbau.experiments.store import FolderError
 
+    try:
+        one_horizon(scens)
+    except HorizonError as exc:
+        _fail(str(exc))
     total = len(scens) * replications
     lines = None if quiet or _is_terminal() else ProgressLines("ensemble")
     if lines is not None:

@@ -388,6 +388,19 @@ def test_7_workers_are_capped_at_the_runs(tmp_path, base):
     assert "(1 scenario × 2 replications, local, 2 workers)" in res.stdout
 
 
+def test_7_scenarios_of_other_horizons_are_refused_before_anything_is_written(tmp_path, base):
+    """An ensemble compares its scenarios at one horizon: scenarios whose years differ are a
+    one-line error naming each (before, the runs ran and the report failed)."""
+    short = tmp_path / "short.toml"
+    short.write_text('name = "short"\ndescription = "ten years"\n\n[parameters]\nyears = 10\n')
+    out = tmp_path / "mixed"
+    res = cli("run", base, str(short), "--set", "firms=200", "--replications", "2", "--out", str(out))
+    assert res.exit_code == 2
+    line = one_error_line(res)
+    assert "years = baseline 20, short 10" in line and "allowed: one horizon" in line
+    assert not out.exists()
+
+
 def test_7_a_missing_dask_extra_from_python_writes_nothing(tmp_path, monkeypatch):
     """The functions the commands call refuse `executor="dask"` without the extra before they
     touch the folder (the command line checks first itself)."""

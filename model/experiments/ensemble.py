@@ -61,6 +61,23 @@ MANIFEST = "ensemble.json"
 FORMAT = 2  # version of the folder layout (Parquet runs with checksums, design hashes)
 
 
+class HorizonError(ValueError):
+    """The scenarios of one ensemble have different horizons."""
+
+
+def one_horizon(scenarios: Sequence[Scenario]) -> None:
+    """The scenarios of an ensemble are compared at one horizon (its report, figures and
+    differences read every scenario's years from 2015 to it): refuse scenarios whose `years`
+    differ, naming each."""
+    years = {s.name: s.params.years for s in scenarios}
+    if len(set(years.values())) > 1:
+        said = ", ".join(f"{name} {n}" for name, n in years.items())
+        raise HorizonError(
+            f"scenarios with years = {said}; allowed: one horizon for all scenarios of an "
+            "ensemble (set it with --set years=N, or run them apart)"
+        )
+
+
 class EnsembleError(ExecutionError):
     """An ensemble could not run as asked, or some of its runs failed (those are listed)."""
 
@@ -401,8 +418,10 @@ def run_ensemble(
     A run on disk whose files do not match their checksums is recomputed and reported through
     `on_damaged(message)`. `on_run(spec, ok)` is called after each finished run (for progress).
     With `posterior`, each replicate draws its parameter set from the sample (see `plan`).
+    Scenarios of other horizons are refused before anything is written (`one_horizon`).
     """
     check(executor, workers, scheduler)
+    one_horizon(scenarios)
     out = Path(out)
     specs = plan(scenarios, replications, posterior, seeds_per_draw)
     manifest = _manifest(scenarios, replications, specs, posterior, seeds_per_draw)
