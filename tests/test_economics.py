@@ -58,6 +58,12 @@ def test_value_added_and_jobs_are_conserved_every_year(extra):
         assert rec[-1, c("value_added_captured_eur")] > 0
     # the region's totals: agents × population_scale firms in every year
     assert np.allclose(rec[:, c("firms")], m.params.region_firms)
+    # the run's summary: the same terms at the horizon and the exits cumulated from 2016
+    head = stakes.headline(m)
+    assert head["at_horizon"]["firms"] == pytest.approx(rec[-1, c("firms")])
+    assert head["exits"] == pytest.approx(rec[1:, c("exits")].sum())
+    assert head["employment_lost_exits"] == pytest.approx(rec[-1, c("employment_lost_exits")], abs=0.01)
+    assert head["value_added_reference_eur"] == pytest.approx(reference)
 
 
 def test_groups_add_up_to_all():

@@ -49,9 +49,11 @@ def economics_table(model: MittelbauModel) -> pd.DataFrame:
 
 
 def headline(model: MittelbauModel) -> dict[str, Any]:
-    """Region totals at the start, in the survey year (when recorded) and at the horizon, and
-    cumulative exits; the service revenue share of the survey year as the surveys measure it
-    (mean over firms, sources §2.12)."""
+    """Region totals (firms and the stocks) in the survey year (when recorded, else at the
+    start) and at the horizon, the accounting terms at the horizon (value added and jobs lost
+    through exits not yet made up, V₀) and cumulative exits (firms, persons, value added); the
+    service revenue share of the survey year as the surveys measure it (mean over firms,
+    sources §2.12)."""
     table = economics_table(model)
     whole = table[table["group"] == "all"].set_index("year")
     first, last = whole.index[0], whole.index[-1]
@@ -64,9 +66,12 @@ def headline(model: MittelbauModel) -> dict[str, Any]:
         "population_scale": round(model.population_scale, 6),
         "region_firms": model.params.region_firms,
         "reference_year": int(ref),
-        "at_reference": {k: at(ref, k) for k in STOCKS},
-        "at_horizon": {k: at(last, k) for k in STOCKS},
+        "at_reference": {k: at(ref, k) for k in ("firms", *STOCKS)},
+        "at_horizon": {k: at(last, k) for k in ("firms", *STOCKS)},
         "value_added_lost_exits_eur": at(last, "value_added_lost_exits_eur"),
+        "employment_lost_exits": at(last, "employment_lost_exits"),
+        "value_added_reference_eur": at(last, "value_added_reference_eur"),
+        "exits": round(float(whole.loc[first + 1 :, "exits"].sum()), 2),
         "employment_exited": round(float(whole.loc[first + 1 :, "employment_exited"].sum()), 2),
         "value_added_exited_eur": round(float(whole.loc[first + 1 :, "value_added_exited_eur"].sum()), 2),
         "service_revenue_share_mean": round(float(model.economics.service_share_mean[ref - first]), 6),
