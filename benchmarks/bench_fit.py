@@ -10,7 +10,7 @@ The projection takes the evaluations per accepted particle from the committed fi
 workers evaluate twice as fast as one (the workers share nothing). Figures measured on a shared
 machine are provisional.
 
-    .venv/bin/python benchmarks/bench_fit.py [--firms 1000] [--evaluations 20] [--batch 16]
+    .venv/bin/python benchmarks/bench_fit.py [--firms 1000] [--evaluations 32] [--batch 16]
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def fresh() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--firms", type=int, default=1000)
-    parser.add_argument("--evaluations", type=int, default=20)
+    parser.add_argument(
+        "--evaluations", type=int, default=32, help="parameter sets (32: two full batches, as in the fit)"
+    )
     parser.add_argument("--batch", type=int, default=BATCH_SIZE, help="particles whose runs step together")
     args = parser.parse_args()
     targets = dynamic_targets()
