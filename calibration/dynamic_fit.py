@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 import tomllib
 from collections.abc import Callable
@@ -348,7 +349,13 @@ def write_parameter_set(
         "# posterior sd / prior sd (identified below 0.5), recovery_* the same fit on synthetic data\n"
         "# made at recovery_truth (covered: the truth lies in the 90 % interval).\n"
     )
-    path.write_text(header + tomli_w.dumps(data), encoding="utf-8")
+    # whole or not at all: the registry reads this file
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(header + tomli_w.dumps(data), encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _digits(x: float, n: int) -> float:

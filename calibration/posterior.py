@@ -4,7 +4,8 @@ in the format posterior-predictive ensembles read (`mittelbau.experiments.poster
 One row per particle: `weight` (normalised to sum to 1), then one column per fitted registry
 parameter; `#` lines before the header say how the sample was made and its effective sample
 size (1 / Σ w²). Values are written with full precision (Python's shortest round-trip form),
-so reading the file back gives the particles exactly.
+so reading the file back gives the particles exactly (the committed calibration/posterior.csv
+was written by an earlier writer, at six significant digits).
 """
 
 from __future__ import annotations
@@ -47,13 +48,12 @@ def write_sample(sample: pd.DataFrame, path: Path, notes: Mapping[str, Any] | No
         lines.append(",".join(repr(float(x)) for x in (w, *row)))
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     try:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
         load_posterior(tmp)
-    except ValueError:
-        tmp.unlink()
-        raise
-    tmp.replace(path)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # nothing left behind when writing or reading back failed
     return path
 
 

@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -140,6 +141,24 @@ def _holds_experiment(folder: Path) -> bool:
         (part / "experiment.json").is_file() or not {e.name for e in part.iterdir()} - {".lock"}
         for part in parts
     )
+
+
+@contextlib.contextmanager
+def _written_into(out: str, lock: bool = True) -> Iterator[Path]:
+    """A calibration command's output folder (`_out`: a folder path, not empty, writable),
+    held with its lock while the command writes into it (`lock=False`: for a command whose
+    study takes the lock itself): another writer, or a write error, ends the command with one
+    line."""
+    from mittelbau.experiments.store import FolderError, folder_lock
+
+    folder = _out(out, Path(out), "report", overwrite=False)
+    try:
+        with folder_lock(folder) if lock else contextlib.nullcontext():
+            yield folder
+    except FolderError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)
 
 
 def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
@@ -861,7 +880,7 @@ app.add_typer(calibrate_app, name="calibrate")
 
 @calibrate_app.command("report")
 def calibrate_report(
-    out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/fit-report"),
+    out: Annotated[str, typer.Option(help="Output folder")] = "results/fit-report",
     replications: Annotated[int, typer.Option(help="Replicate runs per population")] = 10,
     firms: Annotated[int, typer.Option(help="Firms per run")] = 20_000,
     seed: Annotated[int, typer.Option(help="Root seed of the replicate seeds")] = 20170501,
@@ -881,30 +900,30 @@ def calibrate_report(
     _at_least("--replications", replications, 2)
     _within("--firms", firms, *FIRMS_RANGE)
     _within("--seed", seed, 0, SEED_MAX)
-    _out(str(out), out, "report", overwrite=False)
-    _write_figures_to_files()
-    page, table = write_fit_report(out, replications, firms, seed)
-    if validation:
-        from mittelbau.calibration.validation import append_to_report
+    with _written_into(out) as folder:
+        _write_figures_to_files()
+        page, table = write_fit_report(folder, replications, firms, seed)
+        if validation:
+            from mittelbau.calibration.validation import append_to_report
 
-        append_to_report(page, replications, firms, seed)
-    met = int(table["within_2se"].sum())
-    typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
-    for r in table[~table["within_2se"]].itertuples():
-        typer.echo(
-            f"  missed: {r.target} ({r.source}): observed {r.observed:.3f}, "
-            + (
-                f"simulated {r.simulated_mean:.3f}, z {r.z:+.1f}"
-                if r.z == r.z  # NaN: no run had a firm the target counts
-                else "no run had a value (too few firms for its group)"
+            append_to_report(page, replications, firms, seed)
+        met = int(table["within_2se"].sum())
+        typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
+        for r in table[~table["within_2se"]].itertuples():
+            typer.echo(
+                f"  missed: {r.target} ({r.source}): observed {r.observed:.3f}, "
+                + (
+                    f"simulated {r.simulated_mean:.3f}, z {r.z:+.1f}"
+                    if r.z == r.z  # NaN: no run had a firm the target counts
+                    else "no run had a value (too few firms for its group)"
+                )
             )
-        )
-    typer.echo(f"  report: {page}")
+        typer.echo(f"  report: {page}")
 
 
 @calibrate_app.command("validate")
 def calibrate_validate(
-    out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/validation"),
+    out: Annotated[str, typer.Option(help="Output folder")] = "results/validation",
     replications: Annotated[int, typer.Option(help="Replicate runs per check")] = 10,
     firms: Annotated[int, typer.Option(help="Firms per run")] = 20_000,
     seed: Annotated[int, typer.Option(help="Root seed of the replicate seeds")] = 20170501,
@@ -917,22 +936,20 @@ def calibrate_validate(
     _at_least("--replications", replications, 2)
     _within("--firms", firms, *FIRMS_RANGE)
     _within("--seed", seed, 0, SEED_MAX)
-    _out(str(out), out, "report", overwrite=False)
-    _write_figures_to_files()
-    page, v = write_validation(out, replications, firms, seed)
-    for r in v.table.itertuples():
-        typer.echo(
-            f"  {r.group}: {r.check}: observed {r.relation} {r.observed:.3g}, "
-            f"model {r.model:.3g}; {r.verdict}"
-        )
-    typer.echo(f"  report: {page}")
+    with _written_into(out) as folder:
+        _write_figures_to_files()
+        page, v = write_validation(folder, replications, firms, seed)
+        for r in v.table.itertuples():
+            typer.echo(
+                f"  {r.group}: {r.check}: observed {r.relation} {r.observed:.3g}, "
+                f"model {r.model:.3g}; {r.verdict}"
+            )
+        typer.echo(f"  report: {page}")
 
 
 @calibrate_app.command("fit")
 def calibrate_fit(
-    out: Annotated[Path, typer.Option(help="Folder of the fit (pyabc history)")] = Path(
-        "results/calibration"
-    ),
+    out: Annotated[str, typer.Option(help="Folder of the fit (pyabc history)")] = "results/calibration",
     population: Annotated[int, typer.Option(help="Particles per generation")] = 150,
     generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
     firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
@@ -975,40 +992,42 @@ def calibrate_fit(
     _at_least("--workers", workers, 1)
     _at_least("--batch", batch, 0)
     recovered = _recovery_table(recovery)
-    _out(str(out), out, "report", overwrite=False)
-    try:
-        with _fit_progress(generations) as progress:
-            result = fit(
-                out,
-                population_size=population,
-                generations=generations,
-                firms=firms,
-                seed=seed,
-                resume=not fresh,
-                workers=workers,
-                progress=progress,
-                **({} if batch is None else {"batch": batch}),
-            )
-    except (ImportError, ValueError) as exc:
-        _fail(str(exc))
-    typer.echo(
-        f"{result.generations} generations, {result.evaluations} simulations in "
-        f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "
-        f"{result.ess:.0f} of {population}"
-    )
-    for r in result.posterior.itertuples():
-        flag = "" if r.sd_ratio < IDENTIFIED_SD_RATIO else " (not identified)"
+    with _written_into(out) as folder:
+        try:
+            with _fit_progress(generations) as progress:
+                result = fit(
+                    folder,
+                    population_size=population,
+                    generations=generations,
+                    firms=firms,
+                    seed=seed,
+                    resume=not fresh,
+                    workers=workers,
+                    progress=progress,
+                    **({} if batch is None else {"batch": batch}),
+                )
+        except (ImportError, ValueError) as exc:
+            _fail(str(exc))
         typer.echo(
-            f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
-            f"sd/prior sd {r.sd_ratio:.2f}{flag}"
+            f"{result.generations} generations, {result.evaluations} simulations in "
+            f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "
+            f"{result.ess:.0f} of {population}"
         )
-    result.posterior.to_csv(out / "posterior_summary.csv", index=False, float_format="%.6g")
-    settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
-    write_posterior(result, out / "posterior_sample.csv", settings)
-    if write:
-        write_parameter_set(result, settings, recovery=recovered)
-        write_posterior(result, notes=settings)
-        typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
+        for r in result.posterior.itertuples():
+            flag = "" if r.sd_ratio < IDENTIFIED_SD_RATIO else " (not identified)"
+            typer.echo(
+                f"  {r.parameter}: median {r.median:.4g} (90 % {r.q05:.4g}–{r.q95:.4g}), "
+                f"sd/prior sd {r.sd_ratio:.2f}{flag}"
+            )
+        result.posterior.to_csv(folder / "posterior_summary.csv", index=False, float_format="%.6g")
+        settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
+        write_posterior(result, folder / "posterior_sample.csv", settings)
+        if write:
+            # the posterior sample first (written whole and read back), the parameter set the
+            # registry reads last: a sample that cannot be written leaves both as they were
+            write_posterior(result, notes=settings)
+            write_parameter_set(result, settings, recovery=recovered)
+            typer.echo("  written to calibration/dynamic_parameters.toml and calibration/posterior.csv")
 
 
 def _generation(t: int, generations: int) -> str:
@@ -1084,7 +1103,7 @@ def calibrate_identifiability(
     recovery: Annotated[Path, typer.Option(help="Folder of a `calibrate identify` run")] = Path(
         "results/identifiability"
     ),
-    out: Annotated[Path, typer.Option(help="Folder of the Sobol screen")] = Path("results/sobol-verdicts"),
+    out: Annotated[str, typer.Option(help="Folder of the Sobol screen")] = "results/sobol-verdicts",
     n: Annotated[int, typer.Option(help="Sobol base samples")] = 64,
     firms: Annotated[int, typer.Option(help="Firms per run")] = 1000,
     seed: Annotated[int, typer.Option(help="Root seed")] = 20170501,
@@ -1115,52 +1134,52 @@ def calibrate_identifiability(
     _within("--seed", seed, 0, SEED_MAX)
     _at_least("--workers", workers, 1)
     recovered = _recovery_table(recovery)
-    _out(str(out), out, "report", overwrite=False)
-    from mittelbau.calibration.dynamic_fit import load_parameter_set
+    with _written_into(out, lock=False) as folder:  # the screen locks its folder
+        from mittelbau.calibration.dynamic_fit import load_parameter_set
 
-    fit = load_parameter_set()
-    fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
+        fit = load_parameter_set()
+        fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
 
-    indices, warnings = _with_progress(
-        False,
-        "identifiability",
-        lambda advance, set_total, damaged, kept: sobol_screen(
-            out,
-            n,
-            firms,
-            seed,
-            workers,
-            run_kw={"on_damaged": damaged, "on_kept": kept},
-            on_batch=advance,
-            on_total=set_total,
-        ),
-    )
-    for warning in warnings:  # the study's advice, in this command's option
-        typer.echo(f"warning: {warning.replace('--samples', '--n')}", err=True)
-    table = classify(drivers(indices), recovered, fitted)
-    for r in table.itertuples():
-        typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
-    if write:
-        k = len(screened_factors())
-        settings = {
-            "method": "Sobol (SALib, Saltelli sampling), total indices",
-            "n": n,
-            "runs": n * (k + 2),
-            "firms": firms,
-            "replications": 1,
-            "years": 20,
-            "factors": k,
-            "seed": seed,
-            "outputs": list(VERDICT_OUTPUTS),
-            "region": "stuttgart",
-        }
-        write_identifiability(table, settings, recovered)
-        typer.echo(f"  written to {IDENTIFIABILITY_FILE.name}")
+        indices, warnings = _with_progress(
+            False,
+            "identifiability",
+            lambda advance, set_total, damaged, kept: sobol_screen(
+                folder,
+                n,
+                firms,
+                seed,
+                workers,
+                run_kw={"on_damaged": damaged, "on_kept": kept},
+                on_batch=advance,
+                on_total=set_total,
+            ),
+        )
+        for warning in warnings:  # the study's advice, in this command's option
+            typer.echo(f"warning: {warning.replace('--samples', '--n')}", err=True)
+        table = classify(drivers(indices), recovered, fitted)
+        for r in table.itertuples():
+            typer.echo(f"  {r.parameter}: total index {r.ST:.2f} ± {r.ST_conf:.2f} on {r.output}: {r.status}")
+        if write:
+            k = len(screened_factors())
+            settings = {
+                "method": "Sobol (SALib, Saltelli sampling), total indices",
+                "n": n,
+                "runs": n * (k + 2),
+                "firms": firms,
+                "replications": 1,
+                "years": 20,
+                "factors": k,
+                "seed": seed,
+                "outputs": list(VERDICT_OUTPUTS),
+                "region": "stuttgart",
+            }
+            write_identifiability(table, settings, recovered)
+            typer.echo(f"  written to {IDENTIFIABILITY_FILE.name}")
 
 
 @calibrate_app.command("identify")
 def calibrate_identify(
-    out: Annotated[Path, typer.Option(help="Output folder")] = Path("results/identifiability"),
+    out: Annotated[str, typer.Option(help="Output folder")] = "results/identifiability",
     population: Annotated[int, typer.Option(help="Particles per generation")] = 100,
     generations: Annotated[int, typer.Option(help="ABC-SMC generations")] = 7,
     firms: Annotated[int, typer.Option(help="Firms per simulation")] = 1000,
@@ -1202,19 +1221,19 @@ def calibrate_identify(
         if not p.low <= x <= p.high:
             _fail(f"--truth {item!r}: {value!r} is invalid; allowed: a number from {p.low:g} to {p.high:g}")
         known[name] = x
-    _out(str(out), out, "report", overwrite=False)
-    truth_values = known
-    try:
-        table = identify(out, truth_values, population, generations, firms, seed, resume=not fresh)
-    except (ImportError, ValueError) as exc:
-        _fail(str(exc))
-    for r in table.itertuples():
-        typer.echo(
-            f"  {r.parameter}: truth {r.truth:.4g}, median {r.median:.4g} "
-            f"(90 % {r.q05:.4g}–{r.q95:.4g}); recovered: {'yes' if r.recovered else 'no'}"
-            f", identified: {'yes' if r.identified else 'no'}"
-        )
-    typer.echo(f"  written to {out}/identifiability.md")
+    with _written_into(out) as folder:
+        truth_values = known
+        try:
+            table = identify(folder, truth_values, population, generations, firms, seed, resume=not fresh)
+        except (ImportError, ValueError) as exc:
+            _fail(str(exc))
+        for r in table.itertuples():
+            typer.echo(
+                f"  {r.parameter}: truth {r.truth:.4g}, median {r.median:.4g} "
+                f"(90 % {r.q05:.4g}–{r.q95:.4g}); recovered: {'yes' if r.recovered else 'no'}"
+                f", identified: {'yes' if r.identified else 'no'}"
+            )
+        typer.echo(f"  written to {folder}/identifiability.md")
 
 
 @app.command()
@@ -1289,7 +1308,7 @@ def params(
 
 @app.command("fit-initial-state")
 def fit_initial_state(
-    out: Annotated[Path, typer.Option(help="Folder for the fitted initial_propensities.toml")] = Path(
+    out: Annotated[str, typer.Option(help="Folder for the fitted initial_propensities.toml")] = (
         "results/initial-state"
     ),
     write: Annotated[
@@ -1299,11 +1318,13 @@ def fit_initial_state(
 ) -> None:
     """Refit the initial-state propensities to the EMP 2015 targets (calibration/fit_initial_state.py)
     and write them to --out; only --write replaces the committed file the model reads."""
-    if not write:
-        _out(str(out), out, "report", overwrite=False)
     from mittelbau.calibration.fit_initial_state import OUTPUT_FILE, main
 
-    written = main(OUTPUT_FILE if write else out / OUTPUT_FILE.name)
+    if write:
+        written = main(OUTPUT_FILE)
+    else:
+        with _written_into(out) as folder:
+            written = main(folder / OUTPUT_FILE.name)
     typer.echo(f"  written to {written}")
 
 

@@ -50,6 +50,17 @@ def small(root):
 
 
 # ---- the sample and its validation -------------------------------------------------------
+def test_a_sample_that_cannot_be_written_leaves_nothing_behind(tmp_path):
+    sample = pd.DataFrame({"weight": [1.0, 1.0], "bm_loss_rate": [0.02, 0.04]})
+    target = tmp_path / "posterior.csv"
+    target.mkdir()  # a folder where the file should go: the rename fails
+    with pytest.raises(OSError):
+        write_sample(sample, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["posterior.csv"]
+    written = write_sample(sample, tmp_path / "ok.csv")
+    assert written.read_text().count("\n") == 4 and not list(tmp_path.glob(".*tmp*"))
+
+
 def test_a_valid_sample_is_read_with_its_weights_and_values(tmp_path):
     post = load_posterior(sample_file(tmp_path))
     assert post.names == ("engagement_drift_rate", "competence_learning")

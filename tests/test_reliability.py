@@ -382,6 +382,45 @@ def test_7_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, case, mo
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["calibrate", "report"],
+        ["calibrate", "validate"],
+        ["calibrate", "fit"],
+        ["calibrate", "identifiability"],
+        ["calibrate", "identify"],
+        ["fit-initial-state"],
+    ],
+    ids=lambda c: " ".join(c),
+)
+def test_7_an_empty_out_of_a_calibration_command_is_refused(tmp_path, command, monkeypatch):
+    """`--out ''` names no folder: refused, not taken as the current folder."""
+    extra = []
+    if command[-1] == "identifiability":  # its recovery table is read first
+        recovery = tmp_path / "recovery"
+        recovery.mkdir()
+        table = "parameter,truth,sd_ratio,recovered\nbm_loss_rate,0.03,0.2,True\n"
+        (recovery / "identifiability.csv").write_text(table)
+        extra = ["--recovery", str(recovery)]
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    res = cli(*command, *extra, "--out", "")
+    assert res.exit_code == 2, res.output
+    assert "--out '' is invalid; allowed: a folder path" in one_error_line(res)
+    assert os.listdir(work) == []
+
+
+def test_5_a_calibration_command_stops_at_another_writer(tmp_path):
+    out = tmp_path / "v"
+    with folder_lock(out):
+        res = cli("calibrate", "validate", "--out", str(out), "--firms", "200", "--replications", "2")
+    assert res.exit_code == 2, res.output
+    assert "is being written by another mittelbau process" in one_error_line(res)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+
+
 def test_7_workers_are_capped_at_the_runs(tmp_path, base):
     res = cli("run", base, *TINY, "--replications", "2", "--workers", "40", "--out", str(tmp_path / "w"))
     assert res.exit_code == 0, res.output
