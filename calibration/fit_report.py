@@ -29,6 +29,7 @@ from mittelbau.core.categories import (
     START_YEAR,
     group_codes,
 )
+from mittelbau.core.dynamics import MOTIVES
 from mittelbau.core.model import MittelbauModel
 from mittelbau.core.region_data import raw_sample_size
 from mittelbau.core.scenario import make_params
@@ -139,10 +140,59 @@ CHANGES: dict[str, tuple[Snapshot, Callable[[MittelbauModel, dict, object], floa
 }
 
 
+def _read_targets(name: str) -> dict:
+    """A targets file, or a ValueError naming it and what is wrong."""
+    path = CALIBRATION / name
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+
+
+# the values a target's categorical fields may take
+TARGET_CHOICES = {
+    "population": REGIONS,
+    "level": ENGAGEMENT_LEVELS,
+    "item": DT_ITEMS,
+    "position": MARKET_POSITIONS,
+    "motive": MOTIVES,
+}
+
+
+def _check_target(t: dict) -> None:
+    """A target's statistic, categorical fields, group and sample size, checked before any run."""
+    name = t.get("id", "?")
+    if t["statistic"] not in STATISTICS and t["statistic"] not in CHANGES:
+        raise ValueError(
+            f"target {name!r}: unknown statistic {t['statistic']!r}; allowed: "
+            f"{', '.join(sorted([*STATISTICS, *CHANGES]))}"
+        )
+    for key, allowed in TARGET_CHOICES.items():
+        if key in t and t[key] not in allowed:
+            raise ValueError(f"target {name!r}: {key} = {t[key]!r}; allowed: {', '.join(allowed)}")
+    group = str(t.get("group", "all"))
+    attr, _, labels = group.partition(":")
+    if attr == "position":
+        if not labels or not all(lab in POSITIONS for lab in labels.split("+")):
+            raise ValueError(
+                f"target {name!r}: group = {group!r}; allowed: 'position:' with {', '.join(POSITIONS)}"
+            )
+    else:
+        try:
+            group_codes(group)
+        except ValueError as exc:
+            raise ValueError(f"target {name!r}: {exc}") from None
+    if "n" not in t and "se" not in t:
+        raise ValueError(f"target {name!r} has neither n nor se; allowed: a survey sample size n or an se")
+
+
 def load_targets() -> list[dict]:
-    """Every target of both files, with id, year and survey sample size n."""
-    static = tomllib.loads((CALIBRATION / "initial_state_targets.toml").read_text("utf-8"))
-    behaviour = tomllib.loads((CALIBRATION / "targets.toml").read_text("utf-8"))
+    """Every target of both files, with id, year and survey sample size n; a file that cannot
+    be read or a target that cannot be measured is a ValueError naming it."""
+    static = _read_targets("initial_state_targets.toml")
+    behaviour = _read_targets("targets.toml")
     targets = []
     for t in static["target"]:
         stage = f"{t['stage']}" if "stage" in t else ""
@@ -159,11 +209,7 @@ def load_targets() -> list[dict]:
     carried = {_key(t) for t in behaviour["target"]}
     targets = [t for t in targets if _key(t) not in carried] + behaviour["target"]
     for t in targets:
-        if t["statistic"] not in STATISTICS and t["statistic"] not in CHANGES:
-            raise ValueError(
-                f"target {t['id']!r}: unknown statistic {t['statistic']!r}; allowed: "
-                f"{', '.join(sorted([*STATISTICS, *CHANGES]))}"
-            )
+        _check_target(t)
     return targets
 
 

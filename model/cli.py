@@ -143,6 +143,17 @@ def _holds_experiment(folder: Path) -> bool:
     )
 
 
+def _targets_checked() -> None:
+    """The calibration targets, read and checked before a command writes or runs anything: a
+    file that cannot be read or a target that cannot be measured is a one-line error."""
+    from mittelbau.calibration.fit_report import load_targets
+
+    try:
+        load_targets()
+    except ValueError as exc:
+        _fail(str(exc))
+
+
 @contextlib.contextmanager
 def _written_into(out: str, lock: bool = True) -> Iterator[Path]:
     """A calibration command's output folder (`_out`: a folder path, not empty, writable),
@@ -900,6 +911,7 @@ def calibrate_report(
     _at_least("--replications", replications, 2)
     _within("--firms", firms, *FIRMS_RANGE)
     _within("--seed", seed, 0, SEED_MAX)
+    _targets_checked()
     with _written_into(out) as folder:
         _write_figures_to_files()
         page, table = write_fit_report(folder, replications, firms, seed)
@@ -992,6 +1004,7 @@ def calibrate_fit(
     _at_least("--workers", workers, 1)
     _at_least("--batch", batch, 0)
     recovered = _recovery_table(recovery)
+    _targets_checked()
     with _written_into(out) as folder:
         try:
             with _fit_progress(generations) as progress:
@@ -1221,6 +1234,7 @@ def calibrate_identify(
         if not p.low <= x <= p.high:
             _fail(f"--truth {item!r}: {value!r} is invalid; allowed: a number from {p.low:g} to {p.high:g}")
         known[name] = x
+    _targets_checked()
     with _written_into(out) as folder:
         truth_values = known
         try:

@@ -211,3 +211,44 @@ def test_cli_report_writes_its_files(tmp_path):
         assert (tmp_path / name).exists(), name
     bad = CliRunner().invoke(app, ["calibrate", "report", "--replications", "1"])
     assert bad.exit_code == 2 and "--replications = 1 is invalid; allowed: 2 or more" in bad.output
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda text: text.replace('level = "watching"', 'level = "expert"', 1),
+            "level = 'expert'; allowed: watching",
+        ),
+        (lambda text: text + "\n[[target\n", "is not valid TOML"),
+        (
+            lambda text: text.replace('group = "position:final"', 'group = "position:retail"', 1),
+            "'position:retail'",
+        ),
+        (lambda text: None, "cannot be read"),
+    ],
+    ids=["unknown level", "broken file", "unknown position", "missing file"],
+)
+def test_a_broken_targets_file_is_one_line_before_anything_runs(tmp_path, monkeypatch, change, said):
+    """`calibrate report`, `fit` and `identify` read and check the targets first: a file that
+    cannot be read or a target that cannot be measured is one line naming it, and nothing is
+    written."""
+    import shutil
+
+    from mittelbau.calibration import fit_report
+
+    folder = tmp_path / "calibration"
+    shutil.copytree(fit_report.CALIBRATION, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    text = change((folder / "targets.toml").read_text("utf-8"))
+    if text is None:
+        (folder / "targets.toml").unlink()
+    else:
+        (folder / "targets.toml").write_text(text, "utf-8")
+    monkeypatch.setattr(fit_report, "CALIBRATION", folder)
+    for command in (["calibrate", "report"], ["calibrate", "fit"], ["calibrate", "identify"]):
+        out = tmp_path / "out"
+        res = CliRunner().invoke(app, [*command, "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and said in lines[0], res.stderr
+        assert not out.exists()
