@@ -143,6 +143,27 @@ def _holds_experiment(folder: Path) -> bool:
     )
 
 
+@contextlib.contextmanager
+def _staged(folder: Path) -> Iterator[Path]:
+    """A temporary folder in `folder` (under its lock) that a report is written into; its files
+    replace those of the same names in `folder` only once all are written, so that a failed or
+    interrupted command leaves the report before it whole (stale staging folders of killed
+    commands are removed first)."""
+    import shutil
+
+    from mittelbau.experiments.store import remove_stale
+
+    remove_stale(folder)
+    staging = folder / f".report.tmp-{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield staging
+        for written in sorted(staging.iterdir()):
+            written.replace(folder / written.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def _targets_checked() -> None:
     """The calibration targets, read and checked before a command writes or runs anything: a
     file that cannot be read or a target that cannot be measured is a one-line error."""
@@ -914,11 +935,13 @@ def calibrate_report(
     _targets_checked()
     with _written_into(out) as folder:
         _write_figures_to_files()
-        page, table = write_fit_report(folder, replications, firms, seed)
-        if validation:
-            from mittelbau.calibration.validation import append_to_report
+        with _staged(folder) as staging:
+            page, table = write_fit_report(staging, replications, firms, seed)
+            if validation:
+                from mittelbau.calibration.validation import append_to_report
 
-            append_to_report(page, replications, firms, seed)
+                append_to_report(page, replications, firms, seed)
+        page = folder / page.name
         met = int(table["within_2se"].sum())
         typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
         for r in table[~table["within_2se"]].itertuples():
@@ -950,7 +973,9 @@ def calibrate_validate(
     _within("--seed", seed, 0, SEED_MAX)
     with _written_into(out) as folder:
         _write_figures_to_files()
-        page, v = write_validation(folder, replications, firms, seed)
+        with _staged(folder) as staging:
+            page, v = write_validation(staging, replications, firms, seed)
+        page = folder / page.name
         for r in v.table.itertuples():
             typer.echo(
                 f"  {r.group}: {r.check}: observed {r.relation} {r.observed:.3g}, "

@@ -252,3 +252,24 @@ def test_a_broken_targets_file_is_one_line_before_anything_runs(tmp_path, monkey
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and said in lines[0], res.stderr
         assert not out.exists()
+
+
+def test_a_report_that_fails_part_way_leaves_the_one_before_whole(tmp_path, monkeypatch):
+    """The report's files replace those of the report before only once all are written: a
+    validation that fails after the fit report was written leaves the earlier files as they
+    were, no new one beside them and no staging folder."""
+    from mittelbau.calibration import validation
+
+    out = tmp_path / "r"
+    args = ["calibrate", "report", "--firms", "500", "--replications", "2", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*_args, **_kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(validation, "append_to_report", broken)
+    again = ["calibrate", "report", "--firms", "600", "--replications", "2", "--out", str(out)]
+    res = CliRunner().invoke(app, again)
+    assert res.exit_code == 1 and "No space left on device" in res.stderr, res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
