@@ -1320,9 +1320,15 @@ def dashboard(
             "`make dashboard-assets` or `python -m mittelbau.dashboard.assets` once"
         )
     command = server_command(host, port, open_browser)
-    where = f"http://{host}:{port}" if port else f"http://{host} on a free port (named by the server below)"
-    typer.echo(f"mittelbau dashboard on {where} (Ctrl-C stops it)")
+    typer.echo(f"mittelbau dashboard on {dashboard_address(host, port)} (Ctrl-C stops it)")
     sys.exit(serve(command, {**os.environ, **server_environment(scenario)}))
+
+
+def dashboard_address(host: str, port: int) -> str:
+    """Where the dashboard answers, as a browser takes it (an IPv6 address in brackets); port 0:
+    a free one the server names."""
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}" if port else f"http://{shown} on a free port (named by the server below)"
 
 
 @app.command()

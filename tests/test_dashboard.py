@@ -163,6 +163,9 @@ def test_figures_show_the_model_data(paired):
     counts = [len(c.get_offsets()) for c in net.axes[0].collections if hasattr(c, "get_offsets")][-3:]
     rows, _ = paired.network_sample()
     assert counts == [int((paired.state.stage[rows] == k).sum()) for k in (1, 2, 3)]
+    agents = len(paired.state)
+    firms = round(agents * paired.population_scale)
+    assert f"{len(rows)} of {agents:,} agents ({firms:,} firms)" in net.axes[0].get_title()
     comp = charts.compare_figure(paired).axes[0].get_lines()
     b = paired.baseline_history()
     np.testing.assert_allclose(comp[1].get_ydata(), 100 * b["stage1"].to_numpy())
@@ -240,3 +243,11 @@ def test_dashboard_command_names_missing_page_scripts(monkeypatch):
     res = CliRunner().invoke(app, ["dashboard", "--no-open"])
     assert res.exit_code == 2
     assert "requirejs@2.3.6" in res.output and "python -m mittelbau.dashboard.assets" in res.output
+
+
+def test_the_printed_address_is_one_a_browser_takes():
+    from mittelbau.cli import dashboard_address
+
+    assert dashboard_address("127.0.0.1", 8765) == "http://127.0.0.1:8765"
+    assert dashboard_address("::1", 8765) == "http://[::1]:8765"
+    assert dashboard_address("localhost", 0).startswith("http://localhost on a free port")

@@ -120,7 +120,11 @@ def network_figure(model: PairedModel) -> Figure:
             zorder=2,
         )
     ax.set_axis_off()
-    ax.set_title(f"Firm network, {len(rows)} of {len(model.state)} firms, {model.year}")
+    agents = len(model.state)
+    ax.set_title(
+        f"Firm network, {len(rows)} of {agents:,} agents "
+        f"({round(agents * model.population_scale):,} firms), {model.year}"
+    )
     ax.legend(fontsize=8, loc="lower left", framealpha=0.9)
     return fig
 
