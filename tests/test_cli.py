@@ -189,7 +189,8 @@ def _scenario(tmp_path, text: str, name="s.toml"):
 
 
 INVALID = {
-    "unknown key": ("[parameters]\nfirmz = 10\n", ["'firmz'", "did you mean 'firms'"]),
+    "unknown key": ("[parameters]\nfirmz = 10\n", ["'firmz'", "did you mean 'firms'", "`mittelbau params`"]),
+    "empty file": ("", ["the scenario file is empty", "allowed: name, description and a [parameters] table"]),
     "wrong type": ('[parameters]\nfirms = "many"\n', ["'firms'", "'many'", "an integer"]),
     "out of range": (
         "[parameters]\ndt_adoption_factor = 7.5\n",
@@ -204,6 +205,16 @@ INVALID = {
     ),
     "bool for number": ("[parameters]\nexit_rate = true\n", ["'exit_rate'", "True"]),
 }
+
+
+def test_a_scenario_file_with_a_byte_order_mark_is_read(tmp_path):
+    """Editors on some systems save UTF-8 with a byte-order mark; the file means the same."""
+    from mittelbau.core.scenario import load_scenario
+
+    path = tmp_path / "bom.toml"
+    path.write_bytes('\ufeffname = "bom"\n[parameters]\nyears = 3\n'.encode())
+    scenario = load_scenario(path)
+    assert scenario.name == "bom" and scenario.params.years == 3
 
 
 @pytest.mark.parametrize("case", INVALID)

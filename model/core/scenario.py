@@ -89,8 +89,9 @@ def _allowed_for(key: str) -> str:
     if key in BY_NAME:
         return BY_NAME[key].allowed()
     close = difflib.get_close_matches(key, BY_NAME, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return hint + "registry parameters: " + ", ".join(sorted(BY_NAME))
+    if close:  # the likely one, and where the others are listed
+        return f"did you mean {close[0]!r}? (every registry parameter: `mittelbau params`)"
+    return "registry parameters: " + ", ".join(sorted(BY_NAME))
 
 
 def _plain(p: Parameter, value: Any) -> Any:
@@ -197,7 +198,7 @@ def load_scenario(
         path = resolve_scenario(path)
         where = str(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # with or without a byte-order mark
         except FileNotFoundError:
             raise ScenarioError(
                 where, "scenario file not found", allowed="a path to a readable TOML file"
@@ -220,6 +221,10 @@ def load_scenario(
             if not isinstance(value, SCENARIO_KEYS[key]):
                 kind = "a table" if SCENARIO_KEYS[key] is dict else "a string"
                 raise ScenarioError(where, f"{key!r} = {value!r} has the wrong type", key, value, kind)
+        if not data:
+            raise ScenarioError(
+                where, "the scenario file is empty", allowed="name, description and a [parameters] table"
+            )
         data.setdefault("name", Path(path).stem)
         data.setdefault("description", "")
     overrides = dict(data.get("parameters", {}))
