@@ -469,10 +469,10 @@ def test_a_scenario_and_its_counterfactual_runs_share_their_run_up_with_their_re
     the run alone (the run-up years' records included)."""
     clear_runup_states()
     params = make_params({**SMALL, **LEVERS, **MECHANISMS, "seed": 21})
-    runs = run_parameters(params)
-    batch = ModelBatch([*runs, make_params({**SMALL, **LEVERS, "seed": 21, "hollowing_threshold": 0.6})])
+    runs = [*run_parameters(params), make_params({**SMALL, **LEVERS, "seed": 21, "hollowing_threshold": 0.6})]
+    batch = ModelBatch(runs)
     assert batch.leader == [0, 0, 0, 0, 0, 5]  # the indicators' parameter is read in the run-up's records
-    for p, m in zip(runs, batch.run(), strict=False):
+    for p, m in zip(runs, batch.run(), strict=True):
         alone = MittelbauModel(p).run()
         assert m.yearly_outcomes().equals(alone.yearly_outcomes())
         assert np.array_equal(np.stack(m.stage_counts), np.stack(alone.stage_counts))

@@ -94,6 +94,23 @@ def test_the_readme_names_the_columns_of_indicators_csv(small_run, root):
     assert named == columns
 
 
+def test_the_readme_prints_what_make_baseline_prints(tmp_path, root):
+    """The Quick start's block is the baseline run's output at the defaults, line by line (a
+    line ending in '…' up to that point)."""
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    block = readme.split("`make baseline` writes `results/baseline/` and prints the verdict:")[1]
+    shown = block.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
+    res = runner.invoke(app, ["run", "baseline", "--out", str(tmp_path / "b")])
+    assert res.exit_code == 0, res.output
+    printed = [line for line in res.output.splitlines() if line.strip()][: len(shown)]
+    assert len(shown) >= 5
+    for want, got in zip(shown, printed, strict=True):
+        if want.endswith("…)"):
+            assert got.startswith(want[:-2]), (want, got)
+        else:
+            assert got == want
+
+
 def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
     out, _ = small_run
     s = json.loads((out / "summary.json").read_text())
@@ -203,7 +220,10 @@ INVALID = {
         "[parameters]\nfunding_start_year = 2030\nfunding_end_year = 2020\n",
         ["funding_end_year = 2020 is before funding_start_year = 2030", "allowed: an end year"],
     ),
-    "bool for number": ("[parameters]\nexit_rate = true\n", ["'exit_rate'", "True"]),
+    "bool for number": (
+        "[parameters]\nexit_rate = true\n",
+        ["'exit_rate'", "True", "allowed: a number from 0"],
+    ),
 }
 
 

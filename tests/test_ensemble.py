@@ -18,7 +18,7 @@ from mittelbau.experiments.intervals import band, mean_interval, wilson_interval
 from mittelbau.experiments.report import lever_table, paired_differences, write_report
 from mittelbau.experiments.store import FolderError
 
-TABLES = ("stage_shares", "transitions", "indicators", "levers")
+TABLES = ("stage_shares", "transitions", "indicators", "levers", "economics", "runs")
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,8 @@ def scenarios(root):
 
 
 def same_tables(a, b) -> bool:
-    return all(a[t].equals(b[t]) for t in TABLES)
+    """Every table and every run's summary."""
+    return all(a[t].equals(b[t]) for t in TABLES) and a["summaries"] == b["summaries"]
 
 
 def test_replicate_seeds_are_spawned_and_stable():

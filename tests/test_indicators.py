@@ -39,6 +39,10 @@ def test_hollowing_ratio_and_verdict():
     assert hollowing_ratio(np.array([0.35, 0.28, 0.38])) == pytest.approx(0.8)
     assert is_hollowed(np.array([0.45, 0.1, 0.45]), 0.5)
     assert not is_hollowed(np.array([0.05, 0.1, 0.85]), 0.5)  # middle moved up: no two worlds
+    # hollowed means the ratio below the threshold: at it, not yet
+    assert hollowing_ratio(np.array([0.4, 0.2, 0.4])) == 0.5
+    assert not is_hollowed(np.array([0.4, 0.2, 0.4]), 0.5)
+    assert is_hollowed(np.array([0.4, 0.2, 0.4]), 0.5 + 1e-9)
     assert hollowing_ratio(np.array([0.0, 0.3, 0.7])) == float("inf")
 
 

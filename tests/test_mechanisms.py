@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
+from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.indicators import competence_by_stage, middle_shrinks, stuck_share
 from mittelbau.core.mechanisms import (
     NAMES,
@@ -201,14 +202,35 @@ def test_the_model_records_the_verdict_indicators():
     assert ind["year"].iloc[0] == 2015
     assert ind["stuck_share"].iloc[0] == 1.0  # every 2015 stage-1 firm is in stage 1 in 2015
     assert (np.diff(ind["stuck_share"]) <= 0.02).all()
-    first = m.firm_id == m.start_firm
-    start1 = m.start_stage == 1
-    still = (start1 & first & (m.state.stage == 1)).sum()
-    left = (start1 & ~first & (m.exit_stage == 1)).sum()
-    assert ind["stuck_share"].iloc[-1] == pytest.approx((still + left) / start1.sum())
     s = m.state
     gap = s.techniques[s.stage == 3].mean() - s.techniques[s.stage == 1].mean()
     assert ind["competence_gap"].iloc[-1] == pytest.approx(gap)
+
+
+def test_stuck_shares_follow_the_2015_firms_traced_year_by_year():
+    """The stuck shares recomputed from outside the model: the 2015 firms traced row by row
+    (an exit hands its row to an entrant with a new id), each one's stage its last before it
+    left; small are those of fewer than 100 employees in 2015."""
+    m = MittelbauModel(firms=3000, seed=4, years=10, exit_rate=0.05)
+    while m.year < START_YEAR:
+        m.step()
+    ids, stage0 = m.firm_id.copy(), m.state.stage.copy()
+    small = m.state.size <= SIZE_CLASSES.index("50-99")
+    last, gone = stage0.copy(), np.zeros(len(ids), dtype=bool)
+    while m.running:
+        before = m.state.stage.copy()
+        m.step()
+        left = ~gone & (m.firm_id != ids)
+        last[left] = before[left]
+        gone |= left
+    stuck = np.where(gone, last, m.state.stage) == 1
+    start1 = stage0 == 1
+    ind = m.datacollector.get_model_vars_dataframe().iloc[-1]
+    assert gone[start1].sum() > 100 and 0 < small[start1].mean() < 1  # both parts are tested
+    assert ind["stuck_share"] == pytest.approx((stuck & start1).sum() / start1.sum(), rel=1e-12)
+    small1 = start1 & small
+    assert ind["stuck_share_small"] == pytest.approx((stuck & small1).sum() / small1.sum(), rel=1e-12)
+    assert ind["stuck_share_small"] != ind["stuck_share"]
 
 
 # ---- both outcomes are reachable --------------------------------------------------------------

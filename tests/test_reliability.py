@@ -606,7 +606,13 @@ def test_any_invalid_scenario_value_exits_2_naming_the_key(tmp_path, data):
     replications = data.draw(st.sampled_from(["1", "2"]))
     res = cli("run", str(path), "--replications", replications, "--out", str(out))
     assert res.exit_code == 2, (p.name, value, res.output)
-    assert f"'{p.name}'" in one_error_line(res)
+    line = one_error_line(res)
+    # the key, the value (an integral float of an integer parameter as that integer) and what
+    # is allowed
+    shown = {repr(value)}
+    if p.kind is int and isinstance(value, float) and value.is_integer():
+        shown.add(repr(int(value)))
+    assert any(f"'{p.name}' = {v} " in line for v in shown) and "; allowed: " in line, line
     assert not out.exists()
 
 

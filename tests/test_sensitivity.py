@@ -637,6 +637,24 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     assert list(stored.columns[:3]) == names and np.allclose(stored["middle_share"], means)
 
 
+def test_discovery_labels_a_point_by_the_majority_of_its_replicates(tmp_path, root):
+    """With three replicates a point is a case of interest when the case holds in two or three
+    of them, not in one: the sample has points of each count, and the labels follow the vote."""
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments.discovery import discover
+
+    scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=8"])
+    names = ["bm_adoption_factor", "exit_rate"]
+    discover(scen, tmp_path / "probe", 30, names, replications=3, case="middle_share < 2")
+    runs = pd.read_parquet(tmp_path / "probe" / "runs" / "batches")
+    cut = float(runs["middle_share"].median())
+    discover(scen, tmp_path / "vote", 30, names, replications=3, case=f"middle_share < {cut}")
+    votes = (runs["middle_share"] < cut).groupby(runs["point"]).sum().sort_index()
+    assert set(votes) >= {1, 2}  # both sides of the majority are in the sample
+    sample = pd.read_csv(tmp_path / "vote" / "sample.csv")
+    assert sample["case"].tolist() == (votes >= 2).tolist()
+
+
 def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tiny):
     """The progress total is known before the sample runs: first the pilot and one replication
     per point, then pilot plus points × replications; at 8 base samples the intervals are too
