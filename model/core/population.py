@@ -268,8 +268,11 @@ def synthesise(
 ) -> FirmTable:
     """Draw `n` firms of `region`: structure, traits, then capabilities — from the fitted 2015
     propensities, or from per-type (BM, DT) probabilities `state_probs` (types × 2 × 2, the
-    order of `structure_cells`), such as a year of the run-up. Also used for entrants, so any
-    `n` ≥ 1 gives the region's expected shares."""
+    order of `structure_cells`), such as a year of the run-up. Also used for entrants: the
+    structure and capabilities of any `n` ≥ 1 firms are drawn from the region's expected
+    shares, but the traits ranked within the batch drawn (digital techniques, engagement,
+    market position: rank scores against the batch's own DT and size) follow their bands
+    only in batches of some dozens: a lone firm gets the median score."""
     return synthesise_runs(region, [n], [rng], [state_probs])[0]
 
 

@@ -12,7 +12,6 @@ from scipy.special import logit
 
 from mittelbau.core.categories import BATCH_TYPES, COMPLEXITIES, INDUSTRIES, REGIONS, SIZE_CLASSES
 
-GERMANY_SERVICE_INNOVATORS = 0.15  # sources §2.12 (text value)
 DATA_DIR = Path(__file__).resolve().parent
 
 
@@ -56,7 +55,8 @@ class Region:
         """Log-odds shift of the BM and DT propensities: the region's share of service innovators
         against Germany's (sources §2.12), read as a head start in digital BM innovation
         (sources §2.13: 'a high share of SMEs began early')."""
-        return float(logit(self.service_innovator_share) - logit(GERMANY_SERVICE_INNOVATORS))
+        germany = load_region("germany").service_innovator_share  # its file: the reference
+        return float(logit(self.service_innovator_share) - logit(germany))
 
 
 @cache
