@@ -50,9 +50,28 @@ def _count(n: int, thing: str) -> str:
     return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
+# the most of a count an option takes: far beyond any study on one machine or a cluster, and
+# refused before a typo builds a design that would not fit in memory or never end
+MOST = {
+    "--workers": 1024,
+    "--replications": 100_000,
+    "--seeds-per-draw": 1_000,
+    "--samples": 100_000,
+    "--population": 100_000,
+    "--generations": 1_000,
+    "--batch": 4_096,
+}
+
+
 def _at_least(option: str, value: float | None, low: float) -> None:
+    """A count of at least `low` and at most its MOST."""
+    high = MOST.get(option)
     if value is not None and value < low:
-        _fail(f"{option} = {value} is invalid; allowed: {low} or more")
+        _fail(
+            f"{option} = {value} is invalid; allowed: {low} or more" + (f" (up to {high:,})" if high else "")
+        )
+    if value is not None and high is not None and value > high:
+        _fail(f"{option} = {value:,} is invalid; allowed: {low} to {high:,}")
 
 
 SEED_MAX = 2**32 - 1  # numpy's seeds: 32-bit unsigned integers (the registry's range of `seed`)
@@ -203,6 +222,14 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
     if out is not None and not out.strip():
         _fail(f"--out {out!r} is invalid; allowed: a folder path")
     folder = Path(out) if out is not None else default
+    try:
+        folder.exists()
+    except OSError as exc:  # a name the file system does not take (too long, say)
+        shown = str(folder) if len(str(folder)) <= 80 else f"{str(folder)[:77]}..."
+        _fail(
+            f"--out {shown!r} is not a path the file system takes ({exc.strerror or type(exc).__name__}); "
+            "allowed: a folder path of names up to 255 bytes"
+        )
     if folder.exists() and not folder.is_dir():
         _fail(f"--out {str(folder)!r} is a file; allowed: a folder path")
     ancestor = folder
@@ -319,6 +346,12 @@ def run(
         scens = [load_scenario(path, assignments, seed) for path in paths]
     except ScenarioError as exc:
         _fail(str(exc))
+    if not quiet:
+        from mittelbau.levers import idle_levers
+
+        for s in scens:
+            for note in idle_levers(s.params):
+                typer.echo(f"warning: {s.name}: {note}", err=True)
     names = [s.name for s in scens]
     twice = next((n for n in names if names.count(n) > 1), None)
     if twice is not None:
@@ -388,6 +421,8 @@ def run(
         typer.echo(f"  {h['verdict']}")
         if y1 != y0:
             typer.echo(f"  {_other_verdicts(h)}")
+        if warning := _runup_warning(result.summary["runup"]):
+            typer.echo(f"  {warning}", err=True)
         for name, lv in result.summary["levers"].items():
             cpm = lv["cost_per_additional_upward_move_eur"]
             dws = lv["deadweight_share"]
@@ -406,6 +441,25 @@ def run(
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
         typer.echo(f"  written to {folder}/")
+
+
+def _runup_warning(runup: dict) -> str | None:
+    """A warning when the run-up's expected 2015 stage shares miss the cross-section's by more
+    than its tolerance (summary.json's "runup"); None otherwise."""
+    from mittelbau.core.categories import STAGE_TOLERANCE
+
+    gap = runup["stage_share_gap"]
+    if gap <= STAGE_TOLERANCE:
+        return None
+    got, want = (runup[k] for k in ("stage_shares_2015_expected", "stage_shares_2015_cross_section"))
+    shares = " / ".join(f"{100 * got[s]:.1f}" for s in ("stage1", "stage2", "stage3"))
+    target = " / ".join(f"{100 * want[s]:.1f}" for s in ("stage1", "stage2", "stage3"))
+    return (
+        f"warning: the run-up arrives at {shares} % in 2015 where the survey's cross-section has "
+        f"{target} % ({100 * gap:.1f} points off, more than the {100 * STAGE_TOLERANCE:g} allowed): the "
+        "projection starts away from the surveyed state (firms dropping a BM keep their DT: a high "
+        "bm_loss_rate or much DT at the wave's start do this; docs/odd.md, 'What the data cannot give')"
+    )
 
 
 def _posterior(wanted: bool, path: Path | None, seeds_per_draw: int | None):
@@ -440,7 +494,7 @@ def _run_ensemble(
     from mittelbau.experiments.ensemble import HorizonError, one_horizon, run_ensemble
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
-    from mittelbau.experiments.store import FolderError
+    from mittelbau.experiments.store import FolderError, folder_lock
 
     try:
         one_horizon(scens)
@@ -489,7 +543,8 @@ def _run_ensemble(
             )
             progress.update(task, completed=total)
         _write_figures_to_files()
-        report = write_report(folder)
+        with folder_lock(folder):  # no other process writes into the ensemble meanwhile
+            report = write_report(folder)
     except FolderError as exc:
         _fail(str(exc))
     except ExecutionError as exc:
@@ -518,12 +573,25 @@ def report(
     """Write the comparison report (report.md and figures) of an ensemble folder."""
     from mittelbau.experiments.executors import ExecutionError
     from mittelbau.experiments.report import write_report
+    from mittelbau.experiments.store import FolderError, folder_lock
 
+    try:
+        is_folder = folder.is_dir()
+    except OSError as exc:  # a name the file system does not take (too long, say)
+        _fail(
+            f"{str(folder)[:80]!r} is not a path the file system takes ({exc.strerror}); "
+            "allowed: an ensemble folder"
+        )
+    if not is_folder:
+        _fail(f"{str(folder)!r} is not a folder; allowed: an ensemble folder written by mittelbau run")
     _write_figures_to_files()
     try:
-        path = write_report(folder, on_note=lambda note: typer.echo(note, err=True))
-    except ExecutionError as exc:  # no ensemble there, another version's, or a damaged run
+        with folder_lock(folder):  # not while a run is writing into the ensemble
+            path = write_report(folder, on_note=lambda note: typer.echo(note, err=True))
+    except (ExecutionError, FolderError) as exc:  # no ensemble there, another version's, a damaged run, busy
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)
     typer.echo(f"report: {path}")
 
 

@@ -58,6 +58,22 @@ def test_one_worker_two_processes_and_dask_give_identical_tables(tmp_path, scena
         assert same_tables(first, other), key
 
 
+def test_a_report_of_scenarios_at_the_2015_state_only_compares_them(tmp_path, root):
+    """At a horizon of 2015 there are no moves after it: every pair differs by zero, none is
+    missing."""
+    scens = [
+        load_scenario(root / "scenarios" / f"{n}.toml", ["firms=300", "years=0"])
+        for n in ("baseline", "funding")
+    ]
+    run_ensemble(scens, 2, tmp_path)
+    diffs = paired_differences(load_ensemble(tmp_path))
+    assert diffs["pairs"].tolist() == [2] and diffs["upward_moves"].tolist() == [0.0]
+    assert (
+        "| funding | 2 | yes | +0.00 [+0.00, +0.00] | +0.0 [+0.0, +0.0] |"
+        in write_report(tmp_path).read_text()
+    )
+
+
 def test_rerun_resumes_with_exactly_the_missing_runs(tmp_path, scenarios):
     full = tmp_path / "full"
     run_ensemble(scenarios, 4, full)

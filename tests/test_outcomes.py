@@ -141,6 +141,9 @@ def test_horizon_summaries_of_a_constructed_table():
     assert o["stuck_share"] == 0.7 and o["stuck_share_small"] == 0.85 and o["competence_gap"] == 3.0
     assert o["cost_per_additional_upward_move"] == 1234.5
     assert at_horizon(yearly, {"policy": None})["cost_per_additional_upward_move"] is None
+    # the run-up's miss of 2015 is the run's, read from its summary
+    assert at_horizon(yearly, {"runup": {"stage_share_gap": 0.0123}})["runup_gap"] == 0.0123
+    assert o["runup_gap"] is None  # a summary without a run-up part
 
 
 def test_an_entry_states_a_kind_and_a_summary_that_exist():

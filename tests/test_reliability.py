@@ -321,7 +321,7 @@ BAD_OPTIONS = {
     ),
     "calibrate identifiability --n 4": (
         ["calibrate", "identifiability", "--n", "4"],
-        "--n = 4 is invalid; allowed: a power of two, at least 8",
+        "--n = 4 is invalid; allowed: a power of two from 8 to 65,536",
     ),
     "discover --replications 0": (["discover", "--replications", "0"], "--replications = 0"),
     "discover --min-density 5": (["discover", "--min-density", "5"], "--min-density = 5.0"),
@@ -734,3 +734,103 @@ def test_fault_a_worker_killed_while_sending_its_result_does_not_hang_the_pool(t
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[(0, 'BrokenProcessPool'), (1, 'BrokenProcessPool')]"
+
+
+# ---- counts, paths, folders and programmes the commands check ---------------------------------
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["sensitivity", "sobol", "baseline", "--samples", str(2**40)], "a power of two from 8 to 65,536"),
+        (["sensitivity", "morris", "baseline", "--trajectories", "20000"], "2 to 10,000"),
+        (["discover", "baseline", "--samples", "100000000000"], "2 to 100,000"),
+        (["run", "baseline", "--replications", "1000000000"], "1 to 100,000"),
+    ],
+)
+def test_a_count_beyond_any_study_is_refused_before_anything_runs(tmp_path, args, said):
+    """A typo in a count would build a design that does not fit in memory, or never end."""
+    out = tmp_path / "out"
+    res = cli(*args, "--out", str(out))
+    assert res.exit_code == 2 and said in one_error_line(res)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", [["run", "baseline"], ["sensitivity", "morris", "baseline"], ["report"]])
+def test_a_path_the_file_system_does_not_take_is_one_error_line(command):
+    long = "x" * 300  # a name above the 255 bytes a file system takes
+    args = [*command, long] if command == ["report"] else [*command, "--out", long]
+    res = cli(*args)
+    assert res.exit_code == 2 and "is not a path the file system takes" in one_error_line(res)
+
+
+def test_a_run_folder_gets_the_permissions_of_a_folder_made_by_the_user(tmp_path, base):
+    old = os.umask(0o022)
+    try:
+        assert (
+            cli(
+                "run", base, "--set", "firms=300", "--set", "years=1", "--out", str(tmp_path / "r"), "-q"
+            ).exit_code
+            == 0
+        )
+        assert (tmp_path / "r").stat().st_mode & 0o777 == 0o755  # not the 0700 of a temporary
+        (tmp_path / "r").chmod(0o750)  # a folder replaced keeps its permissions
+        args = ["--set", "firms=300", "--set", "years=1", "--out", str(tmp_path / "r"), "-q", "--overwrite"]
+        assert cli("run", base, *args).exit_code == 0
+        assert (tmp_path / "r").stat().st_mode & 0o777 == 0o750
+    finally:
+        os.umask(old)
+
+
+def test_a_report_is_not_written_while_another_process_writes_the_ensemble(ensemble, tmp_path):
+    folder = copy_of(ensemble, tmp_path)
+    with folder_lock(folder):  # a second lock on the same folder, as another process would hold
+        res = cli("report", str(folder))
+    assert res.exit_code == 2 and "is being written by another mittelbau process" in one_error_line(res)
+
+
+def test_a_programme_outside_the_simulated_years_is_warned_of(tmp_path, root):
+    res = cli(
+        "run",
+        str(root / "scenarios" / "funding.toml"),
+        *["--set", "funding_start_year=2040", "--set", "funding_end_year=2045", "--set", "firms=300"],
+        *["--set", "years=3", "--out", str(tmp_path / "f")],
+    )
+    assert res.exit_code == 0
+    assert "warning: funding: funding runs 2040–2045, outside the simulated years 2016–2018" in res.stderr
+    assert "funding_start_year must be 2018 or earlier" in res.stderr
+    res = cli(
+        "run",
+        str(root / "scenarios" / "funding.toml"),
+        "--set",
+        "firms=300",
+        "--set",
+        "years=3",
+        "--out",
+        str(tmp_path / "g"),
+    )
+    assert res.exit_code == 0 and "warning" not in res.stderr
+
+
+def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, base):
+    """A folder's design is checked before the pilot runs: a refused study leaves the folder
+    as it was, without a pilot of its own."""
+    common = ["--trajectories", "2", "--factors", "exit_rate", "--set", "firms=300", "--workers", "1", "-q"]
+    out = tmp_path / "s"
+    assert (
+        cli(
+            "sensitivity",
+            "morris",
+            base,
+            *common,
+            "--set",
+            "years=3",
+            "--replications",
+            "1",
+            "--out",
+            str(out),
+        ).exit_code
+        == 0
+    )
+    before = listing(out)
+    res = cli("sensitivity", "morris", base, *common, "--set", "years=4", "--out", str(out))
+    assert res.exit_code == 2 and "other scenario parameters (years 3 there, 4 asked)" in one_error_line(res)
+    assert listing(out) == before and not (out / "pilot").exists()

@@ -1,17 +1,22 @@
 """The run-up to the 2015 survey state: inversion, arrival at the EMP 2015 targets, no kink."""
 
+import json
+
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from mittelbau.calibration.fit_initial_state import ATTRIBUTES, load_targets
+from mittelbau.cli import app
 from mittelbau.core import runup
 from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.mechanisms import NAMES
 from mittelbau.core.model import MittelbauModel
-from mittelbau.core.parameters import REGISTRY
+from mittelbau.core.parameters import BY_NAME, REGISTRY
 from mittelbau.core.region_data import DATA_DIR
 from mittelbau.core.runup import RUNUP_PARAMETERS, solve_runup
-from mittelbau.core.scenario import make_params
+from mittelbau.core.scenario import Scenario, make_params
+from mittelbau.experiments.runs import simulate_outcomes
 
 FIRMS, SEEDS = 20_000, range(5)
 
@@ -36,6 +41,50 @@ def test_inversion_reaches_the_2015_cross_section(region):
     assert 10 < r.coupling < 100  # the 2015 within-type association, as a hazard ratio
     first = stage_shares_of(r.expected[0], r.weight)
     assert first[0] > stage_shares_of(target, r.weight)[0] + 0.25  # far fewer adopters in 2000
+
+
+def test_the_run_ups_miss_of_2015_grows_with_the_bm_loss_rate_and_is_reported(tmp_path):
+    """Firms dropping a BM keep their DT, so the faster BMs are lost the further the run-up
+    arrives from the cross-section's stage shares (too many firms with DT alone, in stage 2).
+    The miss is each run's `runup_gap` outcome and summary entry, and a warning above 1.5
+    points; experiments explore `bm_loss_rate` only where it stays near the tolerance."""
+
+    gaps = []
+    for rate in (0.0, 0.03, 0.06, 0.1, 0.2):
+        r = solve_runup("stuttgart", make_params({"bm_loss_rate": rate}))
+        got, want = stage_shares_of(r.expected[-1], r.weight), stage_shares_of(r.target, r.weight)
+        assert r.stage_gap == pytest.approx(np.abs(got - want).max(), abs=1e-12)
+        assert np.allclose(r.expected_stage_shares, got) and np.allclose(r.target_stage_shares, want)
+        gaps.append(r.stage_gap)
+    assert gaps == sorted(gaps) and gaps[0] < 0.002 and gaps[-1] > 0.08
+    assert gaps[2] < 0.025  # the exploration range's top: about the tolerance
+    assert BY_NAME["bm_loss_rate"].explore_high == 0.06 and BY_NAME["bm_loss_rate"].high == 0.2
+    high = solve_runup("stuttgart", make_params({"bm_loss_rate": 0.2}))
+    assert high.expected_stage_shares[1] > high.target_stage_shares[1] + 0.08  # stage 2
+    assert high.bracketed_share > 0.5 > solve_runup("stuttgart", make_params({})).bracketed_share
+    # reported: the summary, the outcome (also of a run keeping only its outcomes), a warning
+    out = tmp_path / "high"
+    res = CliRunner().invoke(
+        app, ["run", "--set", "firms=300", "--set", "years=1", "--set", "bm_loss_rate=0.2", "--out", str(out)]
+    )
+    assert res.exit_code == 0 and "warning: the run-up arrives at 26.7 / 36.2 / 37.1 % in 2015" in res.output
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["runup"]["stage_share_gap"] == round(high.stage_gap, 6) == summary["outcomes"]["runup_gap"]
+
+    lean = simulate_outcomes(
+        Scenario("high", "", make_params({"firms": 300, "years": 1, "bm_loss_rate": 0.2}))
+    )
+    assert lean["runup_gap"] == summary["outcomes"]["runup_gap"]
+    res = CliRunner().invoke(
+        app, ["run", "--set", "firms=300", "--set", "years=1", "--out", str(tmp_path / "d")]
+    )
+    assert res.exit_code == 0 and "warning" not in res.output
+    assert runup.miss_note([0.01, 0.015]) is None
+    note = runup.miss_note([0.02, 0.031, 0.01, float("nan")])
+    assert (
+        note.startswith("2 of 3 runs start their projection more than 1.5 points") and "largest 3.1" in note
+    )
 
 
 def test_inversion_follows_the_start_assumptions():

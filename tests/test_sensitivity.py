@@ -81,7 +81,8 @@ def test_factors_come_from_the_registry():
     assert {"runup_start_year", "dt_wave_start_year"} <= set(default)
     assert [p.name for p in factors(["discount_rate"])] == ["discount_rate"]
     spec = problem(factors(["dt_adoption_factor", "bm_loss_rate"]), grouped=False)
-    assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.2]]
+    # bm_loss_rate over its exploration range: where the run-up can reach the 2015 state
+    assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.06]]
     with pytest.raises(FactorError, match="unknown factor 'dt_rate'"):
         factors(["dt_rate"])
     with pytest.raises(FactorError, match="cannot vary"):
@@ -105,7 +106,7 @@ def test_integer_factors_give_every_value_of_their_range_the_same_share():
     between; the sampling interval is widened by half a unit each side instead."""
     chosen = factors(["customers_per_supplier", "slump_delay", "bm_loss_rate"])
     spec = problem(chosen)
-    assert spec["bounds"] == [[0.5, 10.5], [-0.5, 20.5], [0.0, 0.2]]
+    assert spec["bounds"] == [[0.5, 10.5], [-0.5, 20.5], [0.0, 0.06]]
     grid = (np.arange(2100) + 0.5) / 2100  # evenly over each interval
     rows = np.column_stack([lo + grid * (hi - lo) for lo, hi in spec["bounds"]])
     values = pd.DataFrame([to_overrides(r, chosen) for r in rows])
@@ -635,6 +636,46 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     stored = pd.read_parquet(tmp_path / "half" / "sample.parquet")
     means = runs.groupby("point")["middle_share"].mean().to_numpy()
     assert list(stored.columns[:3]) == names and np.allclose(stored["middle_share"], means)
+
+
+def test_discovery_of_another_case_over_the_same_runs_leaves_no_box_of_the_first(tmp_path, root):
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments.discovery import discover
+
+    scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300", "years=5"])
+    names = ["bm_adoption_factor", "exit_rate"]
+    assert discover(scen, tmp_path, 30, names, case="middle_share < 2")["found"]
+    assert (tmp_path / "prim_box.csv").exists() and (tmp_path / "prim_trajectory.csv").exists()
+    assert not discover(scen, tmp_path, 30, names, case="middle_share < 0")["found"]  # the same runs
+    assert not (tmp_path / "prim_box.csv").exists() and not (tmp_path / "prim_trajectory.csv").exists()
+    assert "No sampled point has `middle_share < 0`" in (tmp_path / "prim.md").read_text()
+
+
+def test_a_morris_figure_of_groups_ranks_every_group_by_mu_star(tmp_path, monkeypatch):
+    """SALib gives a group of several factors no σ: the figure ranks the groups by μ* instead
+    of dropping them from a μ*–σ scatter."""
+    from mittelbau.experiments import sensitivity_study
+
+    drawn = {}
+    monkeypatch.setattr(
+        sensitivity_study, "save_figure", lambda fig, path: drawn.setdefault("fig", fig) and path
+    )
+    groups = ["runup", "dynamics", "network", "mechanisms"]
+    indices = pd.DataFrame(
+        {
+            "output": "middle_share",
+            "factor": groups,
+            "mu_star": [0.07, 0.03, 0.01, 0.02],
+            "mu_star_conf": 0.01,
+            "mu": 0.0,
+            "sigma": [np.nan, np.nan, 0.004, np.nan],
+        }
+    )
+    sensitivity_study.plot_morris(indices, tmp_path / "m.png")
+    ax = drawn["fig"].axes[0]
+    bars = {t.get_text(): b.get_width() for t, b in zip(ax.get_yticklabels(), ax.patches, strict=True)}
+    assert bars == dict(zip(groups, indices["mu_star"], strict=True))
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["network", "mechanisms", "dynamics", "runup"]
 
 
 def test_discovery_labels_a_point_by_the_majority_of_its_replicates(tmp_path, root):

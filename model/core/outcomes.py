@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mittelbau.core import indicators as ind
-from mittelbau.core.categories import START_YEAR
+from mittelbau.core.categories import STAGE_TOLERANCE, START_YEAR
 from mittelbau.core.indicators import (
     gap_widens,
     hollowing_ratio,
@@ -142,6 +142,11 @@ def _gap_widens(m: Any) -> bool | None:
     the verdict indicators start from)."""
     gap, start = _gap(m), m.start_gap
     return gap_widens(start, gap) if math.isfinite(start) and math.isfinite(gap) else None
+
+
+def _runup_gap(summary: Mapping[str, Any]) -> float | None:
+    runup = summary.get("runup")
+    return runup["stage_share_gap"] if runup else None
 
 
 def _cost_per_move(summary: Mapping[str, Any]) -> float | None:
@@ -288,6 +293,18 @@ _ENTRIES = (
         float,
         "run",
         of_run=_cost_per_move,
+    ),
+    Outcome(
+        "runup_gap",
+        "run-up's miss of 2015",
+        "largest difference between the stage shares of the run-up's expected 2015 state and "
+        "those of the 2015 cross-section it is solved for: how far from the surveyed state the "
+        f"projection starts (above {STAGE_TOLERANCE:g}, the cross-section's own tolerance, the run is "
+        "reported)",
+        "share",
+        float,
+        "run",
+        of_run=_runup_gap,
     ),
 )
 

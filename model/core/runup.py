@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mittelbau.core.categories import START_YEAR
+from mittelbau.core.categories import STAGE_TOLERANCE, START_YEAR
 from mittelbau.core.population import structure_cells
 from mittelbau.core.propensities import load_propensities, logistic
 from mittelbau.core.region_data import load_region
@@ -117,11 +117,40 @@ class RunUp:
     def coupling(self) -> float:
         """Implied BM–DT coupling: the population-weighted median over firm types of the DT
         adoption hazard with a BM over the one without (a median, since in some types one of
-        the two sits at the end of its bracket)."""
+        the two sits at the end of its bracket). Where such types hold half the firms or more
+        (`bracketed_share`), the median is one of theirs and means only 'at least'."""
         ratio = self.h_dt[:, 1] / self.h_dt[:, 0]
         order = np.argsort(ratio)
         cum = np.cumsum(self.weight[order])
         return float(ratio[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+    @property
+    def bracketed_share(self) -> float:
+        """Population share of firm types with a DT hazard at an end of the searched bracket
+        (`LOG_H_RANGE`): their 2015 state is out of the dynamics' reach, and the coupling
+        their hazards give is only a bound (the true one would be stronger)."""
+        log_h = np.log(self.h_dt)
+        ends = (log_h <= LOG_H_RANGE[0] + 1e-6) | (log_h >= LOG_H_RANGE[1] - 1e-6)
+        return float(self.weight[ends.any(axis=1)].sum() / self.weight.sum())
+
+    @property
+    def expected_stage_shares(self) -> np.ndarray:
+        """Stage shares 1–3 of the mean-field 2015 state over the region's types."""
+        return stage_shares_of(self.expected[-1], self.weight)
+
+    @property
+    def target_stage_shares(self) -> np.ndarray:
+        """Stage shares 1–3 of the 2015 cross-section the run-up is solved for."""
+        return stage_shares_of(self.target, self.weight)
+
+    @property
+    def stage_gap(self) -> float:
+        """Largest difference between the run-up's expected 2015 stage shares and the
+        cross-section's (a share): about 0.007 for Stuttgart at the defaults; it grows with
+        `bm_loss_rate` (firms dropping a BM keep their DT, which no hazard can undo) and with
+        more DT at the wave's start. Above STAGE_TOLERANCE the run starts its projection
+        away from the surveyed state."""
+        return float(np.abs(self.expected_stage_shares - self.target_stage_shares).max())
 
     @property
     def unreachable_share(self) -> float:
@@ -137,6 +166,22 @@ class RunUp:
         return float(np.abs(self.expected[-1] - self.target).max())
 
 
+def miss_note(gaps: Sequence[float]) -> str | None:
+    """A report's line when runs start their projection farther from the 2015 cross-section
+    than STAGE_TOLERANCE (their `runup_gap` outcomes); None when none does."""
+    g = np.asarray(gaps, dtype=float)
+    g = g[np.isfinite(g)]
+    off = int((g > STAGE_TOLERANCE).sum())
+    if not off:
+        return None
+    return (
+        f"{off} of {len(g)} runs start their projection more than {100 * STAGE_TOLERANCE:g} points "
+        f"from the 2015 cross-section (largest {100 * g.max():.1f} points; outcome `runup_gap`): "
+        "at their parameters the run-up cannot reach the surveyed state, above all where "
+        "`bm_loss_rate` is high (docs/odd.md, 'What the data cannot give')."
+    )
+
+
 def cross_section(region_code: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """The fitted 2015 probabilities per firm type: P(BM) and P(DT | BM = 0, 1), with weights."""
     region = load_region(region_code)
@@ -149,6 +194,13 @@ def cross_section(region_code: str) -> tuple[np.ndarray, np.ndarray, dict[str, n
     dt_lo = props.dt.intercept + props.dt.innovation * shift + props.dt.structural(*args)
     p_dt = np.column_stack([logistic(dt_lo), logistic(dt_lo + props.dt.bm)])
     return p_bm, p_dt, {"weight": cells.weight / cells.weight.sum(), **c}
+
+
+def stage_shares_of(q: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """Stage shares 1–3 of (BM, DT) probabilities per type (cells × 2 × 2) with the types'
+    weights: stage 1 neither, stage 2 one of the two, stage 3 both."""
+    per_type = np.stack([q[:, 0, 0], q[:, 0, 1] + q[:, 1, 0], q[:, 1, 1]], axis=1)
+    return weight @ per_type / weight.sum()
 
 
 def joint(p_bm: np.ndarray, p_dt: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from SALib.sample import latin
 from mittelbau.core.inert_parameters import unread_factors
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.parameters import Parameter
+from mittelbau.core.runup import miss_note
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.extras import needs_extra
@@ -218,6 +219,8 @@ def _discover(
     ]
     if held:
         lines += [held_line(held), ""]
+    if (miss := miss_note(runs["runup_gap"])) is not None:
+        lines += [miss, ""]
     if unread:
         lines += [
             f"Left out of PRIM, as no run's outcomes read them: {', '.join(unread)}.",
@@ -249,6 +252,9 @@ def _discover(
             else:
                 lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
     else:
+        # a box found by an earlier case of the same runs is not this case's
+        for name in ("prim_box.csv", "prim_trajectory.csv"):
+            (out / name).unlink(missing_ok=True)
         found["undefined"] = bool(runs[case.output].isna().all())
         if found["undefined"]:
             lines.append(

@@ -175,6 +175,31 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     return f"other factor values at some of the {old['points']} points there"
 
 
+def check_scenario_of(scenario: Scenario, out: str | Path) -> None:
+    """Refuse, before anything runs, a folder holding an experiment of another scenario,
+    version, outcome list or scenario seed: what a design has whatever its points and
+    replications (`evaluate_points` checks the whole design when it starts; a study checks
+    this before its pilot, which chooses the replications)."""
+    path = Path(out) / MANIFEST
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+        base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
+        new = {"base": base, "outcomes": definitions(), "seeds": replicate_seeds(scenario.params.seed, 1)}
+        # the points, replications and factors as there: only the rest is compared
+        new |= {"format": FORMAT, "factors": old.get("factors")}
+        why = _design_differences(old, new | {k: old[k] for k in ("points", "replications")})
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # an unreadable manifest: `evaluate_points` says so
+    if not why.startswith("other factor values"):
+        raise FolderError(
+            f"{out} holds an experiment of another design: {why}; allowed: the same command (to "
+            "resume), the same design with more replications, a sensitivity study with more "
+            "--samples or --trajectories (each continues the runs the folder holds), or another --out"
+        )
+
+
 def _extends(old: dict[str, Any], new: dict[str, Any], overrides: Sequence[dict[str, Any]]) -> bool:
     """Whether the design of `new` (its points' `overrides`) continues that of `old`: the same
     scenario parameters and outcomes, at least its points and replications (more of one or

@@ -43,7 +43,13 @@ RUNUP_DEFINITIONS = {
     "runup": "years before 2015: the model's own dynamics from runup_start_year to the 2015 "
     "survey state; verdicts and changes compare the horizon with 2015",
     "implied_coupling": "population-weighted median over firm types of the DT adoption hazard "
-    "with a BM over the one without, as the run-up to the 2015 cross-section requires",
+    "with a BM over the one without, as the run-up to the 2015 cross-section requires (only a "
+    "lower bound when types_at_bracket_end is 0.5 or more)",
+    "types_at_bracket_end": "population share of firm types whose DT hazard sits at an end of the "
+    "searched bracket: their 2015 state lies beyond the dynamics' reach",
+    "stage_shares_2015_expected": "stage shares of the run-up's expected (mean-field) 2015 state",
+    "stage_shares_2015_cross_section": "stage shares of the fitted 2015 cross-section the run-up "
+    "is solved for",
 }
 
 
@@ -198,9 +204,14 @@ def outcomes(model: MittelbauModel, no_policy: MittelbauModel | None = None) -> 
         extra = upward_moves(model) - upward_moves(no_policy)
         total = float(levers_table(model)["spent_eur"].sum())
         policy = {"cost_per_additional_upward_move_eur": cost_per_move(total, extra, model.population_scale)}
+    run = {"policy": policy, "runup": {"stage_share_gap": round(model.runup.stage_gap, 6)}}
     if model.outcomes_only:
-        return horizon_values(model.horizon_rows, {"policy": policy})
-    return at_horizon(model.yearly_outcomes(), {"policy": policy})
+        return horizon_values(model.horizon_rows, run)
+    return at_horizon(model.yearly_outcomes(), run)
+
+
+def _stage_dict(shares: np.ndarray) -> dict[str, float]:
+    return {f"stage{k}": round(float(x), 6) for k, x in enumerate(shares, start=1)}
 
 
 def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str]:
@@ -284,6 +295,10 @@ def summarise(model: MittelbauModel, scenario: Scenario, indicators: pd.DataFram
             "years": [model.first_year, START_YEAR],
             "dt_wave_start_year": model.runup.dt_wave_start_year,
             "implied_coupling": round(model.runup.coupling, 4),
+            "types_at_bracket_end": round(model.runup.bracketed_share, 4),
+            "stage_shares_2015_expected": _stage_dict(model.runup.expected_stage_shares),
+            "stage_shares_2015_cross_section": _stage_dict(model.runup.target_stage_shares),
+            "stage_share_gap": round(model.runup.stage_gap, 6),
             "stage_shares_first_year": shares(indicators.iloc[0]),
         },
         "headline": {
@@ -309,6 +324,13 @@ def summarise(model: MittelbauModel, scenario: Scenario, indicators: pd.DataFram
     }
 
 
+def _folder_mode() -> int:
+    """The permissions a new folder gets under the process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o777 & ~mask
+
+
 def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
     """Write all files into a temporary folder beside `out`, then put that folder in the place
     of `out` (whatever `out` held is replaced, never mixed with the new files), so an
@@ -319,6 +341,8 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_orphans(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
+    # the folder as `mkdir` would make it (private temporaries are 0700), or as the one replaced
+    tmp.chmod(out.stat().st_mode & 0o7777 if out.is_dir() else _folder_mode())
     try:
         result.stage_shares.to_csv(tmp / "stage_shares.csv", index=False, float_format="%.6f")
         result.transitions.to_csv(tmp / "transitions.csv", index=False)

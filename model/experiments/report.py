@@ -14,6 +14,7 @@ from matplotlib.ticker import MaxNLocator
 
 from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
+from mittelbau.core.runup import miss_note
 from mittelbau.experiments import stakes
 from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import (
@@ -159,7 +160,8 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
         | ((projected.from_stage == 2) & (projected.to_stage == 3))
     ]
     scale = {r["scenario"]: r["summary"]["economics"]["population_scale"] for r in ens["summaries"]}
-    moves = up.groupby(["scenario", "replicate"])["firms"].sum()
+    # every run, those without a move after 2015 too (none at a horizon of 2015)
+    moves = up.groupby(["scenario", "replicate"])["firms"].sum().reindex(end.index, fill_value=0)
     moves = moves * moves.index.get_level_values("scenario").map(scale).to_numpy()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
     per_draw = seeds_per_draw(ens)
@@ -478,6 +480,7 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
         "",
         *[f"- {verdict_sentence(r, posterior)}" for r in ver.itertuples()],
         "",
+        *([note, ""] if (note := miss_note(ens["runs"].get("runup_gap", []))) else []),
         *posterior_lines(ens, split, folder),
         "The other verdicts (definitions in docs/odd.md, 'Indicators'): the share of runs in which "
         "stage 2 at the horizon is at least `middle_shrink_pp` below 2015 and in which the "

@@ -179,12 +179,19 @@ class Morris:
     Y: pd.DataFrame
 
 
+MOST_TRAJECTORIES = 10_000  # Morris: at 45 factors, 460,000 points
+MOST_SAMPLES = 2**16  # Sobol: at 45 factors, 3 million points (N = 1024 is the usual study)
+
+
 def check_size(method: str, size: int) -> None:
-    """Morris needs at least 2 trajectories; Sobol a power of two of at least 8 base samples."""
-    if method == "morris" and size < 2:
-        raise FactorError(f"--trajectories = {size} is invalid; allowed: 2 or more")
-    if method == "sobol" and (size < 8 or size & (size - 1)):
-        raise FactorError(f"--samples = {size} is invalid; allowed: a power of two, at least 8")
+    """Morris needs 2 to MOST_TRAJECTORIES trajectories; Sobol a power of two from 8 to
+    MOST_SAMPLES base samples (more would not fit a design in memory)."""
+    if method == "morris" and not 2 <= size <= MOST_TRAJECTORIES:
+        raise FactorError(f"--trajectories = {size} is invalid; allowed: 2 to {MOST_TRAJECTORIES:,}")
+    if method == "sobol" and (not 8 <= size <= MOST_SAMPLES or size & (size - 1)):
+        raise FactorError(
+            f"--samples = {size} is invalid; allowed: a power of two from 8 to {MOST_SAMPLES:,}"
+        )
 
 
 def morris(

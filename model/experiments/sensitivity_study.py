@@ -14,8 +14,9 @@ from SALib.sample import latin
 
 from mittelbau.core.inert_parameters import unread_factors
 from mittelbau.core.outcomes import OUTCOMES
+from mittelbau.core.runup import miss_note
 from mittelbau.core.scenario import Scenario
-from mittelbau.experiments.experiment import MANIFEST, evaluate_points
+from mittelbau.experiments.experiment import MANIFEST, check_scenario_of, evaluate_points
 from mittelbau.experiments.plots import save_figure
 from mittelbau.experiments.sensitivity import (
     MORRIS_LEVELS,
@@ -181,6 +182,7 @@ def _run_study(
         on_total(pilot + points)  # at least one replication per point
     cv = None
     if replications is None:
+        check_scenario_of(scenario, out / "runs")  # before the pilot: a design it could not continue
         replications, cv = choose_replications(scenario, chosen, outputs, out, run_kw)
     if on_total is not None:
         on_total(pilot + points * replications)
@@ -208,6 +210,8 @@ def _run_study(
     notes = index_warnings(method, result.indices, outputs, shares, size)
     if cv is not None:
         notes = pilot_warnings(cv, replications) + notes
+    if (miss := miss_note(log["runs"]["runup_gap"])) is not None:
+        notes.append(miss)
     # (a file this study does not write goes: one left by the study it continues would not be its)
     for name, table in (("seed_variance.csv", shares), ("replications.csv", cv)):
         if table is None:
@@ -263,10 +267,16 @@ def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
     axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
         part = indices[indices["output"] == o]
-        ax.scatter(part["mu_star"], part["sigma"], s=18)
-        for _, r in part.nlargest(6, "mu_star").iterrows():
-            ax.annotate(r["factor"], (r["mu_star"], r["sigma"]), fontsize=7)
-        ax.set(title=o, xlabel="μ* (mean |elementary effect|)", ylabel="σ")
+        if part["sigma"].isna().any():  # groups of several factors have no σ: μ* alone, ranked
+            part = part.sort_values("mu_star")
+            ax.barh(part["factor"], part["mu_star"], xerr=part["mu_star_conf"], capsize=2)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.set(title=f"{o} (σ undefined for groups)", xlabel="μ* (mean |elementary effect|)")
+        else:
+            ax.scatter(part["mu_star"], part["sigma"], s=18)
+            for _, r in part.nlargest(6, "mu_star").iterrows():
+                ax.annotate(r["factor"], (r["mu_star"], r["sigma"]), fontsize=7)
+            ax.set(title=o, xlabel="μ* (mean |elementary effect|)", ylabel="σ")
         ax.grid(alpha=0.3)
     return save_figure(fig, path)
 
@@ -409,6 +419,13 @@ def write_page(
     if notes:
         lines += ["**Warnings**", "", *[f"- {n}" for n in notes], ""]
     key = "mu_star" if method == "morris" else "ST"
+    if method == "morris" and indices["sigma"].isna().any():
+        lines += [
+            "σ (the spread of the elementary effects) is undefined (nan) for a group of several "
+            "factors: SALib moves a group's factors together and gives its μ* only; groups are "
+            "ranked by μ*.",
+            "",
+        ]
     for o in indices["output"].unique():
         top = indices[indices["output"] == o].nlargest(5, key)
         lines += [

@@ -59,6 +59,22 @@ def build_levers(params, n: int, rng: np.random.Generator) -> list[Lever]:
     return [s.build(params, n, rng) for s in SPECS if s.is_on(params)]
 
 
+def idle_levers(params) -> list[str]:
+    """A sentence for each switched-on lever whose years lie wholly outside the simulated ones
+    (2016 to the horizon): it is built but never acts or spends."""
+    first, horizon = START_YEAR + 1, START_YEAR + params.years
+    notes = []
+    for s in SPECS:
+        start, end = getattr(params, s.start_year), getattr(params, s.end_year)
+        if s.is_on(params) and (start > horizon or end < first):
+            notes.append(
+                f"{s.name} runs {start}–{end}, outside the simulated years {first}–{horizon}, "
+                f"so it never acts; to act, {s.start_year} must be {horizon} or earlier (or "
+                "years reach its start)"
+            )
+    return notes
+
+
 def planned_public_cost(params, years: int | None = None) -> float:
     """Public money the scenario plans over the simulated years (start 2016): each lever's
     yearly cost (funding budget, cooperation projects, centres' running costs) in its active
@@ -80,6 +96,7 @@ __all__ = [
     "LeverYear",
     "build_levers",
     "enabled",
+    "idle_levers",
     "in_target",
     "lever_parameters",
     "planned_public_cost",
