@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from mittelbau.core.model import MittelbauModel
-from mittelbau.core.scenario import load_scenario, make_params
+from mittelbau.core.scenario import Scenario, load_scenario, make_params
 from mittelbau.experiments.outputs import upward_moves
+from mittelbau.experiments.runs import simulate
 from mittelbau.levers import BY_LEVER, in_target, planned_public_cost, without_levers
 
 FUNDING = dict(funding_budget_eur=1_000_000.0)
@@ -56,6 +57,27 @@ def test_a_lever_that_changes_nothing_in_firms_leaves_the_run_as_it_was(neutral)
     reached = sum(r[3] for r in m.lever_records)
     assert reached > 100 and m.levers  # it was on and reached firms
     assert same_run(run(), m)
+
+
+def test_a_runs_reach_counts_each_firm_any_programme_reached_once():
+    """The run's record of reach is the union of its levers' (rows reset as firms exit): a firm
+    two programmes reach counts once, so the total lies between the largest lever's and their
+    sum; summary.json's policy block reports it."""
+    m = MittelbauModel(firms=2000, years=8, seed=1, **ALL_ON)
+    while m.running:
+        m.step()
+        union = np.logical_or.reduce([lv.reach.seen for lv in m.levers])
+        assert np.array_equal(m.reach.seen, union), m.year
+    each = [int(lv.reached_by.sum()) for lv in m.levers]
+    total = int(m.reach.reached_by.sum())
+    assert max(each) <= total < sum(each)  # some firms were reached by two programmes
+    assert MittelbauModel(firms=300, years=2, seed=1).run().reach is None  # no programme, no record
+    s = simulate(Scenario("mix", "", make_params({"firms": 1000, "years": 4, "seed": 1, **ALL_ON}))).summary
+    policy = s["policy"]
+    assert sum(policy["firms_reached_by_size"].values()) == policy["firms_reached"] > 0
+    assert sum(policy["firms_reached_by_start_stage"].values()) == policy["firms_reached"]
+    one = simulate(Scenario("f", "", make_params({"firms": 1000, "years": 4, "seed": 1, **FUNDING}))).summary
+    assert one["policy"]["firms_reached_by_size"] == one["levers"]["funding"]["firms_reached_by_size"]
 
 
 def test_levers_outside_their_years_change_nothing():
@@ -278,7 +300,7 @@ def test_firms_outside_the_target_never_receive_the_lever(lever, target):
     original = lv.note_reach
 
     def check(reached, state):  # called with the state at the start of the year
-        new = reached & ~lv.seen if lever != "centres" else reached
+        new = reached & ~lv.reach.seen if lever != "centres" else reached
         assert not (new & ~in_target(target, state)).any()
         admitted.append(int(new.sum()))
         original(reached, state)

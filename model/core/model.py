@@ -61,7 +61,7 @@ from mittelbau.core.stacking import (
     table_rows,
 )
 from mittelbau.core.streams import Seeds, generator, settle
-from mittelbau.levers import LeverYear, build_levers
+from mittelbau.levers import LeverYear, Reach, build_levers
 
 # years of seeds a batch hashes at once: more saves passes, but seeds made ahead live until
 # spawned and draw the garbage collector's full passes
@@ -285,6 +285,8 @@ class MittelbauModel(mesa.Model):
         # spawned in every run, levers or not, so the yearly streams stay aligned across runs
         lever_root = self.rng.spawn(1)[0]
         self.levers = build_levers(params, params.firms, lever_root)
+        # the firms any programme reached (distinct firms), beside each lever's own record
+        self.reach = Reach(params.firms) if self.levers else None
         # the switchable mechanisms (model/core/mechanisms.py) draw from their own root, a child
         # of the levers' root (which never spawns otherwise): their draws shift no other stream
         self.mechanisms = Mechanisms(params)
@@ -363,6 +365,8 @@ class MittelbauModel(mesa.Model):
         for rows in runup.exits:  # the programmes drop the rows left, as in the run-up alone
             for lever in self.levers:
                 lever.drop_rows(rows)
+            if self.reach is not None:
+                self.reach.drop_rows(rows)
         # the yearly streams spawned in the run-up
         self.rng.bit_generator.seed_seq.n_children_spawned = runup.core_spawned
         self.mechanism_rng.bit_generator.seed_seq.n_children_spawned = runup.mechanism_spawned
@@ -517,6 +521,8 @@ class MittelbauModel(mesa.Model):
         self.bm_introduced[rows] = 0
         for lever in self.levers:
             lever.drop_rows(rows)
+        if self.reach is not None:
+            self.reach.drop_rows(rows)
         if self.economics is not None:
             self.economics.enter(rows, entrants, self.economics_rng.spawn(1)[0])
         self._customer_power = None  # entrants change sizes
@@ -1124,6 +1130,8 @@ class _RunYear:
         for lever, act in actions:
             lever.note_reach(act.reached, s)
             reached |= act.reached
+        if acting:
+            m.reach.note(reached, s)
         # the mechanisms' capture draws (with any mechanism on), one per firm
         u_capture = generator(mech_start).random(len(s)) if projecting and m.mechanisms else None
         u_exit = core.random(len(s))

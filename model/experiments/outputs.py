@@ -22,7 +22,7 @@ from mittelbau.core.outcomes import at_horizon, definitions, horizon_values
 from mittelbau.core.scenario import Scenario
 from mittelbau.experiments import stakes
 from mittelbau.experiments.store import json_text
-from mittelbau.levers import planned_public_cost
+from mittelbau.levers import Reach, planned_public_cost
 
 # the groups of stage_shares.csv: (group_by, group), with group_by one of all, size, industry
 GROUPS = [("all", "all")] + [("size", c) for c in SIZE_CLASSES] + [("industry", i) for i in INDUSTRIES]
@@ -104,6 +104,18 @@ def lever_summary(
     def per_move(cost: float, extra: int) -> float | None:
         return cost_per_move(cost, extra, scale)
 
+    def reach(record: Reach) -> dict[str, Any]:
+        return {
+            "firms_reached": int(record.reached_by.sum()),
+            "firms_reached_region": round(float(record.reached_by.sum()) * scale, 2),
+            "firms_reached_by_size": {
+                c: int(v) for c, v in zip(SIZE_CLASSES, record.reached_by.sum(axis=1), strict=True)
+            },
+            "firms_reached_by_start_stage": {
+                str(k + 1): int(v) for k, v in enumerate(record.reached_by.sum(axis=0))
+            },
+        }
+
     out: dict[str, Any] = {}
     for name in (lever.name for lever in model.levers):
         run = alone[name]
@@ -116,14 +128,7 @@ def lever_summary(
         out[name] = {
             "total_cost_eur": round(cost, 2),
             "firm_cost_eur": round(lever.firm_cost_eur, 2),
-            "firms_reached": int(lever.reached_by.sum()),
-            "firms_reached_region": round(float(lever.reached_by.sum()) * scale, 2),
-            "firms_reached_by_size": {
-                c: int(v) for c, v in zip(SIZE_CLASSES, lever.reached_by.sum(axis=1), strict=True)
-            },
-            "firms_reached_by_start_stage": {
-                str(k + 1): int(v) for k, v in enumerate(lever.reached_by.sum(axis=0))
-            },
+            **reach(lever.reach),
             "upward_moves_of_reached": ups,
             "deadweight_moves": dead,
             "deadweight_share": round(dead / ups, 6) if ups else None,
@@ -139,6 +144,9 @@ def lever_summary(
         "levers": [lever.name for lever in model.levers],
         "total_cost_eur": round(total, 2),
         "planned_cost_eur": round(planned_public_cost(model.params), 2),
+        # distinct firms any of the programmes reached in this run (a lever's own reach is
+        # counted in its run alone)
+        **reach(model.reach),
         "upward_moves": upward_moves(model),
         "upward_moves_without_programmes": base_up,
         "additional_upward_moves": extra,

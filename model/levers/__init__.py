@@ -16,7 +16,7 @@ import pkgutil
 import numpy as np
 
 from mittelbau.core.categories import START_YEAR
-from mittelbau.levers.base import Lever, LeverSpec, LeverYear, in_target
+from mittelbau.levers.base import Lever, LeverSpec, LeverYear, Reach, in_target
 
 
 def _find_specs() -> tuple[LeverSpec, ...]:
@@ -94,6 +94,7 @@ __all__ = [
     "Lever",
     "LeverSpec",
     "LeverYear",
+    "Reach",
     "build_levers",
     "enabled",
     "idle_levers",

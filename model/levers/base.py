@@ -104,6 +104,29 @@ class LeverYear:
 
 
 @dataclass
+class Reach:
+    """Firms reached at least once (a firm counts once, however often it is reached), by size
+    class × stage when first reached; a row's record ends when its firm exits. Each lever
+    keeps one, and a run with programmes one for all of them together (distinct firms)."""
+
+    n: int
+    reached_by: np.ndarray = field(init=False)  # firms first reached, by size class × stage
+    seen: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reached_by = np.zeros((len(SIZE_CLASSES), 3), dtype=np.int64)
+        self.seen = np.zeros(self.n, dtype=bool)
+
+    def note(self, reached: np.ndarray, state: FirmTable) -> None:
+        new = reached & ~self.seen
+        np.add.at(self.reached_by, (state.size[new], state.stage[new] - 1), 1)
+        self.seen |= reached
+
+    def drop_rows(self, rows: np.ndarray) -> None:
+        self.seen[rows] = False
+
+
+@dataclass
 class Lever:
     """Base of the levers: a yearly hook `act`, row hygiene on exit, and the record of reach.
 
@@ -113,20 +136,23 @@ class Lever:
 
     n: int
     name: str = "lever"
-    reached_by: np.ndarray = field(init=False)  # firms first reached, by size class × stage
-    seen: np.ndarray = field(init=False)
+    reach: Reach = field(init=False)
     firm_cost_eur: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
-        self.reached_by = np.zeros((len(SIZE_CLASSES), 3), dtype=np.int64)
-        self.seen = np.zeros(self.n, dtype=bool)
+        self.reach = Reach(self.n)
+
+    @property
+    def reached_by(self) -> np.ndarray:
+        """Firms first reached, by size class × stage."""
+        return self.reach.reached_by
 
     def act(self, model: MittelbauModel, year: int, rng: np.random.Generator) -> LeverYear:
         raise NotImplementedError
 
     def drop_rows(self, rows: np.ndarray) -> None:
         """Firms that exit leave the programme; their rows start afresh for entrants."""
-        self.seen[rows] = False
+        self.reach.drop_rows(rows)
 
     def undo_contact(self, engagement: np.ndarray, techniques: np.ndarray) -> None:
         """Take out of the firms' engagement and techniques (in place) what this programme's
@@ -135,6 +161,4 @@ class Lever:
         lever that acts on hazards alone."""
 
     def note_reach(self, reached: np.ndarray, state: FirmTable) -> None:
-        new = reached & ~self.seen
-        np.add.at(self.reached_by, (state.size[new], state.stage[new] - 1), 1)
-        self.seen |= reached
+        self.reach.note(reached, state)
