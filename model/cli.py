@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import gc
 import importlib.util
 import inspect
@@ -74,6 +75,7 @@ def _at_least(option: str, value: float | None, low: float) -> None:
         _fail(f"{option} = {value:,} is invalid; allowed: {low} to {high:,}")
 
 
+NAME_MAX = 255  # bytes of one file name on the common file systems
 SEED_MAX = 2**32 - 1  # numpy's seeds: 32-bit unsigned integers (the registry's range of `seed`)
 FIRMS_RANGE = (100, 1_000_000)  # the registry's range of `firms`
 
@@ -222,13 +224,16 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
     if out is not None and not out.strip():
         _fail(f"--out {out!r} is invalid; allowed: a folder path")
     folder = Path(out) if out is not None else default
+    shown = str(folder) if len(str(folder)) <= 80 else f"{str(folder)[:77]}..."
     try:
+        long = next((part for part in folder.parts if len(os.fsencode(part)) > NAME_MAX), None)
+        if long is not None:  # refused before any folder above it is made
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
         folder.exists()
     except OSError as exc:  # a name the file system does not take (too long, say)
-        shown = str(folder) if len(str(folder)) <= 80 else f"{str(folder)[:77]}..."
         _fail(
             f"--out {shown!r} is not a path the file system takes ({exc.strerror or type(exc).__name__}); "
-            "allowed: a folder path of names up to 255 bytes"
+            f"allowed: a folder path of names up to {NAME_MAX} bytes"
         )
     if folder.exists() and not folder.is_dir():
         _fail(f"--out {str(folder)!r} is a file; allowed: a folder path")
@@ -544,7 +549,9 @@ def _run_ensemble(
             progress.update(task, completed=total)
         _write_figures_to_files()
         with folder_lock(folder):  # no other process writes into the ensemble meanwhile
-            report = write_report(folder)
+            report = write_report(
+                folder, on_note=None if quiet else lambda n: typer.echo(f"warning: {n}", err=True)
+            )
     except FolderError as exc:
         _fail(str(exc))
     except ExecutionError as exc:
@@ -584,11 +591,18 @@ def report(
         )
     if not is_folder:
         _fail(f"{str(folder)!r} is not a folder; allowed: an ensemble folder written by mittelbau run")
+    if not (folder / "ensemble.json").is_file():  # before its lock is taken: nothing left behind
+        _fail(
+            f"{folder} holds no ensemble (ensemble.json missing); allowed: an ensemble folder "
+            "written by mittelbau run"
+        )
     _write_figures_to_files()
     try:
         with folder_lock(folder):  # not while a run is writing into the ensemble
             path = write_report(folder, on_note=lambda note: typer.echo(note, err=True))
-    except (ExecutionError, FolderError) as exc:  # no ensemble there, another version's, a damaged run, busy
+    except FolderError as exc:  # busy: another process writes into the ensemble
+        _fail(str(exc).replace("wait until it ends, or another --out", "wait until it ends, then report"))
+    except ExecutionError as exc:  # another version's, a damaged run
         _fail(str(exc))
     except OSError as exc:
         _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)

@@ -755,11 +755,40 @@ def test_a_count_beyond_any_study_is_refused_before_anything_runs(tmp_path, args
 
 
 @pytest.mark.parametrize("command", [["run", "baseline"], ["sensitivity", "morris", "baseline"], ["report"]])
-def test_a_path_the_file_system_does_not_take_is_one_error_line(command):
+def test_a_path_the_file_system_does_not_take_is_one_error_line(command, tmp_path):
     long = "x" * 300  # a name above the 255 bytes a file system takes
     args = [*command, long] if command == ["report"] else [*command, "--out", long]
     res = cli(*args)
     assert res.exit_code == 2 and "is not a path the file system takes" in one_error_line(res)
+    if command != ["report"]:  # also below a folder not made yet: nothing is made
+        res = cli(*command, "--out", str(tmp_path / "new" / long / "y"))
+        assert res.exit_code == 2 and "is not a path the file system takes" in one_error_line(res)
+        assert not (tmp_path / "new").exists()
+
+
+def test_a_report_of_a_folder_without_an_ensemble_leaves_nothing_in_it(tmp_path):
+    res = cli("report", str(tmp_path))
+    assert res.exit_code == 2 and "holds no ensemble" in one_error_line(res)
+    assert list(tmp_path.iterdir()) == []  # no lock file either
+
+
+def test_an_ensemble_of_another_version_is_not_resumed_beside_new_runs(ensemble, tmp_path, base):
+    """Runs written by an earlier version hold other summary fields: new runs do not join them
+    (their report stays readable)."""
+    folder = copy_of(ensemble, tmp_path)
+    manifest = json.loads((folder / "ensemble.json").read_text())
+    del manifest["summary_schema"]
+    (folder / "ensemble.json").write_text(json.dumps(manifest))
+    res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(folder), "-q")
+    assert res.exit_code == 2 and "written by another version of mittelbau" in one_error_line(res)
+    assert cli("report", str(folder)).exit_code == 0
+
+
+def test_an_ensemble_whose_run_ups_miss_2015_says_so_on_the_terminal(tmp_path, base):
+    args = [*TINY, "--set", "bm_loss_rate=0.2", "--replications", "2", "--workers", "1"]
+    res = cli("run", base, *args, "--out", str(tmp_path / "e"))
+    assert res.exit_code == 0
+    assert "warning: 2 of 2 runs start their projection more than 1.5 points" in res.stderr
 
 
 def test_a_run_folder_gets_the_permissions_of_a_folder_made_by_the_user(tmp_path, base):
@@ -808,6 +837,10 @@ def test_a_programme_outside_the_simulated_years_is_warned_of(tmp_path, root):
         str(tmp_path / "g"),
     )
     assert res.exit_code == 0 and "warning" not in res.stderr
+    at_2015 = ["--set", "funding_start_year=2040", "--set", "funding_end_year=2045", "--set", "years=0"]
+    funding = str(root / "scenarios" / "funding.toml")
+    res = cli("run", funding, "--set", "firms=300", *at_2015, "--out", str(tmp_path / "h"))
+    assert res.exit_code == 0 and "warning" not in res.stderr  # the 2015 state only, as asked
 
 
 def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, base):

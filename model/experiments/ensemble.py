@@ -41,7 +41,7 @@ import numpy as np
 from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario, check_name, make_params
 from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
-from mittelbau.experiments.outputs import RunResult
+from mittelbau.experiments.outputs import SUMMARY_SCHEMA, RunResult
 from mittelbau.experiments.posterior import Posterior, draws_needed
 from mittelbau.experiments.runs import BATCH_SIZE, simulate, simulate_batch
 from mittelbau.experiments.store import (
@@ -193,6 +193,9 @@ def _manifest(
         drawn = {"posterior": posterior.describe() | {"seeds_per_draw": seeds_per_draw}}
     return drawn | {
         "format": FORMAT,
+        # what each run's files hold: runs of another version are not resumed beside new ones
+        "summary_schema": SUMMARY_SCHEMA,
+        "outcomes": list(OUTCOMES),
         "replications": replications,
         "scenarios": {
             s.name: {
@@ -225,6 +228,11 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """What keeps the new design from resuming or extending the old one, or None."""
+    if old.get("summary_schema", 1) != new["summary_schema"] or old.get("outcomes") != new["outcomes"]:
+        return (
+            "its runs were written by another version of mittelbau (their summaries hold other "
+            "fields or outcomes than this version writes), so new runs cannot join them"
+        )
     for name, before in old["scenarios"].items():
         now = new["scenarios"].get(name)
         if now is None:

@@ -50,6 +50,12 @@ from mittelbau.experiments.store import (
 MANIFEST = "experiment.json"
 RUNS = "runs.parquet"  # every run: scenario, point, replicate, seed, every parameter, the outcomes
 FORMAT = 4  # version of the folder layout (Parquet batches of the distinct runs' outcomes, checksums)
+# what a folder holding another experiment design can be used for
+ALLOWED_FOLDER = (
+    "allowed: the same command (to resume), the same design with more replications, a "
+    "sensitivity study with more --samples or --trajectories (each continues the runs the folder "
+    "holds), another --out, or --overwrite to replace it"
+)
 BATCH_RUNS = 16  # runs per batch: the unit of persistence and of runs stepped together
 # batches sent to a worker as one piece of work, their points' run-ups solved together first: a
 # batch of a Sobol design brings one or two new run-ups, eight batches most of a base sample's
@@ -171,7 +177,7 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     if old["seeds"][: len(new["seeds"])] != new["seeds"][: len(old["seeds"])]:
         return "other replicate seeds (another scenario seed)"
     if list(old.get("outcomes", {})) != list(new["outcomes"]):
-        return "other outcomes"
+        return "other outcomes (it was written by another version of mittelbau)"
     return f"other factor values at some of the {old['points']} points there"
 
 
@@ -193,11 +199,7 @@ def check_scenario_of(scenario: Scenario, out: str | Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # an unreadable manifest: `evaluate_points` says so
     if not why.startswith("other factor values"):
-        raise FolderError(
-            f"{out} holds an experiment of another design: {why}; allowed: the same command (to "
-            "resume), the same design with more replications, a sensitivity study with more "
-            "--samples or --trajectories (each continues the runs the folder holds), or another --out"
-        )
+        raise FolderError(f"{out} holds an experiment of another design: {why}; {ALLOWED_FOLDER}")
 
 
 def _extends(old: dict[str, Any], new: dict[str, Any], overrides: Sequence[dict[str, Any]]) -> bool:
@@ -360,12 +362,7 @@ def evaluate_points(
             except (KeyError, TypeError):
                 why = f"its {MANIFEST} is unreadable"
         if why is not None:
-            raise FolderError(
-                f"{out} holds an experiment of another design: {why}; allowed: the same "
-                "command (to resume), the same design with more replications, a sensitivity "
-                "study with more --samples or --trajectories (each continues the runs the "
-                "folder holds), or another --out"
-            )
+            raise FolderError(f"{out} holds an experiment of another design: {why}; {ALLOWED_FOLDER}")
         designs = manifest["batches"]
         stands_for = Counter(source)  # runs each distinct run gives its outcomes to, itself included
         (out / "batches").mkdir(parents=True, exist_ok=True)

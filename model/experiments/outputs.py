@@ -38,6 +38,11 @@ LEVER_COLUMNS = {
     "deadweight": "int64",
 }
 
+# version of what a run's files hold (summary.json's fields, the outcomes, the tables' columns):
+# raised when they change, so that a folder's runs of an earlier version are not mixed with new
+# ones (ensembles refuse to resume them; reading them stays possible)
+SUMMARY_SCHEMA = 2
+
 # fields of summary.json beside the outcomes (whose definitions come from the outcome registry)
 RUNUP_DEFINITIONS = {
     "runup": "years before 2015: the model's own dynamics from runup_start_year to the 2015 "

@@ -443,7 +443,8 @@ def unfinished_lines(finished: dict[str, int], designed: dict[str, int]) -> list
 
 def write_report(folder: str | Path, on_note: Callable[[str], None] | None = None) -> Path:
     """Write report.md and its figures into the ensemble folder; return the report's path.
-    `on_note` receives the report's warning when runs of the design have not finished."""
+    `on_note` receives the report's warnings: runs of the design that have not finished, runs
+    whose run-up misses the 2015 state (`runup.miss_note`)."""
     folder = Path(folder)
     ens = load_ensemble(folder)
     finished, designed = progress(ens)
@@ -457,6 +458,10 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
         )
     if on_note is not None and (note := unfinished_lines(finished, designed)):
         on_note(note[0].replace("**", ""))
+    # runs of an earlier version have no value of the outcome: the note counts those that do
+    miss = miss_note(ens["runs"].get("runup_gap", []))
+    if on_note is not None and miss:
+        on_note(miss)
     figs = figures(ens, folder)
     ver = verdicts(ens)
     split = spread(ens)
@@ -480,7 +485,7 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
         "",
         *[f"- {verdict_sentence(r, posterior)}" for r in ver.itertuples()],
         "",
-        *([note, ""] if (note := miss_note(ens["runs"].get("runup_gap", []))) else []),
+        *([miss, ""] if miss else []),
         *posterior_lines(ens, split, folder),
         "The other verdicts (definitions in docs/odd.md, 'Indicators'): the share of runs in which "
         "stage 2 at the horizon is at least `middle_shrink_pp` below 2015 and in which the "

@@ -63,6 +63,8 @@ def idle_levers(params) -> list[str]:
     """A sentence for each switched-on lever whose years lie wholly outside the simulated ones
     (2016 to the horizon): it is built but never acts or spends."""
     first, horizon = START_YEAR + 1, START_YEAR + params.years
+    if params.years == 0:  # the 2015 state only: no programme acts, as asked
+        return []
     notes = []
     for s in SPECS:
         start, end = getattr(params, s.start_year), getattr(params, s.end_year)
