@@ -284,12 +284,17 @@ def _other_verdicts(h: dict) -> str:
     def pct(x: float | None) -> str:
         return "–" if x is None else f"{x:.1%}"
 
+    stuck, closed = h["stuck_share"], h.get("stuck_closed_share")
+    # the stuck firms still in stage 1 and those closed from it (of the 2015 stage-1 firms)
+    split = ""
+    if stuck is not None and closed is not None:
+        split = f"{pct(stuck - closed)} still there, {pct(closed)} closed; "
     g0, g1 = h["competence_gap"]
     gap = "–" if g0 is None or g1 is None else f"{g0:.1f} → {g1:.1f} techniques"
     widens = {True: "widens", False: "does not widen", None: "–"}[h["competence_gap_widens"]]
     return (
         f"middle shrinks: {'yes' if h['middle_shrinks'] else 'no'}; stuck in stage 1: "
-        f"{pct(h['stuck_share'])} (< 100 employees {pct(h['stuck_share_small'])}); "
+        f"{pct(h['stuck_share'])} ({split}< 100 employees {pct(h['stuck_share_small'])}); "
         f"competence gap stage 3 − stage 1: {gap} ({widens})"
     )
 

@@ -231,6 +231,9 @@ def test_stuck_shares_follow_the_2015_firms_traced_year_by_year():
     small1 = start1 & small
     assert ind["stuck_share_small"] == pytest.approx((stuck & small1).sum() / small1.sum(), rel=1e-12)
     assert ind["stuck_share_small"] != ind["stuck_share"]
+    closed = gone & (last == 1) & start1  # left the market from stage 1
+    assert ind["stuck_closed_share"] == pytest.approx(closed.sum() / start1.sum(), rel=1e-12)
+    assert 0 < ind["stuck_closed_share"] < ind["stuck_share"]
 
 
 # ---- both outcomes are reachable --------------------------------------------------------------

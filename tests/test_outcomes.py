@@ -127,6 +127,7 @@ def test_horizon_summaries_of_a_constructed_table():
             "middle_shrinks": [None, False, False, True],
             "stuck_share": [np.nan, 1.0, 0.8, 0.7],
             "stuck_share_small": [np.nan, 1.0, 0.9, 0.85],
+            "stuck_closed_share": [np.nan, 0.0, 0.3, 0.4],
             "competence_gap": [np.nan, 2.0, 2.5, 3.0],
             "competence_gap_widens": [None, False, True, True],
         }
@@ -139,6 +140,7 @@ def test_horizon_summaries_of_a_constructed_table():
     assert o["upward_rate"] == pytest.approx(0.2)  # the years after 2015: 2015's move is the run-up's
     assert o["middle_shrinks"] is True and o["competence_gap_widens"] is True
     assert o["stuck_share"] == 0.7 and o["stuck_share_small"] == 0.85 and o["competence_gap"] == 3.0
+    assert o["stuck_closed_share"] == 0.4
     assert o["cost_per_additional_upward_move"] == 1234.5
     assert at_horizon(yearly, {"policy": None})["cost_per_additional_upward_move"] is None
     # the run-up's miss of 2015 is the run's, read from its summary

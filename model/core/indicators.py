@@ -47,6 +47,10 @@ def upward_rate(transitions: np.ndarray) -> float:
 
 # ---- verdict indicators (formulas in docs/odd.md, section 'Indicators') -----------------------
 MIDDLE_SHRINKS = "s2 at the horizon at least middle_shrink_pp percentage points below s2 in 2015"
+CLOSED_SHARE = (
+    "share of the 2015 stage-1 firms that left the market from stage 1: the part of the stuck "
+    "share that closed rather than stayed in stage 1"
+)
 STUCK_SHARE = (
     "share of the 2015 stage-1 firms still stuck: in stage 1 at the horizon (whether or not they "
     "left it in between), or left the market from stage 1 (firms that were out of stage 1 when "
@@ -78,6 +82,15 @@ def stuck_share(
     stuck = np.where(exit_stage == 0, stage == 1, exit_stage == 1)
     n = int(base.sum())
     return float((stuck & base).sum() / n) if n else float("nan")
+
+
+def closed_share(start_stage: np.ndarray, exit_stage: np.ndarray) -> float:
+    """Share of the 2015 stage-1 firms that left the market from stage 1: the part of
+    `stuck_share` that closed rather than stayed (`exit_stage` as there); nan without such
+    firms."""
+    base = start_stage == 1
+    n = int(base.sum())
+    return float(((exit_stage == 1) & base).sum() / n) if n else float("nan")
 
 
 def competence_by_stage(techniques: np.ndarray, stage: np.ndarray) -> np.ndarray:

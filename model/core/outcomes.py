@@ -27,6 +27,7 @@ import pandas as pd
 from mittelbau.core import indicators as ind
 from mittelbau.core.categories import STAGE_TOLERANCE, START_YEAR
 from mittelbau.core.indicators import (
+    closed_share,
     gap_widens,
     hollowing_ratio,
     is_hollowed,
@@ -264,6 +265,15 @@ _ENTRIES = (
         "end",
         _projected(lambda m: stuck_share(m.start_stage, m.state.stage, m.exit_stage, m.start_small)),
         sensitivity=True,
+    ),
+    Outcome(
+        "stuck_closed_share",
+        "stuck: closed from stage 1",
+        ind.CLOSED_SHARE,
+        "share",
+        float,
+        "end",
+        _projected(lambda m: closed_share(m.start_stage, m.exit_stage)),
     ),
     Outcome(
         "competence_gap",

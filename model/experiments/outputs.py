@@ -268,6 +268,7 @@ def verdict_indicators(indicators: pd.DataFrame, outcomes: dict[str, Any]) -> di
         "middle_shrinks": outcomes["middle_shrinks"],
         "stuck_share": outcomes["stuck_share"],
         "stuck_share_small": outcomes["stuck_share_small"],
+        "stuck_closed_share": outcomes["stuck_closed_share"],
         "competence_gap": [_rounded(gap_2015), outcomes["competence_gap"]],
         "competence_gap_widens": outcomes["competence_gap_widens"],
     }

@@ -112,7 +112,7 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
             if len(split) and known:
                 lo, hi = wilson_effective(p, len(known) / design_effect(ens, split, name, key))
             row |= {f"p_{key}": p, f"p_{key}_low": lo, f"p_{key}_high": hi}
-        for key in ("stuck_share", "stuck_share_small"):
+        for key in ("stuck_share", "stuck_closed_share", "stuck_share_small"):
             known = [
                 (r["replicate"], h[key]) for r, h in zip(runs, heads, strict=True) if h.get(key) is not None
             ]
@@ -362,7 +362,7 @@ def _probability_row(r: pd.Series) -> str:
 
     return (
         f"| {r['scenario']} | {share('p_middle_shrinks')} | {share('p_competence_gap_widens')} | "
-        f"{mean('stuck_share')} | {mean('stuck_share_small')} |"
+        f"{mean('stuck_share')} | {mean('stuck_closed_share')} | {mean('stuck_share_small')} |"
     )
 
 
@@ -490,10 +490,12 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
         "The other verdicts (definitions in docs/odd.md, 'Indicators'): the share of runs in which "
         "stage 2 at the horizon is at least `middle_shrink_pp` below 2015 and in which the "
         "competence gap between stages 3 and 1 widens, and the mean share of the 2015 stage-1 "
-        "firms still stuck in stage 1 (exits from stage 1 count as stuck).",
+        "firms still stuck in stage 1 (exits from stage 1 count as stuck: 'of them closed' is that "
+        "part, as a share of the 2015 stage-1 firms).",
         "",
-        "| scenario | middle shrinks | competence gap widens | stuck (all) | stuck (< 100 employees) |",
-        "|---|---|---|---|---|",
+        "| scenario | middle shrinks | competence gap widens | stuck (all) | of them closed "
+        "| stuck (< 100 employees) |",
+        "|---|---|---|---|---|---|",
         *[_probability_row(r) for _, r in probs.iterrows()],
         "",
         f"## Stage shares at {end_year}",
