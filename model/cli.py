@@ -76,6 +76,7 @@ def _at_least(option: str, value: float | None, low: float) -> None:
 
 
 NAME_MAX = 255  # bytes of one file name on the common file systems
+SIBLING_ROOM = 32  # bytes a single run's lock and temporary folder add to its folder's name
 SEED_MAX = 2**32 - 1  # numpy's seeds: 32-bit unsigned integers (the registry's range of `seed`)
 FIRMS_RANGE = (100, 1_000_000)  # the registry's range of `firms`
 
@@ -225,15 +226,17 @@ def _out(out: str | None, default: Path, kind: str, overwrite: bool) -> Path:
         _fail(f"--out {out!r} is invalid; allowed: a folder path")
     folder = Path(out) if out is not None else default
     shown = str(folder) if len(str(folder)) <= 80 else f"{str(folder)[:77]}..."
+    # a single run writes its lock and its temporary folder beside its folder, named after it
+    last = NAME_MAX - SIBLING_ROOM if kind == "run" else NAME_MAX
     try:
-        long = next((part for part in folder.parts if len(os.fsencode(part)) > NAME_MAX), None)
-        if long is not None:  # refused before any folder above it is made
+        sizes = [len(os.fsencode(part)) for part in folder.parts]
+        if any(s > NAME_MAX for s in sizes) or (sizes and sizes[-1] > last):  # before any folder is made
             raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
         folder.exists()
     except OSError as exc:  # a name the file system does not take (too long, say)
         _fail(
             f"--out {shown!r} is not a path the file system takes ({exc.strerror or type(exc).__name__}); "
-            f"allowed: a folder path of names up to {NAME_MAX} bytes"
+            f"allowed: a folder path of names up to {NAME_MAX} bytes, its last up to {last}"
         )
     if folder.exists() and not folder.is_dir():
         _fail(f"--out {str(folder)!r} is a file; allowed: a folder path")
@@ -417,6 +420,8 @@ def run(
             write_run(result, folder)
     except FolderError as exc:
         _fail(str(exc))
+    except OSError as exc:  # a full disk, a name the file system refuses
+        _fail(f"cannot write into {str(folder)[:80]}: {exc.strerror or exc}", code=1)
     if not quiet:
         h = result.summary["headline"]
         a, b = h["stage_shares_start"], h["stage_shares_end"]
@@ -604,7 +609,7 @@ def report(
     _write_figures_to_files()
     try:
         with folder_lock(folder):  # not while a run is writing into the ensemble
-            path = write_report(folder, on_note=lambda note: typer.echo(note, err=True))
+            path = write_report(folder, on_note=lambda note: typer.echo(f"warning: {note}", err=True))
     except FolderError as exc:  # busy: another process writes into the ensemble
         _fail(str(exc).replace("wait until it ends, or another --out", "wait until it ends, then report"))
     except ExecutionError as exc:  # another version's, a damaged run

@@ -764,6 +764,12 @@ def test_a_path_the_file_system_does_not_take_is_one_error_line(command, tmp_pat
         res = cli(*command, "--out", str(tmp_path / "new" / long / "y"))
         assert res.exit_code == 2 and "is not a path the file system takes" in one_error_line(res)
         assert not (tmp_path / "new").exists()
+    if command == ["run", "baseline"]:  # a run's lock and temporary folder beside it need room too
+        res = cli(
+            *command, "--set", "firms=300", "--set", "years=1", "--out", str(tmp_path / "new" / ("m" * 240))
+        )
+        assert res.exit_code == 2 and "its last up to 223" in one_error_line(res)
+        assert not (tmp_path / "new").exists()
 
 
 def test_a_report_of_a_folder_without_an_ensemble_leaves_nothing_in_it(tmp_path):
@@ -780,7 +786,9 @@ def test_an_ensemble_of_another_version_is_not_resumed_beside_new_runs(ensemble,
     del manifest["summary_schema"]
     (folder / "ensemble.json").write_text(json.dumps(manifest))
     res = cli("run", base, *TINY, "--replications", "3", "--workers", "1", "--out", str(folder), "-q")
-    assert res.exit_code == 2 and "written by another version of mittelbau" in one_error_line(res)
+    line = one_error_line(res)
+    assert res.exit_code == 2 and "written by another version of mittelbau" in line
+    assert "allowed: another --out, or --overwrite" in line and "to resume" not in line
     assert cli("report", str(folder)).exit_code == 0
 
 
@@ -867,3 +875,19 @@ def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, b
     res = cli("sensitivity", "morris", base, *common, "--set", "years=4", "--out", str(out))
     assert res.exit_code == 2 and "other scenario parameters (years 3 there, 4 asked)" in one_error_line(res)
     assert listing(out) == before and not (out / "pilot").exists()
+
+
+def test_an_experiment_of_another_version_is_refused_with_what_can_be_done(tmp_path, base):
+    args = ["discover", base, "--samples", "4", *TINY, "--factors", "exit_rate", "--workers", "1", "-q"]
+    out = tmp_path / "d"
+    assert cli(*args, "--out", str(out)).exit_code == 0
+    path = out / "runs" / "experiment.json"
+    manifest = json.loads(path.read_text())
+    # as an earlier version wrote it: fewer outcomes, and with them another fingerprint
+    manifest["outcomes"] = dict(list(manifest["outcomes"].items())[:-1])
+    manifest["fingerprint"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+    res = cli(*args, "--out", str(out))
+    line = one_error_line(res)
+    assert res.exit_code == 2 and "written by another version of mittelbau" in line
+    assert line.endswith("allowed: another --out, or --overwrite to replace it")

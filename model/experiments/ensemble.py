@@ -228,11 +228,6 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
     """What keeps the new design from resuming or extending the old one, or None."""
-    if old.get("summary_schema", 1) != new["summary_schema"] or old.get("outcomes") != new["outcomes"]:
-        return (
-            "its runs were written by another version of mittelbau (their summaries hold other "
-            "fields or outcomes than this version writes), so new runs cannot join them"
-        )
     for name, before in old["scenarios"].items():
         now = new["scenarios"].get(name)
         if now is None:
@@ -268,6 +263,15 @@ def _check_folder(out: Path, manifest: dict[str, Any], overwrite: bool) -> None:
                 "and no ensemble; allowed: an empty or new folder, an ensemble folder, or --overwrite"
             )
         return
+    if (
+        old.get("summary_schema", 1) != manifest["summary_schema"]
+        or old.get("outcomes") != manifest["outcomes"]
+    ):
+        raise FolderError(
+            f"{out} holds runs written by another version of mittelbau (their summaries hold other "
+            "fields or outcomes than this version writes), so new runs cannot join them; allowed: "
+            "another --out, or --overwrite (`mittelbau report` still reads the folder)"
+        )
     why = _differences(old, manifest)
     if why is not None:
         raise FolderError(

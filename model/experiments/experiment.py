@@ -50,6 +50,9 @@ from mittelbau.experiments.store import (
 MANIFEST = "experiment.json"
 RUNS = "runs.parquet"  # every run: scenario, point, replicate, seed, every parameter, the outcomes
 FORMAT = 4  # version of the folder layout (Parquet batches of the distinct runs' outcomes, checksums)
+# why a folder written by another version cannot be continued, and what it can be used for
+OTHER_VERSION = "other outcomes (it was written by another version of mittelbau)"
+ALLOWED_OTHER_VERSION = "allowed: another --out, or --overwrite to replace it"
 # what a folder holding another experiment design can be used for
 ALLOWED_FOLDER = (
     "allowed: the same command (to resume), the same design with more replications, a "
@@ -177,8 +180,12 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
     if old["seeds"][: len(new["seeds"])] != new["seeds"][: len(old["seeds"])]:
         return "other replicate seeds (another scenario seed)"
     if list(old.get("outcomes", {})) != list(new["outcomes"]):
-        return "other outcomes (it was written by another version of mittelbau)"
+        return OTHER_VERSION
     return f"other factor values at some of the {old['points']} points there"
+
+
+def _allowed(why: str) -> str:
+    return ALLOWED_OTHER_VERSION if why == OTHER_VERSION else ALLOWED_FOLDER
 
 
 def check_scenario_of(scenario: Scenario, out: str | Path) -> None:
@@ -199,7 +206,7 @@ def check_scenario_of(scenario: Scenario, out: str | Path) -> None:
     except (OSError, ValueError, KeyError, TypeError):
         return  # an unreadable manifest: `evaluate_points` says so
     if not why.startswith("other factor values"):
-        raise FolderError(f"{out} holds an experiment of another design: {why}; {ALLOWED_FOLDER}")
+        raise FolderError(f"{out} holds an experiment of another design: {why}; {_allowed(why)}")
 
 
 def _extends(old: dict[str, Any], new: dict[str, Any], overrides: Sequence[dict[str, Any]]) -> bool:
@@ -362,7 +369,7 @@ def evaluate_points(
             except (KeyError, TypeError):
                 why = f"its {MANIFEST} is unreadable"
         if why is not None:
-            raise FolderError(f"{out} holds an experiment of another design: {why}; {ALLOWED_FOLDER}")
+            raise FolderError(f"{out} holds an experiment of another design: {why}; {_allowed(why)}")
         designs = manifest["batches"]
         stands_for = Counter(source)  # runs each distinct run gives its outcomes to, itself included
         (out / "batches").mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ LEVER_COLUMNS = {
 # version of what a run's files hold (summary.json's fields, the outcomes, the tables' columns):
 # raised when they change, so that a folder's runs of an earlier version are not mixed with new
 # ones (ensembles refuse to resume them; reading them stays possible)
-SUMMARY_SCHEMA = 2
+SUMMARY_SCHEMA = 3
 
 # fields of summary.json beside the outcomes (whose definitions come from the outcome registry)
 RUNUP_DEFINITIONS = {
