@@ -44,11 +44,12 @@ def sobol_screen(
     run_kw: dict | None = None,
     on_batch: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Total Sobol indices (with their 95 % confidence half-widths) of the screened factors on
     the verdict indicators in 2035, from `n` base samples, one run of `firms` firms per point,
     seeded by `seed`, and the study's warnings (indices too uncertain to read). `run_kw`,
-    `on_batch` and `on_total` go to the study (`sensitivity_study.run_study`)."""
+    `on_batch`, `on_total` and `overwrite` go to the study (`sensitivity_study.run_study`)."""
     from mittelbau.experiments.sensitivity_study import run_study
 
     scenario = load_scenario(None, [f"firms={firms}", "years=20"], seed)
@@ -63,6 +64,7 @@ def sobol_screen(
         run_kw={**(run_kw or {}), "workers": workers},
         on_batch=on_batch,
         on_total=on_total,
+        overwrite=overwrite,
     )
     return found["indices"], found["warnings"]
 

@@ -1241,6 +1241,7 @@ def calibrate_identifiability(
     write: Annotated[
         bool, typer.Option("--write", help="Commit the result as calibration/identifiability.toml")
     ] = False,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Which parameters drive the verdicts in 2035 (total Sobol index above 0.05) and whether the
     targets identify them (the recovery of `calibrate identify`): identified, or an assumption
@@ -1282,6 +1283,7 @@ def calibrate_identifiability(
                 run_kw={"on_damaged": damaged, "on_kept": kept},
                 on_batch=advance,
                 on_total=set_total,
+                overwrite=overwrite,
             ),
         )
         for warning in warnings:  # the study's advice, in this command's option

@@ -157,3 +157,17 @@ def test_the_screen_shows_its_progress_and_warns_of_wide_intervals(tmp_path):
     k = len(screened_factors())
     assert f"identifiability: {8 * (k + 2)}/{8 * (k + 2)} runs" in res.output
     assert "too uncertain to rank; use more --n" in res.output and "--samples" not in res.output
+    # a screen of an earlier version in the folder (other outcomes, another fingerprint) is
+    # refused, offering --overwrite, which this command has
+    import json
+
+    path = tmp_path / "screen" / "runs" / "experiment.json"
+    manifest = json.loads(path.read_text())
+    manifest["outcomes"] = dict(list(manifest["outcomes"].items())[:-1])
+    manifest["fingerprint"] = "0" * 64
+    path.write_text(json.dumps(manifest))
+    args = ["calibrate", "identifiability", "--recovery", str(recovery), "--n", "8", "--firms", "100"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "screen")])
+    assert res.exit_code == 2 and "allowed: another --out, or --overwrite to replace it" in res.output
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "screen"), "--overwrite"])
+    assert res.exit_code == 0, res.output
