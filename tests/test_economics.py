@@ -129,7 +129,7 @@ def test_doubling_agents_with_the_same_budget_gives_the_same_region_outcomes():
         for seed in range(8):
             m, base = paired(seed, firms=firms, region_firms=3000, funding_budget_eur=3e6)
             s = m.population_scale
-            reached.append(int(m.levers[0].reached_by.sum()) * s)
+            reached.append(int(m.levers[0].reach.reached_by.sum()) * s)
             extra.append((upward_moves(m) - upward_moves(base)) * s)
             stage1.append(m.shares[0] - base.shares[0])
         out[firms] = np.array([reached, extra, stage1])

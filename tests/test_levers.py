@@ -68,7 +68,7 @@ def test_a_runs_reach_counts_each_firm_any_programme_reached_once():
         m.step()
         union = np.logical_or.reduce([lv.reach.seen for lv in m.levers])
         assert np.array_equal(m.reach.seen, union), m.year
-    each = [int(lv.reached_by.sum()) for lv in m.levers]
+    each = [int(lv.reach.reached_by.sum()) for lv in m.levers]
     total = int(m.reach.reached_by.sum())
     assert max(each) <= total < sum(each)  # some firms were reached by two programmes
     assert MittelbauModel(firms=300, years=2, seed=1).run().reach is None  # no programme, no record

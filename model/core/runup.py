@@ -124,7 +124,7 @@ class RunUp:
         cum = np.cumsum(self.weight[order])
         return float(ratio[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
-    @property
+    @functools.cached_property
     def bracketed_share(self) -> float:
         """Population share of firm types with a DT hazard at an end of the searched bracket
         (`LOG_H_RANGE`): their 2015 state is out of the dynamics' reach, and the coupling
@@ -133,17 +133,17 @@ class RunUp:
         ends = (log_h <= LOG_H_RANGE[0] + 1e-6) | (log_h >= LOG_H_RANGE[1] - 1e-6)
         return float(self.weight[ends.any(axis=1)].sum() / self.weight.sum())
 
-    @property
+    @functools.cached_property
     def expected_stage_shares(self) -> np.ndarray:
         """Stage shares 1–3 of the mean-field 2015 state over the region's types."""
         return stage_shares_of(self.expected[-1], self.weight)
 
-    @property
+    @functools.cached_property
     def target_stage_shares(self) -> np.ndarray:
         """Stage shares 1–3 of the 2015 cross-section the run-up is solved for."""
         return stage_shares_of(self.target, self.weight)
 
-    @property
+    @functools.cached_property
     def stage_gap(self) -> float:
         """Largest difference between the run-up's expected 2015 stage shares and the
         cross-section's (a share): about 0.007 for Stuttgart at the defaults; it grows with

@@ -51,7 +51,7 @@ MANIFEST = "experiment.json"
 RUNS = "runs.parquet"  # every run: scenario, point, replicate, seed, every parameter, the outcomes
 FORMAT = 4  # version of the folder layout (Parquet batches of the distinct runs' outcomes, checksums)
 # why a folder written by another version cannot be continued, and what it can be used for
-OTHER_VERSION = "other outcomes (it was written by another version of mittelbau)"
+OTHER_VERSION = "it was written by another version of mittelbau (other outcomes or layout)"
 ALLOWED_OTHER_VERSION = "allowed: another --out, or --overwrite to replace it"
 # what a folder holding another experiment design can be used for
 ALLOWED_FOLDER = (
@@ -161,9 +161,12 @@ def with_parameters(runs: pd.DataFrame, parameters: pd.DataFrame) -> pd.DataFram
     )
 
 
-def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
-    if old.get("format") != FORMAT:
-        return "it was written by another version"
+def _scenario_differences(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """What keeps a folder's design (`old`) from being continued whatever the points and
+    replications asked: another version, other scenario parameters, another scenario seed;
+    None when nothing does."""
+    if old.get("format") != FORMAT or list(old.get("outcomes", {})) != list(new["outcomes"]):
+        return OTHER_VERSION
     if old["base"] != new["base"]:
         keys = sorted(k for k in new["base"] if old["base"].get(k) != new["base"][k])
         return (
@@ -171,16 +174,21 @@ def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
             + ", ".join(f"{k} {old['base'].get(k)!r} there, {new['base'][k]!r} asked" for k in keys)
             + ")"
         )
+    if old["seeds"][: len(new["seeds"])] != new["seeds"][: len(old["seeds"])]:
+        return "other replicate seeds (another scenario seed)"
+    return None
+
+
+def _design_differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    why = _scenario_differences(old, new)
+    if why is not None:
+        return why
     if "factors" in old and old["factors"] != new["factors"]:
         there, asked = (", ".join(d["factors"]) or "none" for d in (old, new))
         return f"other factors ({there} there; {asked} asked)"
     for key in ("points", "replications"):
         if old[key] > new[key]:
             return f"fewer {key} ({old[key]} there, {new[key]} asked)"
-    if old["seeds"][: len(new["seeds"])] != new["seeds"][: len(old["seeds"])]:
-        return "other replicate seeds (another scenario seed)"
-    if list(old.get("outcomes", {})) != list(new["outcomes"]):
-        return OTHER_VERSION
     return f"other factor values at some of the {old['points']} points there"
 
 
@@ -200,12 +208,10 @@ def check_scenario_of(scenario: Scenario, out: str | Path) -> None:
         old = json.loads(path.read_text(encoding="utf-8"))
         base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
         new = {"base": base, "outcomes": definitions(), "seeds": replicate_seeds(scenario.params.seed, 1)}
-        # the points, replications and factors as there: only the rest is compared
-        new |= {"format": FORMAT, "factors": old.get("factors")}
-        why = _design_differences(old, new | {k: old[k] for k in ("points", "replications")})
+        why = _scenario_differences(old, new)
     except (OSError, ValueError, KeyError, TypeError):
         return  # an unreadable manifest: `evaluate_points` says so
-    if not why.startswith("other factor values"):
+    if why is not None:
         raise FolderError(f"{out} holds an experiment of another design: {why}; {_allowed(why)}")
 
 

@@ -142,11 +142,6 @@ class Lever:
     def __post_init__(self) -> None:
         self.reach = Reach(self.n)
 
-    @property
-    def reached_by(self) -> np.ndarray:
-        """Firms first reached, by size class × stage."""
-        return self.reach.reached_by
-
     def act(self, model: MittelbauModel, year: int, rng: np.random.Generator) -> LeverYear:
         raise NotImplementedError
 
