@@ -115,6 +115,18 @@ def test_bm_has_no_size_effect_and_dt_rises_with_size(germany):
     assert dt[3] > dt[2] > dt[0] and dt[3] - dt[0] > 0.15, dt
 
 
+def test_largest_size_class_starts_almost_without_stage_1(stuttgart):
+    """What the fit implies by size and no target tests (docs/odd.md section 5): the size term
+    on DT, shared by firms with and without a BM, gives the 250–499 class nearly universal DT
+    use, so it starts with almost no stage-1 firms and a large middle. A refit that changes
+    this changes what the docs say of the largest class."""
+    for t in stuttgart:
+        big, rest = t.size == 3, t.size < 3
+        assert t.dt[big & (t.bm == 0)].mean() > 0.9
+        assert (t.stage[big] == 1).mean() < 0.05 < 0.25 < (t.stage[rest] == 1).mean()
+        assert (t.stage[big] == 2).mean() > 0.45 > (t.stage[rest] == 2).mean()
+
+
 def test_stuttgart_gap_over_germany_is_reproduced(stuttgart, germany):
     """sources §2.1: Stuttgart has more stage 3 and less stage 2 than Germany."""
     s3 = stat(stuttgart, "stage_share", "all", 3) - stat(germany, "stage_share", "all", 3)
