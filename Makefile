@@ -1,9 +1,9 @@
 # Two entry points (see README):
-#   make baseline   set up .venv with the core install (from requirements/core.txt) and run the
-#                   baseline scenario
+#   make baseline   set up .venv with the core install (from requirements/core.txt; extras already
+#                   installed stay) and run the baseline scenario
 #   make test       set up .venv with every extra (from requirements/all.txt), the browser, npm and the
 #                   dashboard's page scripts; check the lock, lint and run the whole test suite
-#   make dashboard  set up the dashboard extra and open the dashboard on localhost
+#   make dashboard  set up every extra (the dashboard's among them) and open the dashboard on localhost
 #   make dev        set up .venv with every extra, nothing else
 #   make lock       rewrite requirements/*.txt after a change of pyproject.toml
 PYTHON ?= python3
@@ -23,7 +23,7 @@ dev: venv
 .PHONY: dev baseline test dashboard dashboard-assets npm browser check-python venv lock lock-check
 
 check-python:
-	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(0 if sys.version_info >= (3, 12) else f"mittelbau needs Python 3.12 or newer (Mesa 3.5 requires it); {sys.executable} is {v}. Install 3.12 and keep the .python-version file, or run make PYTHON=python3.12")'
+	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(0 if sys.version_info >= (3, 12) else f"mittelbau needs Python 3.12 or newer (Mesa 3.5 requires it); {sys.executable} is {v}. Install 3.12 and keep the .python-version file, or name it for make, e.g. make baseline PYTHON=python3.12")'
 
 $(UV): | check-python
 	$(PYTHON) -m venv $(TOOLS)
@@ -39,11 +39,22 @@ venv: check-python $(UV) $(BIN)/python
 # built by the locked build backend
 define install
 	$(UV) pip sync --quiet --python $(BIN)/python requirements/$(1).txt
+	$(call project)
+endef
+
+# the locked packages of requirements/$(1).txt added, the others left as they are (so that the
+# baseline run keeps the extras of make dev or make test)
+define add
+	$(UV) pip install --quiet --python $(BIN)/python --requirement requirements/$(1).txt
+	$(call project)
+endef
+
+define project
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps --build-constraints requirements/build.txt -e .
 endef
 
 baseline: venv
-	$(call install,core)
+	$(call add,core)
 	$(BIN)/mittelbau run baseline --out results/baseline --overwrite
 
 lock: $(UV)

@@ -949,9 +949,13 @@ def discover(
     import math
 
     from mittelbau.experiments.discovery import discover as run_discovery
-    from mittelbau.experiments.discovery import parse_case
+    from mittelbau.experiments.discovery import parse_case, require_prim
     from mittelbau.experiments.sensitivity import FactorError
 
+    try:
+        require_prim()
+    except ImportError as exc:
+        _fail(str(exc))
     _at_least("--samples", samples, 2)
     _at_least("--replications", replications, 1)
     if not (math.isfinite(min_density) and 0 < min_density <= 1):
@@ -1051,7 +1055,7 @@ def calibrate_report(
 @calibrate_app.command("validate")
 def calibrate_validate(
     out: Annotated[str, typer.Option(help="Output folder")] = "results/validation",
-    replications: Annotated[int, typer.Option(help="Replicate runs per check")] = 10,
+    replications: Annotated[int, typer.Option(help="Replicate runs per check")] = 40,
     firms: Annotated[int, typer.Option(help="Firms per run")] = 20_000,
     seed: Annotated[int, typer.Option(help="Root seed of the replicate seeds")] = 20170501,
 ) -> None:

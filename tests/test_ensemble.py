@@ -288,7 +288,12 @@ def test_paired_difference_interval_contains_a_known_effect():
     ens = {
         "indicators": ind,
         "transitions": trans,
-        "manifest": {"scenarios": {"baseline": {"seeds": seeds}, "policy": {"seeds": seeds}}},
+        "manifest": {
+            "scenarios": {
+                name: {"seeds": seeds, "parameters": dict(region="stuttgart", firms=1000, region_firms=0)}
+                for name in ("baseline", "policy")
+            }
+        },
         # each agent stands for 0.75 of the region's firms: the moves are the region's
         "summaries": [
             {"scenario": s, "summary": {"economics": {"population_scale": 0.75}}}
@@ -297,7 +302,11 @@ def test_paired_difference_interval_contains_a_known_effect():
     }
     d = paired_differences(ens).iloc[0]
     assert d.stage2_low < 1.5 < d.stage2_high and d.stage2_high - d.stage2_low < 0.3
-    assert d.upward_moves == 3 * 0.75 and d.common_random_numbers
+    assert d.upward_moves == 3 * 0.75 and d.common_random_numbers and d.same_firms
+    # the same seeds on another region's firms are no common random numbers: other firms
+    ens["manifest"]["scenarios"]["policy"]["parameters"]["region"] = "nord"
+    d = paired_differences(ens).iloc[0]
+    assert not d.common_random_numbers and not d.same_firms
 
 
 def test_wilson_interval_contains_the_share_at_the_ends():

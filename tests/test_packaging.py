@@ -143,3 +143,19 @@ def test_wheel_ships_its_data_and_runs_a_library_scenario_by_name(root, tmp_path
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scenario"]["name"] == "baseline" and summary["scenario"]["file"] == "baseline.toml"
     assert summary["years"] == [2015, 2017] and "stage shares 2017" in ran.stdout
+
+
+def test_a_missing_extra_is_installed_from_the_lock_in_a_checkout_and_by_name_elsewhere(root, tmp_path):
+    from mittelbau.experiments.extras import in_checkout, needs_extra
+
+    assert in_checkout() and in_checkout(root)  # the tests run from a checkout
+    here = needs_extra("scenario discovery", "discovery", root)
+    assert here.startswith("scenario discovery needs the 'discovery' extra, which is not installed")
+    assert "`make dev` in the project folder" in here and "mittelbau[" not in here
+    # an installed package: no Makefile beside it, so the extra by name (no `make`, no `-e .`)
+    wheel = needs_extra("scenario discovery", "discovery", tmp_path)
+    assert "`mittelbau[discovery]`" in wheel and "make" not in wheel
+    (tmp_path / "Makefile").write_text("")
+    assert not in_checkout(tmp_path)  # a Makefile alone is not the project
+    (tmp_path / "pyproject.toml").write_text("")
+    assert in_checkout(tmp_path)

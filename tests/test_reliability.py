@@ -466,6 +466,27 @@ def test_7_a_missing_dask_extra_from_python_writes_nothing(tmp_path, monkeypatch
         assert not (tmp_path / "out").exists()
 
 
+def test_7_discovery_without_its_extra_runs_and_writes_nothing(tmp_path, monkeypatch):
+    """Scenario discovery without EMA Workbench is refused before its sample runs, from Python
+    and from the command line, not after every point has run."""
+    import importlib.util
+
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments import discovery
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ema_workbench" else found(name, *a)
+    )
+    ran = []
+    monkeypatch.setattr(discovery, "evaluate_points", lambda *a, **k: ran.append(1))
+    with pytest.raises(ImportError, match="needs the 'discovery' extra"):
+        discovery.discover(load_scenario("baseline", ["firms=200"]), tmp_path / "out", samples=4)
+    res = CliRunner().invoke(app, ["discover", "--samples", "4", "--out", str(tmp_path / "cli")])
+    assert res.exit_code == 2 and "error: scenario discovery needs the 'discovery' extra" in res.output
+    assert not ran and not (tmp_path / "out").exists() and not (tmp_path / "cli").exists()
+
+
 def test_7_experiments_on_a_running_cluster_are_cut_for_its_workers(tmp_path, monkeypatch):
     """A sampled experiment on a running Dask cluster cuts its work for the cluster's workers,
     not for `--workers` (the submitting machine's cores by default), as ensembles do."""

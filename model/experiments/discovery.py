@@ -3,6 +3,7 @@ middle hollowing out — found with PRIM (EMA Workbench)."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import operator
 import re
@@ -85,6 +86,13 @@ def parse_case(text: str) -> Case:
     return Case(m.group(1), m.group(2), float(m.group(3)))
 
 
+def require_prim() -> None:
+    """Refuse, before anything runs, scenario discovery without the 'discovery' extra (EMA
+    Workbench, whose PRIM finds the boxes)."""
+    if importlib.util.find_spec("ema_workbench") is None:
+        raise ImportError(needs_extra("scenario discovery", "discovery"))
+
+
 def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
     """PRIM (EMA Workbench) on a labelled sample: the box on the peeling trajectory with the
     largest coverage among those with density ≥ `min_density` (else the densest), its
@@ -153,6 +161,7 @@ def discover(
     (sample.csv and sample.parquet: the factors X, the outputs' replicate means Y and the
     label `case`). One process writes into `out` at a time; `overwrite` empties it first (with
     its lock held)."""
+    require_prim()
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
     # before the folder exists: nothing half-written

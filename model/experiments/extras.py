@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
-def needs_extra(what: str, extra: str) -> str:
+# the project folder of a checkout (its Makefile installs the extras from the lock); an
+# installed package has none
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def in_checkout(root: Path = PROJECT) -> bool:
+    """Whether the package runs from a checkout of the project (an editable install)."""
+    return (root / "Makefile").is_file() and (root / "pyproject.toml").is_file()
+
+
+def needs_extra(what: str, extra: str, root: Path = PROJECT) -> str:
     """The one-line message for `what` (a command or interface) that needs the optional
-    `extra`: how to install it from the project's lock, or with the Python that runs mittelbau."""
-    return (
-        f"{what} needs the '{extra}' extra; allowed: install it with `make dev` in the project "
-        f"folder (every extra, from the lock), or `python -m pip install -e '.[{extra}]'` run with "
-        "the Python of the environment that runs mittelbau"
-    )
+    `extra`, saying how to install it: from the lock with `make dev` in a checkout (pip is not
+    in the environment `make` builds, and a package installed beside the lock would not stay),
+    with pip into the environment that runs mittelbau otherwise."""
+    if in_checkout(root):
+        how = "run `make dev` in the project folder (every extra, from the lock)"
+    else:
+        how = f"install `mittelbau[{extra}]` into the environment that runs mittelbau (pip or uv)"
+    return f"{what} needs the '{extra}' extra, which is not installed; to use it, {how}"

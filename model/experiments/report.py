@@ -145,11 +145,16 @@ def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
     )
 
 
+# what makes two scenarios' runs start from the same firms (with the same seed)
+POPULATION_KEYS = ("region", "firms", "region_firms")
+
+
 def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     """Each scenario minus the reference, paired by replicate (common random numbers where the
-    scenarios share their seed): end stage-2 share (pp) and upward moves after 2015 of the
-    region's firms (moves of agents × each scenario's population_scale, the unit the levers'
-    table and its € per move use)."""
+    scenarios share their seed and their firms: region and numbers of firms; `same_firms` says
+    whether they do): end stage-2 share (pp) and upward moves after 2015 of the region's firms
+    (moves of agents × each scenario's population_scale, the unit the levers' table and its €
+    per move use)."""
     ind, trans = ens["indicators"], ens["transitions"]
     names = list(ens["manifest"]["scenarios"])
     ref = reference_scenario(names)
@@ -164,6 +169,8 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     moves = up.groupby(["scenario", "replicate"])["firms"].sum().reindex(end.index, fill_value=0)
     moves = moves * moves.index.get_level_values("scenario").map(scale).to_numpy()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
+    scenarios = ens["manifest"]["scenarios"]
+    firms = {n: tuple(s["parameters"].get(k) for k in POPULATION_KEYS) for n, s in scenarios.items()}
     per_draw = seeds_per_draw(ens)
     rows = []
     for name in names:
@@ -178,7 +185,8 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
                 "scenario": name,
                 "reference": ref,
                 "pairs": len(d2),
-                "common_random_numbers": seeds[name] == seeds[ref],
+                "same_firms": firms[name] == firms[ref],
+                "common_random_numbers": seeds[name] == seeds[ref] and firms[name] == firms[ref],
                 "stage2_end_pp": m2,
                 "stage2_low": l2,
                 "stage2_high": h2,
@@ -536,11 +544,19 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
             "|---|---|---|---|---|",
         ]
         for r in diffs.itertuples():
+            crn = "yes" if r.common_random_numbers else "no" if r.same_firms else "no: other firms"
             lines.append(
-                f"| {r.scenario} | {r.pairs} | {'yes' if r.common_random_numbers else 'no'} | "
+                f"| {r.scenario} | {r.pairs} | {crn} | "
                 f"{r.stage2_end_pp:+.2f} [{r.stage2_low:+.2f}, {r.stage2_high:+.2f}] | "
                 f"{r.upward_moves:+.1f} [{r.upward_low:+.1f}, {r.upward_high:+.1f}] |"
             )
+        if not diffs["same_firms"].all():
+            lines += [
+                "",
+                "*Other firms*: the scenario's region or number of firms differs from the "
+                "reference's, so its difference is mostly that of the two populations, not of its "
+                "programmes; compare programmes on the same region and firms.",
+            ]
         lines.append("")
     if len(levers):
         lines += [
