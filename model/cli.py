@@ -360,10 +360,10 @@ def run(
     except ScenarioError as exc:
         _fail(str(exc))
     if not quiet:
-        from mittelbau.levers import idle_levers
+        from mittelbau.levers import idle_levers, unused_lever_settings
 
         for s in scens:
-            for note in idle_levers(s.params):
+            for note in [*idle_levers(s.params), *unused_lever_settings(s.params, s.overrides)]:
                 typer.echo(f"warning: {s.name}: {note}", err=True)
     names = [s.name for s in scens]
     twice = next((n for n in names if names.count(n) > 1), None)
@@ -438,7 +438,12 @@ def run(
             typer.echo(f"  {_other_verdicts(h)}")
         if warning := _runup_warning(result.summary["runup"]):
             typer.echo(f"  {warning}", err=True)
-        for name, lv in result.summary["levers"].items():
+        from mittelbau.levers import underspent
+
+        levers = result.summary["levers"]
+        if len(levers) > 1:  # each lever's figures are those of its run alone (docs/odd.md 7.2)
+            typer.echo("  each programme run alone:")
+        for name, lv in levers.items():
             cpm = lv["cost_per_additional_upward_move_eur"]
             dws = lv["deadweight_share"]
             typer.echo(
@@ -451,10 +456,13 @@ def run(
         if policy := result.summary["policy"]:
             cpm = policy["cost_per_additional_upward_move_eur"]
             typer.echo(
-                f"  all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, "
+                f"  all programmes{' together' if len(levers) > 1 else ''}: "
+                f"€{policy['total_cost_eur'] / 1e6:.1f} M, "
                 f"{policy['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
+        for note in underspent(p, {name: lv["total_cost_eur"] for name, lv in levers.items()}):
+            typer.echo(f"warning: {scen.name}: {note}", err=True)
         typer.echo(f"  written to {folder}/")
 
 

@@ -294,6 +294,14 @@ def test_bad_set_assignments(tmp_path, root):
     assert res.exit_code == 2 and "key=value" in res.output
     res = run(base, "--set", "years=-1", "--out", str(out))
     assert res.exit_code == 2 and "'years' = -1" in res.output and "from 0 to 60" in res.output
+    assert f"{base} with --set: parameter 'years'" in res.output
+    # a bad value of the file's own is the file's, whatever --set adds
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[parameters]\ncentres_reach = 50\n")
+    res = run(str(bad), "--set", "firms=300", "--out", str(out))
+    assert res.exit_code == 2 and f"error: {bad}: parameter 'centres_reach' = 50" in res.output
+    res = run(str(bad), "--set", "centres_reach=0.5", "--set", "firmz=3", "--out", str(out))
+    assert res.exit_code == 2 and f"{bad} with --set: unknown parameter 'firmz'" in res.output
     assert not out.exists()
 
 
@@ -392,10 +400,11 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
         policy["upward_moves"] - policy["upward_moves_without_programmes"]
     )
     total = (
-        f"all programmes: €{policy['total_cost_eur'] / 1e6:.1f} M, "
+        f"all programmes together: €{policy['total_cost_eur'] / 1e6:.1f} M, "
         f"{policy['additional_upward_moves_region']:+,.0f} upward moves"
     )
-    assert total in res.output
+    # each programme's figures are those of its run alone, then all of them together
+    assert "  each programme run alone:\n  funding: €" in res.output and total in res.output
     assert pd.read_csv(out / "levers.csv").shape[0] == 15
 
 

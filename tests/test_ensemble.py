@@ -334,7 +334,15 @@ def test_the_price_of_a_move_counts_every_run_the_lever_added_none_in():
         return {
             "manifest": {"scenarios": {"s": {}}},
             "summaries": [
-                {"scenario": "s", "replicate": r, "summary": {"levers": {"funding": lever(100.0, m)}}}
+                {
+                    "scenario": "s",
+                    "replicate": r,
+                    # a plan of €5 a year for 20 years: €100, all spent
+                    "summary": {
+                        "levers": {"funding": lever(100.0, m)},
+                        "parameters": {"funding_budget_eur": 5.0},
+                    },
+                }
                 for r, m in enumerate(moves)
             ],
         }
@@ -342,6 +350,7 @@ def test_the_price_of_a_move_counts_every_run_the_lever_added_none_in():
     row = lever_table(ens([10.0, 0.0, -5.0, 20.0])).iloc[0]
     assert row["cost_per_additional_upward_move_eur"] == pytest.approx(100.0 / 6.25)  # not 100/15
     assert row["cost_per_additional_upward_move_eur_runs"] == 4
+    assert (row["planned_cost_eur"], row["mean_cost_eur"]) == (100.0, 100.0)
     # the bounds: the mean cost over the bounds of the mean's interval, which here reaches 0
     assert np.isnan(row["cost_per_additional_upward_move_eur_high"])
     assert row["cost_per_additional_upward_move_eur_low"] < 16

@@ -83,6 +83,14 @@ def test_an_outcome_added_in_one_place_reaches_every_output(registered, tmp_path
     }
     assert horizon_outcomes(ens)["exit_share"].iloc[0] == o["exit_share"]
     assert any(line.startswith("| `exit_share` | share |") for line in outcome_table(ens))
+    # a number some runs have no value of says how many runs it is over
+    undefined = {**result.summary, "outcomes": {**o, "exit_share": None}}
+    ens["summaries"].append({"scenario": "dummy", "replicate": 1, "seed": 4, "summary": undefined})
+    row = next(line for line in outcome_table(ens) if line.startswith("| `exit_share` |"))
+    assert row.endswith("(1 of 2 runs) |")
+    assert not next(line for line in outcome_table(ens) if line.startswith("| `stuck_share` |")).endswith(
+        "runs) |"
+    )
 
 
 def test_one_name_and_one_kind_per_outcome_everywhere(tmp_path):

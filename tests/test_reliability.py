@@ -872,6 +872,47 @@ def test_a_programme_outside_the_simulated_years_is_warned_of(tmp_path, root):
     assert res.exit_code == 0 and "warning" not in res.stderr  # the 2015 state only, as asked
 
 
+def test_settings_of_a_programme_switched_off_are_warned_of(tmp_path):
+    off = tmp_path / "off.toml"
+    off.write_text('[parameters]\nfunding_grant_eur = 20000.0\nfunding_purpose = "dt"\nyears = 2\n')
+    res = cli("run", str(off), "--set", "firms=300", "--out", str(tmp_path / "a"))
+    assert res.exit_code == 0
+    assert (
+        "warning: off: funding is off (funding_budget_eur = 0), so funding_grant_eur, funding_purpose "
+        "set for it do nothing; to switch it on, set funding_budget_eur above 0"
+    ) in " ".join(res.stderr.split())
+    res = cli(
+        "run", str(off), "--set", "firms=300", "--set", "funding_budget_eur=1e6", "--out", str(tmp_path / "b")
+    )
+    assert res.exit_code == 0 and "warning" not in res.stderr
+
+
+def test_a_budget_left_unspent_is_warned_of_in_a_run_and_marked_in_a_report(tmp_path):
+    """Equal cost needs the money spent: a programme that spends under 90 % of its plan (here
+    few applicants) is named with what it spent, in a single run and in an ensemble's report;
+    a programme that spends its plan is not."""
+    low = tmp_path / "low.toml"
+    low.write_text("[parameters]\nfunding_budget_eur = 3e7\nfunding_application_rate = 0.01\nyears = 4\n")
+    res = cli("run", str(low), "--set", "firms=500", "--out", str(tmp_path / "one"))
+    assert res.exit_code == 0
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    spent = summary["levers"]["funding"]["total_cost_eur"]
+    assert spent < 0.9 * 120e6
+    assert f"warning: low: funding spent €{spent / 1e6:.1f} M of the €120.0 M planned" in res.stderr
+    res = cli(
+        "run",
+        str(low),
+        "centres",
+        *["--replications", "2", "--set", "firms=500", "--set", "years=4"],
+        *["--out", str(tmp_path / "ens"), "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    report = (tmp_path / "ens" / "report.md").read_text()
+    assert "| low | funding | 120.0 |" in report and "| centres | centres | 6.0 | 6.0 [6.0–6.0] |" in report
+    assert "*Budget not spent* (below 90% of the plan): low: funding spent €" in report
+    assert "centres spent" not in report
+
+
 def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, base):
     """A folder's design is checked before the pilot runs: a refused study leaves the folder
     as it was, without a pilot of its own."""

@@ -234,7 +234,15 @@ def load_scenario(
     # the file's values with --set over them, validated together: a --set may repair what the
     # file alone gets wrong (an end year before the start year it moves)
     overrides.update(cli)
-    params = make_params(overrides, where if not cli else "--set" if path is None else f"{where} with --set")
+    try:
+        params = make_params(
+            overrides, where if not cli else "--set" if path is None else f"{where} with --set"
+        )
+    except ScenarioError as exc:
+        if exc.key is None or exc.key in cli or path is None:
+            raise
+        # a bad key of the file's own, not of a --set: the file alone is named
+        raise ScenarioError(where, exc.problem, exc.key, exc.value, exc.allowed) from None
     return Scenario(
         name=check_name(name or data["name"], where),
         description=data["description"],

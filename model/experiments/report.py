@@ -15,6 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.outcomes import HORIZONS, OUTCOMES
 from mittelbau.core.runup import miss_note
+from mittelbau.core.scenario import make_params
 from mittelbau.experiments import stakes
 from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import (
@@ -28,6 +29,7 @@ from mittelbau.experiments.intervals import (
 )
 from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES, THRESHOLD_COLOUR, save_figure, share_axis
 from mittelbau.experiments.posterior import spread_table
+from mittelbau.levers import BY_LEVER, SPENT_SHARE, planned_lever_cost
 
 REFERENCE_NAMES = ("baseline",)
 
@@ -200,7 +202,8 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
 
 def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario and lever: median and 5–95 % band over runs of cost, reach, additional
-    upward moves and deadweight share; and € per additional move from the means over runs —
+    upward moves and deadweight share; the planned and the mean cost; and € per additional
+    move from the means over runs —
     the mean cost over the mean additional moves, its bounds the mean cost over the bounds of
     the mean's 90 % interval (`stakes.price`: undefined, NaN, where the moves are not above 0),
     so that runs in which the lever added no move count as they are."""
@@ -226,6 +229,9 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
                 row |= {k: med, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(vals)}
             records = [r["levers"][lever] for r in runs]
             cost = float(np.mean([r["total_cost_eur"] for r in records]))
+            # the plan of the scenario's parameters (every run's programmes are the same)
+            row["planned_cost_eur"] = planned_lever_cost(make_params(runs[0]["parameters"]), BY_LEVER[lever])
+            row["mean_cost_eur"] = cost
             extra = np.array([r["additional_upward_moves_region"] for r in records], dtype=float)
             moves = draw_mean_interval(extra, replicates, per_draw)
             k = "cost_per_additional_upward_move_eur"
@@ -350,7 +356,10 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
                 cells.append(f"{p:.0%} of runs [{lo:.0%}–{hi:.0%}]" if len(values) else "–")
             elif len(values):
                 med, lo, hi = band(values.to_numpy(dtype=float))
-                cells.append(f"{_number(med)} [{_number(lo)}–{_number(hi)}]")
+                total = int((table["scenario"] == name).sum())
+                # runs where the outcome has no value (no additional move to price, say) say so
+                defined = "" if len(values) == total else f" ({len(values)} of {total} runs)"
+                cells.append(f"{_number(med)} [{_number(lo)}–{_number(hi)}]{defined}")
             else:
                 cells.append("–")
         lines.append(f"| `{o.name}` | {o.unit} | {HORIZONS[o.horizon].text} | " + " | ".join(cells) + " |")
@@ -568,18 +577,32 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
             "interval; unbounded where that interval reaches 0, undefined where the mean is not "
             "above 0]. Firms and moves are the region's (agents × population_scale).",
             "",
-            "| scenario | lever | public cost (€ M) | firms reached | additional upward moves | "
-            "€ per additional move | deadweight share |",
-            "|---|---|---|---|---|---|---|",
+            "| scenario | lever | planned (€ M) | public cost (€ M) | firms reached | additional "
+            "upward moves | € per additional move | deadweight share |",
+            "|---|---|---|---|---|---|---|---|",
         ]
+        short = []
         for _, r in levers.iterrows():
+            if r.planned_cost_eur > 0 and r.mean_cost_eur < SPENT_SHARE * r.planned_cost_eur:
+                short.append(
+                    f"{r.scenario}: {r.lever} spent €{r.mean_cost_eur / 1e6:.1f} M of its "
+                    f"€{r.planned_cost_eur / 1e6:.1f} M on average"
+                )
             lines.append(
-                f"| {r.scenario} | {r.lever} | {_fmt_band(r, 'total_cost_eur', 1e-6, '{:.1f}')} | "
+                f"| {r.scenario} | {r.lever} | {r.planned_cost_eur / 1e6:.1f} | "
+                f"{_fmt_band(r, 'total_cost_eur', 1e-6, '{:.1f}')} | "
                 f"{_fmt_band(r, 'firms_reached_region')} | "
                 f"{_fmt_band(r, 'additional_upward_moves_region')} | "
                 f"{_fmt_band(r, 'cost_per_additional_upward_move_eur')} | "
                 f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
             )
+        if short:
+            lines += [
+                "",
+                f"*Budget not spent* (below {SPENT_SHARE:.0%} of the plan): {'; '.join(short)}. Too few "
+                "firms applied or were eligible (or whole projects and agents rounded the spending "
+                "down): compare these programmes at equal cost on what they spent, not on their plans.",
+            ]
         lines.append("")
     lines += stakes.report_lines(ens, folder)  # € and persons at stake (model/experiments/stakes.py)
     path = folder / "report.md"

@@ -77,22 +77,61 @@ def idle_levers(params) -> list[str]:
     return notes
 
 
-def planned_public_cost(params, years: int | None = None) -> float:
-    """Public money the scenario plans over the simulated years (start 2016): each lever's
-    yearly cost (funding budget, cooperation projects, centres' running costs) in its active
-    years."""
-    horizon = range(START_YEAR + 1, START_YEAR + 1 + (params.years if years is None else years))
-    total = 0.0
+def unused_lever_settings(params, overrides) -> list[str]:
+    """A sentence for each switched-off lever whose other parameters `overrides` (a scenario's
+    file and --set values) sets: they do nothing while its switch is 0."""
+    notes = []
     for s in SPECS:
-        start, end = getattr(params, s.start_year), getattr(params, s.end_year)
-        total += s.yearly_cost(params) * sum(1 for y in horizon if start <= y <= end)
-    return float(total)
+        keys = [k for k in overrides if k.startswith(f"{s.name}_") and k != s.switch]
+        if keys and not s.is_on(params):
+            notes.append(
+                f"{s.name} is off ({s.switch} = {getattr(params, s.switch):g}), so {', '.join(keys)} "
+                f"set for it do nothing; to switch it on, set {s.switch} above 0"
+            )
+    return notes
+
+
+def planned_lever_cost(params, spec: LeverSpec, years: int | None = None) -> float:
+    """Public money a lever plans over the simulated years (start 2016): its yearly cost
+    (funding budget, cooperation projects, centres' running costs) in its active years; 0 for
+    a lever switched off."""
+    if not spec.is_on(params):
+        return 0.0
+    horizon = range(START_YEAR + 1, START_YEAR + 1 + (params.years if years is None else years))
+    start, end = getattr(params, spec.start_year), getattr(params, spec.end_year)
+    return float(spec.yearly_cost(params) * sum(1 for y in horizon if start <= y <= end))
+
+
+def planned_public_cost(params, years: int | None = None) -> float:
+    """Public money the scenario plans over the simulated years: every lever's
+    `planned_lever_cost`."""
+    return float(sum(planned_lever_cost(params, s, years) for s in SPECS))
+
+
+# spending below this share of the plan is reported: an equal-cost comparison needs it spent
+SPENT_SHARE = 0.9
+
+
+def underspent(params, spent: dict[str, float]) -> list[str]:
+    """A sentence for each lever whose spending (`spent`: € by lever) falls short of
+    SPENT_SHARE of its plan (too few firms applied or were eligible, or whole projects or
+    agents rounded the year's spending down)."""
+    notes = []
+    for name, eur in spent.items():
+        plan = planned_lever_cost(params, BY_LEVER[name])
+        if plan > 0 and eur < SPENT_SHARE * plan:
+            notes.append(
+                f"{name} spent €{eur / 1e6:.1f} M of the €{plan / 1e6:.1f} M planned ({eur / plan:.0%}): "
+                "compare programmes at equal cost on what they spent"
+            )
+    return notes
 
 
 __all__ = [
     "BY_LEVER",
     "LEVER_NAMES",
     "SPECS",
+    "SPENT_SHARE",
     "Lever",
     "LeverSpec",
     "LeverYear",
@@ -102,6 +141,9 @@ __all__ = [
     "idle_levers",
     "in_target",
     "lever_parameters",
+    "planned_lever_cost",
     "planned_public_cost",
+    "underspent",
+    "unused_lever_settings",
     "without_levers",
 ]
