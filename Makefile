@@ -9,8 +9,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# uv installs the locked requirements; it is itself installed with pip into .tools
-UV_VERSION := 0.13.8
+# uv installs the locked requirements; it is itself installed with pip into .tools, locked
+# with its hashes in requirements/tools.txt
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 export UV_PYTHON_DOWNLOADS := never
@@ -25,9 +25,11 @@ dev: venv
 check-python:
 	@$(PYTHON) -c 'import sys; v = sys.version.split()[0]; sys.exit(0 if sys.version_info >= (3, 12) else f"mittelbau needs Python 3.12 or newer (Mesa 3.5 requires it); {sys.executable} is {v}. Install 3.12 and keep the .python-version file, or name it for make, e.g. make baseline PYTHON=python3.12")'
 
-$(UV): | check-python
+$(UV): requirements/tools.txt | check-python
 	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes \
+		--requirement requirements/tools.txt
+	touch $(UV)
 
 $(BIN)/python: | $(UV)
 	$(UV) venv --quiet --python $(PYTHON) $(VENV)

@@ -3,6 +3,7 @@
 #   core.txt   the core install (make baseline)
 #   all.txt    every extra (make test, CI)
 #   build.txt  the build backend installing the project ([build-system] requires)
+#   tools.txt  uv itself, which make installs with pip (its pin kept: a new uv is a choice)
 # Pinned versions already in a lock are kept where pyproject.toml still allows them, so a
 # new release elsewhere never changes the lock; --check fails when pyproject.toml changed
 # without the lock. Usage: lock.sh UV [--check]
@@ -17,10 +18,12 @@ trap 'rm -rf "$work"' EXIT
 status=0
 # [build-system] requires, written on one line in pyproject.toml
 grep '^requires = \[' "$root/pyproject.toml" | grep -o '"[^"]*"' | tr -d '"' >"$work/build.in"
-for name in core all build; do
+echo uv >"$work/tools.in"
+for name in core all build tools; do
     source=(pyproject.toml)
     [ "$name" = all ] && source+=(--all-extras)
     [ "$name" = build ] && source=(- --no-annotate)
+    [ "$name" = tools ] && source=("$work/tools.in" --no-annotate)
     [ -f "$here/$name.txt" ] && cp "$here/$name.txt" "$work/$name.txt"
     (cd "$root" && "$uv" pip compile "${source[@]}" --universal --python-version 3.12 \
         --generate-hashes --no-header --quiet -o "$work/$name.txt" <"$work/build.in")

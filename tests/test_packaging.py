@@ -60,6 +60,12 @@ def test_lock_check_fails_when_pyproject_changes_without_the_lock(root, tmp_path
     check = ["bash", str(tmp_path / "requirements" / "lock.sh"), str(_uv(root)), "--check"]
     same = subprocess.run(check, capture_output=True, text=True)
     assert same.returncode == 0, same.stderr
+    # uv itself is locked with its hashes, at the version make installed
+    tools = (root / "requirements" / "tools.txt").read_text()
+    pin = tools.split()[0]
+    assert pin.startswith("uv==") and tools.count("--hash=sha256:") > 5
+    version = subprocess.run([str(_uv(root)), "--version"], capture_output=True, text=True).stdout
+    assert version.split()[1] == pin.removeprefix("uv==")
     text = (tmp_path / "pyproject.toml").read_text()
     (tmp_path / "pyproject.toml").write_text(
         text.replace('    "pyarrow>=15",\n', '    "pyarrow>=15",\n    "six>=1.16",\n')
