@@ -46,6 +46,19 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 # writes anything; a bad value stops it with one line naming the option, exit code 2 ----------
 
 
+def _check_write(write: bool) -> None:
+    """--write replaces calibration files committed to the project: only from a checkout (an
+    installed package's copies are not the project's, and its folder may not be writable)."""
+    from mittelbau.experiments.extras import in_checkout
+
+    if write and not in_checkout():
+        _fail(
+            "--write replaces calibration files committed to the project, and this mittelbau is an "
+            "installed package, not a checkout of it; allowed: without --write (the result is "
+            "written to --out), or --write in a checkout"
+        )
+
+
 def _count(n: int, thing: str) -> str:
     """`n` things, in words: '1 scenario', '2 scenarios', '1,000 replications'."""
     return f"{n:,} {thing}{'' if n == 1 else 's'}"
@@ -1126,6 +1139,7 @@ def calibrate_fit(
     from mittelbau.calibration.dynamic_fit import IDENTIFIED_SD_RATIO, fit, write_parameter_set
     from mittelbau.calibration.posterior import write_posterior
 
+    _check_write(write)
     _at_least("--population", population, 2)
     _at_least("--generations", generations, 1)
     _within("--firms", firms, *FIRMS_RANGE)
@@ -1269,6 +1283,7 @@ def calibrate_identifiability(
     )
     from mittelbau.experiments.sensitivity import FactorError, check_size
 
+    _check_write(write)
     try:
         check_size("sobol", n)
     except FactorError as exc:  # its rule, said of this command's option
@@ -1471,6 +1486,7 @@ def fit_initial_state(
     and write them to --out; only --write replaces the committed file the model reads."""
     from mittelbau.calibration.fit_initial_state import OUTPUT_FILE, main
 
+    _check_write(write)
     if write:
         written = main(OUTPUT_FILE)
     else:

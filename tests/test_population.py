@@ -215,6 +215,19 @@ def test_fit_initial_state_write_replaces_the_committed_file(tmp_path, monkeypat
     assert tomllib.loads(target.read_text())["fit"][0]["within_tolerance"] is True
     assert not (tmp_path / "unused").exists()
     assert not list(target.parent.glob("*.partial"))
+    # an installed package (no project around it) refuses --write before it fits anything
+    import mittelbau.experiments.extras as extras
+
+    monkeypatch.setattr(extras, "PROJECT", tmp_path)
+    target.write_text("stale")
+    for command in (
+        ["fit-initial-state", "--write"],
+        ["calibrate", "fit", "--write"],
+        ["calibrate", "identifiability", "--write"],
+    ):
+        res = CliRunner().invoke(app, [*command, "--out", str(tmp_path / "unused")])
+        assert res.exit_code == 2 and "this mittelbau is an installed package, not a checkout" in res.output
+    assert target.read_text() == "stale" and not (tmp_path / "unused").exists()
 
 
 def test_target_groups_name_an_attribute_and_its_labels():

@@ -9,12 +9,14 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-def in_checkout(root: Path = PROJECT) -> bool:
-    """Whether the package runs from a checkout of the project (an editable install)."""
+def in_checkout(root: Path | None = None) -> bool:
+    """Whether the package runs from a checkout of the project (an editable install; `root`:
+    the folder around the package, by default its own)."""
+    root = PROJECT if root is None else root
     return (root / "Makefile").is_file() and (root / "pyproject.toml").is_file()
 
 
-def needs_extra(what: str, extra: str, root: Path = PROJECT) -> str:
+def needs_extra(what: str, extra: str, root: Path | None = None) -> str:
     """The one-line message for `what` (a command or interface) that needs the optional
     `extra`, saying how to install it: from the lock with `make dev` in a checkout (pip is not
     in the environment `make` builds, and a package installed beside the lock would not stay),
