@@ -233,20 +233,33 @@ def fit(
         sort_keys=True,
         default=str,
     )
-    stamp = out / "fit.json"
-    if resume and (out / "abc.db").exists() and stamp.exists() and stamp.read_text() != design:
-        raise ValueError(
-            f"{out} holds a fit of another design (parameters, targets or "
-            "settings); allowed: the same command to resume, --fresh, or another --out"
-        )
-    done = 0
+    stamp = out / "fit.json"  # the design of the folder's history, written before the history
     if resume and (out / "abc.db").exists():
-        history = abc.load(db, 1, obs)
+        if not stamp.exists():
+            raise ValueError(
+                f"{out} holds a fit history without a record of its design (fit.json); allowed: "
+                "--fresh to start it anew, or another --out"
+            )
+        if stamp.read_text() != design:
+            raise ValueError(
+                f"{out} holds a fit of another design (parameters, targets or settings); allowed: "
+                "the same command to resume, --fresh, or another --out"
+            )
+        try:
+            history = abc.load(db, 1, obs)
+        except Exception as exc:  # a history cut short as it was made, or not pyabc's
+            raise ValueError(
+                f"{out}'s fit history cannot be read ({type(exc).__name__}: interrupted as it was "
+                "made?); allowed: --fresh to start it anew, or another --out"
+            ) from None
         done = history.max_t + 1
     else:
+        done = 0
         (out / "abc.db").unlink(missing_ok=True)
+        staged = stamp.with_name(stamp.name + ".partial")
+        staged.write_text(design)
+        staged.replace(stamp)
         history = abc.new(db, obs)
-        stamp.write_text(design)
     timing = out / "wall_seconds.txt"
     if done == 0:
         timing.write_text("0")

@@ -589,6 +589,8 @@ def _run_ensemble(
         _fail(str(exc), code=1)
     except OSError as exc:
         _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)
+    except KeyboardInterrupt:
+        _interrupted(folder)
     if not quiet:
         typer.echo(
             f"{counts['ran']} runs done, {counts['skipped']} already in {folder}/ "
@@ -738,6 +740,14 @@ class ProgressLines:
         return text
 
 
+def _interrupted(folder: Path | None = None) -> NoReturn:
+    """Ctrl-C during long work: one line saying what is kept, exit code 130 (the shell's for an
+    interrupt)."""
+    where = f"in {folder}/" if folder is not None else "in the output folder"
+    typer.echo(f"interrupted: the finished runs are kept {where}; the same command resumes them", err=True)
+    raise typer.Exit(code=130)
+
+
 def _with_progress(quiet: bool, label: str, job):
     """Run `job(advance, set_total, damaged)` with progress: a live bar with runs done of the
     total and the time left on a terminal, periodic lines otherwise, nothing when quiet;
@@ -787,7 +797,10 @@ def _with_progress(quiet: bool, label: str, job):
             _fail(str(exc), code=1)
         except OSError as exc:
             stop()
-            _fail(f"cannot write: {exc.strerror or exc} ({exc.filename})", code=1)
+            _fail(f"cannot write: {exc.strerror or exc} ({exc.filename or 'the output folder'})", code=1)
+        except KeyboardInterrupt:
+            stop()
+            _interrupted()
 
     if quiet:
         return attempt(lambda n: None, lambda n: None)
@@ -1164,6 +1177,13 @@ def calibrate_fit(
                 )
         except (ImportError, ValueError) as exc:
             _fail(str(exc))
+        except KeyboardInterrupt:
+            typer.echo(
+                f"interrupted: the finished generations are kept in {folder}/; the same command "
+                "resumes the fit",
+                err=True,
+            )
+            raise typer.Exit(code=130) from None
         typer.echo(
             f"{result.generations} generations, {result.evaluations} simulations in "
             f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "

@@ -88,6 +88,27 @@ def test_fit_recovers_every_identified_parameter(tmp_path):
         fit(tmp_path, names, observed, resume=True, **{**kw, "firms": 800})
 
 
+def test_a_history_without_its_design_or_cut_short_is_refused_with_one_line(tmp_path):
+    """A fit folder's history is continued only under the design it records (fit.json, written
+    before the history): without that record, or cut short as it was made, it is refused,
+    offering --fresh."""
+    names = ("bm_loss_rate",)
+    targets = dynamic_targets()
+    observed = simulate({"bm_loss_rate": 0.03}, 1, 300, targets)
+    kw = dict(population_size=4, generations=1, firms=300, seed=3)
+    fit(tmp_path, names, observed, resume=False, **kw)
+    design = (tmp_path / "fit.json").read_text()
+    (tmp_path / "fit.json").unlink()
+    with pytest.raises(ValueError, match=r"without a record of its design \(fit.json\); allowed: --fresh"):
+        fit(tmp_path, names, observed, resume=True, **{**kw, "firms": 400})
+    (tmp_path / "fit.json").write_text(design)
+    (tmp_path / "abc.db").write_bytes(b"SQLite format 3\0" + bytes(84))
+    with pytest.raises(ValueError, match=r"cannot be read \(DatabaseError: .*allowed: --fresh"):
+        fit(tmp_path, names, observed, resume=True, **kw)
+    again = fit(tmp_path, names, observed, resume=False, **kw)  # --fresh: anew, the record first
+    assert again.generations == 1 and (tmp_path / "fit.json").read_text() == design
+
+
 def _result() -> FitResult:
     post = pd.DataFrame(
         [

@@ -2,6 +2,7 @@
 folder, plain scenario names, every bad option a one-line error before anything is written,
 workers that die with their parent, and faults that end in a correct result or a clear error."""
 
+import contextlib
 import errno
 import json
 import os
@@ -188,6 +189,36 @@ def test_4_workers_die_when_the_parent_is_killed(tmp_path, base, executor):
     assert alive == []
 
 
+@pytest.mark.parametrize(
+    "command", [["sensitivity", "sobol", "--samples", "8"], ["run", "--replications", "200"]]
+)
+def test_4_ctrl_c_ends_the_command_and_its_workers_at_once(tmp_path, base, command):
+    """Ctrl-C reaches every process of the command (the terminal signals its process group):
+    the workers ignore it and the command ends them with the work queued for them, says in one
+    line that the finished runs are kept, and exits 130; a second Ctrl-C soon after does not
+    leave it waiting on its workers. The same command then resumes."""
+    out = tmp_path / "c"
+    args = [sys.executable, "-m", "mittelbau.cli", command[0], *command[1:-2], base, *command[-2:]]
+    args += ["--set", "firms=500", "--set", "years=6", "--workers", "2", "--out", str(out), "--quiet"]
+    parent = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and not list(out.glob("**/batch-*")) + list(out.glob("runs/*/rep-*")):
+        time.sleep(0.05)
+    workers = psutil.Process(parent.pid).children(recursive=True)
+    assert workers, "no workers started"
+    os.killpg(parent.pid, signal.SIGINT)
+    time.sleep(0.3)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(parent.pid, signal.SIGINT)
+    _, err = parent.communicate(timeout=30)
+    assert parent.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("interrupted: the finished runs are kept in"), err
+    _, alive = psutil.wait_procs(workers, timeout=5)
+    assert alive == []
+    again = subprocess.run([*args[:-1]], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+
+
 # ---- 5. one folder, one writer ------------------------------------------------------------------
 def test_5_a_second_writer_stops_at_once(ensemble, tmp_path, base):
     out = copy_of(ensemble, tmp_path)
@@ -348,6 +379,52 @@ BAD_OPTIONS = {
         "--scheduler 'tcp://127.0.0.1:1' did not answer",
     ),
 }
+
+
+def test_7_a_scheduler_address_that_accepts_and_never_answers_fails_in_one_line(tmp_path, base):
+    """A listener that accepts the connection and says nothing (a dead tunnel, another service)
+    is given up after the connection's deadline, not waited on for ever."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            with contextlib.suppress(OSError):  # a timeout, or the listener closed at the end
+                held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        args = [
+            sys.executable,
+            "-m",
+            "mittelbau.cli",
+            "run",
+            base,
+            "--replications",
+            "2",
+            "--set",
+            "firms=200",
+        ]
+        args += ["--executor", "dask", "--scheduler", f"tcp://127.0.0.1:{port}", "--out", str(tmp_path / "d")]
+        res = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    finally:
+        stop.set()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert res.returncode == 2
+    assert (
+        res.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: --scheduler 'tcp://127.0.0.1:{port}' did not answer as a Dask scheduler within")
+    )
+    assert held and not (tmp_path / "d").exists()
 
 
 def test_7_a_recovery_table_and_a_fit_folder_of_another_design_are_one_line_errors(tmp_path):

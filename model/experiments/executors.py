@@ -33,6 +33,7 @@ from mittelbau.experiments.extras import needs_extra
 
 EXECUTORS = ("local", "dask")
 CONNECT_TIMEOUT = 5.0  # seconds to reach a Dask scheduler
+DEADLINE_GRACE = 2.0  # seconds beyond it before a connection still trying is given up
 PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5  # how often a local pool's waiting checks on its workers
 LOST_GRACE_SECONDS = 2.0  # how long a pool may count a dead worker before it is unblocked
@@ -78,11 +79,15 @@ def die_with_parent() -> None:
 
 
 def start_worker() -> None:
-    """Initialiser of a local worker process: it ends when its parent ends (`die_with_parent`),
-    and what it inherited from its parent is frozen out of the garbage collector's passes
-    (`gc.freeze`: the modules and data loaded before the fork are never garbage, and a full
-    pass over them cost 40 ms in a worker, several times an experiment)."""
+    """Initialiser of a local worker process: it ends when its parent ends (`die_with_parent`);
+    it ignores Ctrl-C, which the terminal sends to every process of the command (its parent
+    stops the pool and ends the workers: a worker that caught the interrupt would take the next
+    queued piece of work instead); and what it inherited from its parent is frozen out of the
+    garbage collector's passes (`gc.freeze`: the modules and data loaded before the fork are
+    never garbage, and a full pass over them cost 40 ms in a worker, several times an
+    experiment)."""
     die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.freeze()
 
 
@@ -154,8 +159,8 @@ class LocalPool:
                 elif time.monotonic() - lost_since > LOST_GRACE_SECONDS:
                     self._unblock()
                     lost_since = None
-        except BaseException:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        except BaseException:  # Ctrl-C, or the caller stopped: the work queued is not wanted
+            self._stop()
             raise
 
     def _workers(self) -> list[multiprocessing.process.BaseProcess]:
@@ -180,14 +185,24 @@ class LocalPool:
         if writer is not None:
             writer.close()
 
+    def _stop(self) -> None:
+        """End the workers now, whatever they are running, and the pool without waiting."""
+        for p in self._workers():
+            if p.exitcode is None:
+                p.kill()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> LocalPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._stop()
 
 
 def dask_workers(scheduler: str | None, workers: int) -> int:
@@ -206,15 +221,28 @@ def _client(address: Any):
         from distributed import Client
     except ImportError:
         raise ExecutionError(needs_extra("--executor dask", "dask")) from None
-    try:
-        return Client(address, timeout=CONNECT_TIMEOUT)
-    except Exception as exc:  # any failure to connect is the address's, said in one line
-        reason = "no answer" if isinstance(exc, TimeoutError) else type(exc).__name__
-        raise ExecutionError(
-            f"--scheduler {address!r} did not answer as a Dask scheduler within "
-            f"{CONNECT_TIMEOUT:g} s ({reason}); allowed: the address of a running Dask "
-            "scheduler, e.g. tcp://host:8786"
-        ) from None
+    # the client's own timeout does not cover every silence (a listener that accepts and never
+    # answers, or answers as something else): it connects in a thread given a hard deadline
+    found: dict[str, Any] = {}
+
+    def connect() -> None:
+        try:
+            found["client"] = Client(address, timeout=CONNECT_TIMEOUT)
+        except Exception as exc:  # said below, in this thread
+            found["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True, name="dask-connect")
+    thread.start()
+    thread.join(CONNECT_TIMEOUT + DEADLINE_GRACE)
+    if "client" in found:
+        return found["client"]
+    exc = found.get("error")  # any failure to connect is the address's, said in one line
+    reason = "no answer" if exc is None or isinstance(exc, TimeoutError) else type(exc).__name__
+    raise ExecutionError(
+        f"--scheduler {address!r} did not answer as a Dask scheduler within "
+        f"{CONNECT_TIMEOUT:g} s ({reason}); allowed: the address of a running Dask "
+        "scheduler, e.g. tcp://host:8786"
+    )
 
 
 def check_scheduler(address: str) -> None:
