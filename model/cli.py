@@ -178,25 +178,12 @@ def _holds_experiment(folder: Path) -> bool:
     )
 
 
-@contextlib.contextmanager
-def _staged(folder: Path) -> Iterator[Path]:
-    """A temporary folder in `folder` (under its lock) that a report is written into; its files
-    replace those of the same names in `folder` only once all are written, so that a failed or
-    interrupted command leaves the report before it whole (stale staging folders of killed
-    commands are removed first)."""
-    import shutil
+def _staged(folder: Path) -> contextlib.AbstractContextManager[Path]:
+    """A temporary folder in `folder` that a report is written into, put in place only once
+    all its files are written (`store.staged`)."""
+    from mittelbau.experiments.store import staged
 
-    from mittelbau.experiments.store import remove_stale
-
-    remove_stale(folder)
-    staging = folder / f".report.tmp-{os.getpid()}"
-    staging.mkdir()
-    try:
-        yield staging
-        for written in sorted(staging.iterdir()):
-            written.replace(folder / written.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    return staged(folder)
 
 
 def _targets_checked() -> None:

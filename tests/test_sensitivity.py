@@ -348,6 +348,30 @@ def test_a_study_rerun_without_its_pilot_leaves_none_of_its_files(tmp_path, tiny
     assert (tmp_path / "seed_variance.csv").exists() == (first["replications"] > 1)
 
 
+def test_a_study_that_fails_as_it_writes_its_results_leaves_those_before_it_whole(
+    tmp_path, tiny, monkeypatch
+):
+    """The result files of a study (indices, sample, figures, page) are put in place together
+    once all are written: a larger study into the folder that fails while writing them (a full
+    disk, say) leaves the smaller study's files as they were, none of its own."""
+    from mittelbau.experiments import sensitivity_study
+
+    chosen, outputs = ["exit_rate"], ("middle_share",)
+    run_study("sobol", tiny, tmp_path, 8, chosen, outputs=outputs, replications=1)
+    before = {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
+    assert {"indices.csv", "samples.parquet", "sensitivity.md", "sobol.png"} <= set(before)
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sensitivity_study, "write_page", full)
+    with pytest.raises(OSError, match="No space left"):
+        run_study("sobol", tiny, tmp_path, 16, chosen, outputs=outputs, replications=1)
+    after = {f.name: f.read_bytes() for f in tmp_path.iterdir() if f.is_file()}
+    assert after == before
+    assert not list(tmp_path.glob(".*.tmp-*"))
+
+
 def test_groups_of_one_registry_group_are_refused_before_anything_runs(tmp_path, root):
     base = str(root / "scenarios" / "baseline.toml")
     out = tmp_path / "g"

@@ -31,7 +31,7 @@ from mittelbau.experiments.sensitivity import (
     problem,
     to_overrides,
 )
-from mittelbau.experiments.store import empty_folder, folder_lock
+from mittelbau.experiments.store import empty_folder, folder_lock, staged
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _CASE = re.compile(r"^\s*([a-z_]+)\s*(<=|>=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
@@ -84,6 +84,9 @@ def parse_case(text: str) -> Case:
 
         raise FactorError(f"case of interest {text!r} is invalid; allowed: {allowed}")
     return Case(m.group(1), m.group(2), float(m.group(3)))
+
+
+PRIM_FILES = ("prim_box.csv", "prim_trajectory.csv")  # written only when a box is found
 
 
 def require_prim() -> None:
@@ -198,81 +201,83 @@ def _discover(
     numbers = [n for n, o in OUTCOMES.items() if n in runs.columns]
     y = runs.groupby("point")[numbers].mean().reset_index(drop=True)
     sample = pd.concat([x, y], axis=1).assign(case=cases)
-    sample.to_csv(out / "sample.csv", index=False, float_format="%.6g")
-    sample.to_parquet(out / "sample.parquet", index=False)
-    # factors no run's outcomes read (the economics', a switched-off programme's) cannot
-    # bound where the case occurs: PRIM does not see them (while any factor is left)
-    unread = unread_factors(scenario.params, points, [p.name for p in chosen])
-    if len(unread) == len(chosen):
-        unread = []
-    found = prim_box(x.drop(columns=unread), cases, min_density)
-    if found["found"]:
-        by_name = {p.name: p for p in chosen}
-        found["restricted"] = {k: _as_run(by_name[k], lo, hi) for k, (lo, hi) in found["restricted"].items()}
-    found["unread"] = unread
-    verdicts = verdict_shares(runs)
-    lines = [
-        f"# Scenario discovery — scenario '{scenario.name}'",
-        "",
-        f"{samples} points (Latin hypercube over {len(chosen)} registry factors), "
-        f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
-        f"in more than half of its replicates (a tie is not a case) — {case.explain()}.",
-        "",
-        f"Cases of interest: {int(cases.sum())} of {samples} points ({cases.mean():.0%}).",
-        "",
-        "Verdicts over the sampled points (a binary verdict counts at a point when it holds in "
-        "most of its replicates; stuck shares are means over points):",
-        "",
-        *[f"- {k}: {v:.0%}" for k, v in verdicts.items()],
-        "",
-    ]
-    if held:
-        lines += [held_line(held), ""]
-    if (miss := miss_note(runs["runup_gap"])) is not None:
-        lines += [miss, ""]
-    if unread:
-        lines += [
-            f"Left out of PRIM, as no run's outcomes read them: {', '.join(unread)}.",
+    # the result's files are put in place together once all are written; a box found by an
+    # earlier case of the same runs goes then, as it is not this case's
+    with staged(out, gone=PRIM_FILES) as stage:
+        sample.to_csv(stage / "sample.csv", index=False, float_format="%.6g")
+        sample.to_parquet(stage / "sample.parquet", index=False)
+        # factors no run's outcomes read (the economics', a switched-off programme's) cannot
+        # bound where the case occurs: PRIM does not see them (while any factor is left)
+        unread = unread_factors(scenario.params, points, [p.name for p in chosen])
+        if len(unread) == len(chosen):
+            unread = []
+        found = prim_box(x.drop(columns=unread), cases, min_density)
+        if found["found"]:
+            by_name = {p.name: p for p in chosen}
+            found["restricted"] = {
+                k: _as_run(by_name[k], lo, hi) for k, (lo, hi) in found["restricted"].items()
+            }
+        found["unread"] = unread
+        verdicts = verdict_shares(runs)
+        lines = [
+            f"# Scenario discovery — scenario '{scenario.name}'",
+            "",
+            f"{samples} points (Latin hypercube over {len(chosen)} registry factors), "
+            f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
+            f"in more than half of its replicates (a tie is not a case) — {case.explain()}.",
+            "",
+            f"Cases of interest: {int(cases.sum())} of {samples} points ({cases.mean():.0%}).",
+            "",
+            "Verdicts over the sampled points (a binary verdict counts at a point when it holds in "
+            "most of its replicates; stuck shares are means over points):",
+            "",
+            *[f"- {k}: {v:.0%}" for k, v in verdicts.items()],
             "",
         ]
-    if found["found"]:
-        found["trajectory"].to_csv(out / "prim_trajectory.csv", float_format="%.6g")
-        pd.DataFrame(
-            [{"factor": k, "low": v[0], "high": v[1]} for k, v in found["restricted"].items()]
-        ).to_csv(out / "prim_box.csv", index=False, float_format="%.6g")
-        if not found["dense"]:
+        if held:
+            lines += [held_line(held), ""]
+        if (miss := miss_note(runs["runup_gap"])) is not None:
+            lines += [miss, ""]
+        if unread:
             lines += [
-                f"No box on the peeling trajectory reaches the density asked ({min_density:.0%}): "
-                "the densest is shown.",
+                f"Left out of PRIM, as no run's outcomes read them: {', '.join(unread)}.",
                 "",
             ]
-        lines += [
-            f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
-            f"mass {found['mass']:.0%}; restricted dimensions:",
-            "",
-            "| factor | low | high | full range |",
-            "|---|---|---|---|",
-        ]
-        for name, (lo, hi) in found["restricted"].items():
-            p = next(q for q in chosen if q.name == name)
-            if is_categorical(p):
-                low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
-                lines.append(f"| {name} | {low} | {high} | off, on |")
-            else:
-                lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
-    else:
-        # a box found by an earlier case of the same runs is not this case's
-        for name in ("prim_box.csv", "prim_trajectory.csv"):
-            (out / name).unlink(missing_ok=True)
-        found["undefined"] = bool(runs[case.output].isna().all())
-        if found["undefined"]:
-            lines.append(
-                f"`{case.output}` has no value at any sampled point, so no point can have `{case}` "
-                f"and there is no box to find (its definition: {OUTCOMES[case.output].definition})."
-            )
+        if found["found"]:
+            found["trajectory"].to_csv(stage / "prim_trajectory.csv", float_format="%.6g")
+            pd.DataFrame(
+                [{"factor": k, "low": v[0], "high": v[1]} for k, v in found["restricted"].items()]
+            ).to_csv(stage / "prim_box.csv", index=False, float_format="%.6g")
+            if not found["dense"]:
+                lines += [
+                    f"No box on the peeling trajectory reaches the density asked ({min_density:.0%}): "
+                    "the densest is shown.",
+                    "",
+                ]
+            lines += [
+                f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
+                f"mass {found['mass']:.0%}; restricted dimensions:",
+                "",
+                "| factor | low | high | full range |",
+                "|---|---|---|---|",
+            ]
+            for name, (lo, hi) in found["restricted"].items():
+                p = next(q for q in chosen if q.name == name)
+                if is_categorical(p):
+                    low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
+                    lines.append(f"| {name} | {low} | {high} | off, on |")
+                else:
+                    lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
         else:
-            lines.append(f"No sampled point has `{case}`, so there is no box to find.")
-    (out / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            found["undefined"] = bool(runs[case.output].isna().all())
+            if found["undefined"]:
+                lines.append(
+                    f"`{case.output}` has no value at any sampled point, so no point can have `{case}` "
+                    f"and there is no box to find (its definition: {OUTCOMES[case.output].definition})."
+                )
+            else:
+                lines.append(f"No sampled point has `{case}`, so there is no box to find.")
+        (stage / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     found.pop("trajectory", None)
     found["case"] = str(case)
     found["share"] = float(cases.mean())

@@ -34,7 +34,7 @@ from mittelbau.experiments.sensitivity import (
     sobol,
     to_overrides,
 )
-from mittelbau.experiments.store import empty_folder, folder_lock, write_json
+from mittelbau.experiments.store import empty_folder, folder_lock, staged, write_json
 
 
 def default_outputs() -> tuple[str, ...]:
@@ -162,6 +162,11 @@ def run_study(
         )
 
 
+# result files a study writes only with some settings: removed when a study continuing the
+# folder's does not write them
+OPTIONAL_FILES = ("second_order.csv", "seed_variance.csv", "replications.csv")
+
+
 def _run_study(
     method: str,
     scenario: Scenario,
@@ -191,18 +196,10 @@ def _run_study(
     seed = scenario.params.seed
     if method == "morris":
         result = morris(spec, evaluate, size, seed)
-        figure = plot_morris(result.indices, out / "morris.png")
         convergence = None
     else:
         result = sobol(spec, evaluate, size, seed, second_order)
-        if second_order:
-            result.second_order.to_csv(out / "second_order.csv", index=False, float_format="%.6g")
-        figure = plot_sobol(result.indices, out / "sobol.png")
         convergence = result.convergence
-        convergence.to_csv(out / "convergence.csv", index=False, float_format="%.6g")
-        plot_convergence(convergence, out / "convergence.png")
-    result.indices.to_csv(out / "indices.csv", index=False, float_format="%.6g")
-    write_sample(out, method, spec, result.X, result.Y, second_order)
     # one replication per point leaves no within-point variance: the pilot's estimate stands in
     shares = seed_variance_share(log["runs"], outputs) if replications > 1 else None
     if shares is None and cv is not None:
@@ -212,28 +209,39 @@ def _run_study(
         notes = pilot_warnings(cv, replications) + notes
     if (miss := miss_note(log["runs"]["runup_gap"])) is not None:
         notes.append(miss)
-    # (a file this study does not write goes: one left by the study it continues would not be its)
-    for name, table in (("seed_variance.csv", shares), ("replications.csv", cv)):
-        if table is None:
-            (out / name).unlink(missing_ok=True)
+    # the result's files are put in place together once all are written; a file this study
+    # does not write goes then (one left by the study it continues would not be its)
+    with staged(out, gone=OPTIONAL_FILES) as stage:
+        if method == "morris":
+            figure = plot_morris(result.indices, stage / "morris.png")
         else:
-            table.to_csv(out / name, float_format="%.6g")
-    page = write_page(
-        method,
-        scenario,
-        out,
-        spec,
-        result.indices,
-        replications,
-        cv,
-        shares,
-        (len(log["runs"]), log["distinct"]),
-        figure,
-        convergence is not None,
-        notes,
-        log["unread"],
-        held,
-    )
+            if second_order:
+                result.second_order.to_csv(stage / "second_order.csv", index=False, float_format="%.6g")
+            figure = plot_sobol(result.indices, stage / "sobol.png")
+            convergence.to_csv(stage / "convergence.csv", index=False, float_format="%.6g")
+            plot_convergence(convergence, stage / "convergence.png")
+        result.indices.to_csv(stage / "indices.csv", index=False, float_format="%.6g")
+        write_sample(stage, method, spec, result.X, result.Y, second_order)
+        for name, table in (("seed_variance.csv", shares), ("replications.csv", cv)):
+            if table is not None:
+                table.to_csv(stage / name, float_format="%.6g")
+        page = write_page(
+            method,
+            scenario,
+            stage,
+            spec,
+            result.indices,
+            replications,
+            cv,
+            shares,
+            (len(log["runs"]), log["distinct"]),
+            figure,
+            convergence is not None,
+            notes,
+            log["unread"],
+            held,
+        )
+    page = out / page.name
     return {
         "warnings": notes,
         "indices": result.indices,

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -150,6 +150,27 @@ def remove_stale(parent: Path) -> None:
                 shutil.rmtree(stale, ignore_errors=True)
             else:
                 stale.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged(folder: Path, gone: Sequence[str] = ()) -> Iterator[Path]:
+    """A temporary folder in `folder` (under its lock) that a set of result files is written
+    into; they replace the files of the same names in `folder` only once all are written, and
+    the files named in `gone` (those of an earlier result this one does not write) are removed
+    then, so that a failed or interrupted command leaves the result before it whole (stale
+    staging folders of killed commands are removed first)."""
+    remove_stale(folder)
+    staging = folder / f".results.tmp-{os.getpid()}"
+    staging.mkdir()
+    try:
+        yield staging
+        written = sorted(staging.iterdir())
+        for path in written:
+            path.replace(folder / path.name)
+        for name in set(gone) - {path.name for path in written}:
+            (folder / name).unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_unit(target: Path, write: Callable[[Path], None], design: str) -> None:
