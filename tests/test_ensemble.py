@@ -161,6 +161,24 @@ print("BAD", bad)
 """
 
 
+def test_work_a_dead_worker_took_is_said_once_and_other_failures_are_listed():
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mittelbau.experiments.executors import failure_report
+
+    dead = BrokenProcessPool("A process in the process pool was terminated abruptly")
+    failures = [(f"run {k}", dead) for k in range(12)] + [("run 12", ValueError("no such thing"))]
+    message = failure_report(failures, 40, "runs", "rerun the same command to retry them")
+    head, *rest = message.splitlines()
+    assert head == (
+        "12 of 40 runs were not run: a worker process ended abruptly (killed, or out of memory?); "
+        "1 of 40 runs failed (the others are kept; rerun the same command to retry them):"
+    )
+    assert rest == ["  run 12: ValueError: no such thing"]
+    only_dead = failure_report(failures[:3], 5, "batches", "rerun to retry them")
+    assert "\n" not in only_dead and only_dead.endswith("(the others are kept; rerun to retry them)")
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_a_failing_run_is_reported_and_the_others_are_kept(tmp_path, scenarios, root, workers):
     """Run in a fresh process, so that the two workers are forked with the failure in place."""

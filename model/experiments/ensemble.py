@@ -40,7 +40,7 @@ import numpy as np
 
 from mittelbau.core.outcomes import OUTCOMES
 from mittelbau.core.scenario import Scenario, check_name, make_params
-from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
+from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, failure_report
 from mittelbau.experiments.outputs import SUMMARY_SCHEMA, RunResult
 from mittelbau.experiments.posterior import Posterior, draws_needed
 from mittelbau.experiments.runs import BATCH_SIZE, simulate, simulate_batch
@@ -453,10 +453,10 @@ def run_ensemble(
                 damaged.append(spec)
                 if on_damaged is not None:
                     on_damaged(f"{spec.folder} is damaged ({why}); it is recomputed")
-        failures: list[str] = []
+        failures: list[tuple[str, BaseException]] = []
         for spec, result in _results(todo, executor, workers, scheduler) if todo else ():
             if isinstance(result, BaseException):
-                failures.append(f"{spec.describe()}: {type(result).__name__}: {result}")
+                failures.append((spec.describe(), result))
             else:
                 write_ensemble_run(result, spec, out)
             if on_run is not None:
@@ -471,8 +471,7 @@ def run_ensemble(
     }
     if failures:
         raise EnsembleError(
-            f"{len(failures)} of {len(todo)} runs failed (the others are kept; "
-            "rerun the same command to retry them):\n  " + listing(failures)
+            failure_report(failures, len(todo), "runs", "rerun the same command to retry them")
         )
     return counts
 

@@ -27,6 +27,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from mittelbau.experiments.extras import needs_extra
@@ -47,6 +48,30 @@ def listing(failures: list[str], most: int = 10) -> str:
     """Failure lines for an error message: the first `most`, then how many more."""
     more = len(failures) - most
     return "\n  ".join(failures[:most] + ([f"… and {more} more"] if more > 0 else []))
+
+
+def failure_report(failures: list[tuple[str, BaseException]], total: int, unit: str, retry: str) -> str:
+    """The message of work that failed (`failures`: what, its exception) of `total` pieces
+    (`unit`, plural): the work a dead local worker process took with it is said once, as one
+    cause (its pool fails all the work pending), the other failures are listed with their
+    errors; `retry` says how to run them again."""
+    lost = [what for what, exc in failures if isinstance(exc, BrokenProcessPool)]
+    failed = [
+        f"{what}: {type(exc).__name__}: {exc}"
+        for what, exc in failures
+        if not isinstance(exc, BrokenProcessPool)
+    ]
+    parts = []
+    if lost:
+        parts.append(
+            f"{len(lost)} of {total} {unit} were not run: a worker process ended abruptly (killed, or "
+            "out of memory?)"
+        )
+    if failed:
+        parts.append(f"{len(failed)} of {total} {unit} failed")
+    return (
+        "; ".join(parts) + f" (the others are kept; {retry})" + (":\n  " + listing(failed) if failed else "")
+    )
 
 
 def check(executor: str, workers: int, scheduler: str | None) -> None:

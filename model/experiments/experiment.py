@@ -34,7 +34,7 @@ from mittelbau.core.outcomes import OUTCOMES, definitions
 from mittelbau.core.runup import CACHE_SIZE, runup_key, solve_runups
 from mittelbau.core.scenario import Params, Scenario, make_params
 from mittelbau.experiments.ensemble import headline_outcomes, replicate_seeds
-from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, listing
+from mittelbau.experiments.executors import ExecutionError, check, dask_workers, execute, failure_report
 from mittelbau.experiments.runs import simulate_outcomes, simulate_outcomes_batch
 from mittelbau.experiments.store import (
     FolderError,
@@ -407,9 +407,11 @@ def evaluate_points(
                 if isinstance(result, BaseException):
                     first = batch.runs[0]
                     failures.append(
-                        f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
-                        f"seeds {sorted({r[2] for r in batch.runs})}): "
-                        f"{type(result).__name__}: {result}"
+                        (
+                            f"batch {batch.index} (points {first[0]}–{batch.runs[-1][0]}, "
+                            f"seeds {sorted({r[2] for r in batch.runs})})",
+                            result,
+                        )
                     )
                 else:
                     write_unit(
@@ -420,10 +422,7 @@ def evaluate_points(
                 if on_batch is not None:
                     on_batch(_stands_for(batch, distinct, stands_for))
         if failures:
-            raise ExecutionError(
-                f"{len(failures)} of {len(todo)} batches failed (the others are "
-                "kept; rerun to retry them):\n  " + listing(failures)
-            )
+            raise ExecutionError(failure_report(failures, len(todo), "batches", "rerun to retry them"))
         frames = [pd.read_parquet(folder(b) / "runs.parquet") for b in batches]
         ran = pd.concat(frames, ignore_index=True)
         row = {i: k for k, i in enumerate(distinct)}
