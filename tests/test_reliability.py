@@ -427,6 +427,38 @@ def test_7_a_scheduler_address_that_accepts_and_never_answers_fails_in_one_line(
     assert held and not (tmp_path / "d").exists()
 
 
+def test_7_a_running_cluster_left_without_workers_is_warned_of_once(monkeypatch, caplog):
+    """Work out on a cluster whose workers are all gone waits for one: said once it has lasted,
+    again only after a worker came and went."""
+    import threading
+
+    from mittelbau.experiments import executors
+
+    monkeypatch.setattr(executors, "NO_WORKERS_SECONDS", 0.2)
+    monkeypatch.setattr(executors, "WORKERS_CHECK_SECONDS", 0.02)
+    # none for 30 checks (at least 0.6 s), one for 5, then none for good
+    counts = [0] * 30 + [1] * 5 + [0] * 40
+    asked = []
+
+    class Cluster:
+        def scheduler_info(self):
+            asked.append(1)
+            return {"workers": dict.fromkeys(range(counts[min(len(asked), len(counts)) - 1]))}
+
+    stop = threading.Event()
+    watcher = threading.Thread(target=executors.watch_workers, args=(Cluster(), "tcp://h:1", stop))
+    with caplog.at_level("WARNING", logger=executors.__name__):
+        watcher.start()
+        deadline = time.time() + 60
+        while len(asked) < len(counts) + 20 and time.time() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        watcher.join(5)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert said[0].startswith("warning: no Dask worker has been connected to tcp://h:1 for 0 s; the work")
+
+
 def test_7_a_recovery_table_and_a_fit_folder_of_another_design_are_one_line_errors(tmp_path):
     rec = tmp_path / "rec"
     rec.mkdir()

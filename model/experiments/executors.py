@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import gc
 import importlib.util
+import logging
 import multiprocessing
 import os
 import signal
@@ -35,6 +36,9 @@ from mittelbau.experiments.extras import needs_extra
 EXECUTORS = ("local", "dask")
 CONNECT_TIMEOUT = 5.0  # seconds to reach a Dask scheduler
 DEADLINE_GRACE = 2.0  # seconds beyond it before a connection still trying is given up
+NO_WORKERS_SECONDS = 30.0  # a running cluster without workers this long is warned of
+WORKERS_CHECK_SECONDS = 5.0  # how often the cluster's workers are counted meanwhile
+LOG = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5  # how often a local pool's waiting checks on its workers
 LOST_GRACE_SECONDS = 2.0  # how long a pool may count a dead worker before it is unblocked
@@ -300,12 +304,44 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
         if cluster is not None:
             cluster.close()
         raise
+    stop = threading.Event()
+    if scheduler is not None:  # a running cluster's workers may all be gone: said, not waited on silently
+        threading.Thread(
+            target=watch_workers, args=(client, scheduler, stop), daemon=True, name="dask-workers"
+        ).start()
     try:
         futures = {client.submit(fn, item, pure=False): item for item in items}
         for future in dask_completed(futures):
             item = futures[future]
             yield item, future.exception() if future.status == "error" else future.result()
     finally:
+        stop.set()
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def watch_workers(client: Any, address: str, stop: threading.Event) -> None:
+    """While work is out on the cluster at `address` (until `stop`), count its workers every
+    WORKERS_CHECK_SECONDS and warn (the `mittelbau.experiments.executors` logger) once it has had
+    none for NO_WORKERS_SECONDS: the work waits for a worker, which would otherwise look like a
+    hang. A worker joining re-arms the warning."""
+    none_since: float | None = None
+    warned = False
+    while not stop.wait(WORKERS_CHECK_SECONDS):
+        try:
+            workers = len(client.scheduler_info()["workers"])
+        except Exception:  # the client is closing or the scheduler gone: the work reports it
+            return
+        if workers:
+            none_since, warned = None, False
+        elif none_since is None:
+            none_since = time.monotonic()
+        elif not warned and time.monotonic() - none_since >= NO_WORKERS_SECONDS:
+            LOG.warning(
+                "warning: no Dask worker has been connected to %s for %.0f s; the work waits for one "
+                "(finished runs are kept; Ctrl-C stops, and the same command resumes)",
+                address,
+                NO_WORKERS_SECONDS,
+            )
+            warned = True
