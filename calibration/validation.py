@@ -366,17 +366,24 @@ def _magnitude(model: float, observed: float) -> str:
     return f"{'below' if ratio > 1 else 'above'} by a factor {shown}: not the same order"
 
 
-def _se(values: pd.Series | np.ndarray) -> float:
-    """Standard error of the mean of the runs' values (NaN left out)."""
+def _finite_mean(values: pd.Series | np.ndarray) -> float:
+    """Mean of the runs' values that are numbers (NaN where none is)."""
     values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else math.nan
+
+
+def _se(values: pd.Series | np.ndarray) -> float:
+    """Standard error of the mean of the runs' values that are numbers."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
 def _direction(value: float, se: float, wanted: str) -> str:
     """Verdict on the mean of a ratio whose observed direction is `wanted` ('>1' or '<1'):
     two standard errors of the mean away from 1."""
-    if not se >= 0:
+    if not (se >= 0 and math.isfinite(value)):
         return "too few runs to tell"
     if value - 2 * se > 1:
         seen = ">1"
@@ -390,7 +397,7 @@ def _direction(value: float, se: float, wanted: str) -> str:
 def _gradient(value: float, se: float, low: float, high: float) -> str:
     """Verdict on the model's mean size ratio against the range `low`–`high` of the observed
     ratio (its rounded shares): two standard errors of the mean away from it, or from 1."""
-    if not se >= 0:
+    if not (se >= 0 and math.isfinite(value)):
         return "too few runs to tell"
     if value + 2 * se < 1:
         return "opposite direction"
@@ -469,10 +476,10 @@ def checks_table(covid: pd.DataFrame, dt_ratios: np.ndarray, orderings: pd.DataF
             float(ratio.mean()),
             model_sd=float(ratio.std(ddof=1)),
             without_shock=float(_ratio_of(calm, "exit_rate_adapters", "exit_rate_others").mean()),
-            verdict=_direction(float(ratio.mean()), _se(ratio), "<1"),
+            verdict=_direction(_finite_mean(ratio), _se(ratio), "<1"),
         )
     )
-    m, sd, se = float(dt_ratios.mean()), float(dt_ratios.std(ddof=1)), _se(dt_ratios)
+    m, sd, se = _finite_mean(dt_ratios), float(dt_ratios.std(ddof=1)), _se(dt_ratios)
     for item, value in observed_size_ratios().items():
         low, high = observed_ratio_range(item)
         verdict = _gradient(m, se, low, high)

@@ -438,7 +438,7 @@ def run(
             typer.echo(f"  {_other_verdicts(h)}")
         if warning := _runup_warning(result.summary["runup"]):
             typer.echo(f"  {warning}", err=True)
-        from mittelbau.levers import underspent
+        from mittelbau.levers import SPENT_SHARE, underspent
 
         levers = result.summary["levers"]
         if len(levers) > 1:  # each lever's figures are those of its run alone (docs/odd.md 7.2)
@@ -461,7 +461,18 @@ def run(
                 f"{policy['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
-        for note in underspent(p, {name: lv["total_cost_eur"] for name, lv in levers.items()}):
+        notes = underspent(p, {name: lv["total_cost_eur"] for name, lv in levers.items()})
+        if len(levers) > 1:  # what each spent in the run with all of them, which may fall short
+            together = result.levers.groupby("lever")["spent_eur"].sum()
+            spent = {name: float(together.get(name, 0.0)) for name in levers}
+            notes += [f"with the other programmes, {note}" for note in underspent(p, spent)]
+            policy = result.summary["policy"]
+            if policy["total_cost_eur"] < SPENT_SHARE * policy["planned_cost_eur"]:
+                notes.append(
+                    f"all programmes together spent €{policy['total_cost_eur'] / 1e6:.1f} M of the "
+                    f"€{policy['planned_cost_eur'] / 1e6:.1f} M planned"
+                )
+        for note in notes:
             typer.echo(f"warning: {scen.name}: {note}", err=True)
         typer.echo(f"  written to {folder}/")
 
@@ -577,7 +588,7 @@ def _run_ensemble(
     except OSError as exc:
         _fail(f"cannot write into {folder}: {exc.strerror or exc}", code=1)
     except KeyboardInterrupt:
-        _interrupted(folder)
+        _interrupted(folder, "--overwrite" if overwrite else None)
     if not quiet:
         typer.echo(
             f"{counts['ran']} runs done, {counts['skipped']} already in {folder}/ "
@@ -727,15 +738,17 @@ class ProgressLines:
         return text
 
 
-def _interrupted(folder: Path | None = None) -> NoReturn:
-    """Ctrl-C during long work: one line saying what is kept, exit code 130 (the shell's for an
-    interrupt)."""
+def _interrupted(folder: Path | None = None, restart: str | None = None, kept: str = "runs") -> NoReturn:
+    """Ctrl-C during long work: one line saying what is kept and how to resume (`restart`: the
+    option given that starts anew, which the resuming command must leave out), exit code 130
+    (the shell's for an interrupt)."""
     where = f"in {folder}/" if folder is not None else "in the output folder"
-    typer.echo(f"interrupted: the finished runs are kept {where}; the same command resumes them", err=True)
+    again = "the same command" if restart is None else f"the same command without {restart}"
+    typer.echo(f"interrupted: the finished {kept} are kept {where}; {again} resumes them", err=True)
     raise typer.Exit(code=130)
 
 
-def _with_progress(quiet: bool, label: str, job):
+def _with_progress(quiet: bool, label: str, job, restart: str | None = None):
     """Run `job(advance, set_total, damaged)` with progress: a live bar with runs done of the
     total and the time left on a terminal, periodic lines otherwise, nothing when quiet;
     `damaged(message)` warns of a damaged result that is recomputed. Bad input exits 2, a
@@ -787,7 +800,7 @@ def _with_progress(quiet: bool, label: str, job):
             _fail(f"cannot write: {exc.strerror or exc} ({exc.filename or 'the output folder'})", code=1)
         except KeyboardInterrupt:
             stop()
-            _interrupted()
+            _interrupted(restart=restart)
 
     if quiet:
         return attempt(lambda n: None, lambda n: None)
@@ -862,6 +875,7 @@ def _study(
             on_total=set_total,
             overwrite=overwrite,
         ),
+        "--overwrite" if overwrite else None,
     )
     if not quiet:
         key = "mu_star" if method == "morris" else "ST"
@@ -1003,6 +1017,7 @@ def discover(
             on_total=set_total,
             overwrite=overwrite,
         ),
+        "--overwrite" if overwrite else None,
     )
     if not quiet:
         if not found["found"]:
@@ -1037,7 +1052,8 @@ def calibrate_report(
         bool,
         typer.Option(
             "--validation/--no-validation",
-            help="Add the checks against data not used in fitting (as `calibrate validate`)",
+            help="Add the checks against data not used in fitting (as `calibrate validate`, with "
+            "at least its 40 runs)",
         ),
     ] = True,
 ) -> None:
@@ -1055,9 +1071,10 @@ def calibrate_report(
         with _staged(folder) as staging:
             page, table = write_fit_report(staging, replications, firms, seed)
             if validation:
-                from mittelbau.calibration.validation import append_to_report
+                from mittelbau.calibration.validation import REPLICATIONS, append_to_report
 
-                append_to_report(page, replications, firms, seed)
+                # the resilience check needs its runs (`calibrate validate`'s default at least)
+                append_to_report(page, max(replications, REPLICATIONS), firms, seed)
         page = folder / page.name
         met = int(table["within_2se"].sum())
         typer.echo(f"{met} of {len(table)} targets within 2 standard errors")
@@ -1165,12 +1182,7 @@ def calibrate_fit(
         except (ImportError, ValueError) as exc:
             _fail(str(exc))
         except KeyboardInterrupt:
-            typer.echo(
-                f"interrupted: the finished generations are kept in {folder}/; the same command "
-                "resumes the fit",
-                err=True,
-            )
-            raise typer.Exit(code=130) from None
+            _interrupted(folder, "--fresh" if fresh else None, "generations")
         typer.echo(
             f"{result.generations} generations, {result.evaluations} simulations in "
             f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "
@@ -1319,6 +1331,7 @@ def calibrate_identifiability(
                 on_total=set_total,
                 overwrite=overwrite,
             ),
+            "--overwrite" if overwrite else None,
         )
         for warning in warnings:  # the study's advice, in this command's option
             typer.echo(f"warning: {warning.replace('--samples', '--n')}", err=True)
@@ -1394,6 +1407,8 @@ def calibrate_identify(
             table = identify(folder, truth_values, population, generations, firms, seed, resume=not fresh)
         except (ImportError, ValueError) as exc:
             _fail(str(exc))
+        except KeyboardInterrupt:
+            _interrupted(folder, "--fresh" if fresh else None, "generations")
         for r in table.itertuples():
             typer.echo(
                 f"  {r.parameter}: truth {r.truth:.4g}, median {r.median:.4g} "

@@ -37,4 +37,13 @@ for name in core all build tools; do
         cp "$work/$name.txt" "$here/$name.txt"
     fi
 done
+# make baseline installs core.txt over an environment make dev filled from all.txt: every core
+# pin must be the same there, or the baseline would move packages the extras depend on
+pins() { grep -o '^[A-Za-z0-9._-]*==[^ ]*' "$1" | sort; }
+differ=$(comm -23 <(pins "$here/core.txt") <(pins "$here/all.txt"))
+if [ -n "$differ" ]; then
+    echo "requirements/core.txt pins what requirements/all.txt pins otherwise or not at all:" >&2
+    echo "$differ" | head -20 >&2
+    status=1
+fi
 exit $status

@@ -325,6 +325,12 @@ def test_paired_difference_interval_contains_a_known_effect():
     ens["manifest"]["scenarios"]["policy"]["parameters"]["region"] = "nord"
     d = paired_differences(ens).iloc[0]
     assert not d.common_random_numbers and not d.same_firms
+    # the region's firms given as the number it has by default are the same firms; another
+    # number (another population_scale) is not
+    ens["manifest"]["scenarios"]["policy"]["parameters"] |= {"region": "stuttgart", "region_firms": 3000}
+    assert paired_differences(ens).iloc[0].same_firms
+    ens["summaries"][-1]["summary"]["economics"]["population_scale"] = 1.5
+    assert not paired_differences(ens).iloc[0].same_firms
 
 
 def test_wilson_interval_contains_the_share_at_the_ends():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import zipfile
@@ -79,6 +80,13 @@ def test_lock_check_fails_when_pyproject_changes_without_the_lock(root, tmp_path
     assert (tmp_path / "requirements" / "core.txt").read_bytes() == (
         root / "requirements" / "core.txt"
     ).read_bytes()
+    # a core pin that all.txt does not hold (make baseline would move it under the extras)
+    core = tmp_path / "requirements" / "core.txt"
+    core.write_text(re.sub(r"^numpy==\S+", "numpy==1.0.0", core.read_text(), flags=re.M))
+    moved = subprocess.run(check, capture_output=True, text=True)
+    assert moved.returncode != 0
+    said = "requirements/core.txt pins what requirements/all.txt pins otherwise or not at all:"
+    assert f"{said}\nnumpy==1.0.0" in moved.stderr
 
 
 @pytest.mark.slow
@@ -155,9 +163,12 @@ def test_a_missing_extra_is_installed_from_the_lock_in_a_checkout_and_by_name_el
     from mittelbau.experiments.extras import in_checkout, needs_extra
 
     assert in_checkout() and in_checkout(root)  # the tests run from a checkout
-    here = needs_extra("scenario discovery", "discovery", root)
+    here = needs_extra("scenario discovery", "discovery", root, str(root / ".venv"))
     assert here.startswith("scenario discovery needs the 'discovery' extra, which is not installed")
-    assert "`make dev` in the project folder" in here and "mittelbau[" not in here
+    assert "run `make dev` in the project folder" in here and "mittelbau[" not in here
+    # a checkout run from an environment of its own: the checkout's extra into that one
+    own = needs_extra("scenario discovery", "discovery", root, str(tmp_path / "conda"))
+    assert "install `.[discovery]` from the project folder into the environment" in own
     # an installed package: no Makefile beside it, so the extra by name (no `make`, no `-e .`)
     wheel = needs_extra("scenario discovery", "discovery", tmp_path)
     assert "`mittelbau[discovery]`" in wheel and "make" not in wheel

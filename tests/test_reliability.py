@@ -190,21 +190,29 @@ def test_4_workers_die_when_the_parent_is_killed(tmp_path, base, executor):
 
 
 @pytest.mark.parametrize(
-    "command", [["sensitivity", "sobol", "--samples", "8"], ["run", "--replications", "200"]]
+    ("command", "overwrite"),
+    [(["sensitivity", "sobol", "--samples", "8"], False), (["run", "--replications", "200"], True)],
 )
-def test_4_ctrl_c_ends_the_command_and_its_workers_at_once(tmp_path, base, command):
+def test_4_ctrl_c_ends_the_command_and_its_workers_at_once(tmp_path, base, command, overwrite):
     """Ctrl-C reaches every process of the command (the terminal signals its process group):
     the workers ignore it and the command ends them with the work queued for them, says in one
-    line that the finished runs are kept, and exits 130; a second Ctrl-C soon after does not
-    leave it waiting on its workers. The same command then resumes."""
+    line that the finished runs are kept and how to resume (without --overwrite, which would
+    empty the folder again), and exits 130; a second Ctrl-C soon after does not leave it
+    waiting on its workers. The command then resumes."""
     out = tmp_path / "c"
     args = [sys.executable, "-m", "mittelbau.cli", command[0], *command[1:-2], base, *command[-2:]]
-    args += ["--set", "firms=500", "--set", "years=6", "--workers", "2", "--out", str(out), "--quiet"]
+    args += ["--set", "firms=500", "--set", "years=6", "--workers", "2", "--out", str(out)]
+    restart = ["--overwrite"] if overwrite else []
+    args += [*restart, "--quiet"]
     parent = subprocess.Popen(args, start_new_session=True, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 90
-    while time.time() < deadline and not list(out.glob("**/batch-*")) + list(out.glob("runs/*/rep-*")):
+    workers: list[psutil.Process] = []
+    while time.time() < deadline:  # work finished, and workers at work (between pools there are none)
+        if list(out.glob("**/batch-*")) + list(out.glob("runs/*/rep-*")):
+            workers = [w for w in psutil.Process(parent.pid).children(recursive=True) if not is_service(w)]
+            if workers:
+                break
         time.sleep(0.05)
-    workers = psutil.Process(parent.pid).children(recursive=True)
     assert workers, "no workers started"
     os.killpg(parent.pid, signal.SIGINT)
     time.sleep(0.3)
@@ -212,11 +220,18 @@ def test_4_ctrl_c_ends_the_command_and_its_workers_at_once(tmp_path, base, comma
         os.killpg(parent.pid, signal.SIGINT)
     _, err = parent.communicate(timeout=30)
     assert parent.returncode == 130, err
-    assert err.strip().splitlines()[-1].startswith("interrupted: the finished runs are kept in"), err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("interrupted: the finished runs are kept in"), err
+    assert last.endswith(
+        "the same command without --overwrite resumes them" if overwrite else "the same command resumes them"
+    )
     _, alive = psutil.wait_procs(workers, timeout=5)
     assert alive == []
-    again = subprocess.run([*args[:-1]], capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [a for a in args if a not in ("--overwrite", "--quiet")], capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
+    assert "runs kept from the output folder" in again.stderr or " already in " in again.stdout
 
 
 # ---- 5. one folder, one writer ------------------------------------------------------------------
@@ -995,6 +1010,10 @@ def test_settings_of_a_programme_switched_off_are_warned_of(tmp_path):
         "run", str(off), "--set", "firms=300", "--set", "funding_budget_eur=1e6", "--out", str(tmp_path / "b")
     )
     assert res.exit_code == 0 and "warning" not in res.stderr
+    # switched off on purpose: its settings stay, quietly
+    on_purpose = ["--set", "firms=300", "--set", "years=2", "--set", "funding_budget_eur=0"]
+    res = cli("run", "funding", *on_purpose, "--out", str(tmp_path / "c"))
+    assert res.exit_code == 0 and "warning" not in res.stderr
 
 
 def test_a_budget_left_unspent_is_warned_of_in_a_run_and_marked_in_a_report(tmp_path):
@@ -1021,6 +1040,24 @@ def test_a_budget_left_unspent_is_warned_of_in_a_run_and_marked_in_a_report(tmp_
     assert "| low | funding | 120.0 |" in report and "| centres | centres | 6.0 | 6.0 [6.0–6.0] |" in report
     assert "*Budget not spent* (below 90% of the plan): low: funding spent €" in report
     assert "centres spent" not in report
+    # a mix is judged on what its programmes spent together too, not only each run alone (few
+    # agents: a cooperation project of agents stands for ten projects, too many for its plan)
+    small = ["--set", "firms=300", "--set", "years=4"]
+    res = cli("run", "equal-budget/mix", *small, "--out", str(tmp_path / "mix"))
+    assert res.exit_code == 0
+    spent = pd.read_csv(tmp_path / "mix" / "levers.csv").groupby("lever")["spent_eur"].sum()
+    assert spent.get("cooperation", 0.0) < 0.9 * 2e6  # its plan: €500,000 a year for 4 years
+    assert (
+        "warning: equal-budget-mix: with the other programmes, cooperation spent €0.0 M of the €2.0 M"
+        in res.stderr
+    )
+    assert "warning: equal-budget-mix: all programmes together spent €" in res.stderr
+    res = cli(
+        "run", "equal-budget/mix", *small, "--replications", "2", "--out", str(tmp_path / "mixes"), "-q"
+    )
+    assert res.exit_code == 0
+    report = (tmp_path / "mixes" / "report.md").read_text()
+    assert "equal-budget-mix: all programmes together spent €" in report
 
 
 def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, base):

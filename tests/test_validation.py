@@ -242,6 +242,11 @@ def test_checks_table_gives_verdicts_a_model_could_fail():
     assert validation._gradient(1.2, 0.1, 1.29, 1.36) == "consistent (within 2 SE)"  # too uncertain to tell
     assert validation._direction(1.05, 0.02, "<1") == "opposite direction"
     assert validation._direction(1.05, 0.03, "<1") == "no difference (within 2 SE of 1)"
+    # a run without a number (an empty size class) is left out, not made the mean's NaN
+    assert validation._finite_mean(np.array([1.1, np.nan, 1.3, np.inf])) == pytest.approx(1.2)
+    assert validation._se(np.array([1.0, np.nan, 3.0])) == pytest.approx(1.0)
+    assert validation._gradient(np.nan, 0.1, 1.29, 1.36) == "too few runs to tell"
+    assert validation._direction(np.nan, 0.1, "<1") == "too few runs to tell"
     assert verdicts["a: stage 3 below Stuttgart's"] == "consistent"
     assert verdicts["b: stage 2 above Stuttgart's"] == "**miss**"
     # which two regions are level is not recorded: each region's stage 1 only counts

@@ -170,12 +170,12 @@ class LocalPool:
 
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[Any, Any]]:
         """Yield `(item, fn(item) or its exception)` in order of completion."""
-        with warnings.catch_warnings():  # the pool forks its workers when work is submitted
-            if self._forking:
-                warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
-            futures = {self._pool.submit(fn, item): item for item in items}
-        pending, lost_since = set(futures), None
         try:
+            with warnings.catch_warnings():  # the pool forks its workers when work is submitted
+                if self._forking:
+                    warnings.filterwarnings("ignore", "This process .* is multi-threaded", DeprecationWarning)
+                futures = {self._pool.submit(fn, item): item for item in items}
+            pending, lost_since = set(futures), None
             while pending:
                 done, pending = wait(pending, timeout=WATCH_SECONDS, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -252,20 +252,31 @@ def _client(address: Any):
         raise ExecutionError(needs_extra("--executor dask", "dask")) from None
     # the client's own timeout does not cover every silence (a listener that accepts and never
     # answers, or answers as something else): it connects in a thread given a hard deadline
+    # (a thread still trying after the deadline closes the client it may get at last)
     found: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def connect() -> None:
         try:
-            found["client"] = Client(address, timeout=CONNECT_TIMEOUT)
+            client = Client(address, timeout=CONNECT_TIMEOUT)
         except Exception as exc:  # said below, in this thread
-            found["error"] = exc
+            with lock:
+                found["error"] = exc
+            return
+        with lock:
+            found["client"] = client
+            late = found.get("abandoned", False)
+        if late:
+            client.close()
 
     thread = threading.Thread(target=connect, daemon=True, name="dask-connect")
     thread.start()
     thread.join(CONNECT_TIMEOUT + DEADLINE_GRACE)
-    if "client" in found:
-        return found["client"]
-    exc = found.get("error")  # any failure to connect is the address's, said in one line
+    with lock:
+        if "client" in found:
+            return found["client"]
+        found["abandoned"] = True
+        exc = found.get("error")  # any failure to connect is the address's, said in one line
     reason = "no answer" if exc is None or isinstance(exc, TimeoutError) else type(exc).__name__
     raise ExecutionError(
         f"--scheduler {address!r} did not answer as a Dask scheduler within "

@@ -147,8 +147,9 @@ def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
     )
 
 
-# what makes two scenarios' runs start from the same firms (with the same seed)
-POPULATION_KEYS = ("region", "firms", "region_firms")
+# what makes two scenarios' runs start from the same firms (with the same seed), beside the
+# number of the region's firms an agent stands for (`population_scale`, `region_firms` resolved)
+POPULATION_KEYS = ("region", "firms")
 
 
 def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
@@ -172,7 +173,9 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
     moves = moves * moves.index.get_level_values("scenario").map(scale).to_numpy()
     seeds = {n: s["seeds"] for n, s in ens["manifest"]["scenarios"].items()}
     scenarios = ens["manifest"]["scenarios"]
-    firms = {n: tuple(s["parameters"].get(k) for k in POPULATION_KEYS) for n, s in scenarios.items()}
+    firms = {
+        n: (*(s["parameters"].get(k) for k in POPULATION_KEYS), scale.get(n)) for n, s in scenarios.items()
+    }
     per_draw = seeds_per_draw(ens)
     rows = []
     for name in names:
@@ -239,6 +242,25 @@ def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
             row |= {k: per, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(records)}
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def unspent_mixes(ens: dict[str, Any]) -> list[str]:
+    """The scenarios of several programmes whose runs with all of them spent, on average, under
+    SPENT_SHARE of their plan together (each programme's row of the levers table is its run
+    alone, which may spend its plan where the mix does not)."""
+    notes = []
+    for name in ens["manifest"]["scenarios"]:
+        # (a run without programmes has no policy block)
+        policies = [r["summary"].get("policy") or {} for r in ens["summaries"] if r["scenario"] == name]
+        if not policies or len(policies[0].get("levers", [])) < 2:
+            continue
+        spent = float(np.mean([q["total_cost_eur"] for q in policies]))
+        plan = float(policies[0]["planned_cost_eur"])
+        if plan > 0 and spent < SPENT_SHARE * plan:
+            notes.append(
+                f"{name}: all programmes together spent €{spent / 1e6:.1f} M of their €{plan / 1e6:.1f} M"
+            )
+    return notes
 
 
 def _fan(ax, years, values: np.ndarray, colour: str, label: str, scale: float = 100.0) -> None:
@@ -596,6 +618,7 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
                 f"{_fmt_band(r, 'cost_per_additional_upward_move_eur')} | "
                 f"{_fmt_band(r, 'deadweight_share', 100, '{:.0f}%')} |"
             )
+        short += unspent_mixes(ens)
         if short:
             lines += [
                 "",

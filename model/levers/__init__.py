@@ -79,11 +79,12 @@ def idle_levers(params) -> list[str]:
 
 def unused_lever_settings(params, overrides) -> list[str]:
     """A sentence for each switched-off lever whose other parameters `overrides` (a scenario's
-    file and --set values) sets: they do nothing while its switch is 0."""
+    file and --set values) sets while leaving its switch at its default 0: they do nothing."""
     notes = []
     for s in SPECS:
         keys = [k for k in overrides if k.startswith(f"{s.name}_") and k != s.switch]
-        if keys and not s.is_on(params):
+        # a programme switched off on purpose (its switch set to 0) keeps its settings quietly
+        if keys and not s.is_on(params) and s.switch not in overrides:
             notes.append(
                 f"{s.name} is off ({s.switch} = {getattr(params, s.switch):g}), so {', '.join(keys)} "
                 f"set for it do nothing; to switch it on, set {s.switch} above 0"
