@@ -1028,7 +1028,19 @@ def discover(
             )
             typer.echo(f"{what} ({samples} points); see {folder}/prim.md")
             return
-        dims = ", ".join(f"{k} {lo:.6g}–{hi:.6g}" for k, (lo, hi) in found["restricted"].items())
+
+        from mittelbau.core.parameters import BY_NAME
+        from mittelbau.experiments.sensitivity import is_categorical
+
+        def limits(name: str, lo: float, hi: float) -> str:  # an uncut side is no limit
+            low_cut, high_cut = found["cut"][name]
+            if is_categorical(BY_NAME[name]):  # a switch: 0 off, 1 on
+                return f"{name} {'on' if lo > 0 else 'off'}" + ("" if lo == hi else "/on")
+            if low_cut and high_cut:
+                return f"{name} {lo:.6g}–{hi:.6g}"
+            return f"{name} ≥ {lo:.6g}" if low_cut else f"{name} ≤ {hi:.6g}"
+
+        dims = ", ".join(limits(k, lo, hi) for k, (lo, hi) in found["restricted"].items())
         typer.echo(
             f"{found['cases_of_interest']} of {found['n']} points have {chosen_case}; PRIM box: "
             f"coverage {found['coverage']:.0%}, density {found['density']:.0%}; {dims}"

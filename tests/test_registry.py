@@ -134,3 +134,20 @@ def test_roles_follow_the_groups_and_exploration_ranges_lie_within_validation():
         if not p.choices:
             assert p.low <= p.explore_low < p.explore_high <= p.high or p.low == p.high, p.name
     assert BY_NAME["dt_adoption_factor"].exploration is None
+
+
+def test_no_exploration_range_samples_a_parameter_at_its_stand_in_value():
+    """A 0 that stands for the region's own value (its mean service revenue share) is not a
+    value of the parameter: experiments explore above it, or a Morris study's bottom level
+    (Morris samples the range's ends) would run the region's mean while the analysis reads 0.
+    The region's number of firms, whose 0 stands for its file's count, is explored over the
+    file's range instead (`sensitivity.factors`)."""
+    from SALib.sample import morris as morris_sample
+
+    from mittelbau.core.parameters import BY_NAME
+    from mittelbau.experiments.sensitivity import MORRIS_LEVELS, factors, problem
+
+    assert BY_NAME["service_revenue_mean"].explore_low > 0
+    chosen = factors(["service_revenue_mean", "exit_rate"])
+    x = morris_sample.sample(problem(chosen), 10, num_levels=MORRIS_LEVELS, seed=1)
+    assert x[:, 0].min() == BY_NAME["service_revenue_mean"].explore_low > 0

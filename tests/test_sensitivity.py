@@ -444,6 +444,30 @@ def test_replications_follow_the_noise_against_the_spread_of_the_points():
     chosen, table = noise_replications(quiet, ["y", "c", "z"])
     assert chosen == 1 and table.loc["c", "replications_needed"] == 1
     assert np.isnan(table.loc["z", "replications_needed"]) or table.loc["z", "replications_needed"] > 1
+    # a constant output has no noise share (no variance at all), not a share of 0
+    assert np.isnan(table.loc["c", "noise_share_one_run"])
+    # an infinite value (a hollowing ratio once a pole empties) is a missing one: its point is
+    # left out, as a point without a value is, instead of making every variance undefined
+    wild = quiet.assign(y=quiet["y"].where(quiet.index != 5, np.inf))
+    chosen_wild, table_wild = noise_replications(wild, ["y"])
+    tame, table_tame = noise_replications(wild[wild["point"] != wild.loc[5, "point"]], ["y"])
+    assert chosen_wild == tame == 1
+    assert table_wild.loc["y", "point_variance"] == table_tame.loc["y", "point_variance"] > 0
+
+
+def test_a_study_measuring_more_seed_noise_than_allowed_says_so():
+    """With replications the study measures the seeds' share itself; above NOISE_SHARE the
+    reader is told, as the pilot's estimate is when its choice was capped."""
+    from mittelbau.experiments.sensitivity_study import index_warnings
+
+    indices = pd.DataFrame({"output": ["a", "b"], "S1": 0.1, "ST": 0.2, "S1_conf": 0.01, "ST_conf": 0.01})
+    shares = pd.Series({"a": 0.077, "b": 0.01})
+    notes = index_warnings("sobol", indices, ["a", "b"], shares, 1024, measured=True)
+    assert notes == [
+        "a: the seeds make 7.7% of the variance of its replicate means, more than 5%; every total "
+        "index carries about that much noise — use more --replications"
+    ]
+    assert index_warnings("sobol", indices, ["a", "b"], shares, 1024, measured=False) == []
 
 
 def test_seed_variance_share_on_constructed_data():
@@ -474,6 +498,11 @@ def test_prim_finds_a_known_box():
     assert set(box["restricted"]) == {"a", "b"}
     assert abs(box["restricted"]["a"][0] - 0.7) < 0.03 and abs(box["restricted"]["b"][1] - 0.3) < 0.03
     assert box["coverage"] > 0.85 and box["density"] >= 0.9 and box["dense"]
+    # a's box is cut from below only, b's from above only: the other side is the sample's
+    # extreme, no limit; both cuts are far from chance
+    assert box["cut"] == {"a": [True, False], "b": [False, True]}
+    assert box["qp_values"]["a"][0] < 1e-6 and np.isnan(box["qp_values"]["a"][1])
+    assert np.isnan(box["qp_values"]["b"][0]) and box["qp_values"]["b"][1] < 1e-6
     assert prim_box(x, np.zeros(3000, bool))["found"] is False
     # cases scattered at random: no box reaches the density asked, and the result says so
     noise = prim_box(x, rng.random(3000) < 0.2, min_density=0.9)
@@ -718,6 +747,32 @@ def test_discovery_labels_a_point_by_the_majority_of_its_replicates(tmp_path, ro
     assert set(votes) >= {1, 2}  # both sides of the majority are in the sample
     sample = pd.read_csv(tmp_path / "vote" / "sample.csv")
     assert sample["case"].tolist() == (votes >= 2).tolist()
+
+
+def test_discovery_leaves_out_the_points_where_the_case_has_no_value(tmp_path, root, monkeypatch):
+    """A replicate without a value of the case's outcome has no vote; a point where no
+    replicate has one is neither a case nor not one, and PRIM does not see it (an undefined
+    comparison would otherwise count as 'not a case')."""
+    from mittelbau.core.outcomes import OUTCOMES
+    from mittelbau.core.scenario import load_scenario
+    from mittelbau.experiments import discovery
+
+    shares = [[0.4, 0.4], [np.nan, 0.4], [np.nan, np.nan], [0.6, 0.6], [0.6, np.nan], [0.4, 0.6]]
+    rows = [
+        {"point": k, "replicate": r, "seed": r, **{o: 0.0 for o in OUTCOMES}, "middle_share": v}
+        for k, pair in enumerate(shares)
+        for r, v in enumerate(pair)
+    ]
+    monkeypatch.setattr(discovery, "evaluate_points", lambda *a, **k: pd.DataFrame(rows))
+    scen = load_scenario(root / "scenarios" / "baseline.toml", ["firms=300"])
+    found = discovery.discover(scen, tmp_path / "d", len(shares), ["exit_rate"], case="middle_share < 0.5")
+    sample = pd.read_csv(tmp_path / "d" / "sample.csv")
+    assert sample["case_defined"].tolist() == [True, True, False, True, True, True]
+    assert sample["case"].tolist() == [True, True, False, False, False, False]  # a tie is not a case
+    assert found["cases_of_interest"] == 2 and found["n"] == 5 and found["undefined_points"] == 1
+    assert found["share"] == pytest.approx(2 / 5)
+    page = (tmp_path / "d" / "prim.md").read_text()
+    assert "Cases of interest: 2 of 5 points (40%); 1 of the 6 points have no value of `middle_share`" in page
 
 
 def test_study_counts_its_runs_pilot_included_and_warns_at_small_n(tmp_path, tiny):

@@ -788,6 +788,9 @@ EXPLORATION: dict[str, tuple[float, float]] = {
     # faster BMs are lost, the further the run-up arrives from the 2015 state (firms dropping a
     # BM keep their DT): 1.5 points off at about 0.051, 2.0 at 0.06, 8.6 at 0.2
     "bm_loss_rate": (0.0, 0.06),
+    # 0 stands for the region's own mean (its file's), not for a mean of 0: explored above it,
+    # or Morris, whose levels include the ends, would run the region's mean at the bottom level
+    "service_revenue_mean": (0.01, 0.3),
 }
 
 

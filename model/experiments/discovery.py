@@ -116,11 +116,12 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
         chosen = int(dense["coverage"].idxmax()) if len(dense) else int(traj["density"].idxmax())
         box.select(chosen)
         limits, full = box.box_lims[chosen], box.box_lims[0]
-    restricted = [
-        c
+        qp = box.p_values[chosen]  # per dimension: the quasi-p-values of its lower and upper cut (-1: uncut)
+    cut = {
+        c: (limits[c].iloc[0] > full[c].iloc[0] + 1e-12, limits[c].iloc[1] < full[c].iloc[1] - 1e-12)
         for c in x.columns
-        if limits[c].iloc[0] > full[c].iloc[0] + 1e-12 or limits[c].iloc[1] < full[c].iloc[1] - 1e-12
-    ]
+    }
+    restricted = [c for c in x.columns if any(cut[c])]
     row = traj.loc[chosen]
     return {
         "found": True,
@@ -131,6 +132,10 @@ def prim_box(x: pd.DataFrame, y: np.ndarray, min_density: float = 0.8) -> dict:
         "mass": float(row["mass"]),
         "dense": bool(len(dense)),
         "restricted": {c: [float(limits[c].iloc[0]), float(limits[c].iloc[1])] for c in restricted},
+        # which sides PRIM cut (an uncut side is only the sample's extreme, no limit) and the
+        # quasi-p-value of each cut (NaN where uncut): a cut above 0.05 may be chance
+        "cut": {c: list(cut[c]) for c in restricted},
+        "qp_values": {c: [float(v) if v >= 0 else math.nan for v in qp[c]] for c in restricted},
         "trajectory": traj[["coverage", "density", "mass", "res_dim"]],
     }
 
@@ -186,7 +191,12 @@ def _discover(
     if on_total is not None:
         on_total(len(points) * replications)
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
-    cases = runs.assign(case=case.holds(runs)).groupby("point")["case"].mean().to_numpy() > 0.5
+    # a replicate whose outcome has no value (no additional move to price, say) has no say; a
+    # point where no replicate has one is neither a case nor not one: PRIM leaves it out
+    said = runs.assign(case=case.holds(runs))[runs[case.output].notna().to_numpy()]
+    votes = said.groupby("point")["case"].mean().reindex(range(len(points)))
+    defined = votes.notna().to_numpy()
+    cases = votes.fillna(0.0).to_numpy() > 0.5
     # the values the runs saw: an integer parameter rounded, a switch as 0 (off) / 1 (on)
     x = pd.DataFrame(
         [
@@ -200,7 +210,7 @@ def _discover(
     )
     numbers = [n for n, o in OUTCOMES.items() if n in runs.columns]
     y = runs.groupby("point")[numbers].mean().reset_index(drop=True)
-    sample = pd.concat([x, y], axis=1).assign(case=cases)
+    sample = pd.concat([x, y], axis=1).assign(case=cases, case_defined=defined)
     # the result's files are put in place together once all are written; a box found by an
     # earlier case of the same runs goes then, as it is not this case's
     with staged(out, gone=PRIM_FILES) as stage:
@@ -211,7 +221,7 @@ def _discover(
         unread = unread_factors(scenario.params, points, [p.name for p in chosen])
         if len(unread) == len(chosen):
             unread = []
-        found = prim_box(x.drop(columns=unread), cases, min_density)
+        found = prim_box(x.drop(columns=unread)[defined].reset_index(drop=True), cases[defined], min_density)
         if found["found"]:
             by_name = {p.name: p for p in chosen}
             found["restricted"] = {
@@ -226,7 +236,14 @@ def _discover(
             f"{replications} replicate(s) each; a point is a case of interest when `{case}` holds "
             f"in more than half of its replicates (a tie is not a case) — {case.explain()}.",
             "",
-            f"Cases of interest: {int(cases.sum())} of {samples} points ({cases.mean():.0%}).",
+            f"Cases of interest: {int(cases.sum())} of {int(defined.sum())} points "
+            f"({cases[defined].mean() if defined.any() else 0.0:.0%})"
+            + (
+                f"; {samples - int(defined.sum())} of the {samples} points have no value of "
+                f"`{case.output}` in any replicate and are left out of PRIM."
+                if not defined.all()
+                else "."
+            ),
             "",
             "Verdicts over the sampled points (a binary verdict counts at a point when it holds in "
             "most of its replicates; stuck shares are means over points):",
@@ -246,7 +263,18 @@ def _discover(
         if found["found"]:
             found["trajectory"].to_csv(stage / "prim_trajectory.csv", float_format="%.6g")
             pd.DataFrame(
-                [{"factor": k, "low": v[0], "high": v[1]} for k, v in found["restricted"].items()]
+                [
+                    {
+                        "factor": k,
+                        "low": v[0],
+                        "high": v[1],
+                        "low_cut": found["cut"][k][0],
+                        "high_cut": found["cut"][k][1],
+                        "qp_low": found["qp_values"][k][0],
+                        "qp_high": found["qp_values"][k][1],
+                    }
+                    for k, v in found["restricted"].items()
+                ]
             ).to_csv(stage / "prim_box.csv", index=False, float_format="%.6g")
             if not found["dense"]:
                 lines += [
@@ -258,16 +286,24 @@ def _discover(
                 f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
                 f"mass {found['mass']:.0%}; restricted dimensions:",
                 "",
-                "| factor | low | high | full range |",
-                "|---|---|---|---|",
+                "A side PRIM did not cut is shown as –: the sample's extreme there is no limit. The "
+                "quasi-p-value of a cut (PRIM's, one-sided binomial) above 0.05 says the cut may be chance.",
+                "",
+                "| factor | low | high | full range | quasi-p-value (low, high) |",
+                "|---|---|---|---|---|",
             ]
             for name, (lo, hi) in found["restricted"].items():
                 p = next(q for q in chosen if q.name == name)
+                (low_cut, high_cut), qps = found["cut"][name], found["qp_values"][name]
+                shown = ", ".join("–" if math.isnan(q) else f"{q:.2g}" for q in qps)
                 if is_categorical(p):
                     low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
-                    lines.append(f"| {name} | {low} | {high} | off, on |")
+                    lines.append(f"| {name} | {low} | {high} | off, on | {shown} |")
                 else:
-                    lines.append(f"| {name} | {lo:.4g} | {hi:.4g} | {p.explore_low:g}–{p.explore_high:g} |")
+                    low = f"{lo:.4g}" if low_cut else "–"
+                    high = f"{hi:.4g}" if high_cut else "–"
+                    span = f"{p.explore_low:g}–{p.explore_high:g}"
+                    lines.append(f"| {name} | {low} | {high} | {span} | {shown} |")
         else:
             found["undefined"] = bool(runs[case.output].isna().all())
             if found["undefined"]:
@@ -280,7 +316,8 @@ def _discover(
         (stage / "prim.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     found.pop("trajectory", None)
     found["case"] = str(case)
-    found["share"] = float(cases.mean())
+    found["share"] = float(cases[defined].mean()) if defined.any() else 0.0
+    found["undefined_points"] = int((~defined).sum())
     found["verdicts"] = verdicts
     return found
 

@@ -311,7 +311,9 @@ def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series
 def _points_by_replicates(runs: pd.DataFrame, output: str) -> np.ndarray:
     """One output of `runs` (columns point, replicate, the outputs) as points × replicates, the
     points with every replicate."""
-    return runs.pivot(index="point", columns="replicate", values=output).dropna().to_numpy(dtype=float)
+    wide = runs.pivot(index="point", columns="replicate", values=output).astype(float)
+    # a value that is no number (an infinite hollowing ratio once a pole empties) is missing
+    return wide.replace([np.inf, -np.inf], np.nan).dropna().to_numpy(dtype=float)
 
 
 def noise_share(point: float, noise: float, replications: int) -> float | None:
@@ -367,7 +369,8 @@ def noise_replications(
         table[o] = {
             "point_variance": point,
             "noise_variance": noise,
-            "noise_share_one_run": noise_share(point, noise, 1) or 0.0,
+            # (None: the runs did not vary at all, so no share is defined)
+            "noise_share_one_run": np.nan if (one := noise_share(point, noise, 1)) is None else one,
             "replications_needed": need,
         }
     frame = pd.DataFrame.from_dict(table, orient="index")

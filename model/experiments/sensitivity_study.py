@@ -204,7 +204,7 @@ def _run_study(
     shares = seed_variance_share(log["runs"], outputs) if replications > 1 else None
     if shares is None and cv is not None:
         shares = cv["noise_share_one_run"].rename("seed_variance_share")
-    notes = index_warnings(method, result.indices, outputs, shares, size)
+    notes = index_warnings(method, result.indices, outputs, shares, size, measured=replications > 1)
     if cv is not None:
         notes = pilot_warnings(cv, replications) + notes
     if (miss := miss_note(log["runs"]["runup_gap"])) is not None:
@@ -323,18 +323,32 @@ UNCERTAIN = 0.1  # a Sobol index whose 95 % interval reaches further than ± 0.1
 
 
 def index_warnings(
-    method: str, indices: pd.DataFrame, outputs: Sequence[str], shares: pd.Series | None, size: int
+    method: str,
+    indices: pd.DataFrame,
+    outputs: Sequence[str],
+    shares: pd.Series | None,
+    size: int,
+    measured: bool = False,
 ) -> list[str]:
     """What a reader must know before reading the indices: outputs without indices (they
-    did not vary, or were undefined in some run), undefined seed-variance shares, and Sobol
-    indices with intervals too wide to tell factors apart (too few base samples)."""
+    did not vary, or were undefined in some run), undefined seed-variance shares, shares above
+    NOISE_SHARE where the study measured them itself (`measured`: its replications, not the
+    pilot's estimate, which `pilot_warnings` covers), and Sobol indices with intervals too wide
+    to tell factors apart (too few base samples)."""
     notes = []
     done = set(indices["output"]) if len(indices) else set()
     for o in outputs:
+        share = np.nan if shares is None else float(shares.get(o, np.nan))
         if o not in done:
             notes.append(f"{o}: no indices — it did not vary over the sample or had no value in some run")
-        elif shares is not None and not np.isfinite(shares.get(o, np.nan)):
+        elif shares is not None and not np.isfinite(share):
             notes.append(f"{o}: the share of variance due to the seeds is undefined (no variance)")
+        elif measured and share > NOISE_SHARE:
+            notes.append(
+                f"{o}: the seeds make {share:.1%} of the variance of its replicate means, more than "
+                f"{NOISE_SHARE:.0%}; every total index carries about that much noise — use more "
+                "--replications"
+            )
     if method == "sobol" and len(indices):
         for o, part in indices.groupby("output", sort=False):
             values = part[["S1", "ST", "S1_conf", "ST_conf"]].to_numpy(dtype=float)
@@ -379,10 +393,15 @@ def write_page(
     if held:
         lines += [held_line(held), ""]
     if unread:
+        what = (
+            "their elementary effects, μ* and σ are zero by construction"
+            if method == "morris"
+            else "their first- and total-order indices are zero by construction (second-order "
+            "estimates with them are sampling noise)"
+        )
         lines += [
-            f"No run's outcomes read {len(unread)} of the factors at any point, so their first- "
-            f"and total-order indices are zero by construction (second-order estimates with them "
-            f"are sampling noise): {', '.join(unread)}.",
+            f"No run's outcomes read {len(unread)} of the factors at any point, so {what}: "
+            f"{', '.join(unread)}.",
             "",
         ]
     if runs[1] < runs[0]:
