@@ -479,7 +479,8 @@ def checks_table(covid: pd.DataFrame, dt_ratios: np.ndarray, orderings: pd.DataF
             verdict=_direction(_finite_mean(ratio), _se(ratio), "<1"),
         )
     )
-    m, sd, se = _finite_mean(dt_ratios), float(dt_ratios.std(ddof=1)), _se(dt_ratios)
+    finite = dt_ratios[np.isfinite(dt_ratios)]
+    m, sd, se = _finite_mean(finite), float(finite.std(ddof=1)) if len(finite) > 1 else math.nan, _se(finite)
     for item, value in observed_size_ratios().items():
         low, high = observed_ratio_range(item)
         verdict = _gradient(m, se, low, high)
@@ -576,9 +577,9 @@ def plot_validation(v: Validation, path: Path) -> Path:
         color="#b0b7c3",
         label="observed (sources §6.1; bars: its rounding)",
     )
-    se = _se(v.dt_ratios)
-    ax2.axhline(v.dt_ratios.mean(), color="#0072b2", label="model: DT share 50–249 / 20–49 (± 2 SE)")
-    ax2.axhspan(v.dt_ratios.mean() - 2 * se, v.dt_ratios.mean() + 2 * se, color="#0072b2", alpha=0.3)
+    mean, se = _finite_mean(v.dt_ratios), _se(v.dt_ratios)
+    ax2.axhline(mean, color="#0072b2", label="model: DT share 50–249 / 20–49 (± 2 SE)")
+    ax2.axhspan(mean - 2 * se, mean + 2 * se, color="#0072b2", alpha=0.3)
     ax2.axhline(1.0, color="k", lw=0.8)
     ax2.set_xticks(np.arange(len(obs)), list(obs), fontsize=8)
     ax2.set(

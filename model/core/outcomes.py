@@ -85,6 +85,9 @@ class Outcome:
     per_year: Callable[[Any], Any] | None = None
     of_run: Callable[[Mapping[str, Any]], Any] | None = None
     sensitivity: bool = False  # among the default outputs of a sensitivity study
+    # what a run without a value stands for when a condition compares it (a discovery case):
+    # None, no value (the run has no say); math.inf for a price at which no move was bought
+    undefined: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in (bool, float):
@@ -303,6 +306,7 @@ _ENTRIES = (
         float,
         "run",
         of_run=_cost_per_move,
+        undefined=math.inf,  # no move bought: no price is low enough
     ),
     Outcome(
         "runup_gap",

@@ -62,8 +62,15 @@ class Case:
         horizon = HORIZONS[o.horizon].text
         return f"`{self.output}`: {o.definition} ({horizon})" if self.is_flag else f"`{self}` at the horizon"
 
+    def values(self, runs: pd.DataFrame) -> pd.Series:
+        """The runs' values of the case's outcome; a run without one stands for the outcome's
+        `undefined` value where it has one (a price no move was bought at: infinite)."""
+        values = runs[self.output].astype(float)
+        undefined = OUTCOMES[self.output].undefined
+        return values if undefined is None else values.fillna(undefined)
+
     def holds(self, runs: pd.DataFrame) -> np.ndarray:
-        return _OPS[self.op](runs[self.output].to_numpy(dtype=float), self.value)
+        return _OPS[self.op](self.values(runs).to_numpy(dtype=float), self.value)
 
 
 def parse_case(text: str) -> Case:
@@ -193,7 +200,7 @@ def _discover(
     runs = evaluate_points(scenario, points, replications, out / "runs", **(run_kw or {}))
     # a replicate whose outcome has no value (no additional move to price, say) has no say; a
     # point where no replicate has one is neither a case nor not one: PRIM leaves it out
-    said = runs.assign(case=case.holds(runs))[runs[case.output].notna().to_numpy()]
+    said = runs.assign(case=case.holds(runs))[case.values(runs).notna().to_numpy()]
     votes = said.groupby("point")["case"].mean().reindex(range(len(points)))
     defined = votes.notna().to_numpy()
     cases = votes.fillna(0.0).to_numpy() > 0.5

@@ -359,7 +359,13 @@ def noise_replications(
     one run, the replications needed."""
     table = {}
     for o in outputs:
-        point, noise = point_and_noise_variance(_points_by_replicates(runs, o))
+        wide = _points_by_replicates(runs, o)
+        if wide.shape[0] < 2 or wide.shape[1] < 2:  # too few points with a value in every replicate
+            table[o] = dict.fromkeys(
+                ("point_variance", "noise_variance", "noise_share_one_run", "replications_needed"), np.nan
+            )
+            continue
+        point, noise = point_and_noise_variance(wide)
         if noise == 0:
             need = 1.0
         elif point == 0:

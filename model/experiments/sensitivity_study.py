@@ -342,12 +342,13 @@ def index_warnings(
         if o not in done:
             notes.append(f"{o}: no indices — it did not vary over the sample or had no value in some run")
         elif shares is not None and not np.isfinite(share):
-            notes.append(f"{o}: the share of variance due to the seeds is undefined (no variance)")
-        elif measured and share > NOISE_SHARE:
+            why = "no variance" if measured else "the pilot saw no variance in it"
+            notes.append(f"{o}: the share of variance due to the seeds is undefined ({why})")
+        elif measured and share > 2 * NOISE_SHARE:  # the pilot aims at NOISE_SHARE: twice is beyond its noise
             notes.append(
                 f"{o}: the seeds make {share:.1%} of the variance of its replicate means, more than "
-                f"{NOISE_SHARE:.0%}; every total index carries about that much noise — use more "
-                "--replications"
+                f"twice the {NOISE_SHARE:.0%} aimed at; every total index carries about that much "
+                "noise — use more --replications"
             )
     if method == "sobol" and len(indices):
         for o, part in indices.groupby("output", sort=False):
