@@ -438,7 +438,7 @@ def run(
             typer.echo(f"  {_other_verdicts(h)}")
         if warning := _runup_warning(result.summary["runup"]):
             typer.echo(f"  {warning}", err=True)
-        from mittelbau.levers import SPENT_SHARE, underspent
+        from mittelbau.levers import underspent, underspent_together
 
         levers = result.summary["levers"]
         if len(levers) > 1:  # each lever's figures are those of its run alone (docs/odd.md 7.2)
@@ -467,11 +467,8 @@ def run(
             spent = {name: float(together.get(name, 0.0)) for name in levers}
             notes += [f"with the other programmes, {note}" for note in underspent(p, spent)]
             policy = result.summary["policy"]
-            if policy["total_cost_eur"] < SPENT_SHARE * policy["planned_cost_eur"]:
-                notes.append(
-                    f"all programmes together spent €{policy['total_cost_eur'] / 1e6:.1f} M of the "
-                    f"€{policy['planned_cost_eur'] / 1e6:.1f} M planned"
-                )
+            if together_note := underspent_together(policy["total_cost_eur"], policy["planned_cost_eur"]):
+                notes.append(together_note)
         for note in notes:
             typer.echo(f"warning: {scen.name}: {note}", err=True)
         typer.echo(f"  written to {folder}/")
@@ -1034,8 +1031,8 @@ def discover(
 
         def limits(name: str, lo: float, hi: float) -> str:  # an uncut side is no limit
             low_cut, high_cut = found["cut"][name]
-            if is_categorical(BY_NAME[name]):  # a switch: 0 off, 1 on
-                return f"{name} {'on' if lo > 0 else 'off'}" + ("" if lo == hi else "/on")
+            if is_categorical(BY_NAME[name]):  # a switch (0 off, 1 on) is cut to one of the two
+                return f"{name} {'on' if lo > 0 else 'off'}"
             if low_cut and high_cut:
                 return f"{name} {lo:.6g}–{hi:.6g}"
             return f"{name} ≥ {lo:.6g}" if low_cut else f"{name} ≤ {hi:.6g}"

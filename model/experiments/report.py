@@ -29,7 +29,7 @@ from mittelbau.experiments.intervals import (
 )
 from mittelbau.experiments.plots import STAGE_COLOURS, STAGE_NAMES, THRESHOLD_COLOUR, save_figure, share_axis
 from mittelbau.experiments.posterior import spread_table
-from mittelbau.levers import BY_LEVER, SPENT_SHARE, planned_lever_cost
+from mittelbau.levers import BY_LEVER, SPENT_SHARE, planned_lever_cost, underspent_together
 
 REFERENCE_NAMES = ("baseline",)
 
@@ -255,11 +255,8 @@ def unspent_mixes(ens: dict[str, Any]) -> list[str]:
         if not policies or len(policies[0].get("levers", [])) < 2:
             continue
         spent = float(np.mean([q["total_cost_eur"] for q in policies]))
-        plan = float(policies[0]["planned_cost_eur"])
-        if plan > 0 and spent < SPENT_SHARE * plan:
-            notes.append(
-                f"{name}: all programmes together spent €{spent / 1e6:.1f} M of their €{plan / 1e6:.1f} M"
-            )
+        if note := underspent_together(spent, float(policies[0]["planned_cost_eur"])):
+            notes.append(f"{name}: {note} on average")
     return notes
 
 

@@ -113,6 +113,14 @@ def planned_public_cost(params, years: int | None = None) -> float:
 SPENT_SHARE = 0.9
 
 
+def underspent_together(spent: float, planned: float) -> str | None:
+    """The sentence for programmes that together spent (`spent`, €) under SPENT_SHARE of what
+    they plan together (`planned`); None where they did not."""
+    if planned > 0 and spent < SPENT_SHARE * planned:
+        return f"all programmes together spent €{spent / 1e6:.1f} M of their €{planned / 1e6:.1f} M planned"
+    return None
+
+
 def underspent(params, spent: dict[str, float]) -> list[str]:
     """A sentence for each lever whose spending (`spent`: € by lever) falls short of
     SPENT_SHARE of its plan (too few firms applied or were eligible, or whole projects or
@@ -145,6 +153,7 @@ __all__ = [
     "planned_lever_cost",
     "planned_public_cost",
     "underspent",
+    "underspent_together",
     "unused_lever_settings",
     "without_levers",
 ]
