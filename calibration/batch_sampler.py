@@ -194,9 +194,10 @@ class BatchSampler(SingleCoreSampler):
             if self._pool is None:
                 self._pool = LocalPool(self.workers)
             done = self._pool.map(_evaluate_chunk, items)
-        for (_, chunk), found in done:
-            if isinstance(found, BaseException):
-                raise found
-            for par, statistics in zip(chunk, found, strict=True):
-                self.model.known[parameter_key(par)] = statistics
+        with contextlib.closing(done):  # an error or Ctrl-C here stops the pool's work at once
+            for (_, chunk), found in done:
+                if isinstance(found, BaseException):
+                    raise found
+                for par, statistics in zip(chunk, found, strict=True):
+                    self.model.known[parameter_key(par)] = statistics
         self.model.runs += len(todo)

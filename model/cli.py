@@ -8,6 +8,7 @@ import gc
 import importlib.util
 import inspect
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -1530,11 +1531,24 @@ def main() -> None:
     """The console entry point: the command, then every object still alive is frozen
     (`gc.freeze`), so that the interpreter's exit skips collecting the objects of the 1,500
     modules a run loads — about a fifth of a short command's time. Files are written and closed
-    by then, and exit handlers run as usual."""
+    by then, and exit handlers run as usual. The first Ctrl-C stops the command; further ones
+    are ignored while it stops and exits (a few seconds at most: workers are killed, not waited
+    for), so that what it says about the work kept stays its last line."""
+    signal.signal(signal.SIGINT, _interrupt_once)
     try:
         app()
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         gc.freeze()
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """Ctrl-C: ignore the next ones, then stop the command where it is. Another Ctrl-C while
+    it stops would cut short the ending of its workers, or print a traceback after its last
+    line; late in the interpreter's exit, it would end the process by the signal instead of
+    with the command's exit code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m mittelbau.cli`

@@ -16,6 +16,20 @@ def root() -> Path:
     return ROOT
 
 
+# variables that make rich take output that is not a terminal for one (and draw live bars)
+TERMINAL_OVERRIDES = ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "COLUMNS", "LINES")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plain_output():
+    """Commands see their output as it is, whatever the environment running the tests says
+    (some set FORCE_COLOR): the tests read lines, not a live progress bar."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in TERMINAL_OVERRIDES:
+            mp.delenv(name, raising=False)
+        yield
+
+
 def free_port() -> int:
     """A localhost port nothing listens on now."""
     with socket.socket() as s:

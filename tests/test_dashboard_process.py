@@ -12,6 +12,8 @@ import psutil
 import pytest
 from conftest import free_port, listening, started_here, stopped_within, survivors
 
+from mittelbau.dashboard.app_server import GRACE
+
 pytest.importorskip("solara")
 pytestmark = pytest.mark.slow
 
@@ -43,7 +45,7 @@ def test_stopping_the_command_stops_its_server(signum, root, tmp_path):
         children += psutil.Process(proc.pid).children(recursive=True)
         assert children, "the server runs in a process of its own"
         proc.send_signal(signum)
-        assert stopped_within(5, port, [psutil.Process(proc.pid), *children]), (
+        assert stopped_within(GRACE + 10, port, [psutil.Process(proc.pid), *children]), (
             f"after {signal.Signals(signum).name}: listening {listening(port)}, "
             f"running {[p.pid for p in children if p.is_running()]}"
         )

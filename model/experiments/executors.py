@@ -14,6 +14,7 @@ Dask scheduler that does not answer within `CONNECT_TIMEOUT` seconds is an error
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -42,6 +43,7 @@ LOG = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5  # how often a local pool's waiting checks on its workers
 LOST_GRACE_SECONDS = 2.0  # how long a pool may count a dead worker before it is unblocked
+STOP_SECONDS = 5.0  # how long a stopped pool's manager thread is waited for
 
 
 class ExecutionError(RuntimeError):
@@ -215,11 +217,18 @@ class LocalPool:
             writer.close()
 
     def _stop(self) -> None:
-        """End the workers now, whatever they are running, and the pool without waiting."""
-        for p in self._workers():
-            if p.exitcode is None:
-                p.kill()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """End the workers now, whatever they are running, and the pool without waiting for
+        its work. The pool's manager thread is given up to STOP_SECONDS to wind up, with Ctrl-C
+        held off meanwhile (the work is being stopped already): CPython's exit wakes the thread
+        through a pipe the thread closes as it ends, without a lock between the two, so a
+        thread still ending as the interpreter exits makes the exit print an `OSError` after
+        the command's last line."""
+        with _interrupts_ignored():
+            manager = getattr(self._pool, "_executor_manager_thread", None)
+            self._unblock()  # a worker killed while sending would leave the thread reading for ever
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            if manager is not None:
+                manager.join(timeout=STOP_SECONDS)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -232,6 +241,20 @@ class LocalPool:
             self.close()
         else:
             self._stop()
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """Ctrl-C ignored while the block runs, where it can be (in the main thread), and heeded
+    as before afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
 
 
 def dask_workers(scheduler: str | None, workers: int) -> int:
