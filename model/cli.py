@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import gc
@@ -1194,7 +1195,7 @@ def calibrate_fit(
         except KeyboardInterrupt:
             _interrupted(folder, "--fresh" if fresh else None, "generations")
         typer.echo(
-            f"{result.generations} generations, {result.evaluations} simulations in "
+            f"{_count(result.generations, 'generation')}, {_count(result.evaluations, 'simulation')} in "
             f"{result.wall_seconds:.0f} s, final epsilon {result.epsilon:.3g}, effective sample size "
             f"{result.ess:.0f} of {population}"
         )
@@ -1531,24 +1532,50 @@ def main() -> None:
     """The console entry point: the command, then every object still alive is frozen
     (`gc.freeze`), so that the interpreter's exit skips collecting the objects of the 1,500
     modules a run loads — about a fifth of a short command's time. Files are written and closed
-    by then, and exit handlers run as usual. The first Ctrl-C stops the command; further ones
-    are ignored while it stops and exits (a few seconds at most: workers are killed, not waited
-    for), so that what it says about the work kept stays its last line."""
-    signal.signal(signal.SIGINT, _interrupt_once)
+    by then, and exit handlers run as usual.
+
+    The first Ctrl-C stops the command; further ones are ignored while it stops (workers are
+    killed, not waited for, so this takes a few seconds at most), and so are the processes it
+    forks (they end with it). Whoever called this gets its own Ctrl-C handling back when the
+    command returns; the interpreter's exit ignores Ctrl-C (`_quiet_exit`)."""
+    global _RUNNING
+    previous = signal.signal(signal.SIGINT, _interrupt_once)
+    _RUNNING = True
     try:
         app()
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _RUNNING = False
         gc.freeze()
+        atexit.unregister(_quiet_exit)  # registered once, and after all the command registered:
+        atexit.register(_quiet_exit)  # exit handlers run last registered first
+        signal.signal(signal.SIGINT, previous)
+
+
+_RUNNING = False  # whether the console command runs in this process (`main`)
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
     """Ctrl-C: ignore the next ones, then stop the command where it is. Another Ctrl-C while
     it stops would cut short the ending of its workers, or print a traceback after its last
-    line; late in the interpreter's exit, it would end the process by the signal instead of
-    with the command's exit code."""
+    line."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
+
+
+def _quiet_exit() -> None:
+    """Ctrl-C ignored from here to the end of the interpreter: a Ctrl-C there prints a
+    traceback after the command's last line or, late in the exit, ends the process by the
+    signal instead of with the command's exit code."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _forked_by_the_command() -> None:
+    if _RUNNING:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# processes the command forks (local workers, pyabc's) leave Ctrl-C to the command, which ends them
+os.register_at_fork(after_in_child=_forked_by_the_command)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m mittelbau.cli`

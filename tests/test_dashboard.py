@@ -221,6 +221,29 @@ def test_server_listens_on_localhost_by_default():
     assert inspect.signature(dashboard).parameters["host"].default == "127.0.0.1"
 
 
+def test_the_server_keeps_warning_filters_and_drops_solaras_cookie_warning(monkeypatch):
+    """Solara's warning about cookies in frames of other sites, printed on every page load from
+    127.0.0.1, is filtered in the server; filters the user set are kept, and other warnings show."""
+    import os
+    import subprocess
+    import sys
+
+    from mittelbau.dashboard.app_server import server_environment
+
+    monkeypatch.setenv("PYTHONWARNINGS", "ignore::ResourceWarning")
+    env = server_environment(None)
+    assert env["PYTHONWARNINGS"].startswith("ignore::ResourceWarning,")
+    script = (
+        "import warnings\n"
+        "warnings.warn('Cookies with samesite=none require https, but the scheme is http')\n"
+        "warnings.warn('another warning')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, **env}, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "samesite" not in done.stderr and "another warning" in done.stderr
+
+
 def test_dashboard_command_names_the_missing_extra(monkeypatch):
     import importlib.util
 

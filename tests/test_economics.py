@@ -2,6 +2,7 @@
 and what programmes keep in € and jobs."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mittelbau.core.economics import SIZE_BOUNDS, column_names, draw_employees
@@ -145,6 +146,9 @@ def test_price_of_what_is_kept_is_undefined_where_nothing_is_kept():
     assert stakes.price(100.0, (0.0, -5.0, 5.0)) == (None, 20.0, None)
     assert stakes.price(100.0, (-1.0, -5.0, -0.5)) == (None, None, None)
     assert stakes.price(100.0, (4.0, 2.0, 5.0)) == (25.0, 20.0, 50.0)
+    cell = {"p": 1.5, "p_low": 0.7, "p_high": None}  # the report's cell, as the levers table says it
+    assert stakes._price_cell(pd.Series(cell), "p", "{:.2f}") == "1.50 [0.70–unbounded]"
+    assert stakes._price_cell(pd.Series(cell | {"p": None}), "p", "{:.2f}").startswith("undefined")
 
 
 def test_dashboard_shows_value_added_at_stake_by_stage():

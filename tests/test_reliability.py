@@ -803,6 +803,35 @@ def test_fault_a_killed_worker_ends_in_a_clear_error_then_a_complete_result(tmp_
     assert all(a[t].equals(b[t]) for t in TABLES) and len(a["summaries"]) == 48
 
 
+@pytest.mark.parametrize("stop_at", [1, 2])
+def test_a_rewrite_stopped_between_its_moves_keeps_the_results_before(tmp_path, monkeypatch, stop_at):
+    """A run written again over its folder moves the old folder aside, then the new one into
+    place: a Ctrl-C between the two moves leaves the old results where they were, one after
+    them the new ones (the same here), and neither leaves the other folder beside them."""
+    import mittelbau.experiments.outputs as outputs
+    from mittelbau.core.scenario import Scenario, make_params
+    from mittelbau.experiments.runs import simulate
+
+    out = tmp_path / "run"
+    result = simulate(Scenario("tiny", "", make_params({"firms": 200, "years": 2})))
+    outputs.write_run(result, out, figure=False)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    real, moves = os.replace, []
+
+    def stopped(src, dst):  # Ctrl-C right after the old folder is set aside, or the new put in place
+        real(src, dst)
+        moves.append(src)
+        if len(moves) == stop_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs.os, "replace", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        outputs.write_run(result, out, figure=False)
+    monkeypatch.setattr(outputs.os, "replace", real)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left beside it
+
+
 def test_fault_a_full_disk_ends_in_a_clear_error_then_a_complete_result(tmp_path, base, monkeypatch):
     out = tmp_path / "full"
     real = pq.write_table
@@ -912,19 +941,31 @@ def test_a_stopped_pool_has_wound_up_before_the_exit_wakes_it():
     assert all(w.exitcode is not None for w in workers)
 
 
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_after_the_first_ctrl_c_the_command_ignores_further_ones(monkeypatch):
     """The first Ctrl-C stops the command where it is; further ones are ignored while it stops
-    its workers and exits (they would cut that short, print a traceback after its last line,
-    or end the process by the signal instead of with its exit code). A command that ends by
-    itself ignores Ctrl-C while it exits too."""
+    its workers (they would cut that short, or print a traceback after its last line), and the
+    processes it forks ignore Ctrl-C (it ends them). A caller of `main` in its own process gets
+    its Ctrl-C handling back; the interpreter's exit ignores Ctrl-C."""
     import gc
 
     import mittelbau.cli as cli_module
 
+    seen = {}
+
     def command() -> None:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)  # the first Ctrl-C ends this at once
-        raise AssertionError("the first Ctrl-C did not stop the command")
+        pid = os.fork()
+        if pid == 0:  # a process the command forks
+            os._exit(0 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else 1)
+        seen["child ignores"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the first Ctrl-C ends this at once
+        except KeyboardInterrupt:
+            seen["then"] = signal.getsignal(signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)  # a second one is ignored
+            time.sleep(0.1)
+            raise
 
     before = signal.getsignal(signal.SIGINT)
     try:
@@ -933,16 +974,61 @@ def test_after_the_first_ctrl_c_the_command_ignores_further_ones(monkeypatch):
         with pytest.raises(KeyboardInterrupt):
             cli_module.main()
         assert time.monotonic() - start < 4
-        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        os.kill(os.getpid(), signal.SIGINT)  # a second one is ignored
-        time.sleep(0.1)
-        signal.signal(signal.SIGINT, before)
-        monkeypatch.setattr(cli_module, "app", lambda: None)
-        cli_module.main()
+        assert seen == {"child ignores": True, "then": signal.SIG_IGN}
+        assert signal.getsignal(signal.SIGINT) is before  # the caller's handling is back
+        pid = os.fork()  # and what it forks is its own again
+        if pid == 0:
+            os._exit(0 if signal.getsignal(signal.SIGINT) is before else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        cli_module._quiet_exit()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
         gc.unfreeze()
+
+
+def test_a_ctrl_c_while_a_pool_stops_or_a_cluster_starts_comes_after(monkeypatch):
+    """Where the work cannot be interrupted (a pool being stopped, a Dask cluster starting),
+    a Ctrl-C is delivered to the caller's handler once that part is done, not lost."""
+    import threading
+
+    from mittelbau.experiments.executors import _interrupts_held
+
+    other = threading.Event()  # another thread, as commands have, which a signal may reach first
+    threading.Thread(target=other.wait, daemon=True).start()
+    before = signal.getsignal(signal.SIGINT)
+    done = False
+    with pytest.raises(KeyboardInterrupt), _interrupts_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+        done = True
+    assert done and signal.getsignal(signal.SIGINT) is before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a caller that ignores Ctrl-C still does
+    try:
+        with _interrupts_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.1)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+        other.set()
+
+
+def _handles_ctrl_c(_: int) -> bool:
+    import signal as sig
+
+    return sig.getsignal(sig.SIGINT) is not sig.SIG_IGN
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_local_dask_cluster_ignore_ctrl_c():
+    """The terminal's Ctrl-C reaches the local Dask cluster's workers too: they ignore it (the
+    command closes the cluster) instead of printing a traceback each."""
+    pytest.importorskip("distributed")
+    from mittelbau.experiments.executors import execute
+
+    found = [handles for _, handles in execute(_handles_ctrl_c, [0, 1], executor="dask", workers=2)]
+    assert found == [False, False]
 
 
 # ---- counts, paths, folders and programmes the commands check ---------------------------------
@@ -1073,6 +1159,13 @@ def test_settings_of_a_programme_switched_off_are_warned_of(tmp_path):
         "run", str(off), "--set", "firms=300", "--set", "funding_budget_eur=1e6", "--out", str(tmp_path / "b")
     )
     assert res.exit_code == 0 and "warning" not in res.stderr
+    from mittelbau.core.scenario import make_params
+    from mittelbau.levers import unused_lever_settings
+
+    (one,) = unused_lever_settings(make_params({}), {"funding_grant_eur": 20000.0})
+    assert one.endswith(
+        "so funding_grant_eur set for it does nothing; to switch it on, set funding_budget_eur above 0"
+    )
     # switched off on purpose: its settings stay, quietly
     on_purpose = ["--set", "firms=300", "--set", "years=2", "--set", "funding_budget_eur=0"]
     res = cli("run", "funding", *on_purpose, "--out", str(tmp_path / "c"))

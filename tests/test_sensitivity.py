@@ -80,6 +80,12 @@ def test_factors_come_from_the_registry():
     assert uncertain - set(default) == UNREAD_BY_STUDIES  # the run-up's start years among them
     assert {"runup_start_year", "dt_wave_start_year"} <= set(default)
     assert [p.name for p in factors(["discount_rate"])] == ["discount_rate"]
+    # --levers adds the lever settings to named factors too (a lever named stays once)
+    lever_names = [n for n in with_levers if n not in default]
+    both = [p.name for p in factors(["exit_rate", "funding_budget_eur"], include_levers=True)]
+    assert both[:2] == ["exit_rate", "funding_budget_eur"] and sorted(both[2:] + both[1:2]) == sorted(
+        lever_names
+    )
     spec = problem(factors(["dt_adoption_factor", "bm_loss_rate"]), grouped=False)
     # bm_loss_rate over its exploration range: where the run-up can reach the 2015 state
     assert spec["bounds"] == [[0.0, 5.0], [0.0, 0.06]]
@@ -342,6 +348,8 @@ def test_a_study_rerun_without_its_pilot_leaves_none_of_its_files(tmp_path, tiny
     chosen, outputs = ["dt_adoption_factor", "exit_rate"], ("middle_share",)
     first = run_study("sobol", tiny, tmp_path, 8, chosen, outputs=outputs)
     assert (tmp_path / "replications.csv").exists() and (tmp_path / "seed_variance.csv").exists()
+    for name in ("replications.csv", "seed_variance.csv"):  # both name their first column
+        assert pd.read_csv(tmp_path / name).columns[0] == "output"
     again = run_study("sobol", tiny, tmp_path, 8, chosen, outputs=outputs, replications=first["replications"])
     pd.testing.assert_frame_equal(again["indices"], first["indices"])
     assert not (tmp_path / "replications.csv").exists()

@@ -16,6 +16,9 @@ from pathlib import Path
 APP_MODULE = "mittelbau.dashboard.app"
 # the scenario file the page starts from
 SCENARIO_VARIABLE = "MITTELBAU_DASHBOARD_SCENARIO"
+# Solara warns on every page load from an address other than "localhost" (127.0.0.1, say) that
+# its session cookie cannot be set for pages embedded in another site's frame: not this page
+COOKIE_WARNING = "ignore:Cookies with samesite=none require https:UserWarning"
 
 
 def server_command(host: str, port: int, open_browser: bool) -> list[str]:
@@ -39,9 +42,12 @@ def server_command(host: str, port: int, open_browser: bool) -> list[str]:
 
 def server_environment(scenario: Path | None) -> dict[str, str]:
     """Settings for an offline page: the page's scripts are served from the installed
-    packages, nothing is fetched through Solara's CDN proxy, and no usage data is sent."""
+    packages, nothing is fetched through Solara's CDN proxy, and no usage data is sent; the
+    warning filters of this environment are kept, and Solara's cookie warning is not shown."""
+    filters = [f for f in (os.environ.get("PYTHONWARNINGS", ""), COOKIE_WARNING) if f]
     env = {
         "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",
+        "PYTHONWARNINGS": ",".join(filters),
     }
     if scenario is not None:
         env[SCENARIO_VARIABLE] = str(Path(scenario).resolve())

@@ -44,6 +44,7 @@ PR_SET_PDEATHSIG = 1
 WATCH_SECONDS = 0.5  # how often a local pool's waiting checks on its workers
 LOST_GRACE_SECONDS = 2.0  # how long a pool may count a dead worker before it is unblocked
 STOP_SECONDS = 5.0  # how long a stopped pool's manager thread is waited for
+CLOSE_SECONDS = 10  # how long closing a local Dask cluster is waited for
 
 
 class ExecutionError(RuntimeError):
@@ -219,11 +220,11 @@ class LocalPool:
     def _stop(self) -> None:
         """End the workers now, whatever they are running, and the pool without waiting for
         its work. The pool's manager thread is given up to STOP_SECONDS to wind up, with Ctrl-C
-        held off meanwhile (the work is being stopped already): CPython's exit wakes the thread
+        held back meanwhile (the work is being stopped already): CPython's exit wakes the thread
         through a pipe the thread closes as it ends, without a lock between the two, so a
         thread still ending as the interpreter exits makes the exit print an `OSError` after
         the command's last line."""
-        with _interrupts_ignored():
+        with _interrupts_held():
             manager = getattr(self._pool, "_executor_manager_thread", None)
             self._unblock()  # a worker killed while sending would leave the thread reading for ever
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -244,17 +245,20 @@ class LocalPool:
 
 
 @contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """Ctrl-C ignored while the block runs, where it can be (in the main thread), and heeded
-    as before afterwards."""
+def _interrupts_held() -> Iterator[None]:
+    """A Ctrl-C while the block runs is held back and delivered, once, to the handler of
+    before when the block ends (in the main thread, where signals are handled)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pressed: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, before if before is not None else signal.SIG_DFL)
+        if pressed:
+            signal.raise_signal(signal.SIGINT)
 
 
 def dask_workers(scheduler: str | None, workers: int) -> int:
@@ -321,22 +325,25 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
     except ImportError:
         raise ExecutionError(needs_extra("--executor dask", "dask")) from None
     cluster = None
-    if scheduler is None:
-        # no dashboard; the scheduler's own HTTP routes on a free localhost port, not on a fixed
-        # one another cluster may hold
-        cluster = LocalCluster(
-            n_workers=min(workers, len(items)),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-        )
     try:
+        if scheduler is None:
+            # a Ctrl-C while the cluster starts comes once it stands, so that it is closed here;
+            # its workers ignore Ctrl-C once started (`dask_worker`); no dashboard, and the
+            # scheduler's own HTTP routes on a free localhost port, not on a fixed one another
+            # cluster may hold
+            with _interrupts_held():
+                cluster = LocalCluster(
+                    n_workers=min(workers, len(items)),
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                    scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                    preload=["mittelbau.experiments.dask_worker"],
+                )
         client = _client(scheduler or cluster)
-    except ExecutionError:
-        if cluster is not None:
-            cluster.close()
+    except BaseException:  # a Ctrl-C included: the cluster is closed here, not at the exit
+        _close(cluster)
         raise
     stop = threading.Event()
     if scheduler is not None:  # a running cluster's workers may all be gone: said, not waited on silently
@@ -351,8 +358,14 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
     finally:
         stop.set()
         client.close()
-        if cluster is not None:
-            cluster.close()
+        _close(cluster)
+
+
+def _close(cluster: Any) -> None:
+    """Close a local cluster within CLOSE_SECONDS (its workers end with this process anyway)."""
+    if cluster is not None:
+        with contextlib.suppress(TimeoutError):
+            cluster.close(timeout=CLOSE_SECONDS)
 
 
 def watch_workers(client: Any, address: str, stop: threading.Event) -> None:

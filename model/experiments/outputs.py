@@ -357,6 +357,7 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     # the folder as `mkdir` would make it (private temporaries are 0700), or as the one replaced
     tmp.chmod(out.stat().st_mode & 0o7777 if out.is_dir() else _folder_mode())
+    old = None
     try:
         result.stage_shares.to_csv(tmp / "stage_shares.csv", index=False, float_format="%.6f")
         result.transitions.to_csv(tmp / "transitions.csv", index=False)
@@ -378,6 +379,11 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
         else:
             os.replace(tmp, out)
     finally:
+        if old is not None and old.exists():  # stopped between the two moves, or just after
+            if out.exists():
+                shutil.rmtree(old)
+            else:
+                os.replace(old, out)
         if tmp.exists():
             shutil.rmtree(tmp)
     return sorted(out.iterdir())

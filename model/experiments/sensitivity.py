@@ -56,8 +56,8 @@ def factors(
 ) -> list[Parameter]:
     """Registry parameters to vary: `names` if given, otherwise every numeric uncertainty and
     mechanism switch (categorical) of the registry that a study's outputs can read (not
-    UNREAD_BY_STUDIES), and with `include_levers` the levers' numeric parameters — settings
-    never vary; a lever's start and end year stay as the scenario sets them. `held`: the
+    UNREAD_BY_STUDIES); with `include_levers` the levers' numeric parameters join either —
+    settings never vary; a lever's start and end year stay as the scenario sets them. `held`: the
     parameters the scenario sets (its file or --set), which a study keeps at the scenario's
     values: left out of the default set, and an error when named (the sample would replace
     them). With `region` (the scenario's), the region's number of firms is explored over the
@@ -70,30 +70,35 @@ def factors(
 
 
 def _chosen(names: Sequence[str] | None, include_levers: bool, held: Collection[str]) -> list[Parameter]:
-    if names:
-        chosen = []
-        for name in names:
-            p = BY_NAME.get(name)
-            if p is None:
-                raise FactorError(
-                    f"unknown factor {name!r}; allowed: numeric registry parameters and mechanism switches"
-                )
-            if (
-                (p.choices and not is_categorical(p))
-                or p.group == "run"
-                or (not p.choices and p.low == p.high)
-            ):
-                raise FactorError(
-                    f"factor {name!r} cannot vary; allowed: numeric registry parameters with a "
-                    "range and mechanism switches (not region, firms, years, seed)"
-                )
-            if name in held:
-                raise FactorError(
-                    f"factor {name!r} is set by the scenario (its file or --set), which the sample "
-                    "would replace; allowed: leave it out of the factors, or drop its setting"
-                )
-            chosen.append(p)
-        return chosen
+    if not names:
+        return _default_factors(include_levers, held)
+    chosen = [_named_factor(name, held) for name in names]
+    if include_levers:  # the lever settings join the named factors
+        named = {p.name for p in chosen}
+        chosen += [p for p in _default_factors(True, held) if p.role == "lever" and p.name not in named]
+    return chosen
+
+
+def _named_factor(name: str, held: Collection[str]) -> Parameter:
+    p = BY_NAME.get(name)
+    if p is None:
+        raise FactorError(
+            f"unknown factor {name!r}; allowed: numeric registry parameters and mechanism switches"
+        )
+    if (p.choices and not is_categorical(p)) or p.group == "run" or (not p.choices and p.low == p.high):
+        raise FactorError(
+            f"factor {name!r} cannot vary; allowed: numeric registry parameters with a "
+            "range and mechanism switches (not region, firms, years, seed)"
+        )
+    if name in held:
+        raise FactorError(
+            f"factor {name!r} is set by the scenario (its file or --set), which the sample "
+            "would replace; allowed: leave it out of the factors, or drop its setting"
+        )
+    return p
+
+
+def _default_factors(include_levers: bool, held: Collection[str]) -> list[Parameter]:
     return [
         p
         for p in REGISTRY
@@ -305,7 +310,7 @@ def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series
         point, noise = point_and_noise_variance(wide)
         share = noise_share(point, noise, wide.shape[1])
         shares[o] = np.nan if share is None else share
-    return pd.Series(shares, name="seed_variance_share")
+    return pd.Series(shares, name="seed_variance_share").rename_axis("output")
 
 
 def _points_by_replicates(runs: pd.DataFrame, output: str) -> np.ndarray:

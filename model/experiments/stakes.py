@@ -210,7 +210,8 @@ def _price_cell(r: pd.Series, key: str, fmt: str) -> str:
     mean, low, high = r[key], r[f"{key}_low"], r[f"{key}_high"]
     if mean is None or pd.isna(mean):
         return "undefined (nothing kept on average)"
-    upper = "undefined" if high is None or pd.isna(high) else fmt.format(high)
+    # the interval of what is kept reaches zero: the price has no upper bound
+    upper = "unbounded" if high is None or pd.isna(high) else fmt.format(high)
     return f"{fmt.format(mean)} [{_money(low, fmt=fmt)}–{upper}]"
 
 

@@ -85,9 +85,10 @@ def unused_lever_settings(params, overrides) -> list[str]:
         keys = [k for k in overrides if k.startswith(f"{s.name}_") and k != s.switch]
         # a programme switched off on purpose (its switch set to 0) keeps its settings quietly
         if keys and not s.is_on(params) and s.switch not in overrides:
+            verb = "does" if len(keys) == 1 else "do"
             notes.append(
                 f"{s.name} is off ({s.switch} = {getattr(params, s.switch):g}), so {', '.join(keys)} "
-                f"set for it do nothing; to switch it on, set {s.switch} above 0"
+                f"set for it {verb} nothing; to switch it on, set {s.switch} above 0"
             )
     return notes
 
