@@ -10,10 +10,12 @@ import importlib.util
 import inspect
 import os
 import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -743,6 +745,8 @@ def _interrupted(folder: Path | None = None, restart: str | None = None, kept: s
     (the shell's for an interrupt)."""
     where = f"in {folder}/" if folder is not None else "in the output folder"
     again = "the same command" if restart is None else f"the same command without {restart}"
+    if _RUNNING:  # the command ends here: that line stays its last
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     typer.echo(f"interrupted: the finished {kept} are kept {where}; {again} resumes them", err=True)
     raise typer.Exit(code=130)
 
@@ -1534,32 +1538,58 @@ def main() -> None:
     modules a run loads — about a fifth of a short command's time. Files are written and closed
     by then, and exit handlers run as usual.
 
-    The first Ctrl-C stops the command; further ones are ignored while it stops (workers are
-    killed, not waited for, so this takes a few seconds at most), and so are the processes it
-    forks (they end with it). Whoever called this gets its own Ctrl-C handling back when the
-    command returns; the interpreter's exit ignores Ctrl-C (`_quiet_exit`)."""
-    global _RUNNING
-    previous = signal.signal(signal.SIGINT, _interrupt_once)
-    _RUNNING = True
+    The first Ctrl-C stops the command; further ones within IGNORE_SECONDS are ignored while it
+    stops (workers are killed, not waited for), and so are Ctrl-Cs in the processes it forks
+    (they end with it) and once it has said it was interrupted. A process started to ignore
+    Ctrl-C (a script's job in the background) keeps ignoring it. Whoever called this gets its
+    own Ctrl-C handling back when the command returns; the interpreter's exit ignores Ctrl-C
+    (`_quiet_exit`)."""
+    global _RUNNING, _first_interrupt, _hook_before
+    previous = signal.getsignal(signal.SIGINT)
+    previous_hook = _hook_before = sys.unraisablehook
+    if previous is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _interrupt_once)
+    sys.unraisablehook = _dropped_interrupt_rearms
+    _RUNNING, _first_interrupt = True, None
     try:
         app()
     finally:
         _RUNNING = False
         gc.freeze()
-        atexit.unregister(_quiet_exit)  # registered once, and after all the command registered:
-        atexit.register(_quiet_exit)  # exit handlers run last registered first
-        signal.signal(signal.SIGINT, previous)
+        _quiet_at_exit()
+        sys.unraisablehook = previous_hook
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 _RUNNING = False  # whether the console command runs in this process (`main`)
+IGNORE_SECONDS = 3.0  # how long after a Ctrl-C further ones are ignored while the command stops
+_first_interrupt: float | None = None  # when the Ctrl-C stopping the command came
 
 
 def _interrupt_once(signum: int, frame: object) -> None:
-    """Ctrl-C: ignore the next ones, then stop the command where it is. Another Ctrl-C while
-    it stops would cut short the ending of its workers, or print a traceback after its last
-    line."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Ctrl-C: stop the command where it is; another within IGNORE_SECONDS is ignored, as it
+    would cut short the ending of the workers, or print a traceback after the command's last
+    line. Later, a Ctrl-C stops the command again (should the first have been lost)."""
+    global _first_interrupt
+    now = time.monotonic()
+    if _first_interrupt is not None and now - _first_interrupt < IGNORE_SECONDS:
+        return
+    _first_interrupt = now
     raise KeyboardInterrupt
+
+
+def _dropped_interrupt_rearms(unraisable: Any) -> None:
+    """Python drops an exception raised where it cannot be passed on (in the hooks of a fork,
+    say) and calls this: a Ctrl-C dropped so did not stop the command, so the next one does,
+    and nothing is printed of it. Anything else is printed as usual."""
+    global _first_interrupt
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _first_interrupt = None
+        return
+    _hook_before(unraisable)
+
+
+_hook_before = sys.unraisablehook
 
 
 def _quiet_exit() -> None:
@@ -1569,13 +1599,29 @@ def _quiet_exit() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _quiet_at_exit() -> None:
+    """Have `_quiet_exit` run first as the interpreter exits, before it waits for threads (a
+    pool's, say); once per process."""
+    global _QUIET_REGISTERED
+    if _QUIET_REGISTERED:
+        return
+    _QUIET_REGISTERED = True
+    # the hooks run before threads are joined, last registered first; `atexit`'s only after
+    register = getattr(threading, "_register_atexit", atexit.register)
+    register(_quiet_exit)
+
+
+_QUIET_REGISTERED = False
+
+
 def _forked_by_the_command() -> None:
     if _RUNNING:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # processes the command forks (local workers, pyabc's) leave Ctrl-C to the command, which ends them
-os.register_at_fork(after_in_child=_forked_by_the_command)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked_by_the_command)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m mittelbau.cli`

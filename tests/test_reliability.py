@@ -832,6 +832,24 @@ def test_a_rewrite_stopped_between_its_moves_keeps_the_results_before(tmp_path, 
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # nothing left beside it
 
 
+def test_results_set_aside_by_a_killed_writer_go_back_in_place(tmp_path):
+    """A writer killed (no Ctrl-C, no clean-up) between setting the old results aside and
+    putting the new in place leaves them beside the folder: the next write into the folder puts
+    them back first, rather than removing them as a dead writer's temporary folder."""
+    import mittelbau.experiments.outputs as outputs
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    aside = tmp_path / f".run.tmp-{dead.pid}-abc-old"
+    aside.mkdir()
+    (aside / "summary.json").write_text("{}")
+    unfinished = tmp_path / f".run.tmp-{dead.pid}-def"
+    unfinished.mkdir()
+    outputs.remove_orphans(tmp_path / "run")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    assert (tmp_path / "run" / "summary.json").read_text() == "{}"
+
+
 def test_fault_a_full_disk_ends_in_a_clear_error_then_a_complete_result(tmp_path, base, monkeypatch):
     out = tmp_path / "full"
     real = pq.write_table
@@ -944,37 +962,50 @@ def test_a_stopped_pool_has_wound_up_before_the_exit_wakes_it():
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_after_the_first_ctrl_c_the_command_ignores_further_ones(monkeypatch):
     """The first Ctrl-C stops the command where it is; further ones are ignored while it stops
-    its workers (they would cut that short, or print a traceback after its last line), and the
-    processes it forks ignore Ctrl-C (it ends them). A caller of `main` in its own process gets
-    its Ctrl-C handling back; the interpreter's exit ignores Ctrl-C."""
+    its workers (they would cut that short, or print a traceback after its last line), and
+    once it has said so; the processes it forks ignore Ctrl-C (it ends them). A Ctrl-C that
+    Python dropped (raised in a fork's hooks, say) lets the next one stop the command. A
+    caller of `main` in its own process gets its Ctrl-C handling back; the interpreter's exit
+    ignores Ctrl-C; a command started to ignore Ctrl-C keeps ignoring it."""
     import gc
+    import types
 
     import mittelbau.cli as cli_module
 
     seen = {}
+
+    def ctrl_c() -> bool:
+        """Whether a Ctrl-C now stops the command."""
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            return True
+        return False
 
     def command() -> None:
         pid = os.fork()
         if pid == 0:  # a process the command forks
             os._exit(0 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else 1)
         seen["child ignores"] = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(5)  # the first Ctrl-C ends this at once
-        except KeyboardInterrupt:
-            seen["then"] = signal.getsignal(signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)  # a second one is ignored
-            time.sleep(0.1)
-            raise
+        seen["first stops"] = ctrl_c()
+        seen["second stops"] = ctrl_c()  # soon after the first
+        dropped = types.SimpleNamespace(exc_type=KeyboardInterrupt, exc_value=KeyboardInterrupt())
+        sys.unraisablehook(dropped)
+        seen["after a dropped one"] = ctrl_c()
+        cli_module._interrupted()
 
     before = signal.getsignal(signal.SIGINT)
     try:
         monkeypatch.setattr(cli_module, "app", command)
-        start = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(cli_module.typer.Exit):
             cli_module.main()
-        assert time.monotonic() - start < 4
-        assert seen == {"child ignores": True, "then": signal.SIG_IGN}
+        assert seen == {
+            "child ignores": True,
+            "first stops": True,
+            "second stops": False,
+            "after a dropped one": True,
+        }
         assert signal.getsignal(signal.SIGINT) is before  # the caller's handling is back
         pid = os.fork()  # and what it forks is its own again
         if pid == 0:
@@ -982,9 +1013,46 @@ def test_after_the_first_ctrl_c_the_command_ignores_further_ones(monkeypatch):
         assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
         cli_module._quiet_exit()
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        # started to ignore Ctrl-C (a script's job in the background): it keeps ignoring it
+        in_background = lambda: seen.update(background=signal.getsignal(signal.SIGINT))  # noqa: E731
+        monkeypatch.setattr(cli_module, "app", in_background)
+        cli_module.main()
+        assert seen["background"] is signal.SIG_IGN and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
         gc.unfreeze()
+
+
+def test_a_local_dask_cluster_keeps_the_users_preloads_and_is_not_waited_on_twice():
+    """The workers' preload is added to those of the user's Dask configuration; a cluster that
+    does not close in time is left to the end of the process, not waited on again by
+    distributed's exit handler."""
+    pytest.importorskip("distributed")
+    import dask
+
+    from mittelbau.experiments.executors import _close, _configured_preloads
+
+    with dask.config.set({"distributed.worker.preload": ["my_setup"]}):
+        assert _configured_preloads() == ["my_setup"]
+    with dask.config.set({"distributed.worker.preload": "my_setup.py"}):
+        assert _configured_preloads() == ["my_setup.py"]
+
+    class Stuck:
+        shutdown_on_close = True
+
+        def __init__(self):
+            self._loop_runner = self
+            self.stopped = False
+
+        def close(self, timeout):
+            raise TimeoutError
+
+        def stop(self):
+            self.stopped = True
+
+    stuck = Stuck()
+    _close(stuck)
+    assert stuck.shutdown_on_close is False and stuck.stopped
 
 
 def test_a_ctrl_c_while_a_pool_stops_or_a_cluster_starts_comes_after(monkeypatch):

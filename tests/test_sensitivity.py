@@ -101,6 +101,11 @@ def test_a_parameter_the_scenario_sets_is_held_not_varied():
     assert "exit_rate" not in default and "mech_lockin" not in default
     assert len(default) == len(factors()) - 2
     assert held_factors(held) == {"exit_rate": 0.05, "mech_lockin": "on"}
+    # named factors hold nothing of their own; the lever settings --levers adds to them, what is set
+    funding = {"funding_budget_eur": 1e6, "exit_rate": 0.05}
+    assert held_factors(funding, True, ["bm_loss_rate"]) == {"funding_budget_eur": 1e6}
+    assert held_factors(funding, False, ["bm_loss_rate"]) == {}
+    assert held_factors(funding, True, ["funding_budget_eur"]) == {}
     with pytest.raises(FactorError, match=r"factor 'exit_rate' is set by the scenario .* drop its setting"):
         factors(["bm_loss_rate", "exit_rate"], held=held)
     with pytest.raises(FactorError, match="factor 'firms' cannot vary"):  # whether set or not

@@ -63,7 +63,10 @@ _PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for the child when its par
 
 def _stop_with_parent(parent: int) -> None:
     """In the server process before it starts (Linux): be sent SIGTERM when the command dies,
-    even by SIGKILL, which the command cannot forward."""
+    even by SIGKILL, which the command cannot forward; and Ctrl-C as a program has it by
+    default (what the command forks ignores Ctrl-C, and an ignored signal stays ignored across
+    the server's start)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != parent:  # the command died before prctl took effect

@@ -184,7 +184,7 @@ def discover(
     with folder_lock(out):
         if overwrite:
             empty_folder(out)
-        held = {} if factor_names else held_factors(scenario.overrides, include_levers)
+        held = held_factors(scenario.overrides, include_levers, factor_names)
         return _discover(
             scenario, out, samples, chosen, replications, run_kw, min_density, case, on_total, held
         )

@@ -248,7 +248,9 @@ class LocalPool:
 def _interrupts_held() -> Iterator[None]:
     """A Ctrl-C while the block runs is held back and delivered, once, to the handler of
     before when the block ends (in the main thread, where signals are handled)."""
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # what it starts then ignores it too
+    ):
         yield
         return
     pressed: list[int] = []
@@ -339,7 +341,7 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
                     host="127.0.0.1",
                     dashboard_address=None,
                     scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
-                    preload=["mittelbau.experiments.dask_worker"],
+                    preload=[*_configured_preloads(), "mittelbau.experiments.dask_worker"],
                 )
         client = _client(scheduler or cluster)
     except BaseException:  # a Ctrl-C included: the cluster is closed here, not at the exit
@@ -357,15 +359,32 @@ def _dask(fn, items, workers, scheduler) -> Iterator[tuple[Any, Any]]:
             yield item, future.exception() if future.status == "error" else future.result()
     finally:
         stop.set()
-        client.close()
-        _close(cluster)
+        try:
+            client.close()
+        finally:
+            _close(cluster)
+
+
+def _configured_preloads() -> list[str]:
+    """The worker preloads of the user's Dask configuration (giving preloads replaces them)."""
+    import dask
+
+    found = dask.config.get("distributed.worker.preload", default=[]) or []
+    return [found] if isinstance(found, str) else list(found)
 
 
 def _close(cluster: Any) -> None:
-    """Close a local cluster within CLOSE_SECONDS (its workers end with this process anyway)."""
-    if cluster is not None:
-        with contextlib.suppress(TimeoutError):
-            cluster.close(timeout=CLOSE_SECONDS)
+    """Close a local cluster within CLOSE_SECONDS. One that does not close in time is left to
+    the end of this process, which ends its workers (distributed's own exit handler would wait
+    on it again)."""
+    if cluster is None:
+        return
+    try:
+        cluster.close(timeout=CLOSE_SECONDS)
+    except TimeoutError:
+        cluster.shutdown_on_close = False
+        with contextlib.suppress(Exception):
+            cluster._loop_runner.stop()
 
 
 def watch_workers(client: Any, address: str, stop: threading.Event) -> None:

@@ -390,12 +390,17 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
 
 
 def remove_orphans(out: Path) -> None:
-    """Remove `.<name>.tmp-<pid>-…` folders beside `out` whose writing process has ended."""
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+    """Remove `.<name>.tmp-<pid>-…` folders beside `out` whose writing process has ended; but
+    where `out` is missing, the results a writer had set aside (`…-old`) go back in its place
+    (the writer was killed between its two moves)."""
+    for stale in sorted(out.parent.glob(f".{out.name}.tmp-*")):
         pid = stale.name.removeprefix(f".{out.name}.tmp-").split("-")[0]
         try:
             os.kill(int(pid), 0)
         except ProcessLookupError:
-            shutil.rmtree(stale, ignore_errors=True)
+            if stale.name.endswith("-old") and not out.exists():
+                os.replace(stale, out)
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
         except (ValueError, PermissionError):
             continue

@@ -121,10 +121,16 @@ def _bounds(p: Parameter) -> list[float]:
     return [float(p.explore_low), float(p.explore_high)]
 
 
-def held_factors(overrides: Mapping[str, object], include_levers: bool = False) -> dict[str, object]:
-    """The default factors a scenario sets (its file or --set), with its values: a study with
-    the default factors holds them there."""
-    return {p.name: overrides[p.name] for p in factors(None, include_levers) if p.name in overrides}
+def held_factors(
+    overrides: Mapping[str, object], include_levers: bool = False, names: Sequence[str] | None = None
+) -> dict[str, object]:
+    """The factors a study would vary but its scenario sets (its file or --set), with their
+    values, which the study holds there: of the default factors, or with named factors of the
+    lever settings `include_levers` adds to them."""
+    candidates = _default_factors(include_levers, ())
+    if names:
+        candidates = [p for p in candidates if include_levers and p.role == "lever" and p.name not in names]
+    return {p.name: overrides[p.name] for p in candidates if p.name in overrides}
 
 
 def held_line(held: Mapping[str, object]) -> str:

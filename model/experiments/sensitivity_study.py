@@ -158,7 +158,7 @@ def run_study(
             run_kw,
             second_order,
             on_total,
-            {} if factor_names else held_factors(scenario.overrides, include_levers),
+            held_factors(scenario.overrides, include_levers, factor_names),
         )
 
 
