@@ -1546,7 +1546,7 @@ def main() -> None:
     (`_quiet_exit`)."""
     global _RUNNING, _first_interrupt, _hook_before
     previous = signal.getsignal(signal.SIGINT)
-    previous_hook = _hook_before = sys.unraisablehook
+    _hook_before = sys.unraisablehook
     if previous is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _interrupt_once)
     sys.unraisablehook = _dropped_interrupt_rearms
@@ -1557,7 +1557,7 @@ def main() -> None:
         _RUNNING = False
         gc.freeze()
         _quiet_at_exit()
-        sys.unraisablehook = previous_hook
+        sys.unraisablehook = _hook_before
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 

@@ -374,12 +374,10 @@ def write_run(result: RunResult, out: Path, figure: bool = True) -> list[Path]:
         if out.exists():
             old = out.with_name(f"{tmp.name}-old")
             os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
+        os.replace(tmp, out)
     finally:
-        if old is not None and old.exists():  # stopped between the two moves, or just after
+        # the old results go once the new are in place, and back if the write stopped between
+        if old is not None and old.exists():
             if out.exists():
                 shutil.rmtree(old)
             else:

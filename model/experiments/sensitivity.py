@@ -73,10 +73,12 @@ def _chosen(names: Sequence[str] | None, include_levers: bool, held: Collection[
     if not names:
         return _default_factors(include_levers, held)
     chosen = [_named_factor(name, held) for name in names]
-    if include_levers:  # the lever settings join the named factors
-        named = {p.name for p in chosen}
-        chosen += [p for p in _default_factors(True, held) if p.role == "lever" and p.name not in named]
-    return chosen
+    return chosen + (_levers_beside(names, held) if include_levers else [])
+
+
+def _levers_beside(names: Sequence[str], held: Collection[str]) -> list[Parameter]:
+    """The lever settings `--levers` adds to the named factors (those not named, nor held)."""
+    return [p for p in _default_factors(True, held) if p.role == "lever" and p.name not in names]
 
 
 def _named_factor(name: str, held: Collection[str]) -> Parameter:
@@ -127,9 +129,10 @@ def held_factors(
     """The factors a study would vary but its scenario sets (its file or --set), with their
     values, which the study holds there: of the default factors, or with named factors of the
     lever settings `include_levers` adds to them."""
-    candidates = _default_factors(include_levers, ())
     if names:
-        candidates = [p for p in candidates if include_levers and p.role == "lever" and p.name not in names]
+        candidates = _levers_beside(names, ()) if include_levers else []
+    else:
+        candidates = _default_factors(include_levers, ())
     return {p.name: overrides[p.name] for p in candidates if p.name in overrides}
 
 
