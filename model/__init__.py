@@ -20,6 +20,7 @@ line stays quick):
 
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("mittelbau")
@@ -65,7 +66,7 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _API:
         module, attr = _API[name]
         value = getattr(import_module(f"mittelbau.{module}"), attr)

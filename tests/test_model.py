@@ -171,8 +171,12 @@ def test_degrees_are_the_row_sums_of_the_networks():
 
 @pytest.mark.parametrize("region", ["nord", "muenchen", "rhein-ruhr", "germany"])
 def test_every_region_runs(region):
+    from mittelbau.core.categories import STAGE_TOLERANCE
+
     m = MittelbauModel(firms=500, seed=1, years=2, region=region).run()
     assert m.region.code == region and np.isclose(stage_shares(m.state.stage).sum(), 1)
+    # each region's run-up arrives at its own 2015 cross-section, not at another region's
+    assert m.runup.stage_gap <= STAGE_TOLERANCE
 
 
 def test_finished_models_are_freed():

@@ -16,7 +16,6 @@ POSITIONS = ("final", "system", "parts", "job_shop")
 MARKET_POSITIONS = ("leader", "few_competitors", "many_competitors")
 ENGAGEMENT_LEVELS = ("watching", "internal", "partners", "experts")
 DT_ITEMS = ("internet", "mobile", "sensors", "vr_ar")
-STAGES = (1, 2, 3)
 # Targeting rules of the policy levers (mittelbau.levers.base.in_target).
 TARGETS = ("all", "small", "very_small", "stage1", "stage2")
 REGIONS = ("stuttgart", "nord", "muenchen", "rhein-ruhr", "germany")

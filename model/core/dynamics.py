@@ -25,6 +25,8 @@ from mittelbau.core.population import FirmTable, dt_items_of
 
 if TYPE_CHECKING:
     from mittelbau.core.mechanisms import MechanismYear
+    from mittelbau.core.scenario import Params
+    from mittelbau.core.stacking import RowParams
 
 REF_TECHNIQUES = 3.0  # reference firm's digital techniques (lower bound of the modal band, §4.4)
 REF_ENGAGEMENT = 1  # reference engagement level: 'internal'
@@ -81,7 +83,9 @@ class Boost:
         return cls(np.ones(n), np.ones(n), np.zeros(n, dtype=bool))
 
 
-def dt_traits(state: FirmTable, p, finance_relief: np.ndarray | bool = False) -> np.ndarray:
+def dt_traits(
+    state: FirmTable, p: Params | RowParams, finance_relief: np.ndarray | bool = False
+) -> np.ndarray:
     """The DT hazard's factor of the firm's own traits: financing, digital techniques and
     engagement (known from the 2015/16 surveys on)."""
     constrained = state.financing_constraint & ~np.asarray(finance_relief)
@@ -92,13 +96,13 @@ def dt_traits(state: FirmTable, p, finance_relief: np.ndarray | bool = False) ->
     )
 
 
-def bm_traits(state: FirmTable, p) -> np.ndarray:
+def bm_traits(state: FirmTable, p: Params | RowParams) -> np.ndarray:
     """The BM hazard's factor of the firm's own traits: engagement (no size or finance term,
     sources §2.10)."""
     return np.exp(p.engagement_effect * (state.engagement - REF_ENGAGEMENT))
 
 
-def trait_norms(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
+def trait_norms(state: FirmTable, p: Params) -> tuple[np.ndarray, np.ndarray]:
     """Mean trait factors of the firms at risk in the 2015 state: of the DT factor over firms
     without DT per size class, of the BM factor over firms without BM per size class and DT
     status. Dividing by them keeps each type's mean hazard where the run-up left it (the traits
@@ -122,7 +126,7 @@ def dt_hazard(
     state: FirmTable,
     base: BaseHazards,
     exposure: Exposure,
-    p,
+    p: Params | RowParams,
     factor: np.ndarray | float = 1.0,
     finance_relief: np.ndarray | bool = False,
 ) -> np.ndarray:
@@ -132,7 +136,7 @@ def dt_hazard(
     return base.dt * factor * traits * ((1.0 - p.dt_social_weight) + p.dt_social_weight * exposure.social_dt)
 
 
-def bm_channels(exposure: Exposure, pressure: np.ndarray | float, p) -> np.ndarray:
+def bm_channels(exposure: Exposure, pressure: np.ndarray | float, p: Params | RowParams) -> np.ndarray:
     """Relative BM hazard per motive channel (columns in MOTIVES order); with peers and
     customers adopting as expected and pressure 1 the columns are the motive shares of
     sources §4.2."""
@@ -145,7 +149,7 @@ def bm_channels(exposure: Exposure, pressure: np.ndarray | float, p) -> np.ndarr
     return channels
 
 
-def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p) -> np.ndarray:
+def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p: Params | RowParams) -> np.ndarray:
     """Annual BM adoption hazard: no size or finance term (sources §2.10)."""
     traits = 1.0 if base.bm_norm is None else bm_traits(state, p) / base.bm_norm
     # the channels summed left to right, column by column: the sum over each row (numpy adds
@@ -156,7 +160,7 @@ def bm_hazard(state: FirmTable, base: BaseHazards, channels: np.ndarray, p) -> n
     return base.bm * traits * total
 
 
-def exit_hazard(state: FirmTable, pressure: np.ndarray | float, p) -> np.ndarray:
+def exit_hazard(state: FirmTable, pressure: np.ndarray | float, p: Params | RowParams) -> np.ndarray:
     """Annual exit hazard; stage-1 firms with simple products and a threatened main BM are
     exposed to the digital pressure (sources §2.13, §4.9)."""
     exposed = (~state.bm & ~state.dt) & (state.complexity == SIMPLE) & state.threatened
@@ -196,7 +200,7 @@ def change_capabilities(
     exposure: Exposure,
     pressure: np.ndarray | float,
     survivors: np.ndarray,
-    p,
+    p: Params | RowParams,
     u: np.ndarray,
     boost: Boost | None = None,
     mech: MechanismYear | None = None,
@@ -297,7 +301,9 @@ def learning_draws(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.random((2, n))
 
 
-def learn_and_engage(state: FirmTable, pressure: np.ndarray | float, p, u: np.ndarray) -> None:
+def learn_and_engage(
+    state: FirmTable, pressure: np.ndarray | float, p: Params | RowParams, u: np.ndarray
+) -> None:
     """Digital techniques grow with DT use, in whole techniques (`learning_steps`); watching and
     internal-only firms move outward. `u` are the `learning_draws`; the columns are updated
     in place (so that a run's rows of a stack of runs see it)."""

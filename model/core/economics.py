@@ -19,11 +19,16 @@ growth), so the identity checks the bookkeeping rather than holding by definitio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import sparse
 
 from mittelbau.core.categories import INDUSTRIES, SIZE_CLASSES
 from mittelbau.core.population import FirmTable
+
+if TYPE_CHECKING:
+    from mittelbau.core.scenario import Params
 
 # employees of each size class (sources §3.2): lower bound and upper bound (inclusive)
 SIZE_BOUNDS = np.array([(20, 49), (50, 99), (100, 249), (250, 499)], dtype=float)
@@ -62,7 +67,7 @@ def draw_employees(size: np.ndarray, exponent: float, rng: np.random.Generator) 
     return np.minimum(np.floor(x), hi - 1.0)
 
 
-def industry_values(p, prefix: str) -> np.ndarray:
+def industry_values(p: Params, prefix: str) -> np.ndarray:
     """A registry value per industry (`<prefix>_<industry>`), in INDUSTRIES order."""
     return np.array([getattr(p, f"{prefix}_{i}") for i in INDUSTRIES], dtype=float)
 
@@ -73,7 +78,7 @@ class Economics:
     `full_*` arrays hold a firm's full size; `grown` is the share of it an entrant has reached
     (1 for the 2015 firms)."""
 
-    def __init__(self, state: FirmTable, p, scale: float, rng: np.random.Generator) -> None:
+    def __init__(self, state: FirmTable, p: Params, scale: float, rng: np.random.Generator) -> None:
         self.p, self.scale = p, scale
         self.revenue_per_employee = industry_values(p, "revenue_per_employee")
         self.value_added_share = industry_values(p, "value_added_share")

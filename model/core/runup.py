@@ -29,6 +29,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from mittelbau.core.categories import STAGE_TOLERANCE, START_YEAR
 from mittelbau.core.population import structure_cells
 from mittelbau.core.propensities import load_propensities, logistic
 from mittelbau.core.region_data import load_region
+
+if TYPE_CHECKING:
+    from mittelbau.core.scenario import Params
 
 # parameters the inversion depends on (besides the region); its cache key
 RUNUP_PARAMETERS = (
@@ -72,7 +76,7 @@ def pressure_index(year: int, growth: float) -> float:
     return max(0.0, 1.0 + growth * (year - 1 - START_YEAR))
 
 
-def channel_sum(year: int, p) -> float:
+def channel_sum(year: int, p: Params | _Values) -> float:
     """Sum of the BM motive channels (sources §4.2) when peers and customers adopt as expected."""
     return (
         p.bm_weight_intrinsic
@@ -661,12 +665,12 @@ _CACHE: OrderedDict[tuple, RunUp] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
 
 
-def runup_key(region_code: str, params) -> tuple:
+def runup_key(region_code: str, params: Params) -> tuple:
     """What a run-up depends on: the region and the values of RUNUP_PARAMETERS."""
     return (region_code, tuple(getattr(params, k) for k in RUNUP_PARAMETERS))
 
 
-def solve_runups(region_code: str, params: Sequence) -> list[RunUp]:
+def solve_runups(region_code: str, params: Sequence[Params]) -> list[RunUp]:
     """The run-up of `region_code` under each parameter set of `params` (one runup_start_year):
     the distinct ones not yet cached solved together (`_solve`), each as it is solved alone."""
     keys = [runup_key(region_code, p) for p in params]
@@ -684,7 +688,7 @@ def solve_runups(region_code: str, params: Sequence) -> list[RunUp]:
     return [found[k] for k in keys]
 
 
-def solve_runup(region_code: str, params) -> RunUp:
+def solve_runup(region_code: str, params: Params) -> RunUp:
     """The run-up of `region_code` under `params` (cached per region and the values it uses)."""
     return solve_runups(region_code, [params])[0]
 

@@ -16,17 +16,22 @@ size of the shock is a stated assumption, and the comparison with sources §6.4 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def in_shock(year: int, p) -> bool:
+if TYPE_CHECKING:
+    from mittelbau.core.scenario import Params
+
+
+def in_shock(year: int, p: Params) -> bool:
     """Whether simulated `year` is one of the shock's years."""
     return p.shock_year <= year < p.shock_year + p.shock_years
 
 
-def shock_pressure(year: int, p) -> float:
+def shock_pressure(year: int, p: Params) -> float:
     """Addition to the digital pressure index in simulated `year` (0.0 outside the shock)."""
     return float(p.shock_pressure) if in_shock(year, p) else 0.0
 
 
-def shock_exit_multiplier(year: int, p) -> float:
+def shock_exit_multiplier(year: int, p: Params) -> float:
     """Multiplier of every firm's exit hazard in simulated `year` (1.0 outside the shock)."""
     return 1.0 + float(p.shock_exit_factor) if in_shock(year, p) else 1.0

@@ -17,6 +17,10 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # "{{cdn}}/@scope/name@1.2.3/..." or "/name@1.2.3/..." in the template and settings
 _REFERENCE = re.compile(r"/((?:@[\w.-]+/)?[\w.-]+)@(\d+\.\d+\.\d+(?:-[\w.]+)?)/")
@@ -57,7 +61,7 @@ def missing() -> list[str]:
     return [spec for spec in required() if not (root / spec / "package.json").exists()]
 
 
-def install(log=print) -> list[str]:
+def install(log: Callable[[str], object] = print) -> list[str]:
     """Fetch and unpack the missing packages; returns those installed. Each package is
     unpacked beside the cache and moved in whole, so an interrupted install leaves nothing
     half-written."""

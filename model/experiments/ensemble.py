@@ -156,7 +156,6 @@ def run_replicate(spec: RunSpec) -> RunResult:
 
 
 TABLES = ("stage_shares", "transitions", "indicators", "levers", "economics")
-KEYS = ("scenario", "replicate", "seed")
 RUNS_TABLE = "runs.parquet"
 # column types of the tables whose rows may be none (a run without levers has no lever rows)
 TYPES = {

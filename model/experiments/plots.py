@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mittelbau.core.categories import SIZE_CLASSES
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 STAGE_COLOURS = {1: "#b0b7c3", 2: "#e69f00", 3: "#0072b2"}
 STAGE_NAMES = {1: "1 product maker", 2: "2 product-service", 3: "3 digital BM"}
@@ -30,7 +33,7 @@ def save_figure(fig: Figure, path: Path, dpi: int = 100) -> Path:
     return Path(path)
 
 
-def share_axis(ax, values_pct: np.ndarray | pd.Series, floor: float = 50.0) -> None:
+def share_axis(ax: Axes, values_pct: np.ndarray | pd.Series, floor: float = 50.0) -> None:
     """A share axis from 0 %, up to at least `floor` % — never cut to the few points the
     values happen to span, which would make small changes look large."""
     top = float(np.nanmax(np.asarray(values_pct, dtype=float), initial=0.0))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from mittelbau.core.registry_entry import Parameter
 if TYPE_CHECKING:
     from mittelbau.core.model import MittelbauModel
     from mittelbau.core.population import FirmTable
+    from mittelbau.core.scenario import Params
 
 
 def in_target(target: str, state: FirmTable) -> np.ndarray:
@@ -55,9 +56,9 @@ class LeverSpec:
     switch: str  # the parameter whose value 0 means "no such programme"
     target: str  # the targeting parameter (a rule of `in_target`)
     parameters: tuple[Parameter, ...]  # its registry entries, start and end year among them
-    build: Callable[[Any, int, np.random.Generator], Lever]  # params, firms, generator
-    yearly_cost: Callable[[Any], float]  # planned public € in each active year
-    caption: Callable[[Any], str]  # the programme in words, for the dashboard
+    build: Callable[[Params, int, np.random.Generator], Lever]  # params, firms, generator
+    yearly_cost: Callable[[Params], float]  # planned public € in each active year
+    caption: Callable[[Params], str]  # the programme in words, for the dashboard
 
     def __post_init__(self) -> None:
         names = {p.name for p in self.parameters}
@@ -80,7 +81,7 @@ class LeverSpec:
     def end_year(self) -> str:
         return f"{self.name}_end_year"
 
-    def is_on(self, params: Any) -> bool:
+    def is_on(self, params: Params) -> bool:
         return getattr(params, self.switch) > 0
 
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mittelbau.core.categories import TARGETS
 from mittelbau.core.registry_entry import Parameter
 from mittelbau.levers.base import Lever, LeverSpec, LeverYear, agents_for, first_in_random_order, in_target
+
+if TYPE_CHECKING:
+    from mittelbau.core.model import MittelbauModel
+    from mittelbau.core.scenario import Params
 
 
 @dataclass
@@ -24,7 +29,7 @@ class Centres(Lever):
     agent stands for `population_scale` of them, so capacity / scale agents are served
     (rounded at random)."""
 
-    p: object = None
+    p: Params | None = None
     name: str = "centres"
     in_reach: np.ndarray = field(init=False)
     rng: np.random.Generator | None = None
@@ -34,7 +39,7 @@ class Centres(Lever):
         self.in_reach = self.rng.random(self.n) < self.p.centres_reach
         self.added = np.zeros(self.n)  # techniques the centres added to each firm, in all
 
-    def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
+    def act(self, model: MittelbauModel, year: int, rng: np.random.Generator) -> LeverYear:
         # imported here: the registry reads this module's spec, and should not pay for loading
         # the simulation (population synthesis, scipy) when it does
         from mittelbau.core.dynamics import MAX_TECHNIQUES
@@ -191,7 +196,7 @@ PARAMETERS = (
 )
 
 
-def _caption(p) -> str:
+def _caption(p: Params) -> str:
     return (
         f"{p.centres_number} application centre(s) × {p.centres_capacity} firms a year "
         f"(for {p.centres_target})"

@@ -4,12 +4,17 @@ the digital economy or research."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mittelbau.core.categories import ENGAGEMENT_LEVELS, TARGETS
 from mittelbau.core.registry_entry import Parameter
 from mittelbau.levers.base import Lever, LeverSpec, LeverYear, agents_for, first_in_random_order, in_target
+
+if TYPE_CHECKING:
+    from mittelbau.core.model import MittelbauModel
+    from mittelbau.core.scenario import Params
 
 
 @dataclass
@@ -30,7 +35,7 @@ class Cooperation(Lever):
     projects: `cooperation_projects_per_year` / scale of them start (rounded at random) and each
     costs scale × the cost of a project."""
 
-    p: object = None
+    p: Params | None = None
     name: str = "cooperation"
     years_left: np.ndarray = field(init=False)
     spill_left: np.ndarray = field(init=False)
@@ -43,7 +48,7 @@ class Cooperation(Lever):
         self.joined = np.zeros(self.n, dtype=bool)
         self.engagement_before = np.zeros(self.n, dtype=np.int8)
 
-    def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
+    def act(self, model: MittelbauModel, year: int, rng: np.random.Generator) -> LeverYear:
         p, s, scale = self.p, model.state, model.population_scale
         finished = self.years_left == 1
         self.years_left = np.maximum(self.years_left - 1, 0)
@@ -214,7 +219,7 @@ PARAMETERS = (
 )
 
 
-def _caption(p) -> str:
+def _caption(p: Params) -> str:
     return (
         f"cooperation {p.cooperation_projects_per_year} projects a year ({p.cooperation_partner} "
         f"partner, for {p.cooperation_target})"

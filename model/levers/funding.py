@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mittelbau.core.categories import TARGETS
 from mittelbau.core.registry_entry import Parameter
 from mittelbau.levers.base import Lever, LeverSpec, LeverYear, agents_for, first_in_random_order, in_target
+
+if TYPE_CHECKING:
+    from mittelbau.core.model import MittelbauModel
+    from mittelbau.core.scenario import Params
 
 
 @dataclass
@@ -27,7 +32,7 @@ class Funding(Lever):
     spending of the years together stays within one agent's grant of their budgets;
     budget left unspent for lack of applicants lapses, except up to one agent's instalment."""
 
-    p: object = None
+    p: Params | None = None
     name: str = "funding"
     years_left: np.ndarray = field(init=False)
     # budget carried from the years before (€; negative: spent beyond their budgets)
@@ -41,7 +46,7 @@ class Funding(Lever):
     def instalment(self) -> float:
         return self.p.funding_grant_eur / self.p.funding_duration
 
-    def act(self, model, year: int, rng: np.random.Generator) -> LeverYear:
+    def act(self, model: MittelbauModel, year: int, rng: np.random.Generator) -> LeverYear:
         p, s, scale = self.p, model.state, model.population_scale
         self.years_left = np.maximum(self.years_left - 1, 0)
         if not p.funding_start_year <= year <= p.funding_end_year:
@@ -175,7 +180,7 @@ PARAMETERS = (
 )
 
 
-def _caption(p) -> str:
+def _caption(p: Params) -> str:
     return f"funding €{p.funding_budget_eur:,.0f} a year ({p.funding_purpose}, for {p.funding_target})"
 
 
