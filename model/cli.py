@@ -297,7 +297,9 @@ def _other_verdicts(h: dict) -> str:
     if stuck is not None and closed is not None:
         split = f"{pct(stuck - closed)} still there, {pct(closed)} closed; "
     g0, g1 = h["competence_gap"]
-    gap = "–" if g0 is None or g1 is None else f"{g0:.1f} → {g1:.1f} techniques"
+    # as many decimals as show a change that "widens" or "does not widen" speaks of
+    digits = next((d for d in (1, 2, 3) if g0 is None or g1 is None or round(g0, d) != round(g1, d)), 1)
+    gap = "–" if g0 is None or g1 is None else f"{g0:.{digits}f} → {g1:.{digits}f} techniques"
     widens = {True: "widens", False: "does not widen", None: "–"}[h["competence_gap_widens"]]
     return (
         f"middle shrinks: {'yes' if h['middle_shrinks'] else 'no'}; stuck in stage 1: "
@@ -379,8 +381,11 @@ def run(
         )
     sample, per_draw = _posterior(posterior or posterior_file is not None, posterior_file, seeds_per_draw)
     if sample is not None and replications % per_draw:
+        given = seeds_per_draw is not None
         _fail(
-            f"--replications {replications} is not a multiple of --seeds-per-draw {per_draw}; "
+            f"--replications {replications} is not a multiple of --seeds-per-draw {per_draw}"
+            + ("" if given else " (its default with --posterior)")
+            + "; "
             f"allowed: {per_draw}, {2 * per_draw}, {3 * per_draw}, … (every draw runs the same "
             "number of seeds)"
         )
@@ -442,7 +447,7 @@ def run(
             typer.echo(f"  {_other_verdicts(h)}")
         if warning := _runup_warning(result.summary["runup"]):
             typer.echo(f"  {warning}", err=True)
-        from mittelbau.levers import underspent, underspent_together
+        from mittelbau.levers import underspent, underspent_together, unreached
 
         levers = result.summary["levers"]
         if len(levers) > 1:  # each lever's figures are those of its run alone (docs/odd.md 7.2)
@@ -453,7 +458,7 @@ def run(
             typer.echo(
                 # the region's firms (agents × population_scale), the unit the € buy
                 f"  {name}: €{lv['total_cost_eur'] / 1e6:.1f} M, {lv['firms_reached_region']:,.0f} firms "
-                f"reached, {lv['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
+                f"reached, {_moves(lv['additional_upward_moves_region'])} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
                 + (f", deadweight {dws:.0%}" if dws is not None else "")
             )
@@ -462,10 +467,14 @@ def run(
             typer.echo(
                 f"  all programmes{' together' if len(levers) > 1 else ''}: "
                 f"€{policy['total_cost_eur'] / 1e6:.1f} M, "
-                f"{policy['additional_upward_moves_region']:+,.0f} upward moves against no programme, "
+                f"{_moves(policy['additional_upward_moves_region'])} upward moves against no programme, "
                 + (f"€{cpm:,.0f} per additional move" if cpm is not None else "no additional moves")
             )
         notes = underspent(p, {name: lv["total_cost_eur"] for name, lv in levers.items()})
+        notes += unreached(
+            {name: lv["total_cost_eur"] for name, lv in levers.items()},
+            {name: lv["firms_reached"] for name, lv in levers.items()},
+        )
         if len(levers) > 1:  # what each spent in the run with all of them, which may fall short
             together = result.levers.groupby("lever")["spent_eur"].sum()
             spent = {name: float(together.get(name, 0.0)) for name in levers}
@@ -476,6 +485,12 @@ def run(
         for note in notes:
             typer.echo(f"warning: {scen.name}: {note}", err=True)
         typer.echo(f"  written to {folder}/")
+
+
+def _moves(x: float) -> str:
+    """Moves of the region's firms (agents × population_scale): whole where they are, else
+    with the decimal that the € per move is computed from."""
+    return f"{x:+,.0f}" if float(x).is_integer() else f"{x:+,.1f}"
 
 
 def _runup_warning(runup: dict) -> str | None:
@@ -490,7 +505,8 @@ def _runup_warning(runup: dict) -> str | None:
     shares = " / ".join(f"{100 * got[s]:.1f}" for s in ("stage1", "stage2", "stage3"))
     target = " / ".join(f"{100 * want[s]:.1f}" for s in ("stage1", "stage2", "stage3"))
     return (
-        f"warning: the run-up arrives at {shares} % in 2015 where the survey's cross-section has "
+        f"warning: the run-up's expected state arrives at {shares} % in 2015 (this run's own firms "
+        f"differ from it by chance) where the survey's cross-section has "
         f"{target} % ({100 * gap:.1f} points off, more than the {100 * STAGE_TOLERANCE:g} allowed): the "
         "projection starts away from the surveyed state (firms dropping a BM keep their DT: a high "
         "bm_loss_rate or much DT at the wave's start do this; docs/odd.md, 'What the data cannot give')"
@@ -1044,6 +1060,7 @@ def discover(
             return f"{name} ≥ {lo:.6g}" if low_cut else f"{name} ≤ {hi:.6g}"
 
         dims = ", ".join(limits(k, lo, hi) for k, (lo, hi) in found["restricted"].items())
+        dims = dims or "no factor restricted"
         typer.echo(
             f"{found['cases_of_interest']} of {found['n']} points have {chosen_case}; PRIM box: "
             f"coverage {found['coverage']:.0%}, density {found['density']:.0%}; {dims}"

@@ -153,6 +153,28 @@ def test_summary_holds_scenario_parameters_seed_version_headline(small_run):
     assert s["definitions"]["hollowed"]["kind"] == "bool"
 
 
+def test_the_run_line_shows_the_figures_the_price_is_computed_from():
+    """Moves of the region's firms may be fractional (agents × population_scale): shown with
+    their decimal, so the printed price follows from the printed figures; a competence gap
+    that widens is shown with the decimals that show it widening."""
+    from mittelbau.cli import _moves, _other_verdicts
+
+    assert (_moves(7.5), _moves(-3.0), _moves(1200.0)) == ("+7.5", "-3", "+1,200")
+    head = {
+        "middle_shrinks": False,
+        "stuck_share": 0.5,
+        "stuck_closed_share": 0.1,
+        "stuck_share_small": 0.5,
+        "competence_gap": [1.55, 1.59],
+        "competence_gap_widens": True,
+    }
+    assert "1.55 → 1.59 techniques (widens)" in _other_verdicts(head)
+    assert "1.5 → 3.7 techniques" in _other_verdicts(head | {"competence_gap": [1.5, 3.7]})
+    assert "1.6 → 1.6 techniques (does not widen)" in _other_verdicts(
+        head | {"competence_gap": [1.6, 1.6], "competence_gap_widens": False}
+    )
+
+
 def test_years_zero_writes_the_initial_state_only(tmp_path, root):
     out = tmp_path / "nord"
     res = run(
@@ -215,7 +237,8 @@ INVALID = {
     ),
     "bad choice": ('[parameters]\nregion = "bavaria"\n', ["'region'", "'bavaria'", "'nord'"]),
     "malformed": ("[parameters\nfirms = 10\n", ["malformed TOML"]),
-    "top-level key": ('nmae = "x"\n', ["'nmae'", "name, description, [parameters]"]),
+    "top-level key": ('nmae = "x"\n', ["'nmae' = 'x'", "name, description, [parameters]"]),
+    "top-level table": ("[params]\nfirms = 10\n", ["'params' = a table of firms", "[parameters]"]),
     "end before start": (
         "[parameters]\nfunding_start_year = 2030\nfunding_end_year = 2020\n",
         ["funding_end_year = 2020 is before funding_start_year = 2030", "allowed: an end year"],
@@ -399,9 +422,11 @@ def test_lever_scenario_writes_levers_table_and_summary(tmp_path, root):
     assert policy["additional_upward_moves"] == (
         policy["upward_moves"] - policy["upward_moves_without_programmes"]
     )
+    from mittelbau.cli import _moves
+
     total = (
         f"all programmes together: €{policy['total_cost_eur'] / 1e6:.1f} M, "
-        f"{policy['additional_upward_moves_region']:+,.0f} upward moves"
+        f"{_moves(policy['additional_upward_moves_region'])} upward moves"
     )
     # each programme's figures are those of its run alone, then all of them together
     assert "  each programme run alone:\n  funding: €" in res.output and total in res.output

@@ -146,9 +146,16 @@ def test_price_of_what_is_kept_is_undefined_where_nothing_is_kept():
     assert stakes.price(100.0, (0.0, -5.0, 5.0)) == (None, 20.0, None)
     assert stakes.price(100.0, (-1.0, -5.0, -0.5)) == (None, None, None)
     assert stakes.price(100.0, (4.0, 2.0, 5.0)) == (25.0, 20.0, 50.0)
-    cell = {"p": 1.5, "p_low": 0.7, "p_high": None}  # the report's cell, as the levers table says it
-    assert stakes._price_cell(pd.Series(cell), "p", "{:.2f}") == "1.50 [0.70–unbounded]"
-    assert stakes._price_cell(pd.Series(cell | {"p": None}), "p", "{:.2f}").startswith("undefined")
+    # nothing spent: the price is 0, bounds included, even where the interval reaches zero
+    assert stakes.price(0.0, (4.0, -1.0, 5.0)) == (0.0, 0.0, 0.0)
+    assert stakes.price(0.0, (-1.0, -2.0, 5.0)) == (None, 0.0, None)  # nothing kept on average
+    # the report's cell, as the levers table says it
+    cell = {"p": 1.5, "p_low": 0.7, "p_high": None, "k_low": -1.0}
+    assert stakes._price_cell(pd.Series(cell), "p", "{:.2f}", "k") == "1.50 [0.70–unbounded]"
+    assert stakes._price_cell(pd.Series(cell | {"p": None}), "p", "{:.2f}", "k").startswith("undefined")
+    # the amount kept has no interval (one run): nor has its price
+    one = cell | {"p_high": None, "p_low": None, "k_low": float("nan")}
+    assert stakes._price_cell(pd.Series(one), "p", "{:.2f}", "k") == "1.50 (no interval from one run)"
 
 
 def test_dashboard_shows_value_added_at_stake_by_stage():
@@ -195,8 +202,10 @@ def test_report_shows_what_is_at_stake_and_what_is_kept(tmp_path):
     text = write_report(tmp_path).read_text()
     assert "## What is at stake" in text and (tmp_path / "stakes.png").exists()
     row = next(line for line in text.splitlines() if line.startswith("| centres | programme |"))
-    if not kept.loc["programme", "value_added_kept_eur"] > 0:
-        assert "undefined" in row
+    va, price = kept.loc["programme", ["value_added_kept_eur", "eur_per_value_added_kept"]]
+    assert row.startswith(f"| centres | programme | {va * 1e-6:,.1f} [")  # the mean, its interval
+    cell = row.split(" | ")[3]  # € per € kept: a price where something is kept, else undefined
+    assert cell.startswith(f"{price:,.2f} [") if va > 0 else cell.startswith("undefined")
 
 
 @pytest.mark.parametrize("region", ["stuttgart", "nord", "muenchen", "rhein-ruhr", "germany"])

@@ -218,6 +218,63 @@ def test_report_is_written_with_figures_and_verdicts(tmp_path, scenarios):
     assert "Differences from 'baseline'" in text
 
 
+def test_a_middle_hollow_for_a_while_is_said_apart_from_one_hollow_at_the_horizon(tmp_path, root):
+    """München's middle dips below a threshold of 1 in 2016–2017 and recovers: the verdict
+    counts the runs hollowed in some year and says how many still are at the horizon."""
+    from mittelbau.experiments.report import verdict_sentence, verdicts
+
+    muenchen = ["firms=800", "years=6", "region=muenchen", "hollowing_threshold=1.0"]
+    run_ensemble([load_scenario(root / "scenarios" / "baseline.toml", muenchen)], 4, tmp_path)
+    ens = load_ensemble(tmp_path)
+    row = verdicts(ens).iloc[0]
+    ind = ens["indicators"]
+    end = ind[ind["year"] == ind["year"].max()]
+    assert row.p_hollowed_end == end["hollowed"].astype(bool).mean() < row.p_hollowed
+    said = verdict_sentence(row)
+    assert f"in {row.p_hollowed:.0%} of 4 runs" in said
+    assert said.endswith(f"still hollowed out in 2021 in {row.p_hollowed_end:.0%} of the runs.")
+    for r in ens["summaries"]:  # each run's own sentence says it recovered
+        h = r["summary"]["headline"]
+        if h["year_hollowed"] is not None and not r["summary"]["outcomes"]["hollowing_ratio"] < 1.0:
+            assert "but is no longer hollowed out in 2021" in h["verdict"] or (
+                h["year_hollowed"] == 2015 and "but is not in 2021" in h["verdict"]
+            )
+
+
+def test_a_report_of_one_run_per_scenario_says_it_has_no_interval(tmp_path, scenarios):
+    import re
+
+    run_ensemble(scenarios, 1, tmp_path)
+    text = write_report(tmp_path).read_text()
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    diff = next(line for line in text.splitlines() if line.startswith("| policy-mix | 1 |"))
+    assert diff.count("(no interval from one run)") == 2
+    lever = next(line for line in text.splitlines() if line.startswith("| policy-mix | funding |"))
+    assert "(no interval from one run)" in lever or "undefined" in lever
+    assert "unbounded" not in lever
+
+
+def test_the_price_of_a_move_counts_runs_that_bought_none_as_unbounded(tmp_path, root):
+    """A run whose programme bought no additional move has no finite price: the outcomes
+    table's median and band count it as infinite (as discovery does), not leave it out, which
+    would make the price look cheaper."""
+    from mittelbau.experiments.report import outcome_table
+
+    short = ["firms=600", "years=3", "funding_end_year=2017"]
+    run_ensemble([load_scenario(root / "scenarios" / "equal-budget" / "funding.toml", short)], 8, tmp_path)
+    ens = load_ensemble(tmp_path)
+    prices = [r["summary"]["outcomes"]["cost_per_additional_upward_move"] for r in ens["summaries"]]
+    none = sum(p is None for p in prices)
+    assert 0 < none < len(prices)  # the case: some runs bought no move
+    x = np.array([np.inf if p is None else p for p in prices])
+    row = next(line for line in outcome_table(ens) if "`cost_per_additional_upward_move`" in line)
+    median = np.median(x)
+    said = "unbounded" if median == np.inf else f"{median:,.0f}"
+    assert f"| {said} [{np.percentile(x, 5):,.0f}–unbounded] ({none} of 8 runs: no additional move" in row
+    finite = np.median(x[np.isfinite(x)])
+    assert median > finite  # leaving them out gave the lower price
+
+
 def test_a_report_on_an_unfinished_ensemble_says_so_or_refuses(tmp_path, scenarios):
     import shutil
 
@@ -380,6 +437,31 @@ def test_the_price_of_a_move_counts_every_run_the_lever_added_none_in():
     assert row["cost_per_additional_upward_move_eur_low"] < 16
     none = lever_table(ens([0.0, -2.0, 1.0])).iloc[0]
     assert np.isnan(none["cost_per_additional_upward_move_eur"])
+
+
+def test_the_levers_table_prices_the_programmes_together(tmp_path, scenarios):
+    """A scenario of several programmes gets a row of all of them in one run: its mean cost
+    over its mean additional moves, from the runs' policy records, beside each lever alone."""
+    from mittelbau.experiments.report import TOGETHER
+
+    run_ensemble(scenarios, 3, tmp_path)
+    ens = load_ensemble(tmp_path)
+    table = lever_table(ens).set_index(["scenario", "lever"])
+    assert ("baseline", TOGETHER) not in table.index  # no programme, no row
+    row = table.loc[("policy-mix", TOGETHER)]
+    policy = [r["summary"]["policy"] for r in ens["summaries"] if r["scenario"] == "policy-mix"]
+    cost = np.mean([q["total_cost_eur"] for q in policy])
+    moves = np.mean([q["additional_upward_moves_region"] for q in policy])
+    assert row["mean_cost_eur"] == pytest.approx(cost)
+    assert row["cost_per_additional_upward_move_eur"] == pytest.approx(cost / moves)
+    assert row["deadweight_share_runs"] == 0  # not defined for programmes together
+    assert row["planned_cost_eur"] == pytest.approx(policy[0]["planned_cost_eur"])
+    # the mix costs as much as its levers' runs alone together plan
+    alone = table.loc["policy-mix"].drop(TOGETHER)
+    assert row["planned_cost_eur"] == pytest.approx(alone["planned_cost_eur"].sum())
+    text = write_report(tmp_path).read_text()
+    line = next(x for x in text.splitlines() if x.startswith(f"| policy-mix | {TOGETHER} |"))
+    assert f"| {cost / moves:,.0f} [" in line and line.endswith("| – |")
 
 
 def test_intervals_of_a_posterior_ensemble_count_its_draws_not_its_runs():

@@ -57,7 +57,9 @@ def test_upward_rate():
     ("hollowed", "first", "said"),
     [
         ((False, False, False), None, "does not hollow out by 2017"),
-        ((False, True, True), 2016, "hollows out by 2016"),
+        ((False, True, True), 2016, "hollows out by 2016 and still is in 2017"),
+        # below the threshold for a while only: said, with the horizon's state
+        ((False, True, False), 2016, "hollows out in 2016 but is no longer hollowed out in 2017"),
         # a threshold under which the starting state itself is hollow: said as such
         ((True, True, False), 2015, "hollowed out already in 2015, the starting state, but is not in 2017"),
         ((True, True, True), 2015, "hollowed out already in 2015, the starting state, and still is in 2017"),

@@ -341,6 +341,8 @@ def test_run_with_posterior_writes_a_posterior_ensemble(tmp_path, root):
         (["--posterior-file", "{bad}"], "--posterior-file: {bad} line 3: column 'weight' = -0.1 is negative"),
         (["--posterior-file", "{missing}"], "file not found"),
         (["--posterior-file", "{good}", "--replications", "3"], "--replications 3 is not a multiple"),
+        # without --replications: the default of 1, against the default seeds per draw, said so
+        (["--posterior-file", "{good}"], "--seeds-per-draw 2 (its default with --posterior); allowed: 2, 4"),
         (["--posterior-file", "{good}", "--seeds-per-draw", "0"], "--seeds-per-draw = 0 is invalid"),
         (["--seeds-per-draw", "2", "--replications", "2"], "--seeds-per-draw 2 goes with --posterior"),
     ],
@@ -451,8 +453,8 @@ def test_a_scenario_holding_every_drawn_parameter_has_no_parameter_part(tmp_path
     text = write_report(tmp_path / "e").read_text()
     # held by the scenario that holds them, not by the one that draws them
     assert (
-        "Held at the scenario's value (not drawn), by scenario: baseline: competence_learning, "
-        "engagement_drift_rate." in text
+        "holds it at its own value instead of drawing it (by scenario: baseline: "
+        "competence_learning, engagement_drift_rate)." in text
     )
 
 

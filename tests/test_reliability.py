@@ -6,6 +6,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -1284,10 +1285,28 @@ def test_a_budget_left_unspent_is_warned_of_in_a_run_and_marked_in_a_report(tmp_
     assert "equal-budget-mix: all programmes together spent €" in report
 
 
+def test_money_that_reaches_no_firm_is_warned_of_in_a_run_and_marked_in_a_report(tmp_path):
+    """Centres that reach nobody still pay their running costs: said in a single run and in an
+    ensemble's report; centres that reach firms are not named."""
+    none = ["--set", "firms=300", "--set", "years=3", "--set", "centres_reach=0"]
+    res = cli("run", "centres", *none, "--out", str(tmp_path / "one"))
+    assert res.exit_code == 0
+    summary = json.loads((tmp_path / "one" / "summary.json").read_text())
+    cost = summary["levers"]["centres"]["total_cost_eur"]
+    assert cost > 0 and summary["levers"]["centres"]["firms_reached"] == 0
+    assert f"warning: centres: centres spent €{cost / 1e6:.1f} M and reached no firm" in res.stderr
+    res = cli("run", "centres", *none, "--replications", "2", "--out", str(tmp_path / "ens"), "-q")
+    assert res.exit_code == 0
+    report = (tmp_path / "ens" / "report.md").read_text()
+    assert "*Money without reach*: centres: centres spent €" in report
+    res = cli("run", "centres", *none[:4], "--out", str(tmp_path / "reached"))
+    assert res.exit_code == 0 and "reached no firm" not in res.stderr
+
+
 def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, base):
     """A folder's design is checked before the pilot runs: a refused study leaves the folder
     as it was, without a pilot of its own."""
-    common = ["--trajectories", "2", "--factors", "exit_rate", "--set", "firms=300", "--workers", "1", "-q"]
+    common = ["--trajectories", "3", "--factors", "exit_rate", "--set", "firms=300", "--workers", "1", "-q"]
     out = tmp_path / "s"
     assert (
         cli(
@@ -1308,6 +1327,46 @@ def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, b
     res = cli("sensitivity", "morris", base, *common, "--set", "years=4", "--out", str(out))
     assert res.exit_code == 2 and "other scenario parameters (years 3 there, 4 asked)" in one_error_line(res)
     assert listing(out) == before and not (out / "pilot").exists()
+    # other factors, fewer trajectories or another method: refused before the pilot too
+    other = [*common[:2], "--factors", "leap_rate", *common[4:], "--set", "years=3"]
+    res = cli("sensitivity", "morris", base, *other, "--out", str(out))
+    assert res.exit_code == 2 and "other factors (exit_rate there; leap_rate asked)" in one_error_line(res)
+    fewer = ["--trajectories", "2", *common[2:], "--set", "years=3"]
+    res = cli("sensitivity", "morris", base, *fewer, "--out", str(out))
+    assert res.exit_code == 2 and "fewer points (6 there, 4 asked)" in one_error_line(res)
+    sobol = ["--samples", "8", *common[2:], "--set", "years=3"]
+    res = cli("sensitivity", "sobol", base, *sobol, "--out", str(out))
+    assert (
+        res.exit_code == 2
+        and "holds a morris study, which a sobol study cannot continue" in one_error_line(res)
+    )
+    assert listing(out) == before and not (out / "pilot").exists()
+
+
+def test_a_study_continuing_a_folder_keeps_its_replications_where_the_pilot_chooses_fewer(tmp_path, base):
+    """A study without --replications continues a folder whose design has more replications
+    than its pilot chooses with the folder's (its runs are there), rather than refusing it."""
+    common = ["--factors", "exit_rate", "--set", "firms=300", "--set", "years=3", "--workers", "1", "-q"]
+    out = tmp_path / "s"
+    first = cli(
+        "sensitivity",
+        "morris",
+        base,
+        "--trajectories",
+        "2",
+        *common,
+        "--replications",
+        "70",
+        "--out",
+        str(out),
+    )
+    assert first.exit_code == 0
+    res = cli("sensitivity", "morris", base, "--trajectories", "3", *common, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    page = (out / "sensitivity.md").read_text()
+    assert "70 replications per point" in page
+    chosen = int(re.search(r"points × seeds\): (\d+) \(`replications.csv`\)", page).group(1))
+    assert chosen < 70 and "; the folder's design has 70, which this study keeps." in page
 
 
 def test_an_experiment_of_another_version_is_refused_with_what_can_be_done(tmp_path, base):

@@ -484,6 +484,13 @@ def test_a_study_measuring_more_seed_noise_than_allowed_says_so():
         "aimed at; every total index carries about that much noise — use more --replications"
     ]
     assert index_warnings("sobol", indices, ["a", "b"], shares, 1024, measured=False) == []
+    morris = pd.DataFrame(
+        {"output": ["a", "b"], "mu_star": 0.1, "mu_star_conf": 0.01, "mu": 0.1, "sigma": 0.1}
+    )
+    assert (
+        "every μ* carries about that much noise"
+        in index_warnings("morris", morris, ["a"], shares, 8, True)[0]
+    )
 
 
 def test_seed_variance_share_on_constructed_data():
@@ -693,6 +700,22 @@ def test_discovery_labels_points_by_the_case_and_finds_its_box(tmp_path, root):
     names = ["bm_adoption_factor", "engagement_drift_rate", "exit_rate"]
     probe = discover(scen, tmp_path / "probe", 60, names, case="middle_share < 2")
     assert probe["found"] and probe["cases_of_interest"] == 60  # every share is below 2
+    # a box of the whole space restricts nothing, and says so; its table has its columns
+    assert probe["restricted"] == {}
+    assert (
+        "it restricts no factor: the whole sampled space already has the density asked"
+        in (tmp_path / "probe" / "prim.md").read_text()
+    )
+    box = pd.read_csv(tmp_path / "probe" / "prim_box.csv")
+    assert box.empty and list(box.columns) == [
+        "factor",
+        "low",
+        "high",
+        "low_cut",
+        "high_cut",
+        "qp_low",
+        "qp_high",
+    ]
     runs = pd.read_parquet(tmp_path / "probe" / "runs" / "batches")  # one dataset of all runs
     cut = float(runs["middle_share"].median())
     found = discover(scen, tmp_path / "half", 60, names, case=f"middle_share < {cut}")
@@ -974,6 +997,30 @@ def test_a_study_of_one_replication_reports_the_pilots_seed_share(tmp_path, tiny
     assert "1 factor from the registry, 24 model runs, 1 replication per point (common" in page
     assert pd.read_csv(tmp_path / "seed_variance.csv", index_col=0).iloc[0, 0] == 0.02
     assert not any("seeds is undefined" in n for n in found["warnings"])
+
+
+def test_a_study_of_factors_no_run_reads_gives_zero_indices_not_an_error(tmp_path, tiny):
+    """Every output is constant when no run reads any factor (an economics parameter, say):
+    each gets indices of zero and a warning, and the study writes its page and figures."""
+    found = run_study(
+        "sobol", tiny, tmp_path, 8, ["discount_rate"], outputs=("middle_share", "stage1"), replications=1
+    )
+    idx = found["indices"]
+    assert set(idx["output"]) == {"middle_share", "stage1"}
+    assert not idx[["S1", "S1_conf", "ST", "ST_conf"]].to_numpy().any()
+    assert "middle_share: it did not vary over the sample, so every index is zero" in found["warnings"]
+    assert (tmp_path / "sobol.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "sensitivity.md").exists()
+
+
+def test_seed_zero_reproduces_the_sobol_intervals():
+    """SALib seeds its bootstrap only with a seed that is true: the study's seed 0 is passed
+    as another fixed seed, so the intervals of seed 0 are the same every time."""
+    from mittelbau.experiments.sensitivity import analysis_seed
+
+    assert analysis_seed(0) != 0 and analysis_seed(7) == 7
+    a, b = (sobol(ISHIGAMI, ishigami, 64, seed=0).indices for _ in range(2))
+    assert a.equals(b)
+    assert a["ST_conf"].gt(0).all()
 
 
 def test_a_replicate_without_a_value_leaves_its_point_without_a_mean(tmp_path, tiny, monkeypatch):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
@@ -23,6 +23,10 @@ from mittelbau.core.categories import COMPLEXITIES, ENGAGEMENT_LEVELS, SIZE_CLAS
 from mittelbau.core.dynamics import MAX_TECHNIQUES, REF_TECHNIQUES
 from mittelbau.core.population import FirmTable, dt_items_of
 from mittelbau.core.region_data import in_order, load_traits
+
+if TYPE_CHECKING:
+    from mittelbau.core.scenario import Params
+    from mittelbau.core.stacking import RowParams
 
 NAMES = (
     "service_neglect",
@@ -58,7 +62,7 @@ def switch(name: str) -> str:
     return f"mech_{name}"
 
 
-def active(p) -> tuple[str, ...]:
+def active(p: Params) -> tuple[str, ...]:
     """The mechanisms switched on in a parameter set, in NAMES order."""
     return tuple(n for n in NAMES if getattr(p, switch(n)) == "on")
 
@@ -74,7 +78,7 @@ class MechanismYear:
 
 
 # ---- state drawn at synthesis ------------------------------------------------------------------
-def draw_state(state: FirmTable, p, rng: np.random.Generator) -> None:
+def draw_state(state: FirmTable, p: Params, rng: np.random.Generator) -> None:
     """Draw the mechanisms' firm state in place: service revenue share (beta with mean
     `service_revenue_mean`, sources §2.12), IT specialists and training by size (sources §6.2);
     no firm starts as a platform supplier."""
@@ -82,7 +86,7 @@ def draw_state(state: FirmTable, p, rng: np.random.Generator) -> None:
 
 
 def draw_states(
-    state: FirmTable, params: Sequence[Any], rngs: Sequence[np.random.Generator], sizes: Sequence[int]
+    state: FirmTable, params: Sequence[Params], rngs: Sequence[np.random.Generator], sizes: Sequence[int]
 ) -> None:
     """`draw_state` of the firms of several runs stacked (run r: the next `sizes[r]` rows, its
     parameters `params[r]`): each run draws from `rngs[r]` what it draws alone, the rest is
@@ -114,7 +118,7 @@ def customer_power(customers: sparse.csr_array, size: np.ndarray) -> np.ndarray:
 
 
 # ---- one function per mechanism ----------------------------------------------------------------
-def service_neglect(state: FirmTable, power: np.ndarray, p) -> np.ndarray:
+def service_neglect(state: FirmTable, power: np.ndarray, p: Params | RowParams) -> np.ndarray:
     """BM loss multiplier: 1 + `neglect_effect` · shortfall of the realised service revenue
     share below the mean, realised = share · (1 − `service_below_value` · customer power)."""
     realised = state.service_revenue * (1.0 - p.service_below_value * power)
@@ -127,19 +131,19 @@ def locked_in(state: FirmTable, reached: np.ndarray) -> np.ndarray:
     return ~state.bm & ~state.dt & (state.engagement <= INTERNAL) & ~reached
 
 
-def lockin(state: FirmTable, reached: np.ndarray, p) -> np.ndarray:
+def lockin(state: FirmTable, reached: np.ndarray, p: Params | RowParams) -> np.ndarray:
     """Adoption multiplier (DT and BM): `lockin_response` for locked-in firms."""
     return np.where(locked_in(state, reached), p.lockin_response, 1.0)
 
 
-def bar(year: int, p) -> float | np.ndarray:
+def bar(year: int, p: Params | RowParams) -> float | np.ndarray:
     """The digital competence the DT hazard is measured against in simulated `year`: three
     techniques in 2016, growing by `bar_growth` a year up to all the techniques asked about
     (`MAX_TECHNIQUES`, beyond which no firm's techniques go)."""
     return np.minimum(REF_TECHNIQUES + p.bar_growth * (year - 1 - START_YEAR), MAX_TECHNIQUES)
 
 
-def rising_bar(state: FirmTable, year: int, p) -> np.ndarray:
+def rising_bar(state: FirmTable, year: int, p: Params | RowParams) -> np.ndarray:
     """DT gain multiplier exp(−`bar_effect` · shortfall): the part of the bar above both three
     techniques and the firm's competence (techniques + `it_specialist_bonus` for firms with IT
     specialists). 1 in the first projected year, so the 2015 state carries no jump."""
@@ -148,7 +152,7 @@ def rising_bar(state: FirmTable, year: int, p) -> np.ndarray:
     return np.exp(-p.bar_effect * shortfall)
 
 
-def train(state: FirmTable, p) -> None:
+def train(state: FirmTable, p: Params) -> None:
     """Firms without DT that train add `training_learning` techniques (up to the maximum)."""
     grow = state.trains & ~state.dt
     state.techniques[:] = np.where(  # in place: a run's rows of a stack of runs see it
@@ -157,7 +161,11 @@ def train(state: FirmTable, p) -> None:
 
 
 def capture(
-    state: FirmTable, pressure: np.ndarray | float, p, u: np.ndarray, where: np.ndarray | bool = True
+    state: FirmTable,
+    pressure: np.ndarray | float,
+    p: Params | RowParams,
+    u: np.ndarray,
+    where: np.ndarray | bool = True,
 ) -> np.ndarray:
     """Exposed stage-1 firms (simple product, threatened BM) become platform suppliers with
     hazard `capture_rate` · pressure; returns the newly captured (state updated in place).
@@ -168,7 +176,7 @@ def capture(
     return new
 
 
-def platform_effects(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
+def platform_effects(state: FirmTable, p: Params | RowParams) -> tuple[np.ndarray, np.ndarray]:
     """Adoption and exit multipliers of platform suppliers."""
     return (
         np.where(state.platform, p.capture_adoption_factor, 1.0),
@@ -176,15 +184,20 @@ def platform_effects(state: FirmTable, p) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def delayed_slump(state: FirmTable, year: int, p) -> np.ndarray:
-    """BM gain multiplier of firms without a service strategy: 1 until `slump_delay` years
-    after 2015, then falling linearly to 1 − `slump_depth` over SLUMP_RAMP_YEARS."""
+def delayed_slump(state: FirmTable, year: int, p: Params | RowParams) -> np.ndarray:
+    """BM gain multiplier of firms without a service strategy: 1 up to the year 2016 +
+    `slump_delay` (the delay counts from the first projected year), then falling linearly, by
+    `slump_depth` / SLUMP_RAMP_YEARS a year, to 1 − `slump_depth` SLUMP_RAMP_YEARS years later."""
     ramp = np.clip((year - 1 - START_YEAR - p.slump_delay) / SLUMP_RAMP_YEARS, 0.0, 1.0)
     return np.where(state.service_strategy, 1.0, 1.0 - p.slump_depth * ramp)
 
 
 def leapfrog(
-    state: FirmTable, candidates: np.ndarray, p, u: np.ndarray, factor: np.ndarray | float = 1.0
+    state: FirmTable,
+    candidates: np.ndarray,
+    p: Params | RowParams,
+    u: np.ndarray,
+    factor: np.ndarray | float = 1.0,
 ) -> np.ndarray:
     """Which candidates (stage-1 survivors that gained nothing this year) at engagement
     'partners' or beyond acquire DT and BM together, with hazard `leap_rate` × `factor` (the
@@ -196,7 +209,7 @@ def leapfrog(
 class Mechanisms:
     """The mechanisms of one run: their hazard multipliers and state updates per year."""
 
-    def __init__(self, p) -> None:
+    def __init__(self, p: Params) -> None:
         self.p = p
         self.on = active(p)
 
@@ -218,7 +231,7 @@ def start_of_year(
     power: Callable[[], np.ndarray],
     u_capture: np.ndarray,
     on: Mapping[str, np.ndarray | bool],
-    p,
+    p: Params | RowParams,
     update: bool = True,
 ) -> MechanismYear:
     """The mechanisms' state updates at the start of the year (platform capture, in place) and
@@ -259,7 +272,7 @@ def leapfrog_runs(
     state: FirmTable,
     candidates: np.ndarray,
     item_draw: np.ndarray,
-    p,
+    p: Params | RowParams,
     rngs: Sequence[np.random.Generator],
     sizes: Sequence[int],
     where: np.ndarray | bool,

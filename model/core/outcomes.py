@@ -88,6 +88,7 @@ class Outcome:
     # what a run without a value stands for when a condition compares it (a discovery case):
     # None, no value (the run has no say); math.inf for a price at which no move was bought
     undefined: float | None = None
+    undefined_note: str = ""  # what such a run is, as tables say it
 
     def __post_init__(self) -> None:
         if self.kind not in (bool, float):
@@ -307,6 +308,7 @@ _ENTRIES = (
         "run",
         of_run=_cost_per_move,
         undefined=math.inf,  # no move bought: no price is low enough
+        undefined_note="no additional move bought, counted as unbounded",
     ),
     Outcome(
         "runup_gap",

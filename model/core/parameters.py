@@ -607,7 +607,7 @@ _ENTRIES: tuple[Parameter, ...] = (
         "slump_delay",
         5,
         "years",
-        "Years after 2015 before the slump begins (it deepens linearly over the next five)",
+        "Years after 2016 before the slump begins (it deepens linearly over the next five)",
         "assumption: sources §2.13 says 'with a delay', not how long",
         0,
         20,

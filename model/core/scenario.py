@@ -183,6 +183,14 @@ def resolve_scenario(given: str | Path) -> Path:
     )
 
 
+def _shown(value: Any) -> str:
+    """A value as the error names it: a table by its keys, anything else as written."""
+    if isinstance(value, dict):
+        return "a table of " + (", ".join(map(str, value)) or "nothing")
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def load_scenario(
     path: str | Path | None,
     assignments: Iterable[str] = (),
@@ -216,7 +224,11 @@ def load_scenario(
         for key, value in data.items():
             if key not in SCENARIO_KEYS:
                 raise ScenarioError(
-                    where, f"unknown top-level key {key!r}", key, value, "name, description, [parameters]"
+                    where,
+                    f"unknown top-level key {key!r} = {_shown(value)}",
+                    key,
+                    value,
+                    "name, description, [parameters]",
                 )
             if not isinstance(value, SCENARIO_KEYS[key]):
                 kind = "a table" if SCENARIO_KEYS[key] is dict else "a string"

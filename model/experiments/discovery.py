@@ -281,7 +281,9 @@ def _discover(
                         "qp_high": found["qp_values"][k][1],
                     }
                     for k, v in found["restricted"].items()
-                ]
+                ],
+                # a box that restricts nothing has no rows, and its columns still
+                columns=["factor", "low", "high", "low_cut", "high_cut", "qp_low", "qp_high"],
             ).to_csv(stage / "prim_box.csv", index=False, float_format="%.6g")
             if not found["dense"]:
                 lines += [
@@ -289,28 +291,41 @@ def _discover(
                     "the densest is shown.",
                     "",
                 ]
-            lines += [
-                f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
-                f"mass {found['mass']:.0%}; restricted dimensions:",
-                "",
-                "A side PRIM did not cut is shown as –: the sample's extreme there is no limit. The "
-                "quasi-p-value of a cut (PRIM's, one-sided binomial) above 0.05 says the cut may be chance.",
-                "",
-                "| factor | low | high | full range | quasi-p-value (low, high) |",
-                "|---|---|---|---|---|",
-            ]
-            for name, (lo, hi) in found["restricted"].items():
-                p = next(q for q in chosen if q.name == name)
-                (low_cut, high_cut), qps = found["cut"][name], found["qp_values"][name]
-                shown = ", ".join("–" if math.isnan(q) else f"{q:.2g}" for q in qps)
-                if is_categorical(p):
-                    low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
-                    lines.append(f"| {name} | {low} | {high} | off, on | {shown} |")
-                else:
-                    low = f"{lo:.4g}" if low_cut else "–"
-                    high = f"{hi:.4g}" if high_cut else "–"
-                    span = f"{p.explore_low:g}–{p.explore_high:g}"
-                    lines.append(f"| {name} | {low} | {high} | {span} | {shown} |")
+            if not found["restricted"]:  # the whole space is dense enough: nothing to restrict
+                lines += [
+                    f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
+                    f"mass {found['mass']:.0%}; it restricts no factor: "
+                    + (
+                        f"the whole sampled space already has the density asked ({min_density:.0%}), "
+                        "so no factor range singles out the cases."
+                        if found["dense"]
+                        else "no narrower box is denser than the whole sampled space."
+                    ),
+                ]
+            else:
+                lines += [
+                    f"PRIM box: coverage {found['coverage']:.0%}, density {found['density']:.0%}, "
+                    f"mass {found['mass']:.0%}; restricted dimensions:",
+                    "",
+                    "A side PRIM did not cut is shown as –: the sample's extreme there is no limit. "
+                    "The quasi-p-value of a cut (PRIM's, one-sided binomial) above 0.05 says the cut "
+                    "may be chance.",
+                    "",
+                    "| factor | low | high | full range | quasi-p-value (low, high) |",
+                    "|---|---|---|---|---|",
+                ]
+                for name, (lo, hi) in found["restricted"].items():
+                    p = next(q for q in chosen if q.name == name)
+                    (low_cut, high_cut), qps = found["cut"][name], found["qp_values"][name]
+                    shown = ", ".join("–" if math.isnan(q) else f"{q:.2g}" for q in qps)
+                    if is_categorical(p):
+                        low, high = ("on" if lo > 0 else "off"), ("on" if hi >= 1 else "off")
+                        lines.append(f"| {name} | {low} | {high} | off, on | {shown} |")
+                    else:
+                        low = f"{lo:.4g}" if low_cut else "–"
+                        high = f"{hi:.4g}" if high_cut else "–"
+                        span = f"{p.explore_low:g}–{p.explore_high:g}"
+                        lines.append(f"| {name} | {low} | {high} | {span} | {shown} |")
         else:
             found["undefined"] = bool(runs[case.output].isna().all())
             if found["undefined"]:

@@ -196,23 +196,40 @@ def _allowed(why: str) -> str:
     return ALLOWED_OTHER_VERSION if why == OTHER_VERSION else ALLOWED_FOLDER
 
 
-def check_scenario_of(scenario: Scenario, out: str | Path) -> None:
-    """Refuse, before anything runs, a folder holding an experiment of another scenario,
-    version, outcome list or scenario seed: what a design has whatever its points and
-    replications (`evaluate_points` checks the whole design when it starts; a study checks
-    this before its pilot, which chooses the replications)."""
+def check_scenario_of(scenario: Scenario, out: str | Path, points: Sequence[dict[str, Any]]) -> int | None:
+    """Refuse, before anything runs, a folder holding an experiment that a design of these
+    `points` could not continue whatever its replications: another scenario, version, outcome
+    list or scenario seed, other factors, more points, or other values at its points
+    (`evaluate_points` checks the whole design when it starts; a study checks this before its
+    pilot, which chooses the replications). Returns the replications the folder's design has
+    (None without one, or with a manifest `evaluate_points` will call unreadable)."""
     path = Path(out) / MANIFEST
     if not path.exists():
-        return
+        return None
+    overrides = [dict(p) for p in points]
     try:
         old = json.loads(path.read_text(encoding="utf-8"))
         base = {k: v for k, v in scenario.params.model_dump().items() if k != "seed"}
-        new = {"base": base, "outcomes": definitions(), "seeds": replicate_seeds(scenario.params.seed, 1)}
+        new = {
+            "base": base,
+            "outcomes": definitions(),
+            "seeds": replicate_seeds(scenario.params.seed, 1),
+            "factors": sorted({k for o in overrides for k in o}),
+            "points": len(overrides),
+            "replications": int(old["replications"]),  # any: the pilot chooses them
+        }
         why = _scenario_differences(old, new)
+        if why is None and (
+            ("factors" in old and old["factors"] != new["factors"])
+            or old["points"] > new["points"]
+            or old.get("points_hash") not in (None, design_hash(overrides[: old["points"]]))
+        ):
+            why = _design_differences(old, new)
     except (OSError, ValueError, KeyError, TypeError):
-        return  # an unreadable manifest: `evaluate_points` says so
+        return None  # an unreadable manifest: `evaluate_points` says so
     if why is not None:
         raise FolderError(f"{out} holds an experiment of another design: {why}; {_allowed(why)}")
+    return new["replications"]
 
 
 def _extends(old: dict[str, Any], new: dict[str, Any], overrides: Sequence[dict[str, Any]]) -> bool:

@@ -34,6 +34,18 @@ def draw_mean_interval(
     return mean_interval(means)
 
 
+# said where an interval has too few independent units (one run, one pair, one draw's runs)
+NO_INTERVAL = "(no interval from one run)"
+
+
+def interval_text(low: float | None, high: float | None, fmt: str, sep: str = "–") -> str:
+    """An interval as "[low–high]" in `fmt` (a format string), or NO_INTERVAL where it has
+    no bounds (`mean_interval` of fewer than two values)."""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return NO_INTERVAL
+    return f"[{fmt.format(low)}{sep}{fmt.format(high)}]"
+
+
 def band(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median and the 5–95 % band of outcomes across replicates."""
     lo, med, hi = np.percentile(np.asarray(x, dtype=float), [BAND[0], 50.0, BAND[1]], axis=axis)

@@ -252,7 +252,12 @@ def verdict(indicators: pd.DataFrame, threshold: float) -> tuple[int | None, str
             f"The middle tier is hollowed out already in {start}, the starting state, {now} in "
             f"{end} ({change}; {rule})."
         )
-    return first, f"The middle tier hollows out by {first} ({change}; {rule})."
+    if not hollow.iloc[-1]:  # below the threshold for a while, above it again at the horizon
+        return first, (
+            f"The middle tier hollows out in {first} but is no longer hollowed out in {end} "
+            f"({change}; {rule})."
+        )
+    return first, f"The middle tier hollows out by {first} and still is in {end} ({change}; {rule})."
 
 
 def _rounded(x: float) -> float | None:

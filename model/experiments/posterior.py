@@ -188,7 +188,8 @@ class Split:
 
     @property
     def parameter_share(self) -> float:
-        return self.parameter / self.total if self.total > 0 else 0.0
+        """The parameter part of the variance; NaN where the outcome does not vary at all."""
+        return self.parameter / self.total if self.total > 0 else float("nan")
 
     @property
     def design_effect(self) -> float:

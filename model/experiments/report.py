@@ -21,8 +21,10 @@ from mittelbau.experiments.ensemble import load_ensemble
 from mittelbau.experiments.intervals import (
     BAND,
     LEVEL,
+    NO_INTERVAL,
     band,
     draw_mean_interval,
+    interval_text,
     seeds_per_draw,
     wilson_effective,
     wilson_interval,
@@ -65,16 +67,20 @@ def design_effect(ens: dict[str, Any], split: pd.DataFrame, scenario: str, outco
 
 def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
     """Per scenario: share of runs whose middle hollows out by the horizon, with its interval,
-    and the median year of hollowing among those runs. In a posterior ensemble the share is
+    the median year of hollowing among those runs and the share of runs still hollowed out at
+    the horizon. In a posterior ensemble the share is
     the posterior-predictive probability; its Wilson interval counts the runs at their
     effective number (runs / design effect), since runs at one parameter draw are not
     independent."""
     split = spread(ens)
+    ind = ens["indicators"]
+    at_end = ind[ind["year"] == ind["year"].max()]
     rows = []
     for name in ens["manifest"]["scenarios"]:
         runs = [r["summary"] for r in ens["summaries"] if r["scenario"] == name]
         years = [s["headline"]["year_hollowed"] for s in runs]
         hollow = [y for y in years if y is not None]
+        still = at_end.loc[at_end["scenario"] == name, "hollowed"].astype(bool)
         p, lo, hi = wilson_interval(len(hollow), len(runs))
         effect = design_effect(ens, split, name, "hollowed")
         if len(split):
@@ -90,6 +96,8 @@ def verdicts(ens: dict[str, Any]) -> pd.DataFrame:
                 "p_low": lo,
                 "p_high": hi,
                 "median_year": int(np.median(hollow)) if hollow else None,
+                # of all runs, those hollowed out at the horizon (a middle may recover)
+                "p_hollowed_end": float(still.mean()) if len(still) else np.nan,
             }
         )
     return pd.DataFrame(rows)
@@ -128,13 +136,20 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
 
 def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
     interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
+    # a middle below the threshold in some year may be above it again at the horizon
+    still = getattr(row, "p_hollowed_end", np.nan)
     if posterior:  # one decimal: a posterior verdict is read against small probabilities
         interval = f"{LEVEL:.0%} interval {row.p_low:.1%}–{row.p_high:.1%}"
         return (
             f"**{row.scenario}**: posterior-predictive probability that the middle hollows out "
             f"by {row.horizon}: {row.p_hollowed:.1%} ({interval}; {row.runs} runs, design "
             f"effect {row.design_effect:.2f})"
-            + ("." if pd.isna(row.median_year) else f"; median year {int(row.median_year)}.")
+            + ("" if pd.isna(row.median_year) else f"; median year {int(row.median_year)}")
+            + (
+                "."
+                if pd.isna(still) or row.p_hollowed == 0
+                else f"; still hollowed out in {row.horizon}: {still:.1%}."
+            )
         )
     if row.p_hollowed == 0:
         return (
@@ -143,7 +158,8 @@ def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
         )
     return (
         f"**{row.scenario}**: the middle hollows out by {row.horizon} in {row.p_hollowed:.0%} "
-        f"of {row.runs} runs ({interval}); median year {int(row.median_year)}."
+        f"of {row.runs} runs ({interval}); median year {int(row.median_year)}"
+        + ("." if pd.isna(still) else f"; still hollowed out in {row.horizon} in {still:.0%} of the runs.")
     )
 
 
@@ -204,44 +220,60 @@ def paired_differences(ens: dict[str, Any]) -> pd.DataFrame:
 
 
 def lever_table(ens: dict[str, Any]) -> pd.DataFrame:
-    """Per scenario and lever: median and 5–95 % band over runs of cost, reach, additional
-    upward moves and deadweight share; the planned and the mean cost; and € per additional
+    """Per scenario and lever (each run alone, and for several, a row `TOGETHER` of all of
+    them in one run, without a deadweight share): median and 5–95 % band over runs of cost,
+    reach, additional upward moves and deadweight share; the planned and the mean cost; and € per additional
     move from the means over runs —
     the mean cost over the mean additional moves, its bounds the mean cost over the bounds of
     the mean's 90 % interval (`stakes.price`: undefined, NaN, where the moves are not above 0),
     so that runs in which the lever added no move count as they are."""
     rows = []
-    keys = [
-        "total_cost_eur",
-        "firms_reached_region",
-        "additional_upward_moves_region",
-        "deadweight_share",
-    ]
     per_draw = seeds_per_draw(ens)
     for name in ens["manifest"]["scenarios"]:
         mine = [r for r in ens["summaries"] if r["scenario"] == name]
         runs = [r["summary"] for r in mine]
         replicates = np.array([r["replicate"] for r in mine])  # draw r // m of a posterior
-        for lever in runs[0]["levers"] if runs else {}:
-            row: dict[str, Any] = {"scenario": name, "lever": lever}
-            for k in keys:
-                vals = np.array(
-                    [r["levers"][lever][k] for r in runs if r["levers"][lever][k] is not None], dtype=float
-                )
-                med, lo, hi = band(vals) if len(vals) else (np.nan,) * 3
-                row |= {k: med, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(vals)}
+        levers = list(runs[0]["levers"]) if runs else []
+        for lever in levers:
             records = [r["levers"][lever] for r in runs]
-            cost = float(np.mean([r["total_cost_eur"] for r in records]))
             # the plan of the scenario's parameters (every run's programmes are the same)
-            row["planned_cost_eur"] = planned_lever_cost(make_params(runs[0]["parameters"]), BY_LEVER[lever])
-            row["mean_cost_eur"] = cost
-            extra = np.array([r["additional_upward_moves_region"] for r in records], dtype=float)
-            moves = draw_mean_interval(extra, replicates, per_draw)
-            k = "cost_per_additional_upward_move_eur"
-            per, lo, hi = (np.nan if v is None else v for v in stakes.price(cost, moves))
-            row |= {k: per, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(records)}
-            rows.append(row)
+            planned = planned_lever_cost(make_params(runs[0]["parameters"]), BY_LEVER[lever])
+            row = _lever_row(records, planned, replicates, per_draw)
+            rows.append({"scenario": name, "lever": lever} | row)
+        if len(levers) > 1:  # all of them in one run: what the mix buys together
+            records = [r["policy"] for r in runs]
+            planned = float(records[0]["planned_cost_eur"])
+            row = _lever_row(records, planned, replicates, per_draw)
+            rows.append({"scenario": name, "lever": TOGETHER} | row)
     return pd.DataFrame(rows)
+
+
+# the levers table's row of a scenario's programmes run together
+TOGETHER = "all together"
+LEVER_KEYS = ("total_cost_eur", "firms_reached_region", "additional_upward_moves_region", "deadweight_share")
+
+
+def _lever_row(
+    records: list[dict[str, Any]], planned: float, replicates: np.ndarray, per_draw: int | None
+) -> dict[str, Any]:
+    """One row of the levers table from the runs' records of a lever (or of the programmes
+    together, which have no deadweight share): bands, the plan and the mean cost, and € per
+    additional move with its bounds."""
+    row: dict[str, Any] = {}
+    for k in LEVER_KEYS:
+        vals = np.array([r[k] for r in records if r.get(k) is not None], dtype=float)
+        med, lo, hi = band(vals) if len(vals) else (np.nan,) * 3
+        row |= {k: med, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(vals)}
+    cost = float(np.mean([r["total_cost_eur"] for r in records]))
+    row["planned_cost_eur"] = planned
+    row["mean_cost_eur"] = cost
+    extra = np.array([r["additional_upward_moves_region"] for r in records], dtype=float)
+    moves = draw_mean_interval(extra, replicates, per_draw)
+    k = "cost_per_additional_upward_move_eur"
+    per, lo, hi = (np.nan if v is None else v for v in stakes.price(cost, moves))
+    row |= {k: per, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(records)}
+    row[f"{k}_interval"] = bool(np.isfinite(moves[1]))  # none from one run (or draw)
+    return row
 
 
 def unspent_mixes(ens: dict[str, Any]) -> list[str]:
@@ -330,6 +362,12 @@ def figures(ens: dict[str, Any], folder: Path) -> list[Path]:
     share_axis(axes[0], 100 * last["share"])
     axes[0].set_ylabel(f"share at {int(shares['year'].max())} (%)")
     axes[0].legend(fontsize=8)
+    fig.suptitle(
+        f"Stage shares by size class at {int(shares['year'].max())}: bars the median, whiskers the "
+        f"{BAND[0]:g}–{BAND[1]:g} % band over runs",
+        fontweight="bold",
+    )
+    fig.get_layout_engine().set(h_pad=0.1)
     paths.append(save_figure(fig, folder / "size_classes_at_horizon.png"))
     return paths
 
@@ -349,6 +387,8 @@ def horizon_outcomes(ens: dict[str, Any]) -> pd.DataFrame:
 
 
 def _number(x: float) -> str:
+    if x == np.inf:  # a price at which no move was bought
+        return "unbounded"
     return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
 
 
@@ -359,6 +399,9 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
     over runs for a number."""
     table = horizon_outcomes(ens)
     names = list(ens["manifest"]["scenarios"])
+    # a run with programmes but no value of an outcome that has an `undefined` value (a price
+    # at which no move was bought) counts as that value, as in discovery
+    programmes = {r["scenario"]: bool(r["summary"].get("policy")) for r in ens["summaries"]}
     split = spread(ens)
     lines = [
         "| outcome | unit | at the horizon | " + " | ".join(names) + " |",
@@ -367,17 +410,24 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
     for o in OUTCOMES.values():
         cells = []
         for name in names:
-            values = table.loc[table["scenario"] == name, o.name].dropna()
+            values = table.loc[table["scenario"] == name, o.name]
+            if o.undefined is not None and programmes.get(name):
+                values = values.astype(float).fillna(o.undefined)
+            values = values.dropna()
             if o.kind is bool:
                 p, lo, hi = wilson_interval(int(values.astype(bool).sum()), len(values))
                 if len(split) and len(values):
                     lo, hi = wilson_effective(p, len(values) / design_effect(ens, split, name, o.name))
                 cells.append(f"{p:.0%} of runs [{lo:.0%}–{hi:.0%}]" if len(values) else "–")
             elif len(values):
-                med, lo, hi = band(values.to_numpy(dtype=float))
+                x = values.to_numpy(dtype=float)
+                with np.errstate(invalid="ignore"):  # between two infinite values: infinite
+                    med, lo, hi = np.nan_to_num(band(x), nan=np.inf, posinf=np.inf)
                 total = int((table["scenario"] == name).sum())
-                # runs where the outcome has no value (no additional move to price, say) say so
+                # runs where the outcome has no value, or its undefined value, say so
                 defined = "" if len(values) == total else f" ({len(values)} of {total} runs)"
+                if undefined := int(np.sum(x == o.undefined)) if o.undefined is not None else 0:
+                    defined += f" ({undefined} of {total} runs: {o.undefined_note})"
                 cells.append(f"{_number(med)} [{_number(lo)}–{_number(hi)}]{defined}")
             else:
                 cells.append("–")
@@ -408,6 +458,8 @@ def _fmt_band(row: pd.Series, key: str, scale: float = 1.0, fmt: str = "{:,.0f}"
     if not np.isfinite(row[key]):
         return "undefined"
     v, lo, hi = (row[key] * scale, row[f"{key}_low"] * scale, row[f"{key}_high"] * scale)
+    if not row.get(f"{key}_interval", True):  # a mean's interval from one unit: none
+        return f"{fmt.format(v)} {NO_INTERVAL}"
     low = fmt.format(lo) if np.isfinite(lo) else "–"
     high = fmt.format(hi) if np.isfinite(hi) else "unbounded"
     return f"{fmt.format(v)} [{low}–{high}]"
@@ -431,7 +483,12 @@ def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> l
         f"posterior sample {drawn['file']} ({drawn['particles']} particles, SHA-256 "
         f"{drawn['sha256'][:12]}…), {drawn['seeds_per_draw']} seeds per draw; each run's "
         "summary.json names its draw, particle and parameters."
-        + (f" Held at the scenario's value (not drawn), by scenario: {held_text}." if held_text else ""),
+        + (
+            " A scenario that sets one of them itself holds it at its own value instead of "
+            f"drawing it (by scenario: {held_text})."
+            if held_text
+            else ""
+        ),
         "",
         "The spread of each outcome over runs splits into a seed part (the mean variance "
         "between seeds at one parameter set, E[Var(Y | θ)]) and a parameter part (the variance "
@@ -446,9 +503,10 @@ def posterior_lines(ens: dict[str, Any], split: pd.DataFrame, folder: Path) -> l
         if not np.isfinite(r.sd):
             lines.append(f"| `{r.outcome}` | {r.scenario} | – | – | – | – | – | – |")
             continue
+        share = f"{r.parameter_share:.0%}" if np.isfinite(r.parameter_share) else "undefined (no spread)"
         lines.append(
-            f"| `{r.outcome}` | {r.scenario} | {int(r.draws)} | {r.mean:.3g} | {r.sd:.3g} | "
-            f"{r.seed_sd:.3g} | {r.parameter_sd:.3g} | {r.parameter_share:.0%} |"
+            f"| `{r.outcome}` | {r.scenario} | {int(r.draws)} | {_number(r.mean)} | {_number(r.sd)} | "
+            f"{_number(r.seed_sd)} | {_number(r.parameter_sd)} | {share} |"
         )
     return [*lines, ""]
 
@@ -536,6 +594,8 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
         "",
         f"## Stage shares at {end_year}",
         "",
+        f"Median [{BAND[0]:g}–{BAND[1]:g} %] over runs.",
+        "",
         "| scenario | stage 1 (%) | stage 2 (%) | stage 3 (%) |",
         "|---|---|---|---|",
     ]
@@ -575,8 +635,8 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
             crn = "yes" if r.common_random_numbers else "no" if r.same_firms else "no: other firms"
             lines.append(
                 f"| {r.scenario} | {r.pairs} | {crn} | "
-                f"{r.stage2_end_pp:+.2f} [{r.stage2_low:+.2f}, {r.stage2_high:+.2f}] | "
-                f"{r.upward_moves:+.1f} [{r.upward_low:+.1f}, {r.upward_high:+.1f}] |"
+                f"{r.stage2_end_pp:+.2f} {interval_text(r.stage2_low, r.stage2_high, '{:+.2f}', ', ')} | "
+                f"{r.upward_moves:+.1f} {interval_text(r.upward_low, r.upward_high, '{:+.1f}', ', ')} |"
             )
         if not diffs["same_firms"].all():
             lines += [
@@ -591,7 +651,8 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
             "## Levers (median [5–95 %] over runs)",
             "",
             "Additional moves are counted against the same-seed run without any programme, for "
-            "each lever run alone. € per additional move is the mean cost over the mean "
+            f"each lever run alone and, for several, for all of them in one run ('{TOGETHER}'). "
+            "€ per additional move is the mean cost over the mean "
             "additional moves of all runs [the mean cost over the bounds of the mean's 90 % "
             "interval; unbounded where that interval reaches 0, undefined where the mean is not "
             "above 0]. Firms and moves are the region's (agents × population_scale).",
@@ -600,13 +661,16 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
             "upward moves | € per additional move | deadweight share |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        short = []
+        short, unreached_ = [], []
         for _, r in levers.iterrows():
-            if r.planned_cost_eur > 0 and r.mean_cost_eur < SPENT_SHARE * r.planned_cost_eur:
+            alone = r.lever != TOGETHER  # the programmes together: said by unspent_mixes
+            if alone and r.planned_cost_eur > 0 and r.mean_cost_eur < SPENT_SHARE * r.planned_cost_eur:
                 short.append(
                     f"{r.scenario}: {r.lever} spent €{r.mean_cost_eur / 1e6:.1f} M of its "
                     f"€{r.planned_cost_eur / 1e6:.1f} M on average"
                 )
+            if alone and r.firms_reached_region_high == 0:  # no run reached a firm
+                unreached_.append(f"{r.scenario}: {r.lever} spent €{r.mean_cost_eur / 1e6:.1f} M on average")
             lines.append(
                 f"| {r.scenario} | {r.lever} | {r.planned_cost_eur / 1e6:.1f} | "
                 f"{_fmt_band(r, 'total_cost_eur', 1e-6, '{:.1f}')} | "
@@ -623,6 +687,8 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
                 "firms applied or were eligible (or whole projects and agents rounded the spending "
                 "down): compare these programmes at equal cost on what they spent, not on their plans.",
             ]
+        if unreached_:
+            lines += ["", f"*Money without reach*: {'; '.join(unreached_)} and reached no firm in any run."]
         lines.append("")
     lines += stakes.report_lines(ens, folder)  # € and persons at stake (model/experiments/stakes.py)
     path = folder / "report.md"

@@ -208,11 +208,21 @@ def check_size(method: str, size: int) -> None:
         )
 
 
+def design_sample(
+    method: str, spec: dict, size: int, seed: int, second_order: bool = False, levels: int = MORRIS_LEVELS
+) -> np.ndarray:
+    """SALib's sample of a study: Morris trajectories or Sobol base samples (Saltelli), the
+    same for the same arguments."""
+    if method == "morris":
+        return morris_sample.sample(spec, size, num_levels=levels, seed=seed)
+    return sobol_sample.sample(spec, size, calc_second_order=second_order, seed=seed)
+
+
 def morris(
     spec: dict, evaluate: Evaluator, trajectories: int, seed: int, levels: int = MORRIS_LEVELS
 ) -> Morris:
     check_size("morris", trajectories)
-    X = morris_sample.sample(spec, trajectories, num_levels=levels, seed=seed)
+    X = design_sample("morris", spec, trajectories, seed, levels=levels)
     Y = evaluate(X)
     rows = []
     for output in Y.columns:
@@ -233,7 +243,9 @@ def morris(
                     "sigma": si["sigma"][k],
                 }
             )
-    return Morris(pd.DataFrame(rows), X, Y)
+    return Morris(
+        pd.DataFrame(rows, columns=["output", "factor", "mu_star", "mu_star_conf", "mu", "sigma"]), X, Y
+    )
 
 
 @dataclass
@@ -248,10 +260,26 @@ class Sobol:
 CONVERGENCE_LEAST = 8  # fewest base samples of a row of the convergence table (as of a study)
 
 
-def _sobol_table(spec, y, seed, second_order) -> dict:
+def _sobol_table(spec: dict, y: np.ndarray, seed: int, second_order: bool) -> dict:
+    """SALib's indices of `y`; where `y` does not vary, every index and interval is zero (no
+    factor moves it: as for a factor no run reads, whose indices are zero by construction)."""
+    if np.ptp(y) == 0:
+        k = len((spec.get("groups") and dict.fromkeys(spec["groups"])) or spec["names"])
+        zero, pairs = np.zeros(k), np.zeros((k, k))
+        return {"S1": zero, "S1_conf": zero, "ST": zero, "ST_conf": zero, "S2": pairs, "S2_conf": pairs}
     return sobol_analyze.analyze(
-        spec, y, calc_second_order=second_order, num_resamples=500, conf_level=0.95, seed=seed
+        spec, y, calc_second_order=second_order, num_resamples=500, conf_level=0.95, seed=analysis_seed(seed)
     )
+
+
+def analysis_seed(seed: int) -> int:
+    """The seed of SALib's bootstrap for a study's seed: SALib seeds its resampling only with a
+    seed that is true, so 0 would leave its intervals to numpy's global generator; 0 is given
+    another fixed seed (every other seed is its own)."""
+    return seed if seed else ANALYSIS_SEED_FOR_ZERO
+
+
+ANALYSIS_SEED_FOR_ZERO = 2**31 - 1
 
 
 def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool = False) -> Sobol:
@@ -260,14 +288,14 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
     base samples (convergence; those of fewer than CONVERGENCE_LEAST base samples left out,
     whose indices say nothing)."""
     check_size("sobol", n)
-    X = sobol_sample.sample(spec, n, calc_second_order=second_order, seed=seed)
+    X = design_sample("sobol", spec, n, seed, second_order)
     Y = evaluate(X)
     block = len(X) // n  # rows per base sample
     names = (spec.get("groups") and list(dict.fromkeys(spec["groups"]))) or spec["names"]
     rows, conv, pairs = [], [], []
     for output in Y.columns:
         y = Y[output].to_numpy(dtype=float)
-        if not np.isfinite(y).all() or np.ptp(y) == 0:
+        if not np.isfinite(y).all():
             continue
         si = _sobol_table(spec, y, seed, second_order)
         for k, name in enumerate(names):
@@ -299,7 +327,13 @@ def sobol(spec: dict, evaluate: Evaluator, n: int, seed: int, second_order: bool
                 conv.append(
                     {"output": output, "factor": name, "N": m, "S1": part["S1"][k], "ST": part["ST"][k]}
                 )
-    return Sobol(pd.DataFrame(rows), pd.DataFrame(conv), pd.DataFrame(pairs), X, Y)
+    return Sobol(
+        pd.DataFrame(rows, columns=["output", "factor", "S1", "S1_conf", "ST", "ST_conf"]),
+        pd.DataFrame(conv, columns=["output", "factor", "N", "S1", "ST"]),
+        pd.DataFrame(pairs, columns=["output", "factor", "other", "S2", "S2_conf"]),
+        X,
+        Y,
+    )
 
 
 def seed_variance_share(runs: pd.DataFrame, outputs: Sequence[str]) -> pd.Series:

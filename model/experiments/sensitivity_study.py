@@ -23,6 +23,7 @@ from mittelbau.experiments.sensitivity import (
     NOISE_SHARE,
     FactorError,
     check_size,
+    design_sample,
     factors,
     held_factors,
     held_line,
@@ -34,7 +35,7 @@ from mittelbau.experiments.sensitivity import (
     sobol,
     to_overrides,
 )
-from mittelbau.experiments.store import empty_folder, folder_lock, staged, write_json
+from mittelbau.experiments.store import FolderError, empty_folder, folder_lock, staged, write_json
 
 
 def default_outputs() -> tuple[str, ...]:
@@ -145,6 +146,7 @@ def run_study(
     with folder_lock(out):
         if overwrite:
             empty_folder(out)
+        _check_method_of(out, method)
         return _run_study(
             method,
             scenario,
@@ -159,6 +161,21 @@ def run_study(
             second_order,
             on_total,
             held_factors(scenario.overrides, include_levers, factor_names),
+        )
+
+
+def _check_method_of(out: Path, method: str) -> None:
+    """Refuse, before anything runs, a folder holding a study of the other method: its runs
+    are another sample (Morris trajectories are no Saltelli sample), not fewer points."""
+    try:
+        there = json.loads((out / "problem.json").read_text(encoding="utf-8"))["method"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no study there (or no readable one): the experiment's own check follows
+    if there != method:
+        raise FolderError(
+            f"{out} holds a {there} study, which a {method} study cannot continue; allowed: "
+            f"the {there} study's command (to resume or continue it), another --out, or "
+            "--overwrite to replace it"
         )
 
 
@@ -185,10 +202,16 @@ def _run_study(
     pilot = 0 if replications is not None else PILOT_RUNS
     if on_total is not None and replications is None:
         on_total(pilot + points)  # at least one replication per point
-    cv = None
+    cv, pilot_choice = None, None
     if replications is None:
-        check_scenario_of(scenario, out / "runs")  # before the pilot: a design it could not continue
+        # before the pilot: a design it could not continue is refused; one with more
+        # replications than the pilot chooses keeps them (its runs are there)
+        sample = design_sample(method, spec, size, scenario.params.seed, second_order)
+        points_asked = [to_overrides(row, chosen) for row in sample]
+        held_replications = check_scenario_of(scenario, out / "runs", points_asked)
         replications, cv = choose_replications(scenario, chosen, outputs, out, run_kw)
+        pilot_choice = replications
+        replications = max(replications, held_replications or 0)
     if on_total is not None:
         on_total(pilot + points * replications)
     log: dict = {}
@@ -240,6 +263,7 @@ def _run_study(
             notes,
             log["unread"],
             held,
+            pilot_choice,
         )
     page = out / page.name
     return {
@@ -269,8 +293,17 @@ def write_sample(
     )
 
 
+def _no_indices_figure(path: Path) -> Path:
+    """The figure of a study none of whose outputs has indices (each had no value in some run)."""
+    fig = Figure(figsize=(6, 1.5), layout="constrained")
+    fig.text(0.5, 0.5, "no output has indices: each had no value in some run", ha="center", va="center")
+    return save_figure(fig, path)
+
+
 def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
     outs = list(indices["output"].unique())
+    if not outs:
+        return _no_indices_figure(path)
     fig = Figure(figsize=(4.5 * len(outs), 4), layout="constrained")
     axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
@@ -291,6 +324,8 @@ def plot_morris(indices: pd.DataFrame, path: Path) -> Path:
 
 def plot_sobol(indices: pd.DataFrame, path: Path) -> Path:
     outs = list(indices["output"].unique())
+    if not outs:
+        return _no_indices_figure(path)
     fig = Figure(figsize=(10, 2.8 * len(outs)), layout="constrained")
     axes = fig.subplots(len(outs), 1, squeeze=False)
     for ax, o in zip(axes[:, 0], outs, strict=True):
@@ -306,6 +341,8 @@ def plot_sobol(indices: pd.DataFrame, path: Path) -> Path:
 
 def plot_convergence(conv: pd.DataFrame, path: Path) -> Path:
     outs = list(conv["output"].unique())
+    if not outs:
+        return _no_indices_figure(path)
     fig = Figure(figsize=(4.5 * len(outs), 3.6), layout="constrained")
     axes = fig.subplots(1, len(outs), squeeze=False)
     for ax, o in zip(axes[0], outs, strict=True):
@@ -330,8 +367,8 @@ def index_warnings(
     size: int,
     measured: bool = False,
 ) -> list[str]:
-    """What a reader must know before reading the indices: outputs without indices (they
-    did not vary, or were undefined in some run), undefined seed-variance shares, shares above
+    """What a reader must know before reading the indices: outputs without indices (undefined
+    in some run), outputs that did not vary (every index zero), undefined seed-variance shares, shares above
     NOISE_SHARE where the study measured them itself (`measured`: its replications, not the
     pilot's estimate, which `pilot_warnings` covers), and Sobol indices with intervals too wide
     to tell factors apart (too few base samples)."""
@@ -340,14 +377,17 @@ def index_warnings(
     for o in outputs:
         share = np.nan if shares is None else float(shares.get(o, np.nan))
         if o not in done:
-            notes.append(f"{o}: no indices — it did not vary over the sample or had no value in some run")
+            notes.append(f"{o}: no indices — it had no value in some run")
+        elif not indices.loc[indices["output"] == o].select_dtypes("number").to_numpy().any():
+            notes.append(f"{o}: it did not vary over the sample, so every index is zero")
         elif shares is not None and not np.isfinite(share):
             why = "no variance" if measured else "the pilot saw no variance in it"
             notes.append(f"{o}: the share of variance due to the seeds is undefined ({why})")
         elif measured and share > 2 * NOISE_SHARE:  # the pilot aims at NOISE_SHARE: twice is beyond its noise
             notes.append(
                 f"{o}: the seeds make {share:.1%} of the variance of its replicate means, more than "
-                f"twice the {NOISE_SHARE:.0%} aimed at; every total index carries about that much "
+                f"twice the {NOISE_SHARE:.0%} aimed at; every "
+                f"{'total index' if method == 'sobol' else 'μ*'} carries about that much "
                 "noise — use more --replications"
             )
     if method == "sobol" and len(indices):
@@ -366,21 +406,25 @@ def index_warnings(
 
 
 def write_page(
-    method,
-    scenario,
-    out,
-    spec,
-    indices,
-    replications,
-    cv,
-    shares,
-    runs,
-    figure,
-    has_convergence,
-    notes=(),
-    unread=(),
-    held=None,
+    method: str,
+    scenario: Scenario,
+    out: Path,
+    spec: dict,
+    indices: pd.DataFrame,
+    replications: int,
+    cv: pd.DataFrame | None,
+    shares: pd.Series | None,
+    runs: tuple[int, int],
+    figure: Path,
+    has_convergence: bool,
+    notes: Sequence[str] = (),
+    unread: Sequence[str] = (),
+    held: dict[str, object] | None = None,
+    pilot_choice: int | None = None,
 ) -> Path:
+    """The study's page, sensitivity.md, in `out`: its design, the run-up and seed notes, the
+    warnings and the five largest indices per output. `runs` are the design's runs and those
+    run; `pilot_choice` the replications the pilot chose where the folder's design kept more."""
     lines = [
         f"# {method.capitalize()} sensitivity — scenario '{scenario.name}'",
         "",
@@ -417,7 +461,13 @@ def write_page(
             f"Replications chosen from a pilot of {PILOT_POINTS} points (Latin hypercube over the "
             f"factors) × {PILOT_SEEDS} seeds: the fewest with which the seeds make at most "
             f"{NOISE_SHARE:.0%} of the variance of every output's replicate means over the points "
-            f"(two-way analysis of variance, points × seeds): {replications} (`replications.csv`).",
+            "(two-way analysis of variance, points × seeds): "
+            f"{pilot_choice or replications} (`replications.csv`)"
+            + (
+                f"; the folder's design has {replications}, which this study keeps."
+                if pilot_choice is not None and pilot_choice < replications
+                else "."
+            ),
             "",
         ]
     if shares is None:

@@ -15,7 +15,6 @@ from mittelbau.core.economics import GROUP_NAMES, STOCKS, column_names
 from mittelbau.core.model import MittelbauModel
 
 HORIZON_REFERENCE_YEAR = START_YEAR  # horizon summaries compare with the survey year
-UNDEFINED = "undefined: nothing kept"
 DEFINITIONS = {
     "value_added_eur": "gross value added of the region's firms after what platform owners "
     "capture (€ per year, region totals = agent sums × population_scale)",
@@ -153,6 +152,8 @@ def price(cost: float, kept: tuple[float, float, float]) -> tuple[float | None, 
         return cost / x if np.isfinite(x) and x > 0 else None
 
     mean, low, high = kept
+    if cost == 0 and ratio(mean) is not None:  # nothing spent: every bound is 0, none unbounded
+        return 0.0, 0.0, 0.0
     return ratio(mean), ratio(high), ratio(low)
 
 
@@ -206,10 +207,16 @@ def _money(x: float | None, scale: float = 1.0, fmt: str = "{:,.0f}") -> str:
     return "undefined" if x is None or not np.isfinite(x) else fmt.format(x * scale)
 
 
-def _price_cell(r: pd.Series, key: str, fmt: str) -> str:
+def _price_cell(r: pd.Series, key: str, fmt: str, kept: str) -> str:
+    """A price with its interval; `kept` names the column of the amount kept, whose interval
+    the price's bounds come from (none from one run)."""
+    from mittelbau.experiments.intervals import NO_INTERVAL
+
     mean, low, high = r[key], r[f"{key}_low"], r[f"{key}_high"]
     if mean is None or pd.isna(mean):
         return "undefined (nothing kept on average)"
+    if pd.isna(r[f"{kept}_low"]):
+        return f"{fmt.format(mean)} {NO_INTERVAL}"
     # the interval of what is kept reaches zero: the price has no upper bound
     upper = "unbounded" if high is None or pd.isna(high) else fmt.format(high)
     return f"{fmt.format(mean)} [{_money(low, fmt=fmt)}–{upper}]"
@@ -247,13 +254,16 @@ def fan_figure(ens: dict[str, Any], path: Path) -> Path:
             ax.set(title=title, xlabel="year")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"What is at stake: median and {BAND[0]:g}–{BAND[1]:g} % band over runs")
+    fig.suptitle(f"What is at stake: median and {BAND[0]:g}–{BAND[1]:g} % band over runs", fontweight="bold")
+    fig.get_layout_engine().set(h_pad=0.1)  # room between the title and the panels' titles
     return save_figure(fig, path, dpi=100)
 
 
 def report_lines(ens: dict[str, Any], folder: Path | None = None) -> list[str]:
     """The report's section on what is at stake and what programmes keep (with its figure
     written into `folder` when given)."""
+    from mittelbau.experiments.intervals import interval_text
+
     stakes_ = stakes_table(ens)
     if stakes_.empty or not stakes_["runs"].any():
         return []
@@ -292,12 +302,13 @@ def report_lines(ens: dict[str, Any], folder: Path | None = None) -> list[str]:
             "|---|---|---|---|---|---|",
         ]
         for _, r in kept_.iterrows():
+            va = interval_text(r.value_added_kept_low / 1e6, r.value_added_kept_high / 1e6, "{:,.1f}", ", ")
             lines.append(
                 f"| {r.scenario} | {r.lever} | {r.value_added_kept_eur * 1e-6:,.1f} "
-                f"[{r.value_added_kept_low * 1e-6:,.1f}, {r.value_added_kept_high * 1e-6:,.1f}] | "
-                f"{_price_cell(r, 'eur_per_value_added_kept', '{:,.2f}')} | "
-                f"{r.jobs_kept:,.0f} [{r.jobs_kept_low:,.0f}, {r.jobs_kept_high:,.0f}] | "
-                f"{_price_cell(r, 'eur_per_job_kept', '{:,.0f}')} |"
+                f"{va} | "
+                f"{_price_cell(r, 'eur_per_value_added_kept', '{:,.2f}', 'value_added_kept')} | "
+                f"{r.jobs_kept:,.0f} {interval_text(r.jobs_kept_low, r.jobs_kept_high, '{:,.0f}', ', ')} | "
+                f"{_price_cell(r, 'eur_per_job_kept', '{:,.0f}', 'jobs_kept')} |"
             )
         lines.append("")
     return lines

@@ -122,6 +122,16 @@ def underspent_together(spent: float, planned: float) -> str | None:
     return None
 
 
+def unreached(spent: dict[str, float], reached: dict[str, float]) -> list[str]:
+    """A sentence for each lever that spent money (`spent`: € by lever) but reached no firm
+    (`reached`: firms by lever): running costs paid for nothing."""
+    return [
+        f"{name} spent €{eur / 1e6:.1f} M and reached no firm"
+        for name, eur in spent.items()
+        if eur > 0 and reached.get(name, 0) == 0
+    ]
+
+
 def underspent(params, spent: dict[str, float]) -> list[str]:
     """A sentence for each lever whose spending (`spent`: € by lever) falls short of
     SPENT_SHARE of its plan (too few firms applied or were eligible, or whole projects or
@@ -155,6 +165,7 @@ __all__ = [
     "planned_public_cost",
     "underspent",
     "underspent_together",
+    "unreached",
     "unused_lever_settings",
     "without_levers",
 ]
