@@ -1349,21 +1349,33 @@ def calibrate_identifiability(
         fit = load_parameter_set()
         fitted = {k: v["sd_ratio"] for k, v in fit.items() if isinstance(v, dict) and "sd_ratio" in v}
 
+        def screen(advance, set_total, damaged, kept):
+            from mittelbau.experiments.experiment import ALLOWED_FOLDER
+            from mittelbau.experiments.store import FolderError
+
+            try:
+                return sobol_screen(
+                    folder,
+                    n,
+                    firms,
+                    seed,
+                    workers,
+                    run_kw={"on_damaged": damaged, "on_kept": kept},
+                    on_batch=advance,
+                    on_total=set_total,
+                    overwrite=overwrite,
+                )
+            except FolderError as exc:  # what can be done, in this command's options
+                raise FolderError(
+                    str(exc).replace(
+                        ALLOWED_FOLDER,
+                        "allowed: the same command (to resume), a larger --n (it continues the runs "
+                        "the folder holds), another --out, or --overwrite to replace it",
+                    )
+                ) from None
+
         indices, warnings = _with_progress(
-            False,
-            "identifiability",
-            lambda advance, set_total, damaged, kept: sobol_screen(
-                folder,
-                n,
-                firms,
-                seed,
-                workers,
-                run_kw={"on_damaged": damaged, "on_kept": kept},
-                on_batch=advance,
-                on_total=set_total,
-                overwrite=overwrite,
-            ),
-            "--overwrite" if overwrite else None,
+            False, "identifiability", screen, "--overwrite" if overwrite else None
         )
         for warning in warnings:  # the study's advice, in this command's option
             typer.echo(f"warning: {warning.replace('--samples', '--n')}", err=True)
@@ -1528,9 +1540,10 @@ def params(
 
 @app.command("fit-initial-state")
 def fit_initial_state(
-    out: Annotated[str, typer.Option(help="Folder for the fitted initial_propensities.toml")] = (
-        "results/initial-state"
-    ),
+    out: Annotated[
+        str | None,
+        typer.Option(help="Folder for the fitted initial_propensities.toml [default: results/initial-state]"),
+    ] = None,
     write: Annotated[
         bool,
         typer.Option("--write", help="Replace the committed calibration/initial_propensities.toml instead"),
@@ -1541,10 +1554,15 @@ def fit_initial_state(
     from mittelbau.calibration.fit_initial_state import OUTPUT_FILE, main
 
     _check_write(write)
+    if write and out is not None:
+        _fail(
+            f"--out {out} goes without --write, which replaces the committed file instead; allowed: "
+            "--out (a folder of its own) or --write"
+        )
     if write:
         written = main(OUTPUT_FILE)
     else:
-        with _written_into(out) as folder:
+        with _written_into(out or "results/initial-state") as folder:
             written = main(folder / OUTPUT_FILE.name)
     typer.echo(f"  written to {written}")
 

@@ -171,3 +171,8 @@ def test_the_screen_shows_its_progress_and_warns_of_wide_intervals(tmp_path):
     assert res.exit_code == 2 and "allowed: another --out, or --overwrite to replace it" in res.output
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "screen"), "--overwrite"])
     assert res.exit_code == 0, res.output
+    # a screen of another seed: refused with what this command can do (no --samples here)
+    res = CliRunner().invoke(app, [*args, "--seed", "3", "--out", str(tmp_path / "screen")])
+    assert res.exit_code == 2 and "another scenario seed" in res.output
+    assert "a larger --n (it continues the runs the folder holds)" in res.output
+    assert "--samples" not in res.output and "--trajectories" not in res.output

@@ -210,7 +210,11 @@ def test_fit_initial_state_write_replaces_the_committed_file(tmp_path, monkeypat
     target.parent.mkdir()
     target.write_text("stale")
     monkeypatch.setattr(script, "OUTPUT_FILE", target)
+    # --out names a folder to write into instead: with --write it is refused, not ignored
     res = CliRunner().invoke(app, ["fit-initial-state", "--write", "--out", str(tmp_path / "unused")])
+    assert res.exit_code == 2 and "--out" in res.output and "goes without --write" in res.output
+    assert target.read_text() == "stale"
+    res = CliRunner().invoke(app, ["fit-initial-state", "--write"])
     assert res.exit_code == 0, res.output
     assert tomllib.loads(target.read_text())["fit"][0]["within_tolerance"] is True
     assert not (tmp_path / "unused").exists()
