@@ -1477,7 +1477,6 @@ def dashboard(
 ) -> None:
     """Open the interactive dashboard: controls for region, size, seed and the levers, live
     charts, the firm network and a comparison with the same seed without programmes."""
-    import os
     import sys
 
     from mittelbau.dashboard.app_server import serve, server_command, server_environment
@@ -1508,7 +1507,7 @@ def dashboard(
         )
     command = server_command(host, port, open_browser)
     typer.echo(f"mittelbau dashboard on {dashboard_address(host, port)} (Ctrl-C stops it)")
-    sys.exit(serve(command, {**os.environ, **server_environment(scenario)}))
+    sys.exit(serve(command, server_environment(scenario)))
 
 
 def dashboard_address(host: str, port: int) -> str:

@@ -75,6 +75,35 @@ def test_seed_text():
     seed, notice = read_seed("abc")
     assert seed == default and "'abc'" in notice and "0 to 4294967295" in notice
     assert read_seed(str(2**32))[0] == default
+    # digits that are no decimal number (a superscript two) are an invalid seed, not an error
+    seed, notice = read_seed("²")
+    assert seed == default and "'²'" in notice
+
+
+def test_a_run_steps_no_further_than_its_horizon():
+    """The page's reset marks a run running whatever its horizon, and its render interval
+    steps several years at once: a step at the horizon changes nothing."""
+    at_start = PairedModel(firms=200, years=0)
+    at_start.running = True  # as the page's reset leaves it
+    at_start.step()
+    assert at_start.year == 2015 and not at_start.running
+    short = PairedModel(firms=200, years=2, funding_budget_eur=1e6)
+    for _ in range(4):  # two steps more than its horizon
+        short.step()
+    assert short.year == 2017 and short.baseline.year == 2017 and not short.running
+    assert list(short.history().index)[-1] == 2017
+
+
+def test_the_server_opens_a_library_scenario_by_its_name_and_no_scenario_without_one(monkeypatch, tmp_path):
+    from mittelbau.core.scenario import bundled_scenarios
+    from mittelbau.dashboard.app_server import SCENARIO_VARIABLE, server_environment
+
+    monkeypatch.chdir(tmp_path)  # a name is not a file here
+    env = server_environment("policy-mix")
+    assert env[SCENARIO_VARIABLE] == str(bundled_scenarios()["policy-mix"].resolve())
+    # a scenario named in the environment by an earlier server is not opened again
+    monkeypatch.setenv(SCENARIO_VARIABLE, env[SCENARIO_VARIABLE])
+    assert SCENARIO_VARIABLE not in server_environment(None)
 
 
 LEVERS = {"firms": 1200, "years": 6, "seed": "4242", "cooperation_projects_per_year": 6, "centres_number": 1}

@@ -162,8 +162,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         "dt_start_odds",
         0.15,
         "odds ratio",
-        "Odds of using DT (given BM) when the DT wave starts relative to 2015, in every firm "
-        "type (Stuttgart: DT share 23 % at the default)",
+        "Odds of using DT (given BM) in the run-up's first year relative to 2015, in every firm "
+        "type (Stuttgart: DT share 23 % at the default, which stays until the DT wave starts)",
         "assumption (the studies give DT shares for 2015 only, sources §2.3, §2.14; some DT is taken "
         "to predate the wave); the 2015 shares follow from it",
         0.02,
@@ -327,7 +327,8 @@ _ENTRIES: tuple[Parameter, ...] = (
         "digital_pressure_growth",
         0.04,
         "1/year",
-        "Linear growth of the digital pressure index (2015 = 1) from platform entrants",
+        "Linear growth of the digital pressure index (1 in 2016, the first projected year) from "
+        "platform entrants",
         "assumption: sources §4.9 (21 % expect a threat in future, 7 % now)",
         0.0,
         0.2,
@@ -414,7 +415,9 @@ _ENTRIES: tuple[Parameter, ...] = (
         "same_industry_ties",
         0.5,
         "share",
-        "Probability that a customer tie stays within the supplier's industry",
+        "Probability that a supplier draws a customer tie within its own industry (otherwise from "
+        "all industries, its own included; entrants take over a leaving firm's ties, not its "
+        "industry, so the share of ties within one industry thins over the years)",
         "assumption",
         0.0,
         1.0,

@@ -40,17 +40,23 @@ def server_command(host: str, port: int, open_browser: bool) -> list[str]:
     ]
 
 
-def server_environment(scenario: Path | None) -> dict[str, str]:
-    """Settings for an offline page: the page's scripts are served from the installed
-    packages, nothing is fetched through Solara's CDN proxy, and no usage data is sent; the
-    warning filters of this environment are kept, and Solara's cookie warning is not shown."""
+def server_environment(scenario: str | Path | None) -> dict[str, str]:
+    """The server's environment, this one's with the settings of an offline page: the page's
+    scripts are served from the installed packages, nothing is fetched through Solara's CDN
+    proxy, and no usage data is sent; the warning filters of this environment are kept, and
+    Solara's cookie warning is not shown. The page opens `scenario` (a file or a library
+    scenario's name, as `mittelbau run` takes it), and without one the registry defaults, even
+    where this environment names a scenario of an earlier server."""
+    from mittelbau.core.scenario import resolve_scenario
+
     filters = [f for f in (os.environ.get("PYTHONWARNINGS", ""), COOKIE_WARNING) if f]
-    env = {
+    env = {k: v for k, v in os.environ.items() if k != SCENARIO_VARIABLE}
+    env |= {
         "SOLARA_TELEMETRY_MIXPANEL_ENABLE": "False",
         "PYTHONWARNINGS": ",".join(filters),
     }
     if scenario is not None:
-        env[SCENARIO_VARIABLE] = str(Path(scenario).resolve())
+        env[SCENARIO_VARIABLE] = str(resolve_scenario(scenario).resolve())
     return env
 
 

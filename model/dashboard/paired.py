@@ -15,7 +15,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
-from mittelbau.core.categories import SIZE_CLASSES
+from mittelbau.core.categories import SIZE_CLASSES, START_YEAR
 from mittelbau.core.model import UNSET, MittelbauModel
 from mittelbau.core.parameters import BY_NAME
 from mittelbau.core.scenario import Params
@@ -26,11 +26,11 @@ NETWORK_SAMPLE = 300  # firms drawn in the network view
 
 
 def read_seed(value: Any) -> tuple[int, str | None]:
-    """The seed control is a text field: digits give the seed; anything else keeps the
+    """The seed control is a text field: decimal digits give the seed; anything else keeps the
     registry default, with a notice naming the value and what is allowed."""
     text = str(value).strip().replace("_", "")
     default = int(BY_NAME["seed"].default)
-    if not text.isdigit() or int(text) > 2**32 - 1:
+    if not (text.isascii() and text.isdecimal()) or int(text) > 2**32 - 1:
         allowed = BY_NAME["seed"].allowed()
         return default, f"seed {str(value)!r} is invalid (allowed: {allowed}); using {default}"
     return int(text), None
@@ -50,11 +50,24 @@ class PairedModel(MittelbauModel):
         self.levers_on = enabled(self.params)
         self.baseline = MittelbauModel(without_levers(self.params)) if self.levers_on else None
         self._network: tuple[np.ndarray, np.ndarray] | None = None
+        # Mesa makes `step` advance its clock before the year is simulated: at the horizon,
+        # neither happens
+        self._clock_step = self.step
+        self.step = self._step_to_horizon
 
     def step(self) -> None:
         super().step()
         if self.baseline is not None:
             self.baseline.step()
+
+    def _step_to_horizon(self) -> None:
+        """Mesa's step (its clock, then the year), up to the horizon and no further: the page's
+        reset marks a run running whatever its horizon, and its render interval steps several
+        years at a time."""
+        if self.year >= START_YEAR + self.params.years:
+            self.running = False
+            return
+        self._clock_step()
 
     # ---- views ------------------------------------------------------------------------------
     def history(self) -> pd.DataFrame:
