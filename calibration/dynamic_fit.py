@@ -35,12 +35,13 @@ particles and weights are the posterior sample
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -155,6 +156,17 @@ def _prior(names):
     )
 
 
+@contextlib.contextmanager
+def _numpy_global_seed(seed: int) -> Iterator[None]:
+    """NumPy's global generator seeded with `seed` inside, and as it was before afterwards."""
+    before = np.random.get_state()  # noqa: NPY002 - pyabc samples from the global generator
+    np.random.seed(seed)  # noqa: NPY002 - the only way to seed pyabc's internal sampling
+    try:
+        yield
+    finally:
+        np.random.set_state(before)  # noqa: NPY002
+
+
 def fit(
     out: str | Path,
     names: tuple[str, ...] = FITTED,
@@ -194,83 +206,83 @@ def fit(
     targets = dynamic_targets()
     obs = observed or {t["id"]: t["value"] for t in targets}
     # pyabc's own sampling draws from NumPy's global generator; seeding it is the library's
-    # documented way to make a fit reproducible (the model draws only from its own generator)
-    np.random.seed(seed)  # noqa: NPY002 - the only way to seed pyabc's internal sampling
+    # documented way to make a fit reproducible (the model draws only from its own generator).
+    # The caller's global state is put back afterwards.
+    with _numpy_global_seed(seed):
+        if batch > 0:
+            from mittelbau.calibration.batch_sampler import BatchSampler, ParticleModel
 
-    if batch > 0:
-        from mittelbau.calibration.batch_sampler import BatchSampler, ParticleModel
+            evaluate = partial(evaluate_particles, seed=seed, firms=firms, targets=targets, batch=batch)
+            model = ParticleModel(evaluate)
+            sampler = BatchSampler(model, batch, workers, progress=progress)
+        else:
 
-        evaluate = partial(evaluate_particles, seed=seed, firms=firms, targets=targets, batch=batch)
-        model = ParticleModel(evaluate)
-        sampler = BatchSampler(model, batch, workers, progress=progress)
-    else:
+            def model(par: dict) -> dict:
+                return simulate(dict(par), particle_seed(par, seed), firms, targets)
 
-        def model(par: dict) -> dict:
-            return simulate(dict(par), particle_seed(par, seed), firms, targets)
-
-        sampler = (
-            pyabc.sampler.SingleCoreSampler()
-            if workers == 1
-            else pyabc.sampler.MulticoreEvalParallelSampler(n_procs=workers)
+            sampler = (
+                pyabc.sampler.SingleCoreSampler()
+                if workers == 1
+                else pyabc.sampler.MulticoreEvalParallelSampler(n_procs=workers)
+            )
+        abc = pyabc.ABCSMC(
+            pyabc.FunctionModel(model, name="model"),
+            _prior(names),
+            lambda x, y: distance(x, y, targets),
+            population_size=population_size,
+            sampler=sampler,
         )
-    abc = pyabc.ABCSMC(
-        pyabc.FunctionModel(model, name="model"),
-        _prior(names),
-        lambda x, y: distance(x, y, targets),
-        population_size=population_size,
-        sampler=sampler,
-    )
-    db = f"sqlite:///{(out / 'abc.db').resolve()}"
-    design = json.dumps(
-        {
-            "names": list(names),
-            "observed": obs,
-            "targets": targets,
-            "population_size": population_size,
-            "firms": firms,
-            "seed": seed,
-        },
-        sort_keys=True,
-        default=str,
-    )
-    stamp = out / "fit.json"  # the design of the folder's history, written before the history
-    if resume and (out / "abc.db").exists():
-        if not stamp.exists():
-            raise ValueError(
-                f"{out} holds a fit history without a record of its design (fit.json); allowed: "
-                "--fresh to start it anew, or another --out"
-            )
-        if stamp.read_text() != design:
-            raise ValueError(
-                f"{out} holds a fit of another design (parameters, targets or settings); allowed: "
-                "the same command to resume, --fresh, or another --out"
-            )
-        try:
-            history = abc.load(db, 1, obs)
-        except Exception as exc:  # a history cut short as it was made, or not pyabc's
-            raise ValueError(
-                f"{out}'s fit history cannot be read ({type(exc).__name__}: interrupted as it was "
-                "made?); allowed: --fresh to start it anew, or another --out"
-            ) from None
-        done = history.max_t + 1
-    else:
-        done = 0
-        (out / "abc.db").unlink(missing_ok=True)
-        staged = stamp.with_name(stamp.name + ".partial")
-        staged.write_text(design)
-        staged.replace(stamp)
-        history = abc.new(db, obs)
-    timing = out / "wall_seconds.txt"
-    if done == 0:
-        timing.write_text("0")
-    if done < generations:
-        start = time.monotonic()
-        try:
-            history = abc.run(max_nr_populations=generations - done)
-        finally:
-            if batch > 0:
-                sampler.close()  # the batched sampler's worker processes
-        timing.write_text(f"{float(timing.read_text()) + time.monotonic() - start:.1f}")
+        db = f"sqlite:///{(out / 'abc.db').resolve()}"
+        design = json.dumps(
+            {
+                "names": list(names),
+                "observed": obs,
+                "targets": targets,
+                "population_size": population_size,
+                "firms": firms,
+                "seed": seed,
+            },
+            sort_keys=True,
+            default=str,
+        )
+        stamp = out / "fit.json"  # the design of the folder's history, written before the history
+        if resume and (out / "abc.db").exists():
+            if not stamp.exists():
+                raise ValueError(
+                    f"{out} holds a fit history without a record of its design (fit.json); allowed: "
+                    "--fresh to start it anew, or another --out"
+                )
+            if stamp.read_text() != design:
+                raise ValueError(
+                    f"{out} holds a fit of another design (parameters, targets or settings); allowed: "
+                    "the same command to resume, --fresh, or another --out"
+                )
+            try:
+                history = abc.load(db, 1, obs)
+            except Exception as exc:  # a history cut short as it was made, or not pyabc's
+                raise ValueError(
+                    f"{out}'s fit history cannot be read ({type(exc).__name__}: interrupted as it was "
+                    "made?); allowed: --fresh to start it anew, or another --out"
+                ) from None
+            done = history.max_t + 1
+        else:
+            done = 0
+            (out / "abc.db").unlink(missing_ok=True)
+            staged = stamp.with_name(stamp.name + ".partial")
+            staged.write_text(design)
+            staged.replace(stamp)
+            history = abc.new(db, obs)
+        timing = out / "wall_seconds.txt"
+        if done == 0:
+            timing.write_text("0")
+        if done < generations:
+            start = time.monotonic()
+            try:
+                history = abc.run(max_nr_populations=generations - done)
+            finally:
+                if batch > 0:
+                    sampler.close()  # the batched sampler's worker processes
+            timing.write_text(f"{float(timing.read_text()) + time.monotonic() - start:.1f}")
     frame, weights = history.get_distribution(m=0, t=history.max_t)
     rows = []
     for n in names:
