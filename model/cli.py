@@ -298,7 +298,7 @@ def _other_verdicts(h: dict) -> str:
         split = f"{pct(stuck - closed)} still there, {pct(closed)} closed; "
     g0, g1 = h["competence_gap"]
     # as many decimals as show a change that "widens" or "does not widen" speaks of
-    digits = next((d for d in (1, 2, 3) if g0 is None or g1 is None or round(g0, d) != round(g1, d)), 1)
+    digits = next((d for d in range(1, 7) if g0 is None or g1 is None or round(g0, d) != round(g1, d)), 1)
     gap = "–" if g0 is None or g1 is None else f"{g0:.{digits}f} → {g1:.{digits}f} techniques"
     widens = {True: "widens", False: "does not widen", None: "–"}[h["competence_gap_widens"]]
     return (
@@ -490,7 +490,9 @@ def run(
 def _moves(x: float) -> str:
     """Moves of the region's firms (agents × population_scale): whole where they are, else
     with the decimal that the € per move is computed from."""
-    return f"{x:+,.0f}" if float(x).is_integer() else f"{x:+,.1f}"
+    if float(x).is_integer():
+        return f"{x:+,.0f}"
+    return f"{x:+,.1f}" if abs(x) >= 0.05 else f"{x:+.2g}"
 
 
 def _runup_warning(runup: dict) -> str | None:

@@ -159,7 +159,7 @@ def test_the_run_line_shows_the_figures_the_price_is_computed_from():
     that widens is shown with the decimals that show it widening."""
     from mittelbau.cli import _moves, _other_verdicts
 
-    assert (_moves(7.5), _moves(-3.0), _moves(1200.0)) == ("+7.5", "-3", "+1,200")
+    assert (_moves(7.5), _moves(-3.0), _moves(1200.0), _moves(0.04)) == ("+7.5", "-3", "+1,200", "+0.04")
     head = {
         "middle_shrinks": False,
         "stuck_share": 0.5,
@@ -170,6 +170,9 @@ def test_the_run_line_shows_the_figures_the_price_is_computed_from():
     }
     assert "1.55 → 1.59 techniques (widens)" in _other_verdicts(head)
     assert "1.5 → 3.7 techniques" in _other_verdicts(head | {"competence_gap": [1.5, 3.7]})
+    assert "1.6001 → 1.6003 techniques (widens)" in _other_verdicts(
+        head | {"competence_gap": [1.6001, 1.6003]}
+    )
     assert "1.6 → 1.6 techniques (does not widen)" in _other_verdicts(
         head | {"competence_gap": [1.6, 1.6], "competence_gap_widens": False}
     )

@@ -155,7 +155,10 @@ def test_price_of_what_is_kept_is_undefined_where_nothing_is_kept():
     assert stakes._price_cell(pd.Series(cell | {"p": None}), "p", "{:.2f}", "k").startswith("undefined")
     # the amount kept has no interval (one run): nor has its price
     one = cell | {"p_high": None, "p_low": None, "k_low": float("nan")}
-    assert stakes._price_cell(pd.Series(one), "p", "{:.2f}", "k") == "1.50 (no interval from one run)"
+    assert (
+        stakes._price_cell(pd.Series(one), "p", "{:.2f}", "k")
+        == "1.50 (no interval from fewer than two independent runs)"
+    )
 
 
 def test_dashboard_shows_value_added_at_stake_by_stage():

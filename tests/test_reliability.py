@@ -1301,6 +1301,12 @@ def test_money_that_reaches_no_firm_is_warned_of_in_a_run_and_marked_in_a_report
     assert "*Money without reach*: centres: centres spent €" in report
     res = cli("run", "centres", *none[:4], "--out", str(tmp_path / "reached"))
     assert res.exit_code == 0 and "reached no firm" not in res.stderr
+    # a programme whose years lie after the horizon spends nothing: no money without reach
+    later = ["--set", "cooperation_start_year=2025", "--set", "cooperation_end_year=2026"]
+    res = cli(
+        "run", "policy-mix", *none[:4], *later, "--replications", "2", "--out", str(tmp_path / "l"), "-q"
+    )
+    assert res.exit_code == 0 and "Money without reach" not in (tmp_path / "l" / "report.md").read_text()
 
 
 def test_a_sensitivity_study_refuses_another_design_before_its_pilot(tmp_path, base):

@@ -484,6 +484,19 @@ def test_a_study_measuring_more_seed_noise_than_allowed_says_so():
         "aimed at; every total index carries about that much noise — use more --replications"
     ]
     assert index_warnings("sobol", indices, ["a", "b"], shares, 1024, measured=False) == []
+    # a constant output of a grouped Morris study (σ undefined for groups) is said to be constant
+    constant = pd.DataFrame(
+        {
+            "output": "c",
+            "factor": ["g1", "g2"],
+            "mu_star": 0.0,
+            "mu_star_conf": 0.0,
+            "mu": 0.0,
+            "sigma": np.nan,
+        }
+    )
+    said = index_warnings("morris", constant, ["c"], None, 8)
+    assert said == ["c: it did not vary over the sample, so every index is zero"]
     morris = pd.DataFrame(
         {"output": ["a", "b"], "mu_star": 0.1, "mu_star_conf": 0.01, "mu": 0.1, "sigma": 0.1}
     )

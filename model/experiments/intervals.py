@@ -35,7 +35,7 @@ def draw_mean_interval(
 
 
 # said where an interval has too few independent units (one run, one pair, one draw's runs)
-NO_INTERVAL = "(no interval from one run)"
+NO_INTERVAL = "(no interval from fewer than two independent runs)"
 
 
 def interval_text(low: float | None, high: float | None, fmt: str, sep: str = "–") -> str:
@@ -50,6 +50,18 @@ def band(x: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Median and the 5–95 % band of outcomes across replicates."""
     lo, med, hi = np.percentile(np.asarray(x, dtype=float), [BAND[0], 50.0, BAND[1]], axis=axis)
     return med, lo, hi
+
+
+def band_of_unbounded(x: np.ndarray) -> tuple[float, float, float]:
+    """`band` of values some of which are +inf (a price at which nothing was bought): a
+    percentile that interpolates towards an infinite value is infinite, one at a finite value
+    is that value (numpy's percentile gives NaN there, computing inf · 0)."""
+    x = np.asarray(x, dtype=float)
+    finite = x[np.isfinite(x)]
+    top = float(finite.max()) + 1.0 if len(finite) else 1.0
+    med, lo, hi = band(np.where(np.isposinf(x), top, x))
+    limit = top - 1.0 if len(finite) else 0.0
+    return tuple(v if v <= limit else np.inf for v in (med, lo, hi))  # type: ignore[return-value]
 
 
 def mean_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:

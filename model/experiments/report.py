@@ -23,6 +23,7 @@ from mittelbau.experiments.intervals import (
     LEVEL,
     NO_INTERVAL,
     band,
+    band_of_unbounded,
     draw_mean_interval,
     interval_text,
     seeds_per_draw,
@@ -265,6 +266,7 @@ def _lever_row(
         med, lo, hi = band(vals) if len(vals) else (np.nan,) * 3
         row |= {k: med, f"{k}_low": lo, f"{k}_high": hi, f"{k}_runs": len(vals)}
     cost = float(np.mean([r["total_cost_eur"] for r in records]))
+    row["reached_any"] = any((r.get("firms_reached_region") or 0) > 0 for r in records)
     row["planned_cost_eur"] = planned
     row["mean_cost_eur"] = cost
     extra = np.array([r["additional_upward_moves_region"] for r in records], dtype=float)
@@ -399,9 +401,13 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
     over runs for a number."""
     table = horizon_outcomes(ens)
     names = list(ens["manifest"]["scenarios"])
-    # a run with programmes but no value of an outcome that has an `undefined` value (a price
-    # at which no move was bought) counts as that value, as in discovery
-    programmes = {r["scenario"]: bool(r["summary"].get("policy")) for r in ens["summaries"]}
+    # a run whose programmes spent money but have no value of an outcome that has an
+    # `undefined` value (a price at which no move was bought) counts as that value, as in
+    # discovery (the table's rows are the summaries' runs, in order)
+    spent = pd.Series(
+        [(r["summary"].get("policy") or {}).get("total_cost_eur", 0.0) > 0 for r in ens["summaries"]],
+        index=table.index,
+    )
     split = spread(ens)
     lines = [
         "| outcome | unit | at the horizon | " + " | ".join(names) + " |",
@@ -410,9 +416,10 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
     for o in OUTCOMES.values():
         cells = []
         for name in names:
-            values = table.loc[table["scenario"] == name, o.name]
-            if o.undefined is not None and programmes.get(name):
-                values = values.astype(float).fillna(o.undefined)
+            mine = table["scenario"] == name
+            values = table.loc[mine, o.name]
+            if o.undefined is not None:
+                values = values.astype(float).where(values.notna() | ~spent[mine], o.undefined)
             values = values.dropna()
             if o.kind is bool:
                 p, lo, hi = wilson_interval(int(values.astype(bool).sum()), len(values))
@@ -421,8 +428,7 @@ def outcome_table(ens: dict[str, Any]) -> list[str]:
                 cells.append(f"{p:.0%} of runs [{lo:.0%}–{hi:.0%}]" if len(values) else "–")
             elif len(values):
                 x = values.to_numpy(dtype=float)
-                with np.errstate(invalid="ignore"):  # between two infinite values: infinite
-                    med, lo, hi = np.nan_to_num(band(x), nan=np.inf, posinf=np.inf)
+                med, lo, hi = band_of_unbounded(x)
                 total = int((table["scenario"] == name).sum())
                 # runs where the outcome has no value, or its undefined value, say so
                 defined = "" if len(values) == total else f" ({len(values)} of {total} runs)"
@@ -669,7 +675,7 @@ def write_report(folder: str | Path, on_note: Callable[[str], None] | None = Non
                     f"{r.scenario}: {r.lever} spent €{r.mean_cost_eur / 1e6:.1f} M of its "
                     f"€{r.planned_cost_eur / 1e6:.1f} M on average"
                 )
-            if alone and r.firms_reached_region_high == 0:  # no run reached a firm
+            if alone and r.mean_cost_eur > 0 and not r.reached_any:  # money, and no firm in any run
                 unreached_.append(f"{r.scenario}: {r.lever} spent €{r.mean_cost_eur / 1e6:.1f} M on average")
             lines.append(
                 f"| {r.scenario} | {r.lever} | {r.planned_cost_eur / 1e6:.1f} | "

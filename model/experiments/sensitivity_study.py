@@ -378,7 +378,7 @@ def index_warnings(
         share = np.nan if shares is None else float(shares.get(o, np.nan))
         if o not in done:
             notes.append(f"{o}: no indices — it had no value in some run")
-        elif not indices.loc[indices["output"] == o].select_dtypes("number").to_numpy().any():
+        elif not np.nan_to_num(indices.loc[indices["output"] == o].select_dtypes("number").to_numpy()).any():
             notes.append(f"{o}: it did not vary over the sample, so every index is zero")
         elif shares is not None and not np.isfinite(share):
             why = "no variance" if measured else "the pilot saw no variance in it"
