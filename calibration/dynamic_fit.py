@@ -272,8 +272,10 @@ def fit(
             staged.write_text(design)
             staged.replace(stamp)
             history = abc.new(db, obs)
+        # wall time of every session of the fit, an interrupted one's included (its finished
+        # generations stay in the history)
         timing = out / "wall_seconds.txt"
-        if done == 0:
+        if done == 0 or not timing.exists():  # a history cut off before its first time was kept
             timing.write_text("0")
         if done < generations:
             start = time.monotonic()
@@ -282,7 +284,7 @@ def fit(
             finally:
                 if batch > 0:
                     sampler.close()  # the batched sampler's worker processes
-            timing.write_text(f"{float(timing.read_text()) + time.monotonic() - start:.1f}")
+                timing.write_text(f"{float(timing.read_text()) + time.monotonic() - start:.1f}")
     frame, weights = history.get_distribution(m=0, t=history.max_t)
     rows = []
     for n in names:

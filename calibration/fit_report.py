@@ -161,14 +161,54 @@ TARGET_CHOICES = {
 }
 
 
+# the fields a statistic reads beside population, year and value
+STATISTIC_FIELDS = {
+    "stage_share": ("group", "stage"),
+    "bm_share": ("group",),
+    "dt_share": ("group",),
+    "bm_introduced_since": ("since",),
+    "bm_motive_share": ("motive",),
+    "engagement_share": ("level",),
+    "techniques_share": ("low", "high"),
+    "bm_introduced_any_since": ("group", "since"),
+    "service_revenue_share_above": ("threshold",),
+    "market_share": ("position",),
+    "dt_item_share": ("item",),
+    "bm_dropped_share": ("from_year",),
+}
+
+
 def _check_target(t: dict) -> None:
-    """A target's statistic, categorical fields, group and sample size, checked before any run."""
+    """A target's fields, statistic, categorical fields, group, years and sample size,
+    checked before any run."""
     name = t.get("id", "?")
+    for key in ("population", "statistic", "year", "value"):
+        if key not in t:
+            raise ValueError(
+                f"target {name!r} has no {key}; allowed: a target with {key} (see its file's header)"
+            )
     if t["statistic"] not in STATISTICS and t["statistic"] not in CHANGES:
         raise ValueError(
             f"target {name!r}: unknown statistic {t['statistic']!r}; allowed: "
             f"{', '.join(sorted([*STATISTICS, *CHANGES]))}"
         )
+    for key in STATISTIC_FIELDS.get(t["statistic"], ()):
+        if key not in t:
+            raise ValueError(
+                f"target {name!r}: statistic {t['statistic']!r} needs {key}; allowed: a target with {key}"
+            )
+    years = [("year", t["year"])] + ([("from_year", t["from_year"])] if "from_year" in t else [])
+    for key, year in years:
+        if not isinstance(year, int) or isinstance(year, bool) or year < START_YEAR:
+            raise ValueError(
+                f"target {name!r}: {key} = {year!r}; allowed: a year from {START_YEAR} (the states a "
+                "run keeps for its statistics)"
+            )
+    if "from_year" in t and not t["from_year"] < t["year"]:
+        raise ValueError(f"target {name!r}: from_year = {t['from_year']} is not before year = {t['year']}")
+    for key in ("n", "se"):
+        if key in t and not (isinstance(t[key], int | float) and not isinstance(t[key], bool) and t[key] > 0):
+            raise ValueError(f"target {name!r}: {key} = {t[key]!r}; allowed: a number above 0")
     for key, allowed in TARGET_CHOICES.items():
         if key in t and t[key] not in allowed:
             raise ValueError(f"target {name!r}: {key} = {t[key]!r}; allowed: {', '.join(allowed)}")
@@ -193,6 +233,8 @@ def load_targets() -> list[dict]:
     be read or a target that cannot be measured is a ValueError naming it."""
     static = _read_targets("initial_state_targets.toml")
     behaviour = _read_targets("targets.toml")
+    for t in behaviour["target"]:
+        _check_target(t)
     targets = []
     for t in static["target"]:
         stage = f"{t['stage']}" if "stage" in t else ""

@@ -700,7 +700,12 @@ def append_to_report(page: Path, replications: int, firms: int, seed: int) -> Va
     return v
 
 
+# the files of the checks beside a page of them (validation.md or the fit report)
+FILES = ("validation.csv", "validation_regions.csv", "validation.png")
+
+
 def _write_files(v: Validation, out: Path) -> None:
-    v.table.to_csv(out / "validation.csv", index=False, float_format="%.6g")
-    v.regions.to_csv(out / "validation_regions.csv", index=False, float_format="%.6g")
-    plot_validation(v, out / "validation.png")
+    table, regions, figure = (out / name for name in FILES)
+    v.table.to_csv(table, index=False, float_format="%.6g")
+    v.regions.to_csv(regions, index=False, float_format="%.6g")
+    plot_validation(v, figure)

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -182,12 +182,13 @@ def _holds_experiment(folder: Path) -> bool:
     )
 
 
-def _staged(folder: Path) -> contextlib.AbstractContextManager[Path]:
+def _staged(folder: Path, gone: Sequence[str] = ()) -> contextlib.AbstractContextManager[Path]:
     """A temporary folder in `folder` that a report is written into, put in place only once
-    all its files are written (`store.staged`)."""
+    all its files are written (`store.staged`; the files named in `gone` that it does not write
+    are removed then)."""
     from mittelbau.experiments.store import staged
 
-    return staged(folder)
+    return staged(folder, gone)
 
 
 def _targets_checked() -> None:
@@ -1102,7 +1103,10 @@ def calibrate_report(
     _targets_checked()
     with _written_into(out) as folder:
         _write_figures_to_files()
-        with _staged(folder) as staging:
+        from mittelbau.calibration.validation import FILES as VALIDATION_FILES
+
+        # a report without validation leaves none of an earlier report's validation files
+        with _staged(folder, gone=VALIDATION_FILES) as staging:
             page, table = write_fit_report(staging, replications, firms, seed)
             if validation:
                 from mittelbau.calibration.validation import REPLICATIONS, append_to_report

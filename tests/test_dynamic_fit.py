@@ -111,6 +111,10 @@ def test_a_history_without_its_design_or_cut_short_is_refused_with_one_line(tmp_
         fit(tmp_path, names, observed, resume=True, **kw)
     again = fit(tmp_path, names, observed, resume=False, **kw)  # --fresh: anew, the record first
     assert again.generations == 1 and (tmp_path / "fit.json").read_text() == design
+    # a history whose record of wall time was lost (killed as it began) resumes, counting anew
+    (tmp_path / "wall_seconds.txt").unlink()
+    more = fit(tmp_path, names, observed, resume=True, **{**kw, "generations": 2})
+    assert more.generations == 2 and more.wall_seconds > 0
 
 
 def _result() -> FitResult:

@@ -209,6 +209,14 @@ def test_cli_report_writes_its_files(tmp_path):
     assert "targets within 2 standard errors" in res.output
     for name in ("fit_report.md", "fit_report.csv", "fit_report.png", "region_predictions.csv"):
         assert (tmp_path / name).exists(), name
+    from mittelbau.calibration.validation import FILES
+
+    assert all((tmp_path / name).exists() for name in FILES)
+    # the same folder's report without validation leaves no validation file of the one before
+    args = ["--out", str(tmp_path), "--replications", "2", "--firms", "600", "--no-validation"]
+    assert CliRunner().invoke(app, ["calibrate", "report", *args]).exit_code == 0
+    assert not any((tmp_path / name).exists() for name in FILES)
+    assert "Checks against data not used in fitting" not in (tmp_path / "fit_report.md").read_text()
     bad = CliRunner().invoke(app, ["calibrate", "report", "--replications", "1"])
     assert bad.exit_code == 2 and "--replications = 1 is invalid; allowed: 2 or more" in bad.output
 
@@ -226,8 +234,24 @@ def test_cli_report_writes_its_files(tmp_path):
             "'position:retail'",
         ),
         (lambda text: None, "cannot be read"),
+        (lambda text: re.sub(r"(?m)^year = 2016\n", "", text, count=1), "has no year"),
+        (lambda text: re.sub(r"(?m)^n = 203$", "n = 0", text, count=1), "n = 0; allowed: a number above 0"),
+        (
+            lambda text: re.sub(r"(?m)^year = 2016$", "year = 2010", text, count=1),
+            "allowed: a year from 2015",
+        ),
+        (lambda text: re.sub(r"(?m)^from_year = 2016\n", "", text, count=1), "needs from_year"),
     ],
-    ids=["unknown level", "broken file", "unknown position", "missing file"],
+    ids=[
+        "unknown level",
+        "broken file",
+        "unknown position",
+        "missing file",
+        "no year",
+        "n 0",
+        "early",
+        "from",
+    ],
 )
 def test_a_broken_targets_file_is_one_line_before_anything_runs(tmp_path, monkeypatch, change, said):
     """`calibrate report`, `fit` and `identify` read and check the targets first: a file that
