@@ -1233,7 +1233,8 @@ def calibrate_fit(
                 f"sd/prior sd {r.sd_ratio:.2f}{flag}"
             )
         result.posterior.to_csv(folder / "posterior_summary.csv", index=False, float_format="%.6g")
-        settings = {"population": population, "generations": generations, "firms": firms, "seed": seed}
+        # the generations the fit has (a folder's fit of more than asked is returned whole)
+        settings = {"population": population, "generations": result.generations, "firms": firms, "seed": seed}
         write_posterior(result, folder / "posterior_sample.csv", settings)
         if write:
             # the posterior sample first (written whole and read back), the parameter set the

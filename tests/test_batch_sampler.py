@@ -185,3 +185,8 @@ def test_calibrate_fit_shows_a_line_per_generation(tmp_path):
     assert [label for label, _ in lines] == ["initial sample", "generation 1/2", "generation 2/2"]
     total = int(re.search(r"(\d+) simulations", res.output).group(1))
     assert sum(int(k) for _, k in lines) == total
+    # the folder's fit of 2 generations, asked again for 1: returned whole, and recorded so
+    res = CliRunner().invoke(app, [*args, "--generations", "1", "--firms", "150"])
+    assert res.exit_code == 0 and "2 generations" in res.output
+    header = (tmp_path / "fit" / "posterior_sample.csv").read_text().splitlines()
+    assert "# generations: 2" in header and "# generations done: 2" in header
