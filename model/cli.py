@@ -1568,7 +1568,7 @@ def fit_initial_state(
     if write:
         written = main(OUTPUT_FILE)
     else:
-        with _written_into(out or "results/initial-state") as folder:
+        with _written_into("results/initial-state" if out is None else out) as folder:
             written = main(folder / OUTPUT_FILE.name)
     typer.echo(f"  written to {written}")
 
