@@ -301,6 +301,7 @@ def test_seed_arguments_follow_mesa():
     assert len(fresh) == 3  # None: fresh entropy, as in Mesa
     with pytest.raises(ValueError, match="allowed: one of them"):
         MittelbauModel(firms=200, rng=1, seed=2)
+    assert MittelbauModel(firms=200, rng=None, seed=5).params.seed == 5  # the seed, as in Mesa
     with pytest.raises(ScenarioError, match="parameter 'seed' = -3 is invalid; allowed: an integer from 0"):
         MittelbauModel(firms=200, rng=-3)
     m = MittelbauModel(firms=200, years=0)
@@ -310,6 +311,20 @@ def test_seed_arguments_follow_mesa():
     assert m.running
     m.step()
     assert not m.running and m.year == 2017
+
+
+def test_run_goes_to_the_horizon_from_where_the_model_is():
+    """`run` steps while the run is running: after steps of its own, run twice, or from the
+    run-up's start (`run_up=False`), it ends at the horizon, 2015 + years, as `run` alone does."""
+    whole = MittelbauModel(firms=300, years=3, rng=1).run()
+    stepped = MittelbauModel(firms=300, years=3, rng=1)
+    stepped.step()
+    assert stepped.run().year == 2018 == whole.year
+    np.testing.assert_array_equal(stepped.state.stage, whole.state.stage)
+    assert MittelbauModel(firms=300, years=2, rng=1).run().run().year == 2017
+    early = MittelbauModel(firms=300, years=1, rng=1, run_up=False)
+    assert early.year == early.first_year and early.running
+    assert early.run().year == 2016 and not early.running
 
 
 def test_solara_reset_rebuilds_the_plain_and_the_paired_model():

@@ -1025,6 +1025,12 @@ def test_a_study_of_factors_no_run_reads_gives_zero_indices_not_an_error(tmp_pat
     assert (tmp_path / "sobol.png").read_bytes()[:4] == b"\x89PNG" and (tmp_path / "sensitivity.md").exists()
 
 
+def test_a_study_of_an_unknown_method_is_refused_before_it_runs(tmp_path, tiny):
+    with pytest.raises(FactorError, match="method 'sobel' is invalid; allowed: morris, sobol"):
+        run_study("sobel", tiny, tmp_path / "s", 8, ["exit_rate"])
+    assert not (tmp_path / "s").exists()
+
+
 def test_seed_zero_reproduces_the_sobol_intervals():
     """SALib seeds its bootstrap only with a seed that is true: the study's seed 0 is passed
     as another fixed seed, so the intervals of seed 0 are the same every time."""

@@ -191,7 +191,8 @@ class MittelbauModel(mesa.Model):
     ) -> None:
         if rng is not UNSET and seed is not UNSET and rng is not None and seed is not None:
             raise ValueError(f"rng = {rng!r} and seed = {seed!r} given; allowed: one of them")
-        given = rng if rng is not UNSET else seed
+        # as Mesa's Model: a seed given beside rng=None is the seed
+        given = rng if rng is not UNSET and (rng is not None or seed is UNSET) else seed
         if scenario is not None:
             extra = {k: v for k, v in scenario if k not in ("model", "rng")}
             overrides = {**extra, **overrides}
@@ -326,7 +327,7 @@ class MittelbauModel(mesa.Model):
         self.horizon_rows: dict[str, list] = {"year": [], **{name: [] for name in reporters()}}
         self._competence: np.ndarray | None = None
         self._record()
-        self.running = params.years > 0
+        self.running = self.year < START_YEAR + params.years
 
     def adopt_runup(self, runup: RunUpState) -> None:
         """Take a run-up (`RunUpState`, of a run at 2015 whose seed and parameters acting before
@@ -504,9 +505,10 @@ class MittelbauModel(mesa.Model):
         self.running = self.year < START_YEAR + self.params.years
 
     def run(self) -> MittelbauModel:
-        """Run to the horizon: `years` after 2015."""
-        if self.params.years:
-            self.run_for(self.params.years)
+        """Run to the horizon, `years` after 2015, from where the model is (2015 after the
+        run-up; its first year with `run_up=False`); a model at its horizon stays there."""
+        while self.running:
+            self.step()
         return self
 
     # ---- entry and exit -----------------------------------------------------------------------

@@ -1,13 +1,15 @@
 """The model for EMA Workbench (the `discovery` extra): an EMA `Model` whose uncertainties,
 levers and outcomes come from the registries.
 
-Uncertainties are the registry's numeric uncertainties, levers its lever parameters (numeric
+Uncertainties are the factors of a study (`sensitivity.factors`: the registry's uncertainties
+over their exploration ranges, the mechanisms' switches among them, the economics' parameters,
+which no outcome reads, left out), levers its lever parameters (numeric
 ones over their exploration ranges, targeting and other choices as categories; start and end
 years stay as the scenario sets them), outcomes those of the outcome registry
 (`mittelbau.core.outcomes`), and every other value of the scenario a constant — so
 `perform_experiments(ema_model(), …)` followed by EMA's PRIM runs as it stands:
 
-    from ema_workbench import SequentialEvaluator, perform_experiments
+    from ema_workbench import perform_experiments
     from ema_workbench.analysis import prim
 
     model = ema_model()

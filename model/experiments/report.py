@@ -136,6 +136,9 @@ def verdict_probabilities(ens: dict[str, Any]) -> pd.DataFrame:
 
 
 def verdict_sentence(row: pd.Series, posterior: bool = False) -> str:
+    """The report's sentence for a row of `verdicts`: the share of runs (for a posterior
+    ensemble, the posterior-predictive probability) in which the middle hollows out by the
+    horizon, its interval, the median year, and the share still hollowed out at the horizon."""
     interval = f"{LEVEL:.0%} interval {row.p_low:.0%}–{row.p_high:.0%}"
     # a middle below the threshold in some year may be above it again at the horizon
     still = getattr(row, "p_hollowed_end", np.nan)

@@ -200,6 +200,8 @@ MOST_SAMPLES = 2**16  # Sobol: at 45 factors, 3 million points (N = 1024 is the 
 def check_size(method: str, size: int) -> None:
     """Morris needs 2 to MOST_TRAJECTORIES trajectories; Sobol a power of two from 8 to
     MOST_SAMPLES base samples (more would not fit a design in memory)."""
+    if method not in ("morris", "sobol"):
+        raise FactorError(f"method {method!r} is invalid; allowed: morris, sobol")
     if method == "morris" and not 2 <= size <= MOST_TRAJECTORIES:
         raise FactorError(f"--trajectories = {size} is invalid; allowed: 2 to {MOST_TRAJECTORIES:,}")
     if method == "sobol" and (not 8 <= size <= MOST_SAMPLES or size & (size - 1)):
