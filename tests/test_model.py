@@ -1,5 +1,7 @@
 """The vectorised model: stage rule, bookkeeping, reproducibility, mechanisms in isolation."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -396,3 +398,23 @@ def test_trait_norms_of_a_size_class_whose_firms_cannot_adopt_are_one():
     assert (dt_traits(s, m.params)[(s.size == cls) & ~s.dt] == 0).all()
     s.financing_constraint[(s.size == cls) & ~s.dt] = False  # a factor above 0: its mean as before
     assert trait_norms(s, m.params)[0][cls] > 0
+
+
+def test_the_python_entry_points_name_an_argument_of_the_wrong_type(tmp_path):
+    """What a notebook gets wrong first: a dict for a parameter set, a parameter set for a
+    scenario, one scenario for a list, a string for a number or for a list of assignments —
+    each a TypeError naming the argument and what is allowed, before anything is written."""
+    from mittelbau import load_scenario, run_ensemble, simulate
+
+    scenario = load_scenario(None, ["firms=200", "years=1"])
+    cases = [
+        (lambda: MittelbauModel({"firms": 500}), "params = dict"),
+        (lambda: simulate(scenario.params), "allowed: a Scenario"),
+        (lambda: run_ensemble(scenario, 2, tmp_path / "e"), "allowed: a list of Scenario"),
+        (lambda: run_ensemble([scenario], "2", tmp_path / "e"), "replications = '2'"),
+        (lambda: load_scenario(None, "firms=500"), "e.g. ['firms=500']"),
+    ]
+    for call, said in cases:
+        with pytest.raises(TypeError, match=re.escape(said)):
+            call()
+    assert not (tmp_path / "e").exists()

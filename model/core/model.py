@@ -202,6 +202,11 @@ class MittelbauModel(mesa.Model):
             overrides["seed"] = root_seed(given)
         if params is None:
             params = make_params(overrides)
+        elif not isinstance(params, Params):
+            raise TypeError(
+                f"params = {type(params).__name__} {str(params)[:60]}; allowed: a parameter set "
+                "(make_params({...}) or a scenario's .params), or the parameters as keywords"
+            )
         elif overrides:
             params = params.with_overrides(overrides)
         super().__init__(rng=params.seed)

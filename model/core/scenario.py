@@ -200,6 +200,10 @@ def load_scenario(
     """Read a scenario file or library scenario (the defaults when `path` is None), apply
     `--set` assignments and a seed, and validate everything. `name` renames the result (e.g.
     one file run for several regions in one ensemble)."""
+    if isinstance(assignments, str):  # one string would be read as its characters
+        raise TypeError(
+            f"assignments = {assignments!r}; allowed: a list of 'name=value' strings, e.g. [{assignments!r}]"
+        )
     data: dict[str, Any] = {"name": "defaults", "description": "registry defaults"}
     where = "defaults"
     if path is not None:

@@ -431,6 +431,12 @@ def run_ensemble(
     With `posterior`, each replicate draws its parameter set from the sample (see `plan`).
     Scenarios of other horizons are refused before anything is written (`one_horizon`).
     """
+    if isinstance(scenarios, Scenario) or not all(isinstance(s, Scenario) for s in scenarios):
+        raise TypeError(
+            "scenarios: allowed: a list of Scenario (load_scenario), one of them for one scenario"
+        )
+    if isinstance(replications, bool) or not isinstance(replications, int | np.integer):
+        raise TypeError(f"replications = {replications!r}; allowed: an integer of 1 or more")
     check(executor, workers, scheduler)
     one_horizon(scenarios)
     out = Path(out)

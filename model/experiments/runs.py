@@ -59,6 +59,11 @@ def simulate(
     programme (and each lever alone, for a mix), on common random numbers, to count the
     additional upward moves. `on_year` is called after every simulated year (for progress)."""
     scenario = scenario or load_scenario(None)
+    if not isinstance(scenario, Scenario):
+        raise TypeError(
+            f"scenario = {type(scenario).__name__} {str(scenario)[:60]}; allowed: a Scenario "
+            "(load_scenario(path, ['name=value', …]))"
+        )
     return _collect(scenario, [_run(p, on_year) for p in run_parameters(scenario.params)])
 
 
