@@ -1029,6 +1029,11 @@ def test_a_study_of_an_unknown_method_is_refused_before_it_runs(tmp_path, tiny):
     with pytest.raises(FactorError, match="method 'sobel' is invalid; allowed: morris, sobol"):
         run_study("sobel", tiny, tmp_path / "s", 8, ["exit_rate"])
     assert not (tmp_path / "s").exists()
+    from mittelbau.experiments.discovery import discover
+
+    with pytest.raises(FactorError, match="samples = 0 is invalid; allowed: an integer of 2 or more"):
+        discover(tiny, tmp_path / "d", 0, ["exit_rate"])
+    assert not (tmp_path / "d").exists()
 
 
 def test_seed_zero_reproduces_the_sobol_intervals():

@@ -24,6 +24,7 @@ from mittelbau.core.scenario import Scenario
 from mittelbau.experiments.experiment import evaluate_points
 from mittelbau.experiments.extras import needs_extra
 from mittelbau.experiments.sensitivity import (
+    FactorError,
     factors,
     held_factors,
     held_line,
@@ -87,8 +88,6 @@ def parse_case(text: str) -> Case:
         + ", ".join(numbers)
     )
     if not m or m.group(1) not in numbers:
-        from mittelbau.experiments.sensitivity import FactorError
-
         raise FactorError(f"case of interest {text!r} is invalid; allowed: {allowed}")
     return Case(m.group(1), m.group(2), float(m.group(3)))
 
@@ -177,6 +176,8 @@ def discover(
     label `case`). One process writes into `out` at a time; `overwrite` empties it first (with
     its lock held)."""
     require_prim()
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise FactorError(f"samples = {samples!r} is invalid; allowed: an integer of 2 or more")
     case = parse_case(case) if isinstance(case, str) else case
     out = Path(out)
     # before the folder exists: nothing half-written
